@@ -1,0 +1,109 @@
+//! The audit log: who did what to which record, when. Append-only: the contract has
+//! no way to change or remove an entry, and adapters refuse to.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::{
+    api_keys::ApiKey,
+    authz::{Principal, Resource},
+    crm::{Crm, PageRequest},
+    entity::{Entity, entity_meta},
+    error::Result,
+    id::{Id, Meta},
+    storage::{EntityKind, FieldValue, Filter, Page},
+    users::User,
+};
+
+/// One audited change, written in the same atomic batch as the change itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditLog {
+    /// Common metadata; `created_at` is when it happened.
+    pub meta: Meta,
+    /// The acting user (the key's owner for API keys).
+    pub actor_id: Option<Id<User>>,
+    /// The API key used, if any.
+    pub api_key_id: Option<Id<ApiKey>>,
+    /// `<kind>.<action>`, e.g. `invoice.issued`.
+    pub action: String,
+    /// The kind of the changed record.
+    pub entity_kind: EntityKind,
+    /// The changed record's id.
+    pub entity_id: Uuid,
+    /// `{"after": …}` on create, `{"changes": {field: {from, to}}}` on update,
+    /// `{"before": …}` on delete; secrets are never included.
+    pub changes: Value,
+}
+
+impl Entity for AuditLog {
+    const KIND: EntityKind = EntityKind::AuditLog;
+    const RESOURCE: Resource = Resource::AuditLogs;
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("actor_id", self.actor_id.into()),
+            ("action", self.action.as_str().into()),
+            ("entity_kind", self.entity_kind.as_str().into()),
+            ("entity_id", self.entity_id.into()),
+        ]);
+    }
+}
+
+/// Filters for reading the audit log.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Only this actor's entries.
+    pub actor_id: Option<Id<User>>,
+    /// Only entries about this kind.
+    pub entity_kind: Option<EntityKind>,
+    /// Only entries about this record.
+    pub entity_id: Option<Uuid>,
+    /// Only entries at or after this instant.
+    pub from: Option<DateTime<Utc>>,
+    /// Only entries before this instant.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Reading the audit log (admins only). There is no write method.
+#[derive(Clone, Copy, Debug)]
+pub struct Audit<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The audit log service.
+    pub fn audit(&self) -> Audit<'_> {
+        Audit { crm: self }
+    }
+}
+
+impl Audit<'_> {
+    /// A page of entries.
+    pub async fn list(&self, p: &Principal, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditLog>> {
+        let mut filters = Vec::new();
+        if let Some(actor) = filter.actor_id {
+            filters.push(Filter::eq("actor_id", actor));
+        }
+        if let Some(kind) = filter.entity_kind {
+            filters.push(Filter::eq("entity_kind", kind.as_str()));
+        }
+        if let Some(id) = filter.entity_id {
+            filters.push(Filter::eq("entity_id", id));
+        }
+        if let Some(from) = filter.from {
+            filters.push(Filter::gte("created_at", from));
+        }
+        if let Some(to) = filter.to {
+            filters.push(Filter::lt("created_at", to));
+        }
+        self.crm.list(p, filters, page).await
+    }
+
+    /// One entry.
+    pub async fn get(&self, p: &Principal, id: Id<AuditLog>) -> Result<AuditLog> {
+        self.crm.read(p, id).await
+    }
+}

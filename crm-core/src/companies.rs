@@ -1,0 +1,215 @@
+//! Customer companies.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    authz::{Action, Principal, Resource},
+    crm::{Crm, PageRequest},
+    entity::{Entity, entity_meta, reference},
+    error::{Result, Validator},
+    id::{Id, Meta},
+    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    users::User,
+};
+
+/// A customer company.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Company {
+    /// Common metadata.
+    pub meta: Meta,
+    /// Name.
+    pub name: String,
+    /// Industry.
+    pub industry: Option<String>,
+    /// Website.
+    pub website: Option<String>,
+    /// Main email.
+    pub email: Option<String>,
+    /// Main phone.
+    pub phone: Option<String>,
+    /// Postal address.
+    pub address: Option<String>,
+    /// The responsible user.
+    pub owner_id: Id<User>,
+}
+
+impl Entity for Company {
+    const KIND: EntityKind = EntityKind::Company;
+    const RESOURCE: Resource = Resource::Companies;
+    const SORTABLE: &'static [&'static str] = &["name", "created_at", "updated_at"];
+    const SEARCHABLE: &'static [&'static str] = &["name", "email"];
+    const OWNER_FIELD: Option<&'static str> = Some("owner_id");
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("name", self.name.as_str().into()),
+            ("email", self.email.as_ref().map(|e| e.to_lowercase()).into()),
+            ("industry", self.industry.clone().into()),
+            ("owner_id", self.owner_id.into()),
+            ("company_id", self.meta.id.into()),
+        ]);
+    }
+    fn references(&self) -> Vec<Reference> {
+        vec![reference("owner_id", self.owner_id)]
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.owner_id.uuid()]
+    }
+    fn company(&self) -> Option<uuid::Uuid> {
+        Some(self.meta.id)
+    }
+}
+
+/// Input to create a company.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NewCompany {
+    /// Name.
+    pub name: String,
+    /// Industry.
+    pub industry: Option<String>,
+    /// Website.
+    pub website: Option<String>,
+    /// Main email.
+    pub email: Option<String>,
+    /// Main phone.
+    pub phone: Option<String>,
+    /// Postal address.
+    pub address: Option<String>,
+    /// The responsible user; default: the creator.
+    pub owner_id: Option<Id<User>>,
+}
+
+/// Changes to a company; absent fields stay, `Some(None)` clears an optional one.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct CompanyPatch {
+    /// The version read; a stale one is a conflict.
+    pub version: Option<u64>,
+    /// New name.
+    pub name: Option<String>,
+    /// New industry.
+    pub industry: Option<Option<String>>,
+    /// New website.
+    pub website: Option<Option<String>>,
+    /// New email.
+    pub email: Option<Option<String>>,
+    /// New phone.
+    pub phone: Option<Option<String>>,
+    /// New address.
+    pub address: Option<Option<String>>,
+    /// New responsible user.
+    pub owner_id: Option<Id<User>>,
+}
+
+/// Filters for listing companies.
+#[derive(Clone, Debug, Default)]
+pub struct CompanyFilter {
+    /// Only this owner's.
+    pub owner_id: Option<Id<User>>,
+    /// Only this industry.
+    pub industry: Option<String>,
+}
+
+impl Company {
+    fn validate(&self) -> Result<()> {
+        let mut v = Validator::new();
+        v.text("name", &self.name, 200)
+            .opt_text("industry", self.industry.as_deref(), 100)
+            .opt_text("website", self.website.as_deref(), 500)
+            .opt_text("phone", self.phone.as_deref(), 50)
+            .opt_text("address", self.address.as_deref(), 1000);
+        if let Some(email) = &self.email {
+            v.email("email", email);
+        }
+        v.finish()
+    }
+}
+
+/// The companies service.
+#[derive(Clone, Copy, Debug)]
+pub struct Companies<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The companies service.
+    pub fn companies(&self) -> Companies<'_> {
+        Companies { crm: self }
+    }
+}
+
+impl Companies<'_> {
+    /// Creates a company.
+    pub async fn create(&self, p: &Principal, input: NewCompany) -> Result<Company> {
+        self.crm.authorize(p, Resource::Companies, Action::Create)?;
+        let company = Company {
+            meta: self.crm.new_meta(p.tenant_id()),
+            name: input.name,
+            industry: input.industry,
+            website: input.website,
+            email: input.email,
+            phone: input.phone,
+            address: input.address,
+            owner_id: input.owner_id.unwrap_or(p.user_id()),
+        };
+        company.validate()?;
+        let mut tx = self.crm.tx(p);
+        tx.insert(&company)?;
+        tx.commit().await?;
+        Ok(company)
+    }
+
+    /// One company.
+    pub async fn get(&self, p: &Principal, id: Id<Company>) -> Result<Company> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of companies.
+    pub async fn list(&self, p: &Principal, filter: &CompanyFilter, page: &PageRequest) -> Result<Page<Company>> {
+        let mut filters = Vec::new();
+        if let Some(owner) = filter.owner_id {
+            filters.push(Filter::eq("owner_id", owner));
+        }
+        if let Some(industry) = &filter.industry {
+            filters.push(Filter::eq("industry", industry.as_str()));
+        }
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Changes a company.
+    pub async fn update(&self, p: &Principal, id: Id<Company>, patch: CompanyPatch) -> Result<Company> {
+        let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
+        let mut after = before.clone();
+        if let Some(v) = patch.name {
+            after.name = v;
+        }
+        if let Some(v) = patch.industry {
+            after.industry = v;
+        }
+        if let Some(v) = patch.website {
+            after.website = v;
+        }
+        if let Some(v) = patch.email {
+            after.email = v;
+        }
+        if let Some(v) = patch.phone {
+            after.phone = v;
+        }
+        if let Some(v) = patch.address {
+            after.address = v;
+        }
+        if let Some(v) = patch.owner_id {
+            after.owner_id = v;
+        }
+        after.validate()?;
+        let mut tx = self.crm.tx(p);
+        tx.update(&before, &mut after)?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a company; refused while contacts, deals or documents reference it.
+    pub async fn delete(&self, p: &Principal, id: Id<Company>, version: Option<u64>) -> Result<()> {
+        self.crm.delete(p, id, version).await
+    }
+}

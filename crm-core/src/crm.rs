@@ -1,0 +1,493 @@
+//! [`Crm`]: the entry point that holds the storage and hands out services, plus the
+//! machinery every service shares (authorization checks, the unit of work, paging).
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+};
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde_json::{Map, Value, json};
+use uuid::Uuid;
+
+use crate::{
+    audit::AuditLog,
+    authz::{Access, Action, Principal, Resource},
+    entity::{Entity, from_stored, to_record},
+    error::{CrmError, Result},
+    id::{Id, Meta, TenantId},
+    notifications::Notification,
+    storage::{
+        CounterUpdate, Cursor, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch, WriteBatch, WriteOp,
+    },
+    users::{PasswordPolicy, User},
+};
+
+/// The source of "now", replaceable in tests.
+pub trait Clock: Send + Sync + 'static {
+    /// The current instant.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// A clock that stays where it is set; for tests of dates (overdue, expiry, reports).
+#[derive(Debug)]
+pub struct ManualClock(Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock showing `now`.
+    pub fn new(now: DateTime<Utc>) -> Self {
+        Self(Mutex::new(now))
+    }
+    /// Moves the clock.
+    pub fn set(&self, now: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = now;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The CRM: cheap to clone, shareable across tasks. Every service call takes the
+/// acting [`Principal`].
+#[derive(Clone)]
+pub struct Crm {
+    pub(crate) storage: Arc<dyn Storage>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) passwords: PasswordPolicy,
+}
+
+impl std::fmt::Debug for Crm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Crm").field("storage", &self.storage.name()).finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Crm`] with a non-default clock or password hashing cost.
+pub struct CrmBuilder {
+    crm: Crm,
+}
+
+impl CrmBuilder {
+    /// Uses this clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.crm.clock = clock;
+        self
+    }
+    /// Uses this password hashing policy.
+    pub fn passwords(mut self, policy: PasswordPolicy) -> Self {
+        self.crm.passwords = policy;
+        self
+    }
+    /// The CRM.
+    pub fn build(self) -> Crm {
+        self.crm
+    }
+}
+
+impl Crm {
+    /// A CRM over `storage` with the system clock and production password hashing.
+    pub fn new(storage: Arc<dyn Storage>) -> Self {
+        Self::builder(storage).build()
+    }
+
+    /// A builder over `storage`.
+    pub fn builder(storage: Arc<dyn Storage>) -> CrmBuilder {
+        CrmBuilder { crm: Self { storage, clock: Arc::new(SystemClock), passwords: PasswordPolicy::default() } }
+    }
+
+    /// The storage underneath (for readiness checks and the outbox worker).
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Now, by the CRM's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Today's date (UTC), by the CRM's clock.
+    pub fn today(&self) -> NaiveDate {
+        self.now().date_naive()
+    }
+
+    /// Fresh metadata for a record the principal creates.
+    pub(crate) fn new_meta(&self, tenant: TenantId) -> Meta {
+        Meta::new(tenant, self.now())
+    }
+
+    /// Refuses the call unless the principal has some right to `action` on `resource`.
+    pub(crate) fn authorize(&self, p: &Principal, resource: Resource, action: Action) -> Result<Access> {
+        match p.access(resource, action) {
+            Access::Denied => Err(CrmError::Forbidden(format!(
+                "{} may not {} {}",
+                p.role().as_str(),
+                format!("{action:?}").to_lowercase(),
+                resource
+            ))),
+            reach => Ok(reach),
+        }
+    }
+
+    /// Whether a right of reach `access` covers this record.
+    pub(crate) fn covers<E: Entity>(p: &Principal, access: Access, record: &E) -> bool {
+        match access {
+            Access::Denied => false,
+            Access::Tenant => true,
+            Access::Own => record.owners().contains(&p.user_id().uuid()),
+            Access::Company => p.company_id().is_some_and(|c| record.company() == Some(c.uuid())),
+        }
+    }
+
+    /// Loads a record of the principal's tenant, `NotFound` if absent.
+    pub(crate) async fn fetch<E: Entity>(&self, tenant: TenantId, id: Id<E>) -> Result<E> {
+        match self.storage.get(tenant, E::KIND, id.uuid()).await? {
+            Some(stored) => from_stored(stored),
+            None => Err(CrmError::NotFound { kind: E::KIND, id: id.uuid() }),
+        }
+    }
+
+    /// Loads a record the principal may read; records it may not see are `NotFound`,
+    /// so ids of other companies or tenants reveal nothing.
+    pub(crate) async fn read<E: Entity>(&self, p: &Principal, id: Id<E>) -> Result<E> {
+        let access = self.authorize(p, E::RESOURCE, Action::Read)?;
+        let record = self.fetch(p.tenant_id(), id).await?;
+        if Self::covers(p, access, &record) {
+            Ok(record)
+        } else {
+            Err(CrmError::NotFound { kind: E::KIND, id: id.uuid() })
+        }
+    }
+
+    /// Loads a record for a change: readable, the right reaches it, and still at
+    /// `expected_version` when one is given.
+    pub(crate) async fn load_for<E: Entity>(
+        &self,
+        p: &Principal,
+        id: Id<E>,
+        action: Action,
+        expected_version: Option<u64>,
+    ) -> Result<E> {
+        let access = self.authorize(p, E::RESOURCE, action)?;
+        let record = self.read(p, id).await?;
+        if !Self::covers(p, access, &record) {
+            return Err(CrmError::Forbidden(format!(
+                "{} may only {action:?} its own {}",
+                p.role().as_str(),
+                E::RESOURCE
+            )));
+        }
+        if expected_version.is_some_and(|v| v != record.meta().version) {
+            return Err(CrmError::Conflict { kind: E::KIND, id: id.uuid() });
+        }
+        Ok(record)
+    }
+
+    /// Lists records the principal may read: the read right's reach becomes a filter.
+    pub(crate) async fn list<E: Entity>(
+        &self,
+        p: &Principal,
+        mut filters: Vec<Filter>,
+        page: &PageRequest,
+    ) -> Result<Page<E>> {
+        match self.authorize(p, E::RESOURCE, Action::Read)? {
+            Access::Tenant | Access::Denied => {}
+            Access::Own => match E::OWNER_FIELD {
+                Some(field) => filters.push(Filter::eq(field, p.user_id())),
+                None => return Err(CrmError::Forbidden(format!("{} may not list {}", p.role().as_str(), E::RESOURCE))),
+            },
+            Access::Company => filters.push(Filter::eq("company_id", p.company_id().map(Id::uuid))),
+        }
+        let query = page.to_query::<E>(filters)?;
+        let stored = self.storage.list(p.tenant_id(), E::KIND, &query).await?;
+        stored.try_map(from_stored)
+    }
+
+    /// Deletes a record the principal may delete (refused while others reference it).
+    pub(crate) async fn delete<E: Entity>(
+        &self,
+        p: &Principal,
+        id: Id<E>,
+        expected_version: Option<u64>,
+    ) -> Result<()> {
+        let record: E = self.load_for(p, id, Action::Delete, expected_version).await?;
+        let mut tx = self.tx(p);
+        tx.delete(&record);
+        tx.commit().await
+    }
+
+    /// A unit of work acting as `p`.
+    pub(crate) fn tx<'a>(&'a self, p: &'a Principal) -> Tx<'a> {
+        Tx { crm: self, principal: p, batch: WriteBatch::default(), now: self.now() }
+    }
+}
+
+/// Paging, order and search of a listing, as a caller asks for them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PageRequest {
+    /// The `next_cursor` token of the previous page.
+    pub cursor: Option<String>,
+    /// Rows per page, 1 to [`PageRequest::MAX_LIMIT`]; default [`PageRequest::DEFAULT_LIMIT`].
+    pub limit: Option<usize>,
+    /// A sortable field of the entity; default: creation order.
+    pub sort: Option<String>,
+    /// Reverse the order.
+    pub descending: bool,
+    /// Case-insensitive text search over the entity's searchable fields.
+    pub search: Option<String>,
+    /// Also count all matching rows.
+    pub with_total: bool,
+}
+
+impl PageRequest {
+    /// Rows per page when none is asked for.
+    pub const DEFAULT_LIMIT: usize = 50;
+    /// The most rows one page may hold.
+    pub const MAX_LIMIT: usize = 500;
+
+    /// The first page of `limit` rows.
+    pub fn first(limit: usize) -> Self {
+        Self { limit: Some(limit), ..Self::default() }
+    }
+
+    /// The page after one that returned `next`.
+    pub fn after(&self, next: &Cursor) -> Self {
+        Self { cursor: Some(next.encode()), ..self.clone() }
+    }
+
+    /// Validates against entity `E` and builds the storage query.
+    pub(crate) fn to_query<E: Entity>(&self, filters: Vec<Filter>) -> Result<ListQuery> {
+        let mut v = crate::error::Validator::new();
+        let limit = self.limit.unwrap_or(Self::DEFAULT_LIMIT);
+        v.check((1..=Self::MAX_LIMIT).contains(&limit), "limit", format!("must be between 1 and {}", Self::MAX_LIMIT));
+        let sort_field = match self.sort.as_deref() {
+            None | Some("id") => None,
+            Some(s) => match E::SORTABLE.iter().find(|f| **f == s) {
+                Some(f) => Some(*f),
+                None => {
+                    v.push("sort", format!("must be one of: id, {}", E::SORTABLE.join(", ")));
+                    None
+                }
+            },
+        };
+        let after = match self.cursor.as_deref() {
+            None => None,
+            Some(token) => {
+                let cursor = Cursor::decode(token);
+                v.check(cursor.is_some(), "cursor", "is not a cursor returned by this listing");
+                cursor
+            }
+        };
+        let search = match self.search.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(term) => {
+                v.check(!E::SEARCHABLE.is_empty(), "search", "this listing has no text search");
+                v.check(term.chars().count() <= 200, "search", "must be at most 200 characters");
+                Some(TextSearch { fields: E::SEARCHABLE, term: term.to_lowercase() })
+            }
+        };
+        v.finish()?;
+        Ok(ListQuery {
+            filters,
+            search,
+            sort: Sort { field: sort_field, descending: self.descending },
+            after,
+            limit,
+            with_total: self.with_total,
+        })
+    }
+}
+
+/// Everything one service call writes: records, their audit entries, notifications,
+/// counters and outbox events, committed in one atomic batch.
+pub(crate) struct Tx<'a> {
+    crm: &'a Crm,
+    principal: &'a Principal,
+    batch: WriteBatch,
+    now: DateTime<Utc>,
+}
+
+impl Tx<'_> {
+    /// The instant the unit of work stamps its records with.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.now
+    }
+
+    /// Creates a record (audited as `<kind>.created`).
+    pub(crate) fn insert<E: Entity>(&mut self, entity: &E) -> Result<()> {
+        let record = to_record(entity)?;
+        self.audit::<E>(entity.meta().id, "created", json!({ "after": redact::<E>(&record.data) }))?;
+        self.batch.ops.push(WriteOp::Insert(record));
+        Ok(())
+    }
+
+    /// Writes `after` over `before` (audited with the changed fields as `<kind>.<action>`).
+    /// Stamps `after` with the next version and the unit's time.
+    pub(crate) fn update_as<E: Entity>(&mut self, action: &str, before: &E, after: &mut E) -> Result<()> {
+        let expected_version = before.meta().version;
+        let meta = after.meta_mut();
+        meta.version = expected_version + 1;
+        meta.updated_at = self.now;
+        let record = to_record(after)?;
+        let old = serde_json::to_value(before).map_err(|e| CrmError::Internal(e.to_string()))?;
+        let changes = diff(&redact::<E>(&old), &redact::<E>(&record.data));
+        self.audit::<E>(record.id, action, json!({ "changes": changes }))?;
+        self.batch.ops.push(WriteOp::Update { record, expected_version });
+        Ok(())
+    }
+
+    /// [`Tx::update_as`] audited as `<kind>.updated`.
+    pub(crate) fn update<E: Entity>(&mut self, before: &E, after: &mut E) -> Result<()> {
+        self.update_as("updated", before, after)
+    }
+
+    /// Deletes a record (audited as `<kind>.deleted` with its last state).
+    pub(crate) fn delete<E: Entity>(&mut self, entity: &E) {
+        let before = serde_json::to_value(entity).unwrap_or(Value::Null);
+        // Auditing cannot fail for a value that serialized above.
+        let _ = self.audit::<E>(entity.meta().id, "deleted", json!({ "before": redact::<E>(&before) }));
+        self.batch.ops.push(WriteOp::Delete {
+            kind: E::KIND,
+            id: entity.meta().id,
+            expected_version: entity.meta().version,
+        });
+    }
+
+    /// Fails the commit unless `entity` is still at the version read.
+    pub(crate) fn check<E: Entity>(&mut self, entity: &E) {
+        self.batch.ops.push(WriteOp::Check { kind: E::KIND, id: entity.meta().id, version: entity.meta().version });
+    }
+
+    /// Advances a counter read as `expected` to `new`.
+    pub(crate) fn counter(&mut self, key: String, expected: u64, new: u64) {
+        self.batch.counters.push(CounterUpdate { key, expected, new });
+    }
+
+    /// Records a domain event about `entity` in the outbox.
+    pub(crate) fn event<E: Entity>(&mut self, name: &str, entity: &E, payload: Value) {
+        self.batch.events.push(OutboxEvent {
+            id: Uuid::now_v7(),
+            tenant_id: self.principal.tenant_id(),
+            name: format!("{}.{name}", E::KIND),
+            entity_kind: E::KIND,
+            entity_id: entity.meta().id,
+            payload,
+            occurred_at: self.now,
+        });
+    }
+
+    /// Tells `user` that `entity` was assigned to them, unless they assigned it themselves.
+    pub(crate) fn notify_assigned<E: Entity>(&mut self, user: Id<User>, entity: &E, title: String) -> Result<()> {
+        if user == self.principal.user_id() {
+            return Ok(());
+        }
+        let notification =
+            Notification::new(Meta::new(self.principal.tenant_id(), self.now), user, title, E::KIND, entity.meta().id);
+        self.batch.ops.push(WriteOp::Insert(to_record(&notification)?));
+        self.event("assigned", entity, json!({ "user_id": user }));
+        Ok(())
+    }
+
+    fn audit<E: Entity>(&mut self, entity_id: Uuid, action: &str, changes: Value) -> Result<()> {
+        if matches!(E::KIND, crate::storage::EntityKind::AuditLog | crate::storage::EntityKind::Notification) {
+            return Ok(());
+        }
+        let entry = AuditLog {
+            meta: Meta::new(self.principal.tenant_id(), self.now),
+            actor_id: Some(self.principal.user_id()),
+            api_key_id: self.principal.api_key_id(),
+            action: format!("{}.{action}", E::KIND),
+            entity_kind: E::KIND,
+            entity_id,
+            changes,
+        };
+        self.batch.ops.push(WriteOp::Insert(to_record(&entry)?));
+        Ok(())
+    }
+
+    /// Commits everything at once.
+    pub(crate) async fn commit(self) -> Result<()> {
+        Ok(self.crm.storage.commit(self.principal.tenant_id(), self.batch).await?)
+    }
+}
+
+/// A JSON object without the entity's secret fields and without its metadata.
+fn redact<E: Entity>(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(k, _)| k.as_str() != "meta" && !E::AUDIT_REDACT.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// `{field: {from, to}}` for every top-level field that differs.
+fn diff(before: &Value, after: &Value) -> Value {
+    let empty = Map::new();
+    let (b, a) = (before.as_object().unwrap_or(&empty), after.as_object().unwrap_or(&empty));
+    let mut out = Map::new();
+    for key in b.keys().chain(a.keys().filter(|k| !b.contains_key(*k))) {
+        let (from, to) = (b.get(key).unwrap_or(&Value::Null), a.get(key).unwrap_or(&Value::Null));
+        if from != to {
+            out.insert(key.clone(), json!({ "from": from, "to": to }));
+        }
+    }
+    Value::Object(out)
+}
+
+/// How many times a server-side read-modify-write (payments, numbering) is retried
+/// when a concurrent writer wins the race.
+const CONFLICT_RETRIES: usize = 256;
+
+/// Runs `attempt` again while it fails with a version conflict, yielding in between so
+/// the winner can finish. For operations whose decision the server makes from fresh
+/// state (never for updates that carry a caller's version).
+pub(crate) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
+    let mut tries = 0;
+    loop {
+        match attempt().await {
+            Err(CrmError::Conflict { .. }) if tries < CONFLICT_RETRIES => {
+                tries += 1;
+                YieldNow(false).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Yields to the executor once (runtime-agnostic).
+struct YieldNow(bool);
+
+impl Future for YieldNow {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            Poll::Ready(())
+        } else {
+            self.0 = true;
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}

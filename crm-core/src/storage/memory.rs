@@ -1,0 +1,309 @@
+//! A complete, thread-safe in-memory storage: for tests, embedding and benchmarks.
+//!
+//! Every indexed field of every kind has an ordered index of `(value, id)`, so filtered
+//! and sorted listings walk an index instead of scanning. Nothing survives the process.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, HashSet},
+    ops::Bound,
+    sync::{Arc, PoisonError, RwLock},
+};
+
+use async_trait::async_trait;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use super::{
+    AggregateQuery, AggregateRow, Cursor, EntityKind, FieldValue, FilterOp, GroupKey, ListQuery, OutboxEvent, Page,
+    Record, StateView, Storage, StorageError, StoredRecord, UniqueKey, WriteBatch, WriteOp, check_batch,
+};
+use crate::id::TenantId;
+
+/// The in-memory adapter. Cheap to create; clone the `Arc` to share it.
+#[derive(Default)]
+pub struct MemoryStorage {
+    state: RwLock<State>,
+}
+
+impl MemoryStorage {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty store behind an `Arc`, ready for [`crate::Crm::new`].
+    pub fn shared() -> Arc<Self> {
+        Arc::new(Self::new())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    tenants: HashMap<TenantId, TenantState>,
+    outbox: BTreeMap<Uuid, OutboxEvent>,
+}
+
+#[derive(Default)]
+struct TenantState {
+    kinds: HashMap<EntityKind, KindState>,
+    counters: HashMap<String, u64>,
+    referrers: HashMap<(EntityKind, Uuid), HashSet<(EntityKind, Uuid)>>,
+}
+
+#[derive(Default)]
+struct KindState {
+    records: BTreeMap<Uuid, Arc<Record>>,
+    indexes: HashMap<&'static str, BTreeSet<(FieldValue, Uuid)>>,
+    uniques: HashMap<UniqueKey, Uuid>,
+}
+
+impl StateView for TenantState {
+    fn version(&self, kind: EntityKind, id: Uuid) -> Result<Option<u64>, StorageError> {
+        Ok(self.kinds.get(&kind).and_then(|k| k.records.get(&id)).map(|r| r.version))
+    }
+    fn unique_owner(&self, kind: EntityKind, key: &UniqueKey) -> Result<Option<Uuid>, StorageError> {
+        Ok(self.kinds.get(&kind).and_then(|k| k.uniques.get(key)).copied())
+    }
+    fn referrers(&self, kind: EntityKind, id: Uuid) -> Result<Vec<(EntityKind, Uuid)>, StorageError> {
+        Ok(self.referrers.get(&(kind, id)).map(|s| s.iter().copied().collect()).unwrap_or_default())
+    }
+    fn counter(&self, key: &str) -> Result<u64, StorageError> {
+        Ok(self.counters.get(key).copied().unwrap_or(0))
+    }
+}
+
+impl TenantState {
+    fn remove(&mut self, kind: EntityKind, id: Uuid) {
+        let Some(ks) = self.kinds.get_mut(&kind) else { return };
+        let Some(old) = ks.records.remove(&id) else { return };
+        for (field, value) in &old.fields {
+            if let Some(index) = ks.indexes.get_mut(field) {
+                index.remove(&(value.clone(), id));
+            }
+        }
+        for key in &old.uniques {
+            ks.uniques.remove(key);
+        }
+        for target in &old.references {
+            if let Some(set) = self.referrers.get_mut(&(target.kind, target.id)) {
+                set.remove(&(kind, id));
+                if set.is_empty() {
+                    self.referrers.remove(&(target.kind, target.id));
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, record: Record) {
+        let (kind, id) = (record.kind, record.id);
+        self.remove(kind, id);
+        for target in &record.references {
+            self.referrers.entry((target.kind, target.id)).or_default().insert((kind, id));
+        }
+        let ks = self.kinds.entry(kind).or_default();
+        for (field, value) in &record.fields {
+            ks.indexes.entry(field).or_default().insert((value.clone(), id));
+        }
+        for key in &record.uniques {
+            ks.uniques.insert(key.clone(), id);
+        }
+        ks.records.insert(id, Arc::new(record));
+    }
+}
+
+impl KindState {
+    /// Ids of the rows an equality filter selects, if the query has one (the smallest).
+    fn eq_candidates(&self, query_filters: &[super::Filter]) -> Option<Vec<Uuid>> {
+        query_filters
+            .iter()
+            .filter_map(|f| match &f.op {
+                FilterOp::Eq(v) => Some((f.field, std::slice::from_ref(v))),
+                FilterOp::In(vs) => Some((f.field, vs.as_slice())),
+                _ => None,
+            })
+            .map(|(field, values)| {
+                let Some(index) = self.indexes.get(field) else { return Vec::new() };
+                values
+                    .iter()
+                    .flat_map(|v| index.range((v.clone(), Uuid::nil())..=(v.clone(), Uuid::max())).map(|(_, id)| *id))
+                    .collect::<Vec<_>>()
+            })
+            .min_by_key(Vec::len)
+    }
+
+    fn list(&self, query: &ListQuery) -> Page<StoredRecord> {
+        let sort = query.sort;
+        let wanted = query.limit.saturating_add(1);
+        let matches = |r: &Record| r.matches(&query.filters, query.search.as_ref());
+        let after = |r: &Record| {
+            query.after.as_ref().is_none_or(|c| c.compare(&r.sort_value(&sort), r.id, sort.descending).is_gt())
+        };
+        let mut rows: Vec<&Arc<Record>> = Vec::with_capacity(wanted.min(1024));
+        let mut total = None;
+
+        if let Some(ids) = self.eq_candidates(&query.filters) {
+            // Materialize the (usually small) posting list, then order it.
+            let mut candidates: Vec<&Arc<Record>> =
+                ids.iter().filter_map(|id| self.records.get(id)).filter(|r| matches(r)).collect();
+            if query.with_total {
+                total = Some(candidates.len() as u64);
+            }
+            candidates.sort_by(|a, b| {
+                let ord = a.sort_value(&sort).cmp(&b.sort_value(&sort)).then(a.id.cmp(&b.id));
+                if sort.descending { ord.reverse() } else { ord }
+            });
+            rows.extend(candidates.into_iter().filter(|r| after(r)).take(wanted));
+        } else {
+            if query.with_total {
+                total = Some(self.records.values().filter(|r| matches(r)).count() as u64);
+            }
+            let ids: Box<dyn Iterator<Item = Uuid> + '_> = match sort.field {
+                None => {
+                    let lower = query.after.as_ref().map_or(Bound::Unbounded, |c| Bound::Excluded(c.id));
+                    let upper = Bound::Unbounded;
+                    if sort.descending {
+                        let upper = query.after.as_ref().map_or(Bound::Unbounded, |c| Bound::Excluded(c.id));
+                        Box::new(self.records.range((Bound::Unbounded, upper)).rev().map(|(id, _)| *id))
+                    } else {
+                        Box::new(self.records.range((lower, upper)).map(|(id, _)| *id))
+                    }
+                }
+                Some(field) => {
+                    let Some(index) = self.indexes.get(field) else {
+                        return Page { items: Vec::new(), next: None, total };
+                    };
+                    let pos = query.after.as_ref().map(|c| (c.value.clone(), c.id));
+                    if sort.descending {
+                        let upper = pos.map_or(Bound::Unbounded, Bound::Excluded);
+                        Box::new(index.range((Bound::Unbounded, upper)).rev().map(|(_, id)| *id))
+                    } else {
+                        let lower = pos.map_or(Bound::Unbounded, Bound::Excluded);
+                        Box::new(index.range((lower, Bound::Unbounded)).map(|(_, id)| *id))
+                    }
+                }
+            };
+            rows.extend(ids.filter_map(|id| self.records.get(&id)).filter(|r| matches(r)).take(wanted));
+        }
+
+        let next = (rows.len() > query.limit).then(|| {
+            rows.truncate(query.limit);
+            rows.last().map(|r| Cursor { value: r.sort_value(&sort), id: r.id })
+        });
+        Page { items: rows.iter().map(|r| r.to_stored()).collect(), next: next.flatten(), total }
+    }
+
+    fn aggregate(&self, query: &AggregateQuery) -> Vec<AggregateRow> {
+        let mut groups: BTreeMap<Vec<FieldValue>, (u64, Vec<Decimal>)> = BTreeMap::new();
+        let rows: Box<dyn Iterator<Item = &Arc<Record>>> = match self.eq_candidates(&query.filters) {
+            Some(ids) => Box::new(ids.into_iter().filter_map(|id| self.records.get(&id))),
+            None => Box::new(self.records.values()),
+        };
+        for record in rows.filter(|r| r.matches(&query.filters, None)) {
+            let key = query
+                .group_by
+                .iter()
+                .map(|g| match g {
+                    GroupKey::Field(f) => record.field(f).clone(),
+                    GroupKey::Month(f) => record.field(f).month(),
+                })
+                .collect();
+            let (count, sums) = groups.entry(key).or_insert_with(|| (0, vec![Decimal::ZERO; query.sums.len()]));
+            *count += 1;
+            for (sum, field) in sums.iter_mut().zip(&query.sums) {
+                *sum += record.field(field).as_decimal();
+            }
+        }
+        groups.into_iter().map(|(key, (count, sums))| AggregateRow { key, count, sums }).collect()
+    }
+}
+
+impl MemoryStorage {
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> T {
+        f(&self.state.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn read_kind<T: Default>(&self, tenant: TenantId, kind: EntityKind, f: impl FnOnce(&KindState) -> T) -> T {
+        self.read(|s| s.tenants.get(&tenant).and_then(|t| t.kinds.get(&kind)).map(f).unwrap_or_default())
+    }
+}
+
+#[async_trait]
+impl Storage for MemoryStorage {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn get(&self, tenant: TenantId, kind: EntityKind, id: Uuid) -> Result<Option<StoredRecord>, StorageError> {
+        Ok(self.read_kind(tenant, kind, |k| k.records.get(&id).map(|r| r.to_stored())))
+    }
+
+    async fn get_many(
+        &self,
+        tenant: TenantId,
+        kind: EntityKind,
+        ids: &[Uuid],
+    ) -> Result<Vec<StoredRecord>, StorageError> {
+        Ok(self.read_kind(tenant, kind, |k| {
+            ids.iter().filter_map(|id| k.records.get(id)).map(|r| r.to_stored()).collect()
+        }))
+    }
+
+    async fn list(
+        &self,
+        tenant: TenantId,
+        kind: EntityKind,
+        query: &ListQuery,
+    ) -> Result<Page<StoredRecord>, StorageError> {
+        let empty = Page { items: Vec::new(), next: None, total: query.with_total.then_some(0) };
+        Ok(self.read(|s| s.tenants.get(&tenant).and_then(|t| t.kinds.get(&kind)).map_or(empty, |k| k.list(query))))
+    }
+
+    async fn aggregate(
+        &self,
+        tenant: TenantId,
+        kind: EntityKind,
+        query: &AggregateQuery,
+    ) -> Result<Vec<AggregateRow>, StorageError> {
+        Ok(self.read_kind(tenant, kind, |k| k.aggregate(query)))
+    }
+
+    async fn counter(&self, tenant: TenantId, key: &str) -> Result<u64, StorageError> {
+        Ok(self.read(|s| s.tenants.get(&tenant).and_then(|t| t.counters.get(key)).copied().unwrap_or(0)))
+    }
+
+    async fn commit(&self, tenant: TenantId, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let ts = state.tenants.entry(tenant).or_default();
+        check_batch(ts, tenant.0, &batch)?;
+        for op in batch.ops {
+            match op {
+                WriteOp::Insert(record) | WriteOp::Update { record, .. } => ts.put(record),
+                WriteOp::Delete { kind, id, .. } => ts.remove(kind, id),
+                WriteOp::Check { .. } => {}
+            }
+        }
+        for counter in batch.counters {
+            ts.counters.insert(counter.key, counter.new);
+        }
+        for event in batch.events {
+            state.outbox.insert(event.id, event);
+        }
+        Ok(())
+    }
+
+    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StorageError> {
+        Ok(self.read(|s| s.outbox.values().take(limit).cloned().collect()))
+    }
+
+    async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            state.outbox.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StorageError> {
+        Ok(())
+    }
+}

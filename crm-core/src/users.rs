@@ -1,0 +1,432 @@
+//! Tenants, users, passwords and the principals they act as.
+
+use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    authz::{Action, Principal, Resource, Role},
+    companies::Company,
+    crm::{Crm, PageRequest},
+    entity::{Entity, entity_meta, reference},
+    error::{CrmError, Result, Validator},
+    id::{Id, Meta, TenantId},
+    storage::{EntityKind, FieldValue, Filter, ListQuery, Page, Reference, UniqueKey},
+};
+
+/// A tenant: one organisation using the CRM. Its record is stored inside itself.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Tenant {
+    /// Common metadata; `meta.id` equals `meta.tenant_id`.
+    pub meta: Meta,
+    /// Display name.
+    pub name: String,
+}
+
+impl Entity for Tenant {
+    const KIND: EntityKind = EntityKind::Tenant;
+    const RESOURCE: Resource = Resource::Users;
+    entity_meta!();
+}
+
+/// An argon2id password hash in PHC string form. Its `Debug` never shows it, and the
+/// core never hands it out: [`User`] keeps it private.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct PasswordHashString(String);
+
+impl std::fmt::Debug for PasswordHashString {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PasswordHash(<redacted>)")
+    }
+}
+
+/// How passwords are hashed: argon2id with configurable cost.
+#[derive(Clone, Debug)]
+pub struct PasswordPolicy {
+    params: Params,
+}
+
+impl Default for PasswordPolicy {
+    /// argon2id with the OWASP minimum (m = 19 MiB, t = 2, p = 1).
+    fn default() -> Self {
+        Self { params: Params::default() }
+    }
+}
+
+impl PasswordPolicy {
+    /// Minimum password length accepted.
+    pub const MIN_LENGTH: usize = 8;
+
+    /// A cheap policy (m = 64 KiB, t = 1) for tests and benchmarks; never for real data.
+    pub fn insecure_fast() -> Self {
+        // These constants are within argon2's accepted ranges.
+        let params = Params::new(64, 1, 1, None).unwrap_or_default();
+        Self { params }
+    }
+
+    fn hasher(&self) -> Argon2<'static> {
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+    }
+
+    pub(crate) fn hash(&self, password: &str) -> Result<PasswordHashString> {
+        self.hasher()
+            .hash_password(password.as_bytes())
+            .map(|h| PasswordHashString(h.to_string()))
+            .map_err(|e| CrmError::Internal(format!("password hashing failed: {e}")))
+    }
+
+    pub(crate) fn verify(&self, password: &str, hash: &PasswordHashString) -> bool {
+        PasswordHash::new(&hash.0).is_ok_and(|h| self.hasher().verify_password(password.as_bytes(), &h).is_ok())
+    }
+}
+
+/// A person who signs in.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Common metadata.
+    pub meta: Meta,
+    /// Sign-in email; unique per tenant, compared case-insensitively.
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Role in the tenant.
+    pub role: Role,
+    /// The customer company of a `client` (required for clients, absent otherwise).
+    pub company_id: Option<Id<Company>>,
+    /// Inactive users cannot sign in or act.
+    pub active: bool,
+    /// The last successful sign-in.
+    pub last_login_at: Option<DateTime<Utc>>,
+    password_hash: PasswordHashString,
+}
+
+impl User {
+    /// `first last`.
+    pub fn full_name(&self) -> String {
+        format!("{} {}", self.first_name, self.last_name)
+    }
+}
+
+impl Entity for User {
+    const KIND: EntityKind = EntityKind::User;
+    const RESOURCE: Resource = Resource::Users;
+    const SORTABLE: &'static [&'static str] = &["email", "last_name", "created_at", "updated_at"];
+    const SEARCHABLE: &'static [&'static str] = &["email", "first_name", "last_name"];
+    const OWNER_FIELD: Option<&'static str> = Some("id");
+    const AUDIT_REDACT: &'static [&'static str] = &["password_hash"];
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("id", self.meta.id.into()),
+            ("email", self.email.to_lowercase().into()),
+            ("first_name", self.first_name.as_str().into()),
+            ("last_name", self.last_name.as_str().into()),
+            ("role", self.role.as_str().into()),
+            ("company_id", self.company_id.into()),
+            ("active", self.active.into()),
+        ]);
+    }
+    fn unique_keys(&self) -> Vec<UniqueKey> {
+        vec![UniqueKey { field: "email", value: self.email.to_lowercase() }]
+    }
+    fn references(&self) -> Vec<Reference> {
+        self.company_id.map(|c| reference("company_id", c)).into_iter().collect()
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.meta.id]
+    }
+    fn company(&self) -> Option<uuid::Uuid> {
+        self.company_id.map(Id::uuid)
+    }
+}
+
+/// Input to create a user.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewUser {
+    /// Sign-in email.
+    pub email: String,
+    /// Initial password (at least 8 characters).
+    pub password: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Role.
+    pub role: Role,
+    /// Customer company, required for clients.
+    pub company_id: Option<Id<Company>>,
+}
+
+/// Changes to a user; absent fields stay as they are.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct UserPatch {
+    /// The version read; a stale one is a conflict.
+    pub version: Option<u64>,
+    /// New email.
+    pub email: Option<String>,
+    /// New given name.
+    pub first_name: Option<String>,
+    /// New family name.
+    pub last_name: Option<String>,
+    /// New role (admins only).
+    pub role: Option<Role>,
+    /// New customer company (admins only; `Some(None)` clears it).
+    pub company_id: Option<Option<Id<Company>>>,
+    /// Activate or deactivate (admins only).
+    pub active: Option<bool>,
+}
+
+/// Filters for listing users.
+#[derive(Clone, Debug, Default)]
+pub struct UserFilter {
+    /// Only this role.
+    pub role: Option<Role>,
+    /// Only active or inactive users.
+    pub active: Option<bool>,
+}
+
+/// The first tenant's data: its name and its first admin.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Bootstrap {
+    /// Tenant name.
+    pub tenant_name: String,
+    /// Admin email.
+    pub admin_email: String,
+    /// Admin password.
+    pub admin_password: String,
+    /// Admin given name.
+    pub admin_first_name: String,
+    /// Admin family name.
+    pub admin_last_name: String,
+}
+
+/// Users, tenants, passwords and principals.
+#[derive(Clone, Copy, Debug)]
+pub struct Users<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The users service.
+    pub fn users(&self) -> Users<'_> {
+        Users { crm: self }
+    }
+}
+
+fn validate_user_fields(
+    v: &mut Validator,
+    email: &str,
+    first: &str,
+    last: &str,
+    role: Role,
+    company: Option<Id<Company>>,
+) {
+    v.email("email", email);
+    v.text("first_name", first, 100);
+    v.text("last_name", last, 100);
+    match role {
+        Role::Client => v.check(company.is_some(), "company_id", "is required for clients"),
+        _ => v.check(company.is_none(), "company_id", "is only for clients"),
+    };
+}
+
+fn validate_password(v: &mut Validator, field: &str, password: &str) {
+    v.check(
+        password.chars().count() >= PasswordPolicy::MIN_LENGTH && password.len() <= 1024,
+        field,
+        format!("must be {} to 1024 characters", PasswordPolicy::MIN_LENGTH),
+    );
+}
+
+impl Users<'_> {
+    /// Creates a tenant and its first admin in one atomic write, and returns the
+    /// admin's principal.
+    pub async fn bootstrap(&self, input: Bootstrap) -> Result<(Tenant, User, Principal)> {
+        let mut v = Validator::new();
+        v.text("tenant_name", &input.tenant_name, 200);
+        validate_user_fields(
+            &mut v,
+            &input.admin_email,
+            &input.admin_first_name,
+            &input.admin_last_name,
+            Role::Admin,
+            None,
+        );
+        validate_password(&mut v, "admin_password", &input.admin_password);
+        v.finish()?;
+        let tenant_id = TenantId(uuid::Uuid::now_v7());
+        let mut meta = self.crm.new_meta(tenant_id);
+        meta.id = tenant_id.0;
+        let tenant = Tenant { meta, name: input.tenant_name.trim().to_owned() };
+        let admin = User {
+            meta: self.crm.new_meta(tenant_id),
+            email: input.admin_email,
+            first_name: input.admin_first_name,
+            last_name: input.admin_last_name,
+            role: Role::Admin,
+            company_id: None,
+            active: true,
+            last_login_at: None,
+            password_hash: self.crm.passwords.hash(&input.admin_password)?,
+        };
+        let principal = Principal::for_user(&admin);
+        let mut tx = self.crm.tx(&principal);
+        tx.insert(&tenant)?;
+        tx.insert(&admin)?;
+        tx.commit().await?;
+        Ok((tenant, admin, principal))
+    }
+
+    /// The principal of an active user, for edges that authenticated it by other
+    /// means (a session or token naming the user).
+    pub async fn principal(&self, tenant: TenantId, user_id: Id<User>) -> Result<Principal> {
+        match self.crm.fetch(tenant, user_id).await {
+            Ok(user) if user.active => Ok(Principal::for_user(&user)),
+            Ok(_) | Err(CrmError::NotFound { .. }) => Err(CrmError::Unauthenticated),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Checks an email and password; the same error for an unknown email, a wrong
+    /// password and an inactive user. Records the sign-in time.
+    pub async fn authenticate(&self, tenant: TenantId, email: &str, password: &str) -> Result<(User, Principal)> {
+        let found = self.find_by_email(tenant, email).await?;
+        let Some(user) = found.filter(|u| u.active && self.crm.passwords.verify(password, &u.password_hash)) else {
+            // Spend the same time as a real check so unknown emails are not revealed.
+            let _ = self.crm.passwords.hash(password);
+            return Err(CrmError::Unauthenticated);
+        };
+        let principal = Principal::for_user(&user);
+        let mut after = user.clone();
+        after.last_login_at = Some(self.crm.now());
+        let mut tx = self.crm.tx(&principal);
+        tx.update_as("signed_in", &user, &mut after)?;
+        tx.commit().await?;
+        Ok((after, principal))
+    }
+
+    async fn find_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<User>> {
+        let query = ListQuery { limit: 1, ..ListQuery::filtered(vec![Filter::eq("email", email.to_lowercase())]) };
+        let page = self.crm.storage.list(tenant, EntityKind::User, &query).await?;
+        page.items.into_iter().next().map(crate::entity::from_stored).transpose()
+    }
+
+    /// Creates a user (admins only).
+    pub async fn create(&self, p: &Principal, input: NewUser) -> Result<User> {
+        self.crm.authorize(p, Resource::Users, Action::Create)?;
+        let mut v = Validator::new();
+        validate_user_fields(&mut v, &input.email, &input.first_name, &input.last_name, input.role, input.company_id);
+        validate_password(&mut v, "password", &input.password);
+        v.finish()?;
+        let user = User {
+            meta: self.crm.new_meta(p.tenant_id()),
+            email: input.email,
+            first_name: input.first_name,
+            last_name: input.last_name,
+            role: input.role,
+            company_id: input.company_id,
+            active: true,
+            last_login_at: None,
+            password_hash: self.crm.passwords.hash(&input.password)?,
+        };
+        let mut tx = self.crm.tx(p);
+        tx.insert(&user)?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// One user.
+    pub async fn get(&self, p: &Principal, id: Id<User>) -> Result<User> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of users.
+    pub async fn list(&self, p: &Principal, filter: &UserFilter, page: &PageRequest) -> Result<Page<User>> {
+        let mut filters = Vec::new();
+        if let Some(role) = filter.role {
+            filters.push(Filter::eq("role", role.as_str()));
+        }
+        if let Some(active) = filter.active {
+            filters.push(Filter::eq("active", active));
+        }
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Changes a user. Only admins change roles, companies and the active flag;
+    /// everyone else may change only their own name and email.
+    pub async fn update(&self, p: &Principal, id: Id<User>, patch: UserPatch) -> Result<User> {
+        let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
+        if p.role() != Role::Admin {
+            let mut v = Validator::new();
+            for (field, sent) in [
+                ("role", patch.role.is_some()),
+                ("company_id", patch.company_id.is_some()),
+                ("active", patch.active.is_some()),
+            ] {
+                v.check(!sent, field, "only an admin may change this");
+            }
+            if let Err(CrmError::Validation(e)) = v.finish() {
+                return Err(CrmError::Forbidden(e.to_string()));
+            }
+        }
+        let mut after = before.clone();
+        if let Some(email) = patch.email {
+            after.email = email;
+        }
+        if let Some(first) = patch.first_name {
+            after.first_name = first;
+        }
+        if let Some(last) = patch.last_name {
+            after.last_name = last;
+        }
+        if let Some(role) = patch.role {
+            after.role = role;
+        }
+        if let Some(company) = patch.company_id {
+            after.company_id = company;
+        }
+        if let Some(active) = patch.active {
+            after.active = active;
+        }
+        let mut v = Validator::new();
+        validate_user_fields(&mut v, &after.email, &after.first_name, &after.last_name, after.role, after.company_id);
+        v.check(
+            !(id == p.user_id() && (after.role != Role::Admin || !after.active) && before.role == Role::Admin),
+            "role",
+            "an admin cannot demote or deactivate itself",
+        );
+        v.finish()?;
+        let mut tx = self.crm.tx(p);
+        tx.update(&before, &mut after)?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Changes the principal's own password after checking the current one.
+    pub async fn change_password(&self, p: &Principal, current: &str, new: &str) -> Result<()> {
+        let before: User = self.crm.fetch(p.tenant_id(), p.user_id()).await?;
+        if !self.crm.passwords.verify(current, &before.password_hash) {
+            return Err(CrmError::invalid("current_password", "is not the current password"));
+        }
+        let mut v = Validator::new();
+        validate_password(&mut v, "new_password", new);
+        v.finish()?;
+        let mut after = before.clone();
+        after.password_hash = self.crm.passwords.hash(new)?;
+        let mut tx = self.crm.tx(p);
+        tx.update_as("password_changed", &before, &mut after)?;
+        tx.commit().await
+    }
+
+    /// Deletes a user (admins only; refused while records reference it).
+    pub async fn delete(&self, p: &Principal, id: Id<User>, version: Option<u64>) -> Result<()> {
+        if id == p.user_id() {
+            return Err(CrmError::invalid("id", "a user cannot delete itself"));
+        }
+        self.crm.delete(p, id, version).await
+    }
+}
