@@ -1,1 +1,237 @@
-//! TODO
+//! Contacts: people at customer companies, or standalone.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    authz::{Action, Principal, Resource},
+    companies::Company,
+    crm::{Crm, PageRequest},
+    entity::{Entity, entity_meta, reference},
+    error::{Result, Validator},
+    id::{Id, Meta},
+    leads::Lead,
+    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    users::User,
+};
+
+/// A person the business deals with.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    /// Common metadata.
+    pub meta: Meta,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Email.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Job title.
+    pub position: Option<String>,
+    /// The company the contact works for; `None` for a standalone contact.
+    pub company_id: Option<Id<Company>>,
+    /// The responsible user.
+    pub owner_id: Id<User>,
+    /// The lead this contact was converted from.
+    pub lead_id: Option<Id<Lead>>,
+}
+
+impl Entity for Contact {
+    const KIND: EntityKind = EntityKind::Contact;
+    const RESOURCE: Resource = Resource::Contacts;
+    const SORTABLE: &'static [&'static str] = &["last_name", "email", "created_at", "updated_at"];
+    const SEARCHABLE: &'static [&'static str] = &["first_name", "last_name", "email"];
+    const OWNER_FIELD: Option<&'static str> = Some("owner_id");
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("first_name", self.first_name.as_str().into()),
+            ("last_name", self.last_name.as_str().into()),
+            ("email", self.email.as_ref().map(|e| e.to_lowercase()).into()),
+            ("company_id", self.company_id.into()),
+            ("owner_id", self.owner_id.into()),
+            ("lead_id", self.lead_id.into()),
+        ]);
+    }
+    fn references(&self) -> Vec<Reference> {
+        let mut refs = vec![reference("owner_id", self.owner_id)];
+        refs.extend(self.company_id.map(|c| reference("company_id", c)));
+        refs
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.owner_id.uuid()]
+    }
+    fn company(&self) -> Option<uuid::Uuid> {
+        self.company_id.map(Id::uuid)
+    }
+}
+
+impl Contact {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let mut v = Validator::new();
+        v.text("first_name", &self.first_name, 100)
+            .text("last_name", &self.last_name, 100)
+            .opt_text("phone", self.phone.as_deref(), 50)
+            .opt_text("position", self.position.as_deref(), 100);
+        if let Some(email) = &self.email {
+            v.email("email", email);
+        }
+        v.finish()
+    }
+}
+
+/// Input to create a contact.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct NewContact {
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Email.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Job title.
+    pub position: Option<String>,
+    /// Company.
+    pub company_id: Option<Id<Company>>,
+    /// The responsible user; default: the creator.
+    pub owner_id: Option<Id<User>>,
+}
+
+/// Changes to a contact; absent fields stay, `Some(None)` clears an optional one.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ContactPatch {
+    /// The version read; a stale one is a conflict.
+    pub version: Option<u64>,
+    /// New given name.
+    pub first_name: Option<String>,
+    /// New family name.
+    pub last_name: Option<String>,
+    /// New email.
+    pub email: Option<Option<String>>,
+    /// New phone.
+    pub phone: Option<Option<String>>,
+    /// New job title.
+    pub position: Option<Option<String>>,
+    /// New company.
+    pub company_id: Option<Option<Id<Company>>>,
+    /// New responsible user.
+    pub owner_id: Option<Id<User>>,
+}
+
+/// Filters for listing contacts.
+#[derive(Clone, Debug, Default)]
+pub struct ContactFilter {
+    /// Only this company's.
+    pub company_id: Option<Id<Company>>,
+    /// Only this owner's.
+    pub owner_id: Option<Id<User>>,
+    /// Only with this email (case-insensitive, exact).
+    pub email: Option<String>,
+    /// Created at or after.
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Created before.
+    pub created_to: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The contacts service.
+#[derive(Clone, Copy, Debug)]
+pub struct Contacts<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The contacts service.
+    pub fn contacts(&self) -> Contacts<'_> {
+        Contacts { crm: self }
+    }
+}
+
+impl Contacts<'_> {
+    /// Creates a contact.
+    pub async fn create(&self, p: &Principal, input: NewContact) -> Result<Contact> {
+        self.crm.authorize(p, Resource::Contacts, Action::Create)?;
+        let contact = Contact {
+            meta: self.crm.new_meta(p.tenant_id()),
+            first_name: input.first_name,
+            last_name: input.last_name,
+            email: input.email,
+            phone: input.phone,
+            position: input.position,
+            company_id: input.company_id,
+            owner_id: input.owner_id.unwrap_or(p.user_id()),
+            lead_id: None,
+        };
+        contact.validate()?;
+        let mut tx = self.crm.tx(p);
+        tx.insert(&contact)?;
+        tx.commit().await?;
+        Ok(contact)
+    }
+
+    /// One contact.
+    pub async fn get(&self, p: &Principal, id: Id<Contact>) -> Result<Contact> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of contacts.
+    pub async fn list(&self, p: &Principal, filter: &ContactFilter, page: &PageRequest) -> Result<Page<Contact>> {
+        let mut filters = Vec::new();
+        if let Some(company) = filter.company_id {
+            filters.push(Filter::eq("company_id", company));
+        }
+        if let Some(owner) = filter.owner_id {
+            filters.push(Filter::eq("owner_id", owner));
+        }
+        if let Some(email) = &filter.email {
+            filters.push(Filter::eq("email", email.to_lowercase()));
+        }
+        if let Some(from) = filter.created_from {
+            filters.push(Filter::gte("created_at", from));
+        }
+        if let Some(to) = filter.created_to {
+            filters.push(Filter::lt("created_at", to));
+        }
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Changes a contact.
+    pub async fn update(&self, p: &Principal, id: Id<Contact>, patch: ContactPatch) -> Result<Contact> {
+        let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
+        let mut after = before.clone();
+        if let Some(v) = patch.first_name {
+            after.first_name = v;
+        }
+        if let Some(v) = patch.last_name {
+            after.last_name = v;
+        }
+        if let Some(v) = patch.email {
+            after.email = v;
+        }
+        if let Some(v) = patch.phone {
+            after.phone = v;
+        }
+        if let Some(v) = patch.position {
+            after.position = v;
+        }
+        if let Some(v) = patch.company_id {
+            after.company_id = v;
+        }
+        if let Some(v) = patch.owner_id {
+            after.owner_id = v;
+        }
+        after.validate()?;
+        let mut tx = self.crm.tx(p);
+        tx.update(&before, &mut after)?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a contact; refused while deals or documents reference it.
+    pub async fn delete(&self, p: &Principal, id: Id<Contact>, version: Option<u64>) -> Result<()> {
+        self.crm.delete(p, id, version).await
+    }
+}

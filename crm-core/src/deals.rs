@@ -1,1 +1,375 @@
-//! TODO
+//! Deals: sales opportunities moving through a pipeline of stages.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    authz::{Action, Principal, Resource},
+    companies::Company,
+    contacts::Contact,
+    crm::{Crm, PageRequest},
+    entity::{Entity, entity_meta, reference},
+    error::{Result, Validator},
+    id::{Id, Meta},
+    money::Currency,
+    state::{StateMachine, status_enum},
+    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    users::User,
+};
+
+status_enum! {
+    /// A deal's pipeline stage. Open stages move freely among themselves and to a
+    /// close; closed deals stay closed.
+    DealStage for Deal {
+        /// First contact with the opportunity.
+        Prospecting = "prospecting" => [Qualification, Proposal, Negotiation, ClosedWon, ClosedLost],
+        /// Need and budget confirmed.
+        Qualification = "qualification" => [Prospecting, Proposal, Negotiation, ClosedWon, ClosedLost],
+        /// An offer is out.
+        Proposal = "proposal" => [Prospecting, Qualification, Negotiation, ClosedWon, ClosedLost],
+        /// Terms are being negotiated.
+        Negotiation = "negotiation" => [Prospecting, Qualification, Proposal, ClosedWon, ClosedLost],
+        /// Won.
+        ClosedWon = "closed_won" => [],
+        /// Lost (with a reason).
+        ClosedLost = "closed_lost" => [],
+    }
+}
+
+impl DealStage {
+    /// The default win probability of the stage, in percent.
+    pub const fn default_probability(self) -> u8 {
+        match self {
+            Self::Prospecting => 10,
+            Self::Qualification => 25,
+            Self::Proposal => 50,
+            Self::Negotiation => 75,
+            Self::ClosedWon => 100,
+            Self::ClosedLost => 0,
+        }
+    }
+
+    /// Whether the deal is closed (won or lost).
+    pub const fn is_closed(self) -> bool {
+        matches!(self, Self::ClosedWon | Self::ClosedLost)
+    }
+}
+
+/// A sales opportunity.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Deal {
+    /// Common metadata.
+    pub meta: Meta,
+    /// What is being sold.
+    pub title: String,
+    /// The customer company.
+    pub company_id: Option<Id<Company>>,
+    /// The customer contact.
+    pub contact_id: Option<Id<Contact>>,
+    /// The responsible user.
+    pub owner_id: Id<User>,
+    /// Expected value.
+    pub amount: Decimal,
+    /// Currency of `amount`.
+    pub currency: Currency,
+    /// Pipeline stage.
+    pub stage: DealStage,
+    /// Win probability in percent; reset to the stage's default on every stage change.
+    pub probability: u8,
+    /// When the deal is expected to close.
+    pub expected_close_date: Option<NaiveDate>,
+    /// When it closed.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Why it was lost (required for `closed_lost`).
+    pub lost_reason: Option<String>,
+}
+
+impl Deal {
+    /// `amount × probability / 100`, rounded by the currency's rule.
+    pub fn weighted_amount(&self) -> Decimal {
+        self.currency.round(self.amount * Decimal::from(self.probability) / Decimal::ONE_HUNDRED)
+    }
+
+    fn validate(&self) -> Result<()> {
+        let mut v = Validator::new();
+        v.text("title", &self.title, 200);
+        v.check(
+            self.amount >= Decimal::ZERO && self.currency.round(self.amount) == self.amount,
+            "amount",
+            format!("must be a non-negative amount with at most {} decimals", self.currency.minor_units()),
+        );
+        v.check(self.probability <= 100, "probability", "must be between 0 and 100");
+        v.opt_text("lost_reason", self.lost_reason.as_deref(), 1000);
+        v.finish()
+    }
+}
+
+impl Entity for Deal {
+    const KIND: EntityKind = EntityKind::Deal;
+    const RESOURCE: Resource = Resource::Deals;
+    const SORTABLE: &'static [&'static str] =
+        &["title", "amount", "expected_close_date", "closed_at", "created_at", "updated_at"];
+    const SEARCHABLE: &'static [&'static str] = &["title"];
+    const OWNER_FIELD: Option<&'static str> = Some("owner_id");
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("title", self.title.as_str().into()),
+            ("company_id", self.company_id.into()),
+            ("contact_id", self.contact_id.into()),
+            ("owner_id", self.owner_id.into()),
+            ("stage", self.stage.into()),
+            ("currency", self.currency.as_str().into()),
+            ("amount", self.amount.into()),
+            ("weighted_amount", self.weighted_amount().into()),
+            ("expected_close_date", self.expected_close_date.into()),
+            ("closed_at", self.closed_at.into()),
+        ]);
+    }
+    fn references(&self) -> Vec<Reference> {
+        let mut refs = vec![reference("owner_id", self.owner_id)];
+        refs.extend(self.company_id.map(|c| reference("company_id", c)));
+        refs.extend(self.contact_id.map(|c| reference("contact_id", c)));
+        refs
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.owner_id.uuid()]
+    }
+    fn company(&self) -> Option<uuid::Uuid> {
+        self.company_id.map(Id::uuid)
+    }
+}
+
+/// Input to create a deal.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewDeal {
+    /// What is being sold.
+    pub title: String,
+    /// The customer company.
+    pub company_id: Option<Id<Company>>,
+    /// The customer contact.
+    pub contact_id: Option<Id<Contact>>,
+    /// The responsible user; default: the creator.
+    pub owner_id: Option<Id<User>>,
+    /// Expected value.
+    pub amount: Decimal,
+    /// Currency.
+    pub currency: Currency,
+    /// Starting stage; default `prospecting`. Closed stages are reached by [`Deals::change_stage`].
+    pub stage: Option<DealStage>,
+    /// Expected close date.
+    pub expected_close_date: Option<NaiveDate>,
+}
+
+/// Changes to a deal; stages change only through [`Deals::change_stage`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct DealPatch {
+    /// The version read; a stale one is a conflict.
+    pub version: Option<u64>,
+    /// New title.
+    pub title: Option<String>,
+    /// New company.
+    pub company_id: Option<Option<Id<Company>>>,
+    /// New contact.
+    pub contact_id: Option<Option<Id<Contact>>>,
+    /// New owner (notified).
+    pub owner_id: Option<Id<User>>,
+    /// New amount.
+    pub amount: Option<Decimal>,
+    /// New currency.
+    pub currency: Option<Currency>,
+    /// A probability other than the stage's default.
+    pub probability: Option<u8>,
+    /// New expected close date.
+    pub expected_close_date: Option<Option<NaiveDate>>,
+}
+
+/// Filters for listing deals.
+#[derive(Clone, Debug, Default)]
+pub struct DealFilter {
+    /// Only these stages.
+    pub stages: Vec<DealStage>,
+    /// Only this owner's.
+    pub owner_id: Option<Id<User>>,
+    /// Only this company's.
+    pub company_id: Option<Id<Company>>,
+    /// Only this contact's.
+    pub contact_id: Option<Id<Contact>>,
+    /// Expected to close on or after.
+    pub close_from: Option<NaiveDate>,
+    /// Expected to close before.
+    pub close_to: Option<NaiveDate>,
+}
+
+/// The deals service.
+#[derive(Clone, Copy, Debug)]
+pub struct Deals<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The deals service.
+    pub fn deals(&self) -> Deals<'_> {
+        Deals { crm: self }
+    }
+}
+
+impl Deals<'_> {
+    /// Builds (without writing) a validated open deal; shared with lead conversion.
+    pub(crate) fn build(&self, p: &Principal, input: NewDeal) -> Result<Deal> {
+        let stage = input.stage.unwrap_or(DealStage::Prospecting);
+        if stage.is_closed() {
+            return Err(crate::CrmError::invalid("stage", "a new deal must start in an open stage"));
+        }
+        let deal = Deal {
+            meta: self.crm.new_meta(p.tenant_id()),
+            title: input.title,
+            company_id: input.company_id,
+            contact_id: input.contact_id,
+            owner_id: input.owner_id.unwrap_or(p.user_id()),
+            amount: input.amount,
+            currency: input.currency,
+            stage,
+            probability: stage.default_probability(),
+            expected_close_date: input.expected_close_date,
+            closed_at: None,
+            lost_reason: None,
+        };
+        deal.validate()?;
+        Ok(deal)
+    }
+
+    /// Creates a deal; the owner is notified when it is someone else.
+    pub async fn create(&self, p: &Principal, input: NewDeal) -> Result<Deal> {
+        self.crm.authorize(p, Resource::Deals, Action::Create)?;
+        let deal = self.build(p, input)?;
+        let mut tx = self.crm.tx(p);
+        tx.insert(&deal)?;
+        tx.notify_assigned(deal.owner_id, &deal, format!("Deal assigned to you: {}", deal.title))?;
+        tx.commit().await?;
+        Ok(deal)
+    }
+
+    /// One deal.
+    pub async fn get(&self, p: &Principal, id: Id<Deal>) -> Result<Deal> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of deals.
+    pub async fn list(&self, p: &Principal, filter: &DealFilter, page: &PageRequest) -> Result<Page<Deal>> {
+        let mut filters = Vec::new();
+        if !filter.stages.is_empty() {
+            filters.push(Filter::one_of("stage", filter.stages.iter().map(|s| (*s).into())));
+        }
+        if let Some(owner) = filter.owner_id {
+            filters.push(Filter::eq("owner_id", owner));
+        }
+        if let Some(company) = filter.company_id {
+            filters.push(Filter::eq("company_id", company));
+        }
+        if let Some(contact) = filter.contact_id {
+            filters.push(Filter::eq("contact_id", contact));
+        }
+        if let Some(from) = filter.close_from {
+            filters.push(Filter::gte("expected_close_date", from));
+        }
+        if let Some(to) = filter.close_to {
+            filters.push(Filter::lt("expected_close_date", to));
+        }
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Changes a deal's fields (not its stage); a new owner is notified.
+    pub async fn update(&self, p: &Principal, id: Id<Deal>, patch: DealPatch) -> Result<Deal> {
+        let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
+        let mut after = before.clone();
+        if let Some(v) = patch.title {
+            after.title = v;
+        }
+        if let Some(v) = patch.company_id {
+            after.company_id = v;
+        }
+        if let Some(v) = patch.contact_id {
+            after.contact_id = v;
+        }
+        if let Some(v) = patch.owner_id {
+            after.owner_id = v;
+        }
+        if let Some(v) = patch.amount {
+            after.amount = v;
+        }
+        if let Some(v) = patch.currency {
+            after.currency = v;
+        }
+        if let Some(v) = patch.probability {
+            after.probability = v;
+        }
+        if let Some(v) = patch.expected_close_date {
+            after.expected_close_date = v;
+        }
+        after.validate()?;
+        let mut tx = self.crm.tx(p);
+        tx.update(&before, &mut after)?;
+        if after.owner_id != before.owner_id {
+            tx.notify_assigned(after.owner_id, &after, format!("Deal assigned to you: {}", after.title))?;
+        }
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Moves a deal to another stage: resets the probability to the stage's default,
+    /// stamps `closed_at` on a close, requires `lost_reason` for `closed_lost`, and
+    /// emits `deal.stage_changed` (plus `deal.won` or `deal.lost`).
+    pub async fn change_stage(
+        &self,
+        p: &Principal,
+        id: Id<Deal>,
+        stage: DealStage,
+        lost_reason: Option<String>,
+        version: Option<u64>,
+    ) -> Result<Deal> {
+        let before = self.crm.load_for(p, id, Action::Update, version).await?;
+        let mut after = before.clone();
+        after.stage = before.stage.transition(stage)?;
+        after.probability = stage.default_probability();
+        let mut v = Validator::new();
+        match stage {
+            DealStage::ClosedLost => {
+                v.check(
+                    lost_reason.as_deref().is_some_and(|r| !r.trim().is_empty()),
+                    "lost_reason",
+                    "is required to close a deal as lost",
+                );
+                after.lost_reason = lost_reason;
+            }
+            _ => {
+                v.check(lost_reason.is_none(), "lost_reason", "is only for deals closed as lost");
+            }
+        }
+        v.finish()?;
+        after.validate()?;
+        let mut tx = self.crm.tx(p);
+        if stage.is_closed() {
+            after.closed_at = Some(tx.now());
+        }
+        tx.update_as("stage_changed", &before, &mut after)?;
+        tx.event("stage_changed", &after, json!({ "from": before.stage, "to": after.stage }));
+        match stage {
+            DealStage::ClosedWon => {
+                tx.event("won", &after, json!({ "amount": after.amount, "currency": after.currency }))
+            }
+            DealStage::ClosedLost => tx.event("lost", &after, json!({ "reason": after.lost_reason })),
+            _ => {}
+        }
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a deal; refused while quotes or projects reference it.
+    pub async fn delete(&self, p: &Principal, id: Id<Deal>, version: Option<u64>) -> Result<()> {
+        self.crm.delete(p, id, version).await
+    }
+}

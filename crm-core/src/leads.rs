@@ -1,1 +1,498 @@
-//! TODO
+//! Leads: potential customers, qualified and converted into contacts, companies and deals.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    authz::{Action, Principal, Resource},
+    companies::Company,
+    contacts::Contact,
+    crm::{Crm, PageRequest},
+    deals::{Deal, NewDeal},
+    entity::{Entity, entity_meta, reference},
+    error::{CrmError, Result, Validator},
+    id::{Id, Meta},
+    money::Currency,
+    state::{StateMachine, status_enum, text_enum},
+    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    users::User,
+};
+
+status_enum! {
+    /// A lead's place in the funnel: `new → contacted → qualified → converted`, or
+    /// `unqualified` (which can be reopened as `contacted`).
+    LeadStatus for Lead {
+        /// Just captured.
+        New = "new" => [Contacted, Qualified, Unqualified, Converted],
+        /// Someone talked to them.
+        Contacted = "contacted" => [Qualified, Unqualified, Converted],
+        /// A real opportunity.
+        Qualified = "qualified" => [Unqualified, Converted],
+        /// Not a fit.
+        Unqualified = "unqualified" => [Contacted],
+        /// Became a contact (and maybe a company and a deal). Final.
+        Converted = "converted" => [],
+    }
+}
+
+text_enum! {
+    /// Where a lead came from.
+    LeadSource {
+        /// The website.
+        Website = "website",
+        /// A referral.
+        Referral = "referral",
+        /// Social media.
+        Social = "social",
+        /// An email campaign.
+        Email = "email",
+        /// An event or trade show.
+        Event = "event",
+        /// Outbound calling.
+        ColdCall = "cold_call",
+        /// Anything else.
+        Other = "other",
+    }
+}
+
+/// A potential customer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Lead {
+    /// Common metadata.
+    pub meta: Meta,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Email.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// The company they work for, as text (becomes a company on conversion).
+    pub company_name: Option<String>,
+    /// Where the lead came from.
+    pub source: LeadSource,
+    /// Lead score, 0 to 100.
+    pub score: u8,
+    /// Funnel status.
+    pub status: LeadStatus,
+    /// The responsible user.
+    pub owner_id: Id<User>,
+    /// Free notes.
+    pub notes: Option<String>,
+    /// When it was converted.
+    pub converted_at: Option<DateTime<Utc>>,
+    /// The contact it became.
+    pub contact_id: Option<Id<Contact>>,
+    /// The company it was attached to on conversion.
+    pub company_id: Option<Id<Company>>,
+    /// The deal created on conversion.
+    pub deal_id: Option<Id<Deal>>,
+}
+
+impl Lead {
+    fn validate(&self) -> Result<()> {
+        let mut v = Validator::new();
+        v.text("first_name", &self.first_name, 100)
+            .text("last_name", &self.last_name, 100)
+            .opt_text("phone", self.phone.as_deref(), 50)
+            .opt_text("company_name", self.company_name.as_deref(), 200)
+            .opt_text("notes", self.notes.as_deref(), 5000)
+            .check(self.score <= 100, "score", "must be between 0 and 100");
+        if let Some(email) = &self.email {
+            v.email("email", email);
+        }
+        v.finish()
+    }
+}
+
+impl Entity for Lead {
+    const KIND: EntityKind = EntityKind::Lead;
+    const RESOURCE: Resource = Resource::Leads;
+    const SORTABLE: &'static [&'static str] = &["last_name", "score", "created_at", "updated_at"];
+    const SEARCHABLE: &'static [&'static str] = &["first_name", "last_name", "email", "company_name"];
+    const OWNER_FIELD: Option<&'static str> = Some("owner_id");
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("first_name", self.first_name.as_str().into()),
+            ("last_name", self.last_name.as_str().into()),
+            ("email", self.email.as_ref().map(|e| e.to_lowercase()).into()),
+            ("company_name", self.company_name.clone().into()),
+            ("source", self.source.into()),
+            ("score", i64::from(self.score).into()),
+            ("status", self.status.into()),
+            ("owner_id", self.owner_id.into()),
+        ]);
+    }
+    fn references(&self) -> Vec<Reference> {
+        vec![reference("owner_id", self.owner_id)]
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.owner_id.uuid()]
+    }
+}
+
+/// Input to create a lead.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewLead {
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Email.
+    pub email: Option<String>,
+    /// Phone.
+    pub phone: Option<String>,
+    /// Company, as text.
+    pub company_name: Option<String>,
+    /// Source.
+    pub source: LeadSource,
+    /// Score, 0 to 100; default 0.
+    pub score: Option<u8>,
+    /// The responsible user (notified); default: the creator.
+    pub owner_id: Option<Id<User>>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// Changes to a lead; the status changes through [`Leads::change_status`] and [`Leads::convert`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct LeadPatch {
+    /// The version read; a stale one is a conflict.
+    pub version: Option<u64>,
+    /// New given name.
+    pub first_name: Option<String>,
+    /// New family name.
+    pub last_name: Option<String>,
+    /// New email.
+    pub email: Option<Option<String>>,
+    /// New phone.
+    pub phone: Option<Option<String>>,
+    /// New company text.
+    pub company_name: Option<Option<String>>,
+    /// New source.
+    pub source: Option<LeadSource>,
+    /// New score.
+    pub score: Option<u8>,
+    /// New owner (notified).
+    pub owner_id: Option<Id<User>>,
+    /// New notes.
+    pub notes: Option<Option<String>>,
+}
+
+/// Filters for listing leads.
+#[derive(Clone, Debug, Default)]
+pub struct LeadFilter {
+    /// Only these statuses.
+    pub statuses: Vec<LeadStatus>,
+    /// Only this source.
+    pub source: Option<LeadSource>,
+    /// Only this owner's.
+    pub owner_id: Option<Id<User>>,
+    /// Score at least.
+    pub min_score: Option<u8>,
+    /// Created at or after.
+    pub created_from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub created_to: Option<DateTime<Utc>>,
+}
+
+/// Which company a converted lead's contact joins.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "mode", content = "value")]
+pub enum ConvertCompany {
+    /// No company: a standalone contact.
+    #[default]
+    None,
+    /// An existing company.
+    Existing(Id<Company>),
+    /// A new company, named by the value or else by the lead's `company_name`.
+    New(Option<String>),
+}
+
+/// The deal to open when converting a lead.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ConvertDeal {
+    /// Deal title.
+    pub title: String,
+    /// Expected value.
+    pub amount: Decimal,
+    /// Currency.
+    pub currency: Currency,
+}
+
+/// How to convert a lead.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ConvertLead {
+    /// The version read; a stale one is a conflict.
+    pub version: Option<u64>,
+    /// The company choice.
+    pub company: ConvertCompany,
+    /// A deal to open, if any.
+    pub deal: Option<ConvertDeal>,
+}
+
+/// Everything a conversion created.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LeadConversion {
+    /// The lead, now `converted`.
+    pub lead: Lead,
+    /// The new contact.
+    pub contact: Contact,
+    /// The company the contact joined (new or existing).
+    pub company: Option<Company>,
+    /// The new deal.
+    pub deal: Option<Deal>,
+}
+
+/// The leads service.
+#[derive(Clone, Copy, Debug)]
+pub struct Leads<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The leads service.
+    pub fn leads(&self) -> Leads<'_> {
+        Leads { crm: self }
+    }
+}
+
+fn assigned_title(lead: &Lead) -> String {
+    format!("Lead assigned to you: {} {}", lead.first_name, lead.last_name)
+}
+
+impl Leads<'_> {
+    /// Creates a lead; the owner is notified when it is someone else.
+    pub async fn create(&self, p: &Principal, input: NewLead) -> Result<Lead> {
+        self.crm.authorize(p, Resource::Leads, Action::Create)?;
+        let lead = Lead {
+            meta: self.crm.new_meta(p.tenant_id()),
+            first_name: input.first_name,
+            last_name: input.last_name,
+            email: input.email,
+            phone: input.phone,
+            company_name: input.company_name,
+            source: input.source,
+            score: input.score.unwrap_or(0),
+            status: LeadStatus::New,
+            owner_id: input.owner_id.unwrap_or(p.user_id()),
+            notes: input.notes,
+            converted_at: None,
+            contact_id: None,
+            company_id: None,
+            deal_id: None,
+        };
+        lead.validate()?;
+        let mut tx = self.crm.tx(p);
+        tx.insert(&lead)?;
+        tx.notify_assigned(lead.owner_id, &lead, assigned_title(&lead))?;
+        tx.commit().await?;
+        Ok(lead)
+    }
+
+    /// One lead.
+    pub async fn get(&self, p: &Principal, id: Id<Lead>) -> Result<Lead> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of leads.
+    pub async fn list(&self, p: &Principal, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>> {
+        let mut filters = Vec::new();
+        if !filter.statuses.is_empty() {
+            filters.push(Filter::one_of("status", filter.statuses.iter().map(|s| (*s).into())));
+        }
+        if let Some(source) = filter.source {
+            filters.push(Filter::eq("source", source));
+        }
+        if let Some(owner) = filter.owner_id {
+            filters.push(Filter::eq("owner_id", owner));
+        }
+        if let Some(score) = filter.min_score {
+            filters.push(Filter::gte("score", i64::from(score)));
+        }
+        if let Some(from) = filter.created_from {
+            filters.push(Filter::gte("created_at", from));
+        }
+        if let Some(to) = filter.created_to {
+            filters.push(Filter::lt("created_at", to));
+        }
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Changes a lead's fields; a new owner is notified. Converted leads are frozen.
+    pub async fn update(&self, p: &Principal, id: Id<Lead>, patch: LeadPatch) -> Result<Lead> {
+        let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
+        if before.status == LeadStatus::Converted {
+            return Err(CrmError::invalid("status", "a converted lead cannot be changed"));
+        }
+        let mut after = before.clone();
+        if let Some(v) = patch.first_name {
+            after.first_name = v;
+        }
+        if let Some(v) = patch.last_name {
+            after.last_name = v;
+        }
+        if let Some(v) = patch.email {
+            after.email = v;
+        }
+        if let Some(v) = patch.phone {
+            after.phone = v;
+        }
+        if let Some(v) = patch.company_name {
+            after.company_name = v;
+        }
+        if let Some(v) = patch.source {
+            after.source = v;
+        }
+        if let Some(v) = patch.score {
+            after.score = v;
+        }
+        if let Some(v) = patch.owner_id {
+            after.owner_id = v;
+        }
+        if let Some(v) = patch.notes {
+            after.notes = v;
+        }
+        after.validate()?;
+        let mut tx = self.crm.tx(p);
+        tx.update(&before, &mut after)?;
+        if after.owner_id != before.owner_id {
+            tx.notify_assigned(after.owner_id, &after, assigned_title(&after))?;
+        }
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Moves a lead along its funnel (conversion goes through [`Leads::convert`]).
+    pub async fn change_status(
+        &self,
+        p: &Principal,
+        id: Id<Lead>,
+        status: LeadStatus,
+        version: Option<u64>,
+    ) -> Result<Lead> {
+        if status == LeadStatus::Converted {
+            return Err(CrmError::invalid("status", "use convert to convert a lead"));
+        }
+        let before = self.crm.load_for(p, id, Action::Update, version).await?;
+        let mut after = before.clone();
+        after.status = before.status.transition(status)?;
+        let mut tx = self.crm.tx(p);
+        tx.update_as("status_changed", &before, &mut after)?;
+        tx.event("status_changed", &after, json!({ "from": before.status, "to": after.status }));
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Converts a lead: creates a contact from it, optionally a company and a deal,
+    /// and marks it converted — all in one atomic write, or nothing.
+    pub async fn convert(&self, p: &Principal, id: Id<Lead>, input: ConvertLead) -> Result<LeadConversion> {
+        let before = self.crm.load_for(p, id, Action::Update, input.version).await?;
+        self.crm.authorize(p, Resource::Contacts, Action::Create)?;
+        let mut after = before.clone();
+        after.status = before.status.transition(LeadStatus::Converted)?;
+        let mut tx = self.crm.tx(p);
+
+        let (company, new_company) = match input.company {
+            ConvertCompany::None => (None, false),
+            ConvertCompany::Existing(company_id) => {
+                let company = self.crm.read(p, company_id).await?;
+                // The company must still exist, unchanged, when the conversion commits.
+                tx.check(&company);
+                (Some(company), false)
+            }
+            ConvertCompany::New(name) => {
+                self.crm.authorize(p, Resource::Companies, Action::Create)?;
+                let Some(name) = name.or_else(|| before.company_name.clone()) else {
+                    return Err(CrmError::invalid("company", "name the new company: the lead has no company name"));
+                };
+                let company = Company {
+                    meta: self.crm.new_meta(p.tenant_id()),
+                    name,
+                    industry: None,
+                    website: None,
+                    email: None,
+                    phone: None,
+                    address: None,
+                    owner_id: before.owner_id,
+                };
+                (Some(company), true)
+            }
+        };
+        let company_id = company.as_ref().map(Entity::id);
+
+        let contact = Contact {
+            meta: self.crm.new_meta(p.tenant_id()),
+            first_name: before.first_name.clone(),
+            last_name: before.last_name.clone(),
+            email: before.email.clone(),
+            phone: before.phone.clone(),
+            position: None,
+            company_id,
+            owner_id: before.owner_id,
+            lead_id: Some(id),
+        };
+        contact.validate()?;
+
+        let deal = match input.deal {
+            None => None,
+            Some(d) => {
+                self.crm.authorize(p, Resource::Deals, Action::Create)?;
+                let new = NewDeal {
+                    title: d.title,
+                    company_id,
+                    contact_id: Some(contact.id()),
+                    owner_id: Some(before.owner_id),
+                    amount: d.amount,
+                    currency: d.currency,
+                    stage: None,
+                    expected_close_date: None,
+                };
+                Some(self.crm.deals().build(p, new).map_err(|e| prefix_fields(e, "deal."))?)
+            }
+        };
+
+        after.converted_at = Some(tx.now());
+        after.contact_id = Some(contact.id());
+        after.company_id = company_id;
+        after.deal_id = deal.as_ref().map(Entity::id);
+
+        if let (true, Some(company)) = (new_company, &company) {
+            tx.insert(company)?;
+        }
+        tx.insert(&contact)?;
+        if let Some(deal) = &deal {
+            tx.insert(deal)?;
+        }
+        tx.update_as("converted", &before, &mut after)?;
+        tx.event(
+            "converted",
+            &after,
+            json!({ "contact_id": contact.id(), "company_id": company_id, "deal_id": after.deal_id }),
+        );
+        tx.commit().await?;
+        Ok(LeadConversion { lead: after, contact, company, deal })
+    }
+
+    /// Deletes a lead.
+    pub async fn delete(&self, p: &Principal, id: Id<Lead>, version: Option<u64>) -> Result<()> {
+        self.crm.delete(p, id, version).await
+    }
+}
+
+/// Renames the fields of a validation error (`title` → `deal.title`) for nested input.
+fn prefix_fields(error: CrmError, prefix: &str) -> CrmError {
+    match error {
+        CrmError::Validation(errors) => {
+            let mut v = Validator::new();
+            v.merge(prefix, errors);
+            v.finish().err().unwrap_or(CrmError::Internal("empty validation error".into()))
+        }
+        other => other,
+    }
+}

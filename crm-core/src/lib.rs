@@ -48,6 +48,7 @@ pub mod products;
 pub mod projects;
 pub mod quotes;
 pub mod reports;
+pub mod state;
 pub mod storage;
 pub mod users;
 
@@ -56,5 +57,6 @@ pub use crate::{
     crm::{Clock, Crm, CrmBuilder, ManualClock, PageRequest, SystemClock},
     error::{CrmError, FieldError, Result, ValidationErrors, Validator},
     id::{Id, Meta, TenantId},
+    state::StateMachine,
     storage::Page,
 };

@@ -1,0 +1,6 @@
+//! crm-core's integration tests: one binary, one module per area.
+
+// Test code may unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
+
+mod support;
