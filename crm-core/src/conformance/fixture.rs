@@ -55,7 +55,7 @@ impl World {
             .create(&admin, NewCompany { name: "Client Co".into(), ..NewCompany::default() })
             .await
             .expect("client company");
-        let mut make = async |email: &str, role: Role, company: Option<&Company>| {
+        let make = async |email: &str, role: Role, company: Option<&Company>| {
             let user = crm
                 .users()
                 .create(

@@ -4,3 +4,10 @@
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 mod support;
+mod conformance_memory {
+    use std::sync::Arc;
+
+    use crm_core::storage::{Storage, memory::MemoryStorage};
+
+    crm_core::conformance_suite!(memory, || async { Arc::new(MemoryStorage::new()) as Arc<dyn Storage> });
+}

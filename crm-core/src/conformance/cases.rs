@@ -1,0 +1,714 @@
+//! The conformance cases. Each takes a fresh, empty storage and panics (with a message
+//! naming what broke) when the storage misbehaves.
+
+// A failing case is a panic with a message: that is how the suite reports.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::{collections::HashSet, sync::Arc};
+
+use chrono::{Duration, TimeZone, Utc};
+use futures::future::join_all;
+use rust_decimal::Decimal;
+use serde_json::json;
+use uuid::Uuid;
+
+use super::World;
+use crate::{
+    CrmError, Id, Meta, PageRequest, TenantId,
+    companies::{Company, CompanyPatch, NewCompany},
+    contacts::{Contact, ContactFilter, NewContact},
+    deals::{DealStage, NewDeal},
+    entity::{Entity, from_stored, to_record},
+    money::Currency,
+    storage::{
+        AggregateQuery, CounterUpdate, EntityKind, FieldValue, Filter, GroupKey, ListQuery, OutboxEvent, Record, Sort,
+        Storage, StorageError, TextSearch, WriteBatch, WriteOp,
+    },
+    users::User,
+};
+
+type Store = Arc<dyn Storage>;
+
+fn company(w: &World, name: &str) -> Company {
+    Company {
+        meta: Meta::new(w.admin.tenant_id(), w.crm.now()),
+        name: name.into(),
+        industry: None,
+        website: None,
+        email: None,
+        phone: None,
+        address: None,
+        owner_id: w.admin.user_id(),
+    }
+}
+
+fn contact(w: &World, last_name: &str, company: Option<&Company>) -> Contact {
+    Contact {
+        meta: Meta::new(w.admin.tenant_id(), w.crm.now()),
+        first_name: "Test".into(),
+        last_name: last_name.into(),
+        email: None,
+        phone: None,
+        position: None,
+        company_id: company.map(Entity::id),
+        owner_id: w.admin.user_id(),
+        lead_id: None,
+    }
+}
+
+fn rec<E: Entity>(e: &E) -> Record {
+    to_record(e).unwrap()
+}
+
+fn insert<E: Entity>(e: &E) -> WriteOp {
+    WriteOp::Insert(rec(e))
+}
+
+fn update<E: Entity>(before: &E, after: &mut E) -> WriteOp {
+    after.meta_mut().version = before.meta().version + 1;
+    WriteOp::Update { record: rec(after), expected_version: before.meta().version }
+}
+
+fn batch(ops: Vec<WriteOp>) -> WriteBatch {
+    WriteBatch { ops, ..WriteBatch::default() }
+}
+
+fn tenant(w: &World) -> TenantId {
+    w.admin.tenant_id()
+}
+
+async fn exists<E: Entity>(s: &Store, w: &World, e: &E) -> bool {
+    s.get(tenant(w), E::KIND, e.meta().id).await.unwrap().is_some()
+}
+
+async fn commit(s: &Store, w: &World, ops: Vec<WriteOp>) -> Result<(), StorageError> {
+    s.commit(tenant(w), batch(ops)).await
+}
+
+/// Reads every page of a listing and returns the ids in order.
+async fn all_pages(s: &Store, t: TenantId, kind: EntityKind, mut query: ListQuery) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    for _ in 0..10_000 {
+        let page = s.list(t, kind, &query).await.unwrap();
+        assert!(page.items.len() <= query.limit, "a page holds more rows than its limit");
+        ids.extend(page.items.iter().map(|r| r.id));
+        match page.next {
+            Some(next) => query.after = Some(next),
+            None => return ids,
+        }
+    }
+    panic!("pagination never ended");
+}
+
+/// Creates `n` contacts through the service, with last names cycling over `names`.
+async fn seed_contacts(w: &World, n: usize, names: &[&str], company: Option<&Company>) -> Vec<Contact> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let input = NewContact {
+            first_name: format!("First{i}"),
+            last_name: names[i % names.len()].into(),
+            email: Some(format!("person{i}@example.test")),
+            company_id: company.map(Entity::id),
+            ..NewContact::default()
+        };
+        out.push(w.crm.contacts().create(&w.admin, input).await.unwrap());
+    }
+    out
+}
+
+/// A missing id reads as absent, singly and in bulk.
+pub async fn get_missing_is_none(s: Store) {
+    let w = World::new(s.clone()).await;
+    assert!(s.get(tenant(&w), EntityKind::Company, Uuid::now_v7()).await.unwrap().is_none());
+    assert!(s.get_many(tenant(&w), EntityKind::Company, &[Uuid::now_v7()]).await.unwrap().is_empty());
+    let err = w.crm.companies().get(&w.admin, Id::generate()).await.unwrap_err();
+    assert!(matches!(err, CrmError::NotFound { kind: EntityKind::Company, .. }), "{err:?}");
+}
+
+/// What is written is read back unchanged, singly and in bulk.
+pub async fn insert_get_roundtrip(s: Store) {
+    let w = World::new(s.clone()).await;
+    let mut c = company(&w, "Roundtrip Ltd");
+    c.industry = Some("Testing".into());
+    c.email = Some("Hello@Roundtrip.test".into());
+    let c2 = company(&w, "Second");
+    commit(&s, &w, vec![insert(&c), insert(&c2)]).await.unwrap();
+    let stored = s.get(tenant(&w), EntityKind::Company, c.meta.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(from_stored::<Company>(stored).unwrap(), c);
+    let many = s.get_many(tenant(&w), EntityKind::Company, &[c.meta.id, c2.meta.id, Uuid::now_v7()]).await.unwrap();
+    let ids: HashSet<Uuid> = many.iter().map(|r| r.id).collect();
+    assert_eq!(ids, HashSet::from([c.meta.id, c2.meta.id]));
+    s.ping().await.unwrap();
+}
+
+/// Inserting an id twice is refused.
+pub async fn insert_duplicate_id_is_refused(s: Store) {
+    let w = World::new(s.clone()).await;
+    let c = company(&w, "Once");
+    commit(&s, &w, vec![insert(&c)]).await.unwrap();
+    let err = commit(&s, &w, vec![insert(&c)]).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::AlreadyExists { kind: EntityKind::Company, ref field } if field == "id"),
+        "{err:?}"
+    );
+}
+
+/// An update naming a version that is no longer current writes nothing.
+pub async fn update_with_stale_version_conflicts(s: Store) {
+    let w = World::new(s.clone()).await;
+    let v1 = company(&w, "v1");
+    commit(&s, &w, vec![insert(&v1)]).await.unwrap();
+    let mut v2 = v1.clone();
+    v2.name = "v2".into();
+    commit(&s, &w, vec![update(&v1, &mut v2)]).await.unwrap();
+    let mut stale = v1.clone();
+    stale.name = "stale".into();
+    let err = commit(&s, &w, vec![update(&v1, &mut stale)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict { kind: EntityKind::Company, .. }), "{err:?}");
+    let now: Company = from_stored(s.get(tenant(&w), EntityKind::Company, v1.meta.id).await.unwrap().unwrap()).unwrap();
+    assert_eq!((now.name.as_str(), now.meta.version), ("v2", 2));
+    let mut missing = company(&w, "missing");
+    let err = commit(&s, &w, vec![update(&missing.clone(), &mut missing)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err:?}");
+}
+
+/// A delete naming a stale version writes nothing; a current one removes the record.
+pub async fn delete_with_stale_version_conflicts(s: Store) {
+    let w = World::new(s.clone()).await;
+    let v1 = company(&w, "v1");
+    commit(&s, &w, vec![insert(&v1)]).await.unwrap();
+    let mut v2 = v1.clone();
+    commit(&s, &w, vec![update(&v1, &mut v2)]).await.unwrap();
+    let delete = |version| WriteOp::Delete { kind: EntityKind::Company, id: v1.meta.id, expected_version: version };
+    let err = commit(&s, &w, vec![delete(1)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict { .. }), "{err:?}");
+    assert!(exists(&s, &w, &v1).await);
+    commit(&s, &w, vec![delete(2)]).await.unwrap();
+    assert!(!exists(&s, &w, &v1).await);
+    let err = commit(&s, &w, vec![delete(2)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::NotFound { .. }), "{err:?}");
+}
+
+/// Many concurrent updates from the same version: exactly one wins, the rest conflict.
+pub async fn concurrent_updates_never_overwrite(s: Store) {
+    let w = World::new(s).await;
+    let c =
+        w.crm.companies().create(&w.admin, NewCompany { name: "Race".into(), ..NewCompany::default() }).await.unwrap();
+    let companies = w.crm.companies();
+    let attempts = (0..16).map(|i| {
+        let patch = CompanyPatch { version: Some(1), name: Some(format!("writer {i}")), ..CompanyPatch::default() };
+        companies.update(&w.manager, c.id(), patch)
+    });
+    let results = join_all(attempts).await;
+    let winners: Vec<&Company> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one concurrent update from version 1 may win");
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, CrmError::Conflict { .. }), "losers must see a conflict, got {e:?}");
+        }
+    }
+    let now = w.crm.companies().get(&w.admin, c.id()).await.unwrap();
+    assert_eq!((now.name.as_str(), now.meta.version), (winners[0].name.as_str(), 2));
+}
+
+/// A batch that fails part-way leaves no record, counter or event behind.
+pub async fn failed_batch_writes_nothing(s: Store) {
+    let w = World::new(s.clone()).await;
+    let existing = company(&w, "existing");
+    commit(&s, &w, vec![insert(&existing)]).await.unwrap();
+    let new_company = company(&w, "new");
+    let new_contact = contact(&w, "New", Some(&new_company));
+    let mut stale = existing.clone();
+    stale.meta.version = 7;
+    let mut after = stale.clone();
+    let event = OutboxEvent {
+        id: Uuid::now_v7(),
+        tenant_id: tenant(&w),
+        name: "test.failed".into(),
+        entity_kind: EntityKind::Company,
+        entity_id: new_company.meta.id,
+        payload: json!({}),
+        occurred_at: Utc::now(),
+    };
+    let failing = WriteBatch {
+        ops: vec![insert(&new_company), insert(&new_contact), update(&stale, &mut after)],
+        counters: vec![CounterUpdate { key: "test:failed".into(), expected: 0, new: 1 }],
+        events: vec![event.clone()],
+    };
+    let err = s.commit(tenant(&w), failing).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict { .. }), "{err:?}");
+    assert!(!exists(&s, &w, &new_company).await, "the first insert of a failed batch must not survive");
+    assert!(!exists(&s, &w, &new_contact).await);
+    assert_eq!(s.counter(tenant(&w), "test:failed").await.unwrap(), 0);
+    assert!(!s.outbox_pending(10_000).await.unwrap().iter().any(|e| e.id == event.id));
+    // A dangling reference at the end fails the whole batch as well.
+    let dangling = contact(&w, "Dangling", Some(&company(&w, "never written")));
+    let err = commit(&s, &w, vec![insert(&new_company), insert(&dangling)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::MissingReference { .. }), "{err:?}");
+    assert!(!exists(&s, &w, &new_company).await);
+}
+
+/// A `Check` operation fails the batch once its record has moved on.
+pub async fn check_op_guards_unchanged_records(s: Store) {
+    let w = World::new(s.clone()).await;
+    let c = company(&w, "guarded");
+    commit(&s, &w, vec![insert(&c)]).await.unwrap();
+    let check = |version| WriteOp::Check { kind: EntityKind::Company, id: c.meta.id, version };
+    let first = contact(&w, "First", Some(&c));
+    commit(&s, &w, vec![check(1), insert(&first)]).await.unwrap();
+    let mut v2 = c.clone();
+    commit(&s, &w, vec![update(&c, &mut v2)]).await.unwrap();
+    let second = contact(&w, "Second", Some(&c));
+    let err = commit(&s, &w, vec![check(1), insert(&second)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict { .. }), "{err:?}");
+    assert!(!exists(&s, &w, &second).await);
+}
+
+/// Unique keys are unique per tenant and kind, compared after normalization.
+pub async fn unique_keys_are_enforced_per_tenant(s: Store) {
+    let w = World::new(s.clone()).await;
+    let new_user = |email: &str| crate::users::NewUser {
+        email: email.into(),
+        password: "long enough".into(),
+        first_name: "Dup".into(),
+        last_name: "Licate".into(),
+        role: crate::Role::User,
+        company_id: None,
+    };
+    w.crm.users().create(&w.admin, new_user("dup@example.test")).await.unwrap();
+    let err = w.crm.users().create(&w.admin, new_user("DUP@Example.test")).await.unwrap_err();
+    assert!(
+        matches!(err, CrmError::AlreadyExists { kind: EntityKind::User, ref field } if field == "email"),
+        "{err:?}"
+    );
+    let other = World::new(s).await;
+    other.crm.users().create(&other.admin, new_user("dup@example.test")).await.unwrap();
+}
+
+/// A unique key freed by one record can be taken by another in the same batch.
+pub async fn unique_key_can_move_within_one_batch(s: Store) {
+    let w = World::new(s.clone()).await;
+    let a: User = w.crm.users().get(&w.admin, w.user.user_id()).await.unwrap();
+    let mut a_after = a.clone();
+    a_after.email = "moved@acme.test".into();
+    let mut b = a.clone();
+    b.meta = Meta::new(tenant(&w), w.crm.now());
+    b.email = a.email.to_uppercase();
+    commit(&s, &w, vec![update(&a, &mut a_after), insert(&b)]).await.unwrap();
+    let mut c = b.clone();
+    c.meta = Meta::new(tenant(&w), w.crm.now());
+    c.email = "Moved@Acme.test".into();
+    let err = commit(&s, &w, vec![insert(&c)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::AlreadyExists { ref field, .. } if field == "email"), "{err:?}");
+    let mut d = c.clone();
+    d.email = "fresh@acme.test".into();
+    let mut e = c.clone();
+    e.meta = Meta::new(tenant(&w), w.crm.now());
+    e.email = "fresh@acme.test".into();
+    let err = commit(&s, &w, vec![insert(&d), insert(&e)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::AlreadyExists { .. }), "two inserts of one key in a batch: {err:?}");
+}
+
+/// A record cannot point at a record that does not exist (or lives in another tenant).
+pub async fn references_must_exist(s: Store) {
+    let w = World::new(s.clone()).await;
+    let ghost = company(&w, "ghost");
+    let orphan = contact(&w, "Orphan", Some(&ghost));
+    let err = commit(&s, &w, vec![insert(&orphan)]).await.unwrap_err();
+    assert!(
+        matches!(err, StorageError::MissingReference { ref field, kind: EntityKind::Company, .. } if field == "company_id"),
+        "{err:?}"
+    );
+    let other = World::new(s.clone()).await;
+    let theirs = company(&other, "theirs");
+    commit(&s, &other, vec![insert(&theirs)]).await.unwrap();
+    let cross = contact(&w, "Cross", Some(&theirs));
+    let err = commit(&s, &w, vec![insert(&cross)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::MissingReference { .. }), "cross-tenant reference: {err:?}");
+    // Service level: the error names the field.
+    let err = w
+        .crm
+        .contacts()
+        .create(
+            &w.admin,
+            NewContact {
+                first_name: "A".into(),
+                last_name: "B".into(),
+                company_id: Some(ghost.id()),
+                ..NewContact::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, CrmError::Validation(v) if v.fields[0].field == "company_id"), "{err:?}");
+}
+
+/// A referenced record cannot be deleted, unless the same batch removes every pointer.
+pub async fn referenced_records_cannot_be_deleted(s: Store) {
+    let w = World::new(s.clone()).await;
+    let c = company(&w, "parent");
+    let child = contact(&w, "Child", Some(&c));
+    commit(&s, &w, vec![insert(&c), insert(&child)]).await.unwrap();
+    let delete_company = WriteOp::Delete { kind: EntityKind::Company, id: c.meta.id, expected_version: 1 };
+    let err = commit(&s, &w, vec![delete_company.clone()]).await.unwrap_err();
+    assert!(matches!(err, StorageError::Referenced { by: EntityKind::Contact, .. }), "{err:?}");
+    let err = w.crm.companies().delete(&w.admin, c.id(), None).await.unwrap_err();
+    assert!(matches!(err, CrmError::Referenced { by: EntityKind::Contact, .. }), "{err:?}");
+    // Detaching the child and deleting the parent together is fine.
+    let mut detached = child.clone();
+    detached.company_id = None;
+    commit(&s, &w, vec![update(&child, &mut detached), delete_company]).await.unwrap();
+    assert!(!exists(&s, &w, &c).await);
+}
+
+/// Audit entries are written with each change and can never be changed or removed.
+pub async fn audit_log_is_append_only(s: Store) {
+    let w = World::new(s.clone()).await;
+    let c = w
+        .crm
+        .companies()
+        .create(&w.manager, NewCompany { name: "Audited".into(), ..NewCompany::default() })
+        .await
+        .unwrap();
+    let filter = crate::audit::AuditFilter { entity_id: Some(c.meta.id), ..Default::default() };
+    let entries = w.crm.audit().list(&w.admin, &filter, &PageRequest::default()).await.unwrap();
+    assert_eq!(entries.items.len(), 1);
+    let entry = &entries.items[0];
+    assert_eq!((entry.action.as_str(), entry.actor_id), ("company.created", Some(w.manager.user_id())));
+    let mut changed = entry.clone();
+    changed.action = "forged".into();
+    let err = commit(&s, &w, vec![update(entry, &mut changed)]).await.unwrap_err();
+    assert!(matches!(err, StorageError::Invalid(_)), "{err:?}");
+    let err =
+        commit(&s, &w, vec![WriteOp::Delete { kind: EntityKind::AuditLog, id: entry.meta.id, expected_version: 1 }])
+            .await
+            .unwrap_err();
+    assert!(matches!(err, StorageError::Invalid(_)), "{err:?}");
+    let err = w.crm.audit().list(&w.manager, &filter, &PageRequest::default()).await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "only admins read the audit log: {err:?}");
+}
+
+/// Counters move only from the value read, atomically with the batch, per tenant.
+pub async fn counters_advance_atomically(s: Store) {
+    let w = World::new(s.clone()).await;
+    let t = tenant(&w);
+    assert_eq!(s.counter(t, "doc:2026").await.unwrap(), 0);
+    let advance = |expected, new| CounterUpdate { key: "doc:2026".into(), expected, new };
+    let first = company(&w, "numbered 1");
+    s.commit(t, WriteBatch { ops: vec![insert(&first)], counters: vec![advance(0, 1)], events: vec![] }).await.unwrap();
+    assert_eq!(s.counter(t, "doc:2026").await.unwrap(), 1);
+    let second = company(&w, "numbered 2");
+    let err = s
+        .commit(t, WriteBatch { ops: vec![insert(&second)], counters: vec![advance(0, 1)], events: vec![] })
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StorageError::Conflict { .. }), "{err:?}");
+    assert!(!exists(&s, &w, &second).await);
+    assert_eq!(s.counter(t, "doc:2027").await.unwrap(), 0, "counters are independent");
+    let other = World::new(s.clone()).await;
+    assert_eq!(s.counter(tenant(&other), "doc:2026").await.unwrap(), 0, "counters are per tenant");
+}
+
+/// Events committed with a batch are pending until acknowledged, oldest first.
+pub async fn outbox_records_and_acknowledges(s: Store) {
+    let w = World::new(s.clone()).await;
+    let c = company(&w, "evented");
+    let events: Vec<OutboxEvent> = (0..3)
+        .map(|i| OutboxEvent {
+            id: Uuid::now_v7(),
+            tenant_id: tenant(&w),
+            name: format!("test.event{i}"),
+            entity_kind: EntityKind::Company,
+            entity_id: c.meta.id,
+            payload: json!({ "n": i }),
+            occurred_at: Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap(),
+        })
+        .collect();
+    s.commit(tenant(&w), WriteBatch { ops: vec![insert(&c)], counters: vec![], events: events.clone() }).await.unwrap();
+    let pending = s.outbox_pending(10_000).await.unwrap();
+    let ours: Vec<&OutboxEvent> = pending.iter().filter(|e| e.entity_id == c.meta.id).collect();
+    assert_eq!(ours, events.iter().collect::<Vec<_>>(), "pending events come back whole, in id order");
+    s.outbox_ack(&[events[0].id, events[1].id, Uuid::now_v7()]).await.unwrap();
+    let pending = s.outbox_pending(10_000).await.unwrap();
+    let left: Vec<Uuid> = pending.iter().filter(|e| e.entity_id == c.meta.id).map(|e| e.id).collect();
+    assert_eq!(left, vec![events[2].id]);
+    // Domain events come from the services: a lead assigned to someone else.
+    let lead = w
+        .crm
+        .leads()
+        .create(
+            &w.admin,
+            crate::leads::NewLead {
+                first_name: "Eve".into(),
+                last_name: "Event".into(),
+                email: None,
+                phone: None,
+                company_name: None,
+                source: crate::leads::LeadSource::Website,
+                score: None,
+                owner_id: Some(w.user.user_id()),
+                notes: None,
+            },
+        )
+        .await
+        .unwrap();
+    let pending = s.outbox_pending(10_000).await.unwrap();
+    assert!(pending.iter().any(|e| e.entity_id == lead.meta.id && e.name == "lead.assigned"), "{pending:?}");
+}
+
+/// No read or write crosses a tenant, through the storage or the services.
+pub async fn tenants_are_isolated(s: Store) {
+    let a = World::new(s.clone()).await;
+    let b = World::new(s.clone()).await;
+    let c =
+        a.crm.companies().create(&a.admin, NewCompany { name: "A's".into(), ..NewCompany::default() }).await.unwrap();
+    assert!(s.get(tenant(&b), EntityKind::Company, c.meta.id).await.unwrap().is_none());
+    assert!(s.get_many(tenant(&b), EntityKind::Company, &[c.meta.id]).await.unwrap().is_empty());
+    let listed = s.list(tenant(&b), EntityKind::Company, &ListQuery::default()).await.unwrap();
+    assert!(!listed.items.iter().any(|r| r.id == c.meta.id));
+    let agg = s.aggregate(tenant(&b), EntityKind::Company, &AggregateQuery::default()).await.unwrap();
+    let counted: u64 = agg.iter().map(|r| r.count).sum();
+    assert_eq!(counted, 1, "tenant b sees only its own client company");
+    for p in [&b.admin, &b.manager] {
+        let err = b.crm.companies().get(p, c.id()).await.unwrap_err();
+        assert!(matches!(err, CrmError::NotFound { .. }), "{err:?}");
+        let patch = CompanyPatch { name: Some("hijacked".into()), ..CompanyPatch::default() };
+        let err = b.crm.companies().update(p, c.id(), patch).await.unwrap_err();
+        assert!(matches!(err, CrmError::NotFound { .. }), "{err:?}");
+        let err = b.crm.companies().delete(p, c.id(), None).await.unwrap_err();
+        assert!(matches!(err, CrmError::NotFound { .. }), "{err:?}");
+    }
+    let cross_list = b.crm.companies().list(&b.admin, &Default::default(), &PageRequest::default()).await.unwrap();
+    assert_eq!(cross_list.items.len(), 1, "tenant b lists only its own client company");
+    assert!(cross_list.items.iter().all(|x| x.meta.tenant_id == tenant(&b)));
+}
+
+/// Equality, set, range and null filters select exactly the matching rows.
+pub async fn filters_select_exactly(s: Store) {
+    let w = World::new(s.clone()).await;
+    let acme =
+        w.crm.companies().create(&w.admin, NewCompany { name: "Acme".into(), ..NewCompany::default() }).await.unwrap();
+    let at_acme = seed_contacts(&w, 7, &["Adams"], Some(&acme)).await;
+    w.clock.set(w.crm.now() + Duration::days(10));
+    let loose = seed_contacts(&w, 5, &["Baker"], None).await;
+    let mine = w
+        .crm
+        .contacts()
+        .create(&w.user, NewContact { first_name: "U".into(), last_name: "Owned".into(), ..NewContact::default() })
+        .await
+        .unwrap();
+    let ids = |v: &[Contact]| v.iter().map(|c| c.meta.id).collect::<HashSet<_>>();
+    let list = async |filter: ContactFilter| {
+        let page = PageRequest { limit: Some(500), ..PageRequest::default() };
+        ids(&w.crm.contacts().list(&w.admin, &filter, &page).await.unwrap().items)
+    };
+    assert_eq!(list(ContactFilter { company_id: Some(acme.id()), ..Default::default() }).await, ids(&at_acme));
+    assert_eq!(
+        list(ContactFilter { owner_id: Some(w.user.user_id()), ..Default::default() }).await,
+        ids(&[mine.clone()])
+    );
+    let later = w.crm.now() - Duration::days(1);
+    let mut recent = ids(&loose);
+    recent.insert(mine.meta.id);
+    assert_eq!(list(ContactFilter { created_from: Some(later), ..Default::default() }).await, recent);
+    assert_eq!(list(ContactFilter { created_to: Some(later), ..Default::default() }).await, ids(&at_acme));
+    assert_eq!(list(ContactFilter { email: Some("PERSON3@example.test".into()), ..Default::default() }).await.len(), 2);
+    // Null and set filters, straight through the contract.
+    let no_company = ListQuery { limit: 500, ..ListQuery::filtered(vec![Filter::eq("company_id", FieldValue::Null)]) };
+    let got: HashSet<Uuid> =
+        s.list(tenant(&w), EntityKind::Contact, &no_company).await.unwrap().items.iter().map(|r| r.id).collect();
+    assert_eq!(got, recent);
+    let owners = Filter::one_of("owner_id", [w.user.user_id().into(), w.other_user.user_id().into()]);
+    let got = s.list(tenant(&w), EntityKind::Contact, &ListQuery::filtered(vec![owners])).await.unwrap();
+    assert_eq!(got.items.iter().map(|r| r.id).collect::<Vec<_>>(), vec![mine.meta.id]);
+}
+
+/// Sorting by a field orders by (value, id), and descending is the exact reverse.
+pub async fn sorts_order_with_id_tiebreak(s: Store) {
+    let w = World::new(s.clone()).await;
+    let contacts = seed_contacts(&w, 24, &["Young", "Adams", "Miller", "adams"], None).await;
+    let mut expected: Vec<(String, Uuid)> = contacts.iter().map(|c| (c.last_name.clone(), c.meta.id)).collect();
+    expected.sort();
+    let expected: Vec<Uuid> = expected.into_iter().map(|(_, id)| id).collect();
+    for limit in [500, 5] {
+        let asc =
+            ListQuery { sort: Sort { field: Some("last_name"), descending: false }, limit, ..ListQuery::default() };
+        assert_eq!(all_pages(&s, tenant(&w), EntityKind::Contact, asc.clone()).await, expected);
+        let desc = ListQuery { sort: Sort { field: Some("last_name"), descending: true }, ..asc };
+        let mut reversed = expected.clone();
+        reversed.reverse();
+        assert_eq!(all_pages(&s, tenant(&w), EntityKind::Contact, desc).await, reversed);
+    }
+    let by_id = all_pages(&s, tenant(&w), EntityKind::Contact, ListQuery { limit: 7, ..ListQuery::default() }).await;
+    let mut sorted_ids: Vec<Uuid> = contacts.iter().map(|c| c.meta.id).collect();
+    sorted_ids.sort();
+    assert_eq!(by_id, sorted_ids);
+}
+
+/// Walking every page returns every matching row exactly once, for each order.
+pub async fn pagination_has_no_duplicates_or_gaps(s: Store) {
+    let w = World::new(s.clone()).await;
+    let acme =
+        w.crm.companies().create(&w.admin, NewCompany { name: "Acme".into(), ..NewCompany::default() }).await.unwrap();
+    seed_contacts(&w, 23, &["B", "A", "C"], Some(&acme)).await;
+    seed_contacts(&w, 34, &["B", "D"], None).await;
+    for field in [None, Some("last_name"), Some("created_at")] {
+        for descending in [false, true] {
+            for filters in [vec![], vec![Filter::eq("company_id", acme.id())]] {
+                let expect = if filters.is_empty() { 57 } else { 23 };
+                let q = ListQuery { filters, sort: Sort { field, descending }, limit: 10, ..ListQuery::default() };
+                let ids = all_pages(&s, tenant(&w), EntityKind::Contact, q).await;
+                let unique: HashSet<&Uuid> = ids.iter().collect();
+                assert_eq!((ids.len(), unique.len()), (expect, expect), "sort {field:?} desc {descending}");
+            }
+        }
+    }
+    // Service paging hands out opaque cursors that work the same way.
+    let mut page = PageRequest::first(20);
+    let mut seen = HashSet::new();
+    loop {
+        let got = w.crm.contacts().list(&w.admin, &ContactFilter::default(), &page).await.unwrap();
+        for c in &got.items {
+            assert!(seen.insert(c.meta.id), "duplicate across service pages");
+        }
+        match got.next {
+            Some(next) => page = page.after(&next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 57);
+    let bad = PageRequest { cursor: Some("not-a-cursor".into()), ..PageRequest::default() };
+    let err = w.crm.contacts().list(&w.admin, &ContactFilter::default(), &bad).await.unwrap_err();
+    assert!(matches!(&err, CrmError::Validation(v) if v.fields[0].field == "cursor"), "{err:?}");
+}
+
+/// Rows inserted while paging never make a page repeat or skip a row that was there.
+pub async fn pagination_is_stable_under_inserts(s: Store) {
+    let w = World::new(s.clone()).await;
+    let original = seed_contacts(&w, 30, &["M"], None).await;
+    for field in [None, Some("last_name")] {
+        let mut q = ListQuery { sort: Sort { field, descending: false }, limit: 8, ..ListQuery::default() };
+        let mut seen: Vec<Uuid> = Vec::new();
+        let mut round = 0;
+        loop {
+            let page = s.list(tenant(&w), EntityKind::Contact, &q).await.unwrap();
+            seen.extend(page.items.iter().map(|r| r.id));
+            // Insert rows that sort before and after the cursor.
+            seed_contacts(&w, 2, &["A", "Z"], None).await;
+            round += 1;
+            match page.next {
+                Some(next) if round < 100 => q.after = Some(next),
+                _ => break,
+            }
+        }
+        let unique: HashSet<&Uuid> = seen.iter().collect();
+        assert_eq!(unique.len(), seen.len(), "a row appeared twice while inserting (sort {field:?})");
+        for c in &original {
+            assert!(unique.contains(&c.meta.id), "a row present from the start was skipped (sort {field:?})");
+        }
+    }
+}
+
+/// The total counts every match, whatever the page and cursor.
+pub async fn totals_count_all_matches(s: Store) {
+    let w = World::new(s.clone()).await;
+    let acme =
+        w.crm.companies().create(&w.admin, NewCompany { name: "Acme".into(), ..NewCompany::default() }).await.unwrap();
+    seed_contacts(&w, 12, &["A"], Some(&acme)).await;
+    seed_contacts(&w, 5, &["A"], None).await;
+    let filter = ContactFilter { company_id: Some(acme.id()), ..Default::default() };
+    let page = PageRequest { limit: Some(5), with_total: true, ..PageRequest::default() };
+    let first = w.crm.contacts().list(&w.admin, &filter, &page).await.unwrap();
+    assert_eq!((first.items.len(), first.total), (5, Some(12)));
+    let second = w.crm.contacts().list(&w.admin, &filter, &page.after(&first.next.unwrap())).await.unwrap();
+    assert_eq!(second.total, Some(12));
+    let all = w.crm.contacts().list(&w.admin, &ContactFilter::default(), &page).await.unwrap();
+    assert_eq!(all.total, Some(17));
+    let none = PageRequest { with_total: false, ..page };
+    assert_eq!(w.crm.contacts().list(&w.admin, &filter, &none).await.unwrap().total, None);
+}
+
+/// Text search matches any searchable field, ignoring case.
+pub async fn text_search_ignores_case(s: Store) {
+    let w = World::new(s.clone()).await;
+    let alice = w
+        .crm
+        .contacts()
+        .create(
+            &w.admin,
+            NewContact {
+                first_name: "Alice".into(),
+                last_name: "Smith".into(),
+                email: Some("wonder@land.test".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    seed_contacts(&w, 10, &["Jones"], None).await;
+    let search = async |term: &str| {
+        let page = PageRequest { search: Some(term.into()), limit: Some(500), ..PageRequest::default() };
+        w.crm.contacts().list(&w.admin, &ContactFilter::default(), &page).await.unwrap().items
+    };
+    for term in ["ALI", "smi", "WONDER@", "land.TEST"] {
+        let found = search(term).await;
+        assert_eq!(found.iter().map(|c| c.meta.id).collect::<Vec<_>>(), vec![alice.meta.id], "term {term}");
+    }
+    assert_eq!(search("jones").await.len(), 10);
+    assert!(search("zzz").await.is_empty());
+    let raw = ListQuery {
+        search: Some(TextSearch { fields: Contact::SEARCHABLE, term: "alice".into() }),
+        ..ListQuery::default()
+    };
+    assert_eq!(s.list(tenant(&w), EntityKind::Contact, &raw).await.unwrap().items.len(), 1);
+}
+
+/// Aggregates count and sum per group, by field and by month.
+pub async fn aggregates_group_and_sum(s: Store) {
+    let w = World::new(s.clone()).await;
+    let deal = async |amount: i64, stage: Option<DealStage>| {
+        let input = NewDeal {
+            title: format!("Deal {amount}"),
+            company_id: None,
+            contact_id: None,
+            owner_id: None,
+            amount: Decimal::new(amount, 2),
+            currency: Currency::EUR,
+            stage,
+            expected_close_date: None,
+        };
+        w.crm.deals().create(&w.admin, input).await.unwrap()
+    };
+    deal(100_00, None).await;
+    deal(250_50, None).await;
+    w.clock.set(Utc.with_ymd_and_hms(2026, 4, 2, 9, 0, 0).unwrap());
+    deal(1_000_00, Some(DealStage::Negotiation)).await;
+    let by_stage = AggregateQuery {
+        filters: vec![],
+        group_by: vec![GroupKey::Field("stage")],
+        sums: vec!["amount", "weighted_amount"],
+    };
+    let rows = s.aggregate(tenant(&w), EntityKind::Deal, &by_stage).await.unwrap();
+    let summary: Vec<(FieldValue, u64, Vec<Decimal>)> =
+        rows.into_iter().map(|r| (r.key[0].clone(), r.count, r.sums)).collect();
+    assert_eq!(
+        summary,
+        vec![
+            ("negotiation".into(), 1, vec![Decimal::new(1_000_00, 2), Decimal::new(750_00, 2)]),
+            ("prospecting".into(), 2, vec![Decimal::new(350_50, 2), Decimal::new(35_05, 2)]),
+        ]
+    );
+    let by_month = AggregateQuery { group_by: vec![GroupKey::Month("created_at")], sums: vec!["amount"], ..by_stage };
+    let rows = s.aggregate(tenant(&w), EntityKind::Deal, &by_month).await.unwrap();
+    let months: Vec<(FieldValue, u64)> = rows.iter().map(|r| (r.key[0].clone(), r.count)).collect();
+    let month = |m| FieldValue::Date(chrono::NaiveDate::from_ymd_opt(2026, m, 1).unwrap());
+    assert_eq!(months, vec![(month(3), 2), (month(4), 1)]);
+    let filtered = AggregateQuery {
+        filters: vec![Filter::gte("amount", Decimal::new(200_00, 2))],
+        group_by: vec![],
+        sums: vec!["amount"],
+    };
+    let rows = s.aggregate(tenant(&w), EntityKind::Deal, &filtered).await.unwrap();
+    assert_eq!((rows[0].count, rows[0].sums[0]), (2, Decimal::new(1_250_50, 2)));
+}
