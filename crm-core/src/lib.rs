@@ -60,3 +60,8 @@ pub use crate::{
     state::StateMachine,
     storage::Page,
 };
+
+/// The README's code blocks, compiled as doc tests so the quickstart cannot rot.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

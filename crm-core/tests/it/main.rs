@@ -3,6 +3,9 @@
 // Test code may unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+mod authz;
+mod invariants;
+mod money;
 mod support;
 mod conformance_memory {
     use std::sync::Arc;
