@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 mod authz;
+mod crm;
 mod invariants;
 mod money;
 mod support;
