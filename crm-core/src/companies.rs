@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     authz::{Action, Principal, Resource},
-    crm::{Crm, PageRequest},
+    crm::{Crm, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     id::{Id, Meta},
@@ -180,27 +180,7 @@ impl Companies<'_> {
     pub async fn update(&self, p: &Principal, id: Id<Company>, patch: CompanyPatch) -> Result<Company> {
         let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
         let mut after = before.clone();
-        if let Some(v) = patch.name {
-            after.name = v;
-        }
-        if let Some(v) = patch.industry {
-            after.industry = v;
-        }
-        if let Some(v) = patch.website {
-            after.website = v;
-        }
-        if let Some(v) = patch.email {
-            after.email = v;
-        }
-        if let Some(v) = patch.phone {
-            after.phone = v;
-        }
-        if let Some(v) = patch.address {
-            after.address = v;
-        }
-        if let Some(v) = patch.owner_id {
-            after.owner_id = v;
-        }
+        apply_patch!(patch => after { name, industry, website, email, phone, address, owner_id });
         after.validate()?;
         let mut tx = self.crm.tx(p);
         tx.update(&before, &mut after)?;

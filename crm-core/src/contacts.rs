@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
-    crm::{Crm, PageRequest},
+    crm::{Crm, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     id::{Id, Meta},
@@ -202,27 +202,7 @@ impl Contacts<'_> {
     pub async fn update(&self, p: &Principal, id: Id<Contact>, patch: ContactPatch) -> Result<Contact> {
         let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
         let mut after = before.clone();
-        if let Some(v) = patch.first_name {
-            after.first_name = v;
-        }
-        if let Some(v) = patch.last_name {
-            after.last_name = v;
-        }
-        if let Some(v) = patch.email {
-            after.email = v;
-        }
-        if let Some(v) = patch.phone {
-            after.phone = v;
-        }
-        if let Some(v) = patch.position {
-            after.position = v;
-        }
-        if let Some(v) = patch.company_id {
-            after.company_id = v;
-        }
-        if let Some(v) = patch.owner_id {
-            after.owner_id = v;
-        }
+        apply_patch!(patch => after { first_name, last_name, email, phone, position, company_id, owner_id });
         after.validate()?;
         let mut tx = self.crm.tx(p);
         tx.update(&before, &mut after)?;

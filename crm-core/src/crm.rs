@@ -491,3 +491,12 @@ impl Future for YieldNow {
         }
     }
 }
+
+/// Copies every field a patch sets (`Some`) onto a record; absent fields stay.
+macro_rules! apply_patch {
+    ($patch:expr => $target:ident { $($field:ident),* $(,)? }) => {{
+        let patch = $patch;
+        $( if let Some(value) = patch.$field { $target.$field = value; } )*
+    }};
+}
+pub(crate) use apply_patch;

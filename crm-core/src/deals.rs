@@ -9,7 +9,7 @@ use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
     contacts::Contact,
-    crm::{Crm, PageRequest},
+    crm::{Crm, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     id::{Id, Meta},
@@ -286,30 +286,7 @@ impl Deals<'_> {
     pub async fn update(&self, p: &Principal, id: Id<Deal>, patch: DealPatch) -> Result<Deal> {
         let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
         let mut after = before.clone();
-        if let Some(v) = patch.title {
-            after.title = v;
-        }
-        if let Some(v) = patch.company_id {
-            after.company_id = v;
-        }
-        if let Some(v) = patch.contact_id {
-            after.contact_id = v;
-        }
-        if let Some(v) = patch.owner_id {
-            after.owner_id = v;
-        }
-        if let Some(v) = patch.amount {
-            after.amount = v;
-        }
-        if let Some(v) = patch.currency {
-            after.currency = v;
-        }
-        if let Some(v) = patch.probability {
-            after.probability = v;
-        }
-        if let Some(v) = patch.expected_close_date {
-            after.expected_close_date = v;
-        }
+        apply_patch!(patch => after { title, company_id, contact_id, owner_id, amount, currency, probability, expected_close_date });
         after.validate()?;
         let mut tx = self.crm.tx(p);
         tx.update(&before, &mut after)?;

@@ -9,7 +9,7 @@ use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
     contacts::Contact,
-    crm::{Crm, PageRequest},
+    crm::{Crm, PageRequest, apply_patch},
     deals::{Deal, NewDeal},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
@@ -331,33 +331,7 @@ impl Leads<'_> {
             return Err(CrmError::invalid("status", "a converted lead cannot be changed"));
         }
         let mut after = before.clone();
-        if let Some(v) = patch.first_name {
-            after.first_name = v;
-        }
-        if let Some(v) = patch.last_name {
-            after.last_name = v;
-        }
-        if let Some(v) = patch.email {
-            after.email = v;
-        }
-        if let Some(v) = patch.phone {
-            after.phone = v;
-        }
-        if let Some(v) = patch.company_name {
-            after.company_name = v;
-        }
-        if let Some(v) = patch.source {
-            after.source = v;
-        }
-        if let Some(v) = patch.score {
-            after.score = v;
-        }
-        if let Some(v) = patch.owner_id {
-            after.owner_id = v;
-        }
-        if let Some(v) = patch.notes {
-            after.notes = v;
-        }
+        apply_patch!(patch => after { first_name, last_name, email, phone, company_name, source, score, owner_id, notes });
         after.validate()?;
         let mut tx = self.crm.tx(p);
         tx.update(&before, &mut after)?;

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     authz::{Action, Principal, Resource, Role},
     companies::Company,
-    crm::{Crm, PageRequest},
+    crm::{Crm, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta, TenantId},
@@ -374,24 +374,7 @@ impl Users<'_> {
             }
         }
         let mut after = before.clone();
-        if let Some(email) = patch.email {
-            after.email = email;
-        }
-        if let Some(first) = patch.first_name {
-            after.first_name = first;
-        }
-        if let Some(last) = patch.last_name {
-            after.last_name = last;
-        }
-        if let Some(role) = patch.role {
-            after.role = role;
-        }
-        if let Some(company) = patch.company_id {
-            after.company_id = company;
-        }
-        if let Some(active) = patch.active {
-            after.active = active;
-        }
+        apply_patch!(patch => after { email, first_name, last_name, role, company_id, active });
         let mut v = Validator::new();
         validate_user_fields(&mut v, &after.email, &after.first_name, &after.last_name, after.role, after.company_id);
         v.check(
