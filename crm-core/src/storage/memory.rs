@@ -131,65 +131,111 @@ impl KindState {
             .min_by_key(Vec::len)
     }
 
+    /// Ids of an index in `(value, id)` order, strictly after `after` in the listing's
+    /// direction, optionally restricted to one value.
+    fn walk<'a>(
+        index: &'a BTreeSet<(FieldValue, Uuid)>,
+        only: Option<&FieldValue>,
+        after: Option<(FieldValue, Uuid)>,
+        descending: bool,
+    ) -> Box<dyn Iterator<Item = Uuid> + 'a> {
+        let (mut lower, mut upper) = match only {
+            Some(v) => (Bound::Included((v.clone(), Uuid::nil())), Bound::Included((v.clone(), Uuid::max()))),
+            None => (Bound::Unbounded, Bound::Unbounded),
+        };
+        match (after, descending) {
+            (Some(pos), false) => lower = Bound::Excluded(pos),
+            (Some(pos), true) => upper = Bound::Excluded(pos),
+            (None, _) => {}
+        }
+        let range = index.range((lower, upper)).map(|(_, id)| *id);
+        if descending { Box::new(range.rev()) } else { Box::new(range) }
+    }
+
+    /// The first single-value equality filter, whose posting list drives the walk.
+    fn first_eq(filters: &[super::Filter]) -> Option<(&'static str, &FieldValue)> {
+        filters.iter().find_map(|f| match &f.op {
+            FilterOp::Eq(v) => Some((f.field, v)),
+            _ => None,
+        })
+    }
+
     fn list(&self, query: &ListQuery) -> Page<StoredRecord> {
         let sort = query.sort;
         let wanted = query.limit.saturating_add(1);
-        let matches = |r: &Record| r.matches(&query.filters, query.search.as_ref());
-        let after = |r: &Record| {
-            query.after.as_ref().is_none_or(|c| c.compare(&r.sort_value(&sort), r.id, sort.descending).is_gt())
+        let matches = |r: &&Arc<Record>| r.matches(&query.filters, query.search.as_ref());
+        let total = query.with_total.then(|| self.count(&query.filters, query.search.as_ref()));
+        let mut rows: Vec<&Arc<Record>> = match (sort.field, Self::first_eq(&query.filters)) {
+            // An equality posting list is already in id order: walk it lazily.
+            (None, Some((field, value))) => match self.indexes.get(field) {
+                Some(index) => {
+                    let after = query.after.as_ref().map(|c| (value.clone(), c.id));
+                    Self::walk(index, Some(value), after, sort.descending)
+                        .filter_map(|id| self.records.get(&id))
+                        .filter(matches)
+                        .take(wanted)
+                        .collect()
+                }
+                None => Vec::new(),
+            },
+            // Sorted by a field within an equality filter: order the posting list.
+            (Some(_), Some(_)) => {
+                let mut candidates: Vec<(FieldValue, &Arc<Record>)> = self
+                    .eq_candidates(&query.filters)
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|id| self.records.get(id))
+                    .filter(matches)
+                    .map(|r| (r.sort_value(&sort), r))
+                    .collect();
+                candidates.sort_unstable_by(|(va, a), (vb, b)| {
+                    let ord = va.cmp(vb).then(a.id.cmp(&b.id));
+                    if sort.descending { ord.reverse() } else { ord }
+                });
+                candidates
+                    .into_iter()
+                    .filter(|(v, r)| query.after.as_ref().is_none_or(|c| c.compare(v, r.id, sort.descending).is_gt()))
+                    .map(|(_, r)| r)
+                    .take(wanted)
+                    .collect()
+            }
+            // No equality filter: walk the sort order (the id map or the field's index).
+            (None, None) => {
+                let lower = query.after.as_ref().map_or(Bound::Unbounded, |c| Bound::Excluded(c.id));
+                let ids: Box<dyn Iterator<Item = (&Uuid, &Arc<Record>)>> = if sort.descending {
+                    Box::new(self.records.range((Bound::Unbounded, lower)).rev())
+                } else {
+                    Box::new(self.records.range((lower, Bound::Unbounded)))
+                };
+                ids.map(|(_, r)| r).filter(matches).take(wanted).collect()
+            }
+            (Some(field), None) => match self.indexes.get(field) {
+                Some(index) => {
+                    let after = query.after.as_ref().map(|c| (c.value.clone(), c.id));
+                    Self::walk(index, None, after, sort.descending)
+                        .filter_map(|id| self.records.get(&id))
+                        .filter(matches)
+                        .take(wanted)
+                        .collect()
+                }
+                None => Vec::new(),
+            },
         };
-        let mut rows: Vec<&Arc<Record>> = Vec::with_capacity(wanted.min(1024));
-        let mut total = None;
-
-        if let Some(ids) = self.eq_candidates(&query.filters) {
-            // Materialize the (usually small) posting list, then order it.
-            let mut candidates: Vec<&Arc<Record>> =
-                ids.iter().filter_map(|id| self.records.get(id)).filter(|r| matches(r)).collect();
-            if query.with_total {
-                total = Some(candidates.len() as u64);
-            }
-            candidates.sort_by(|a, b| {
-                let ord = a.sort_value(&sort).cmp(&b.sort_value(&sort)).then(a.id.cmp(&b.id));
-                if sort.descending { ord.reverse() } else { ord }
-            });
-            rows.extend(candidates.into_iter().filter(|r| after(r)).take(wanted));
-        } else {
-            if query.with_total {
-                total = Some(self.records.values().filter(|r| matches(r)).count() as u64);
-            }
-            let ids: Box<dyn Iterator<Item = Uuid> + '_> = match sort.field {
-                None => {
-                    let lower = query.after.as_ref().map_or(Bound::Unbounded, |c| Bound::Excluded(c.id));
-                    let upper = Bound::Unbounded;
-                    if sort.descending {
-                        let upper = query.after.as_ref().map_or(Bound::Unbounded, |c| Bound::Excluded(c.id));
-                        Box::new(self.records.range((Bound::Unbounded, upper)).rev().map(|(id, _)| *id))
-                    } else {
-                        Box::new(self.records.range((lower, upper)).map(|(id, _)| *id))
-                    }
-                }
-                Some(field) => {
-                    let Some(index) = self.indexes.get(field) else {
-                        return Page { items: Vec::new(), next: None, total };
-                    };
-                    let pos = query.after.as_ref().map(|c| (c.value.clone(), c.id));
-                    if sort.descending {
-                        let upper = pos.map_or(Bound::Unbounded, Bound::Excluded);
-                        Box::new(index.range((Bound::Unbounded, upper)).rev().map(|(_, id)| *id))
-                    } else {
-                        let lower = pos.map_or(Bound::Unbounded, Bound::Excluded);
-                        Box::new(index.range((lower, Bound::Unbounded)).map(|(_, id)| *id))
-                    }
-                }
-            };
-            rows.extend(ids.filter_map(|id| self.records.get(&id)).filter(|r| matches(r)).take(wanted));
-        }
-
-        let next = (rows.len() > query.limit).then(|| {
+        let next = if rows.len() > query.limit {
             rows.truncate(query.limit);
             rows.last().map(|r| Cursor { value: r.sort_value(&sort), id: r.id })
-        });
-        Page { items: rows.iter().map(|r| r.to_stored()).collect(), next: next.flatten(), total }
+        } else {
+            None
+        };
+        Page { items: rows.iter().map(|r| r.to_stored()).collect(), next, total }
+    }
+
+    fn count(&self, filters: &[super::Filter], search: Option<&super::TextSearch>) -> u64 {
+        let matching = |r: &&Arc<Record>| r.matches(filters, search);
+        match self.eq_candidates(filters) {
+            Some(ids) => ids.iter().filter_map(|id| self.records.get(id)).filter(matching).count() as u64,
+            None => self.records.values().filter(matching).count() as u64,
+        }
     }
 
     fn aggregate(&self, query: &AggregateQuery) -> Vec<AggregateRow> {
