@@ -712,3 +712,238 @@ pub async fn aggregates_group_and_sum(s: Store) {
     let rows = s.aggregate(tenant(&w), EntityKind::Deal, &filtered).await.unwrap();
     assert_eq!((rows[0].count, rows[0].sums[0]), (2, Decimal::new(1_250_50, 2)));
 }
+
+/// Asserts a record is gone: reading it through its service answers `NotFound`.
+fn assert_gone<T: std::fmt::Debug>(result: crate::Result<T>) {
+    let err = result.unwrap_err();
+    assert!(matches!(err, CrmError::NotFound { .. }), "expected NotFound after delete, got {err:?}");
+}
+
+/// Create, read, update and delete every entity through its service.
+pub async fn services_crud_every_entity(s: Store) {
+    use crate::{
+        contacts::ContactPatch,
+        deals::DealPatch,
+        leads::{LeadPatch, NewLead},
+        users::{NewUser, UserPatch},
+    };
+    let w = World::new(s).await;
+    let (crm, admin) = (&w.crm, &w.admin);
+
+    let user = crm
+        .users()
+        .create(
+            admin,
+            NewUser {
+                email: "crud@acme.test".into(),
+                password: "crud-password".into(),
+                first_name: "Cru".into(),
+                last_name: "D".into(),
+                role: crate::Role::User,
+                company_id: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(crm.users().get(admin, user.id()).await.unwrap(), user);
+    let patch = UserPatch { version: Some(1), last_name: Some("Dee".into()), ..UserPatch::default() };
+    assert_eq!(crm.users().update(admin, user.id(), patch).await.unwrap().meta.version, 2);
+    crm.users().delete(admin, user.id(), Some(2)).await.unwrap();
+    assert_gone(crm.users().get(admin, user.id()).await);
+
+    let company =
+        crm.companies().create(admin, NewCompany { name: "Crud Co".into(), ..NewCompany::default() }).await.unwrap();
+    assert_eq!(crm.companies().get(admin, company.id()).await.unwrap(), company);
+    let patch =
+        CompanyPatch { version: Some(1), website: Some(Some("https://crud.test".into())), ..CompanyPatch::default() };
+    let company = crm.companies().update(admin, company.id(), patch).await.unwrap();
+    assert_eq!((company.website.as_deref(), company.meta.version), (Some("https://crud.test"), 2));
+
+    let contact = crm
+        .contacts()
+        .create(
+            admin,
+            NewContact {
+                first_name: "C".into(),
+                last_name: "Rud".into(),
+                company_id: Some(company.id()),
+                ..NewContact::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(crm.contacts().get(admin, contact.id()).await.unwrap(), contact);
+    let patch = ContactPatch { version: Some(1), phone: Some(Some("+1 555".into())), ..ContactPatch::default() };
+    assert_eq!(crm.contacts().update(admin, contact.id(), patch).await.unwrap().phone.as_deref(), Some("+1 555"));
+
+    let lead = crm
+        .leads()
+        .create(
+            admin,
+            NewLead {
+                first_name: "L".into(),
+                last_name: "Ead".into(),
+                email: None,
+                phone: None,
+                company_name: None,
+                source: crate::leads::LeadSource::Event,
+                score: Some(5),
+                owner_id: None,
+                notes: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(crm.leads().get(admin, lead.id()).await.unwrap(), lead);
+    let patch = LeadPatch { version: Some(1), score: Some(90), ..LeadPatch::default() };
+    assert_eq!(crm.leads().update(admin, lead.id(), patch).await.unwrap().score, 90);
+    crm.leads().delete(admin, lead.id(), Some(2)).await.unwrap();
+    assert_gone(crm.leads().get(admin, lead.id()).await);
+
+    let deal = crm
+        .deals()
+        .create(
+            admin,
+            NewDeal {
+                title: "Crud deal".into(),
+                company_id: Some(company.id()),
+                contact_id: Some(contact.id()),
+                owner_id: None,
+                amount: Decimal::new(99_99, 2),
+                currency: Currency::USD,
+                stage: Some(DealStage::Qualification),
+                expected_close_date: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(crm.deals().get(admin, deal.id()).await.unwrap(), deal);
+    let patch = DealPatch { version: Some(1), amount: Some(Decimal::new(150_00, 2)), ..DealPatch::default() };
+    assert_eq!(crm.deals().update(admin, deal.id(), patch).await.unwrap().amount, Decimal::new(150_00, 2));
+    // The deal references the contact and the company: deleting those first is refused.
+    assert!(matches!(crm.contacts().delete(admin, contact.id(), None).await, Err(CrmError::Referenced { .. })));
+    crm.deals().delete(admin, deal.id(), Some(2)).await.unwrap();
+    assert_gone(crm.deals().get(admin, deal.id()).await);
+    crm.contacts().delete(admin, contact.id(), Some(2)).await.unwrap();
+    assert_gone(crm.contacts().get(admin, contact.id()).await);
+    crm.companies().delete(admin, company.id(), Some(2)).await.unwrap();
+    assert_gone(crm.companies().get(admin, company.id()).await);
+
+    // Notifications: created by an assignment, marked read, deleted by their owner.
+    crm.deals()
+        .create(&w.manager, NewDeal { owner_id: Some(w.user.user_id()), ..deal_input("Assigned") })
+        .await
+        .unwrap();
+    let inbox = crm.notifications().list(&w.user, false, &PageRequest::default()).await.unwrap();
+    assert_eq!(inbox.items.len(), 1);
+    let note = crm.notifications().mark_read(&w.user, inbox.items[0].id()).await.unwrap();
+    assert!(note.read_at.is_some());
+    crm.notifications().delete(&w.user, note.id()).await.unwrap();
+    assert!(crm.notifications().list(&w.user, false, &PageRequest::default()).await.unwrap().items.is_empty());
+}
+
+fn deal_input(title: &str) -> NewDeal {
+    NewDeal {
+        title: title.into(),
+        company_id: None,
+        contact_id: None,
+        owner_id: None,
+        amount: Decimal::new(500_00, 2),
+        currency: Currency::EUR,
+        stage: None,
+        expected_close_date: None,
+    }
+}
+
+/// The services apply the permission matrix and the tenant wall on this storage.
+pub async fn services_enforce_roles_and_tenants(s: Store) {
+    let w = World::new(s.clone()).await;
+    let other = World::new(s).await;
+    let mine = w.crm.deals().create(&w.user, deal_input("Mine")).await.unwrap();
+    let theirs = w.crm.deals().create(&w.other_user, deal_input("Theirs")).await.unwrap();
+    let rename = |title: &str| crate::deals::DealPatch { title: Some(title.into()), ..Default::default() };
+    assert!(w.crm.deals().update(&w.user, mine.id(), rename("ok")).await.is_ok());
+    let err = w.crm.deals().update(&w.user, theirs.id(), rename("no")).await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
+    assert!(w.crm.deals().update(&w.manager, theirs.id(), rename("managed")).await.is_ok());
+    let err = w.crm.deals().get(&w.client, mine.id()).await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "clients have no access to deals: {err:?}");
+    for p in [&other.admin, &other.manager, &other.user] {
+        let err = other.crm.deals().get(p, mine.id()).await.unwrap_err();
+        assert!(matches!(err, CrmError::NotFound { .. }), "{err:?}");
+    }
+    let listed = other.crm.deals().list(&other.admin, &Default::default(), &PageRequest::default()).await.unwrap();
+    assert!(listed.items.is_empty(), "another tenant's deals never list");
+    let client_view = w.crm.companies().list(&w.client, &Default::default(), &PageRequest::default()).await.unwrap();
+    assert_eq!(client_view.items.iter().map(|c| c.id()).collect::<Vec<_>>(), vec![w.client_company.id()]);
+}
+
+/// Lead → contact, company and deal, atomically, through the services.
+pub async fn flow_lead_conversion(s: Store) {
+    use crate::leads::{ConvertCompany, ConvertDeal, ConvertLead, LeadStatus, NewLead};
+    let w = World::new(s.clone()).await;
+    let lead = w
+        .crm
+        .leads()
+        .create(
+            &w.manager,
+            NewLead {
+                first_name: "Grace".into(),
+                last_name: "Hopper".into(),
+                email: Some("grace@globex.test".into()),
+                phone: None,
+                company_name: Some("Globex".into()),
+                source: crate::leads::LeadSource::Referral,
+                score: Some(90),
+                owner_id: Some(w.user.user_id()),
+                notes: None,
+            },
+        )
+        .await
+        .unwrap();
+    let lead = w.crm.leads().change_status(&w.user, lead.id(), LeadStatus::Qualified, Some(1)).await.unwrap();
+    let input = ConvertLead {
+        version: Some(lead.meta.version),
+        company: ConvertCompany::New(None),
+        deal: Some(ConvertDeal {
+            title: "Globex rollout".into(),
+            amount: Decimal::new(12_000_00, 2),
+            currency: Currency::EUR,
+        }),
+    };
+    let done = w.crm.leads().convert(&w.user, lead.id(), input).await.unwrap();
+    let (company, deal) = (done.company.clone().unwrap(), done.deal.clone().unwrap());
+    // Everything it created is stored, linked and owned by the lead's owner.
+    assert_eq!(w.crm.companies().get(&w.user, company.id()).await.unwrap(), company);
+    assert_eq!(w.crm.contacts().get(&w.user, done.contact.id()).await.unwrap(), done.contact);
+    assert_eq!(w.crm.deals().get(&w.user, deal.id()).await.unwrap(), deal);
+    assert_eq!(w.crm.leads().get(&w.user, lead.id()).await.unwrap(), done.lead);
+    assert_eq!(done.contact.lead_id, Some(lead.id()));
+    assert_eq!(
+        (deal.owner_id, done.contact.owner_id, company.owner_id),
+        (w.user.user_id(), w.user.user_id(), w.user.user_id())
+    );
+    let events = s.outbox_pending(10_000).await.unwrap();
+    assert!(events.iter().any(|e| e.name == "lead.converted" && e.entity_id == lead.meta.id));
+    // A stale version is refused and writes nothing.
+    let again =
+        w.crm.leads().create(&w.user, NewLead { company_name: Some("Initech".into()), ..lead_input() }).await.unwrap();
+    let stale = ConvertLead { version: Some(7), company: ConvertCompany::New(None), deal: None };
+    assert!(matches!(w.crm.leads().convert(&w.user, again.id(), stale).await, Err(CrmError::Conflict { .. })));
+    let companies = w.crm.companies().list(&w.admin, &Default::default(), &PageRequest::default()).await.unwrap();
+    assert!(!companies.items.iter().any(|c| c.name == "Initech"));
+}
+
+fn lead_input() -> crate::leads::NewLead {
+    crate::leads::NewLead {
+        first_name: "Ann".into(),
+        last_name: "Other".into(),
+        email: None,
+        phone: None,
+        company_name: None,
+        source: crate::leads::LeadSource::Website,
+        score: None,
+        owner_id: None,
+        notes: None,
+    }
+}
