@@ -29,6 +29,11 @@ use crate::{
 
 type Store = Arc<dyn Storage>;
 
+/// An exact decimal from its text.
+fn amount(text: &str) -> Decimal {
+    Decimal::from_str_exact(text).unwrap()
+}
+
 fn company(w: &World, name: &str) -> Company {
     Company {
         meta: Meta::new(w.admin.tenant_id(), w.crm.now()),
@@ -506,7 +511,7 @@ pub async fn filters_select_exactly(s: Store) {
     assert_eq!(list(ContactFilter { company_id: Some(acme.id()), ..Default::default() }).await, ids(&at_acme));
     assert_eq!(
         list(ContactFilter { owner_id: Some(w.user.user_id()), ..Default::default() }).await,
-        ids(&[mine.clone()])
+        ids(std::slice::from_ref(&mine))
     );
     let later = w.crm.now() - Duration::days(1);
     let mut recent = ids(&loose);
@@ -667,23 +672,23 @@ pub async fn text_search_ignores_case(s: Store) {
 /// Aggregates count and sum per group, by field and by month.
 pub async fn aggregates_group_and_sum(s: Store) {
     let w = World::new(s.clone()).await;
-    let deal = async |amount: i64, stage: Option<DealStage>| {
+    let deal = async |value: &str, stage: Option<DealStage>| {
         let input = NewDeal {
-            title: format!("Deal {amount}"),
+            title: format!("Deal {value}"),
             company_id: None,
             contact_id: None,
             owner_id: None,
-            amount: Decimal::new(amount, 2),
+            amount: amount(value),
             currency: Currency::EUR,
             stage,
             expected_close_date: None,
         };
         w.crm.deals().create(&w.admin, input).await.unwrap()
     };
-    deal(100_00, None).await;
-    deal(250_50, None).await;
+    deal("100.00", None).await;
+    deal("250.50", None).await;
     w.clock.set(Utc.with_ymd_and_hms(2026, 4, 2, 9, 0, 0).unwrap());
-    deal(1_000_00, Some(DealStage::Negotiation)).await;
+    deal("1000.00", Some(DealStage::Negotiation)).await;
     let by_stage = AggregateQuery {
         filters: vec![],
         group_by: vec![GroupKey::Field("stage")],
@@ -695,8 +700,8 @@ pub async fn aggregates_group_and_sum(s: Store) {
     assert_eq!(
         summary,
         vec![
-            ("negotiation".into(), 1, vec![Decimal::new(1_000_00, 2), Decimal::new(750_00, 2)]),
-            ("prospecting".into(), 2, vec![Decimal::new(350_50, 2), Decimal::new(35_05, 2)]),
+            ("negotiation".into(), 1, vec![amount("1000.00"), amount("750.00")]),
+            ("prospecting".into(), 2, vec![amount("350.50"), amount("35.05")]),
         ]
     );
     let by_month = AggregateQuery { group_by: vec![GroupKey::Month("created_at")], sums: vec!["amount"], ..by_stage };
@@ -705,12 +710,12 @@ pub async fn aggregates_group_and_sum(s: Store) {
     let month = |m| FieldValue::Date(chrono::NaiveDate::from_ymd_opt(2026, m, 1).unwrap());
     assert_eq!(months, vec![(month(3), 2), (month(4), 1)]);
     let filtered = AggregateQuery {
-        filters: vec![Filter::gte("amount", Decimal::new(200_00, 2))],
+        filters: vec![Filter::gte("amount", amount("200.00"))],
         group_by: vec![],
         sums: vec!["amount"],
     };
     let rows = s.aggregate(tenant(&w), EntityKind::Deal, &filtered).await.unwrap();
-    assert_eq!((rows[0].count, rows[0].sums[0]), (2, Decimal::new(1_250_50, 2)));
+    assert_eq!((rows[0].count, rows[0].sums[0]), (2, amount("1250.50")));
 }
 
 /// Asserts a record is gone: reading it through its service answers `NotFound`.
@@ -809,7 +814,7 @@ pub async fn services_crud_every_entity(s: Store) {
                 company_id: Some(company.id()),
                 contact_id: Some(contact.id()),
                 owner_id: None,
-                amount: Decimal::new(99_99, 2),
+                amount: amount("99.99"),
                 currency: Currency::USD,
                 stage: Some(DealStage::Qualification),
                 expected_close_date: None,
@@ -818,8 +823,8 @@ pub async fn services_crud_every_entity(s: Store) {
         .await
         .unwrap();
     assert_eq!(crm.deals().get(admin, deal.id()).await.unwrap(), deal);
-    let patch = DealPatch { version: Some(1), amount: Some(Decimal::new(150_00, 2)), ..DealPatch::default() };
-    assert_eq!(crm.deals().update(admin, deal.id(), patch).await.unwrap().amount, Decimal::new(150_00, 2));
+    let patch = DealPatch { version: Some(1), amount: Some(amount("150.00")), ..DealPatch::default() };
+    assert_eq!(crm.deals().update(admin, deal.id(), patch).await.unwrap().amount, amount("150.00"));
     // The deal references the contact and the company: deleting those first is refused.
     assert!(matches!(crm.contacts().delete(admin, contact.id(), None).await, Err(CrmError::Referenced { .. })));
     crm.deals().delete(admin, deal.id(), Some(2)).await.unwrap();
@@ -848,7 +853,7 @@ fn deal_input(title: &str) -> NewDeal {
         company_id: None,
         contact_id: None,
         owner_id: None,
-        amount: Decimal::new(500_00, 2),
+        amount: amount("500.00"),
         currency: Currency::EUR,
         stage: None,
         expected_close_date: None,
@@ -905,11 +910,7 @@ pub async fn flow_lead_conversion(s: Store) {
     let input = ConvertLead {
         version: Some(lead.meta.version),
         company: ConvertCompany::New(None),
-        deal: Some(ConvertDeal {
-            title: "Globex rollout".into(),
-            amount: Decimal::new(12_000_00, 2),
-            currency: Currency::EUR,
-        }),
+        deal: Some(ConvertDeal { title: "Globex rollout".into(), amount: amount("12000.00"), currency: Currency::EUR }),
     };
     let done = w.crm.leads().convert(&w.user, lead.id(), input).await.unwrap();
     let (company, deal) = (done.company.clone().unwrap(), done.deal.clone().unwrap());
