@@ -1,6 +1,6 @@
 //! The [`Entity`] trait: how a domain type becomes a storage [`Record`] and back.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use crate::{
@@ -85,7 +85,7 @@ pub fn to_record<E: Entity>(entity: &E) -> Result<Record> {
         kind: E::KIND,
         id: meta.id,
         version: meta.version,
-        data,
+        data: std::sync::Arc::new(data),
         fields,
         uniques: entity.unique_keys(),
         references: entity.references(),
@@ -94,7 +94,7 @@ pub fn to_record<E: Entity>(entity: &E) -> Result<Record> {
 
 /// Reads an entity back from a stored record.
 pub fn from_stored<E: Entity>(stored: StoredRecord) -> Result<E> {
-    let mut entity: E = serde_json::from_value(stored.data)
+    let mut entity = E::deserialize(&*stored.data)
         .map_err(|e| CrmError::Internal(format!("decode {} {}: {e}", E::KIND, stored.id)))?;
     entity.meta_mut().version = stored.version;
     Ok(entity)

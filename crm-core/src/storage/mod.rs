@@ -10,7 +10,7 @@ mod check;
 pub mod memory;
 mod query;
 
-use std::{fmt, str::FromStr};
+use std::{fmt, str::FromStr, sync::Arc};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -114,8 +114,8 @@ pub struct Record {
     pub id: Uuid,
     /// The version this write produces (1 on insert, read version + 1 on update).
     pub version: u64,
-    /// The whole entity as JSON.
-    pub data: serde_json::Value,
+    /// The whole entity as JSON (shared: reads hand it out without copying).
+    pub data: Arc<serde_json::Value>,
     /// Indexed values, by field name, for filters, sorts, search and aggregates.
     pub fields: Vec<(&'static str, FieldValue)>,
     /// Unique keys.
@@ -157,7 +157,7 @@ pub struct StoredRecord {
     /// The current version.
     pub version: u64,
     /// The whole entity as JSON.
-    pub data: serde_json::Value,
+    pub data: Arc<serde_json::Value>,
 }
 
 /// One operation of a [`WriteBatch`].
