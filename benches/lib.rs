@@ -26,7 +26,8 @@ pub async fn seed(crm: &Crm, p: &Principal, companies: usize, contacts: usize) -
     }
     let mut contact_ids = Vec::with_capacity(contacts);
     for i in 0..contacts {
-        let contact = crm.contacts().create(p, new_contact(i, &company_list[i % companies])).await.expect("seed contact");
+        let contact =
+            crm.contacts().create(p, new_contact(i, &company_list[i % companies])).await.expect("seed contact");
         contact_ids.push(contact.id());
     }
     Dataset { companies: company_list, contact_ids }

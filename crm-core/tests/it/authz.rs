@@ -46,9 +46,10 @@ fn readme_matrix_matches_the_code_in_every_cell() {
         .nth(1)
         .and_then(|rest| rest.split("<!-- permission-matrix:end -->").next())
         .expect("README has the permission matrix between its markers");
-    let mut rows = table.lines().filter(|l| l.starts_with('|')).map(|l| {
-        l.trim_matches('|').split('|').map(|c| c.trim().to_owned()).collect::<Vec<_>>()
-    });
+    let mut rows = table
+        .lines()
+        .filter(|l| l.starts_with('|'))
+        .map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_owned()).collect::<Vec<_>>());
     let header = rows.next().unwrap();
     assert_eq!(header[1..], ["admin", "manager", "user", "client"]);
     let mut seen = Vec::new();

@@ -39,7 +39,10 @@ fn a_line_with_discount_and_tax_is_priced_step_by_step() {
     assert!(line.validate().fields.is_empty());
     let priced = line.price(Currency::EUR);
     // 3 × 19.99 = 59.97; 12.5 % of it = 7.49625 → 7.50; net 52.47; 21 % = 11.0187 → 11.02.
-    assert_eq!((priced.gross, priced.discount, priced.net, priced.tax, priced.total), (dec!(59.97), dec!(7.50), dec!(52.47), dec!(11.02), dec!(63.49)));
+    assert_eq!(
+        (priced.gross, priced.discount, priced.net, priced.tax, priced.total),
+        (dec!(59.97), dec!(7.50), dec!(52.47), dec!(11.02), dec!(63.49))
+    );
 }
 
 #[test]
