@@ -20,7 +20,8 @@ use crate::{
     id::{Id, Meta, TenantId},
     notifications::Notification,
     storage::{
-        CounterUpdate, Cursor, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch, WriteBatch, WriteOp,
+        CounterUpdate, Cursor, EntityKind, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch, WriteBatch,
+        WriteOp,
     },
     users::{PasswordPolicy, User},
 };
@@ -403,7 +404,7 @@ impl Tx<'_> {
     }
 
     fn audit<E: Entity>(&mut self, entity_id: Uuid, action: &str, changes: Value) -> Result<()> {
-        if matches!(E::KIND, crate::storage::EntityKind::AuditLog | crate::storage::EntityKind::Notification) {
+        if matches!(E::KIND, EntityKind::AuditLog | EntityKind::Notification) {
             return Ok(());
         }
         let entry = AuditLog {
@@ -456,10 +457,12 @@ fn diff(before: &Value, after: &Value) -> Value {
 /// when a concurrent writer wins the race.
 const CONFLICT_RETRIES: usize = 256;
 
-/// Runs `attempt` again while it fails with a version conflict, yielding in between so
-/// the winner can finish. For operations whose decision the server makes from fresh
-/// state (never for updates that carry a caller's version).
-pub(crate) async fn retry_on_conflict<T, F, Fut>(mut attempt: F) -> Result<T>
+/// Runs `attempt` again while it fails with a version conflict on one of `racing`
+/// (record kinds, or [`EntityKind::Tenant`] for document counters), yielding in between
+/// so the winner can finish. For decisions the server takes from fresh state (payments
+/// against a balance, the next document number); a conflict on anything else, such as
+/// a stale version the caller sent, is returned at once.
+pub(crate) async fn retry_on_conflict<T, F, Fut>(racing: &[EntityKind], mut attempt: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
@@ -467,7 +470,7 @@ where
     let mut tries = 0;
     loop {
         match attempt().await {
-            Err(CrmError::Conflict { .. }) if tries < CONFLICT_RETRIES => {
+            Err(CrmError::Conflict { kind, .. }) if racing.contains(&kind) && tries < CONFLICT_RETRIES => {
                 tries += 1;
                 YieldNow(false).await;
             }

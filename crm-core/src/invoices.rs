@@ -1,1 +1,414 @@
-//! TODO
+//! Invoices: priced lines, gapless per-tenant numbering at issue, payments settle them.
+
+use std::collections::BTreeSet;
+
+use chrono::{Datelike, Duration, NaiveDate};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    authz::{Action, Principal, Resource},
+    companies::Company,
+    contacts::Contact,
+    crm::{Crm, PageRequest, apply_patch, retry_on_conflict},
+    entity::{Entity, entity_meta, reference},
+    error::{CrmError, Result, Validator},
+    id::{Id, Meta},
+    money::{Currency, Line, LineInput, Totals, price_lines, validate_lines},
+    products::Product,
+    quotes::Quote,
+    state::{StateMachine, status_enum},
+    storage::{EntityKind, FieldValue, Filter, Page, Reference, UniqueKey},
+    users::User,
+};
+
+status_enum! {
+    /// An invoice's life: `draft → issued → partially_paid → paid`, or `cancelled`
+    /// before anything is paid. Voiding payments moves a paid invoice back.
+    InvoiceStatus for Invoice {
+        /// Being prepared; lines can change; no number yet.
+        Draft = "draft" => [Issued, Cancelled],
+        /// Numbered and sent; nothing paid.
+        Issued = "issued" => [PartiallyPaid, Paid, Cancelled],
+        /// Some of the total is paid.
+        PartiallyPaid = "partially_paid" => [Paid, Issued],
+        /// Fully paid.
+        Paid = "paid" => [PartiallyPaid, Issued],
+        /// Void. Final.
+        Cancelled = "cancelled" => [],
+    }
+}
+
+impl InvoiceStatus {
+    /// Issued and not fully paid: money is owed.
+    pub const fn is_open(self) -> bool {
+        matches!(self, Self::Issued | Self::PartiallyPaid)
+    }
+}
+
+/// The days to pay when an invoice names none.
+pub const DEFAULT_PAYMENT_TERMS_DAYS: u32 = 30;
+
+/// A bill to a customer company.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Invoice {
+    /// Common metadata.
+    pub meta: Meta,
+    /// `INV-<year>-<6 digits>`, unique and gapless per tenant and year; set at issue.
+    pub number: Option<String>,
+    /// The billed company.
+    pub company_id: Id<Company>,
+    /// The billed contact.
+    pub contact_id: Option<Id<Contact>>,
+    /// The quote it came from.
+    pub quote_id: Option<Id<Quote>>,
+    /// The responsible user.
+    pub owner_id: Id<User>,
+    /// The currency of every amount.
+    pub currency: Currency,
+    /// Priced lines.
+    pub lines: Vec<Line>,
+    /// Sums of the lines.
+    pub totals: Totals,
+    /// Σ completed payments.
+    pub amount_paid: Decimal,
+    /// `totals.total − amount_paid`.
+    pub balance_due: Decimal,
+    /// Life-cycle status.
+    pub status: InvoiceStatus,
+    /// When it was issued.
+    pub issue_date: Option<NaiveDate>,
+    /// When payment is due (issue date + terms).
+    pub due_date: Option<NaiveDate>,
+    /// Days from issue to due date.
+    pub payment_terms_days: u32,
+    /// Free notes.
+    pub notes: Option<String>,
+}
+
+impl Invoice {
+    /// Open and past its due date on `today`.
+    pub fn is_overdue(&self, today: NaiveDate) -> bool {
+        self.status.is_open() && self.due_date.is_some_and(|due| due < today)
+    }
+
+    /// Sets the amount paid and moves the status to match it (issued, partially paid
+    /// or paid): the one place payments and voids settle an invoice.
+    pub(crate) fn settle(&mut self, amount_paid: Decimal) -> Result<()> {
+        self.amount_paid = amount_paid;
+        self.balance_due = self.totals.total - amount_paid;
+        let status = if self.balance_due.is_zero() {
+            InvoiceStatus::Paid
+        } else if amount_paid.is_zero() {
+            InvoiceStatus::Issued
+        } else {
+            InvoiceStatus::PartiallyPaid
+        };
+        if status != self.status {
+            self.status = self.status.transition(status)?;
+        }
+        Ok(())
+    }
+
+    fn set_lines(&mut self, lines: &[LineInput]) {
+        let (priced, totals) = price_lines(self.currency, lines);
+        self.lines = priced;
+        self.totals = totals;
+        self.balance_due = totals.total - self.amount_paid;
+    }
+
+    fn require_draft(&self, what: &str) -> Result<()> {
+        if self.status == InvoiceStatus::Draft {
+            Ok(())
+        } else {
+            Err(CrmError::invalid(
+                "status",
+                format!("only a draft invoice can be {what} (this one is {})", self.status),
+            ))
+        }
+    }
+}
+
+/// References from priced lines to their catalog products, once per product.
+pub(crate) fn product_references(lines: &[Line]) -> Vec<Reference> {
+    let products: BTreeSet<Id<Product>> = lines.iter().filter_map(|l| l.product_id).collect();
+    products.into_iter().map(|p| reference("lines.product_id", p)).collect()
+}
+
+impl Entity for Invoice {
+    const KIND: EntityKind = EntityKind::Invoice;
+    const RESOURCE: Resource = Resource::Invoices;
+    const SORTABLE: &'static [&'static str] =
+        &["number", "issue_date", "due_date", "total", "balance_due", "created_at", "updated_at"];
+    const SEARCHABLE: &'static [&'static str] = &["number"];
+    const OWNER_FIELD: Option<&'static str> = Some("owner_id");
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("number", self.number.clone().into()),
+            ("company_id", self.company_id.into()),
+            ("contact_id", self.contact_id.into()),
+            ("quote_id", self.quote_id.into()),
+            ("owner_id", self.owner_id.into()),
+            ("status", self.status.into()),
+            ("currency", self.currency.as_str().into()),
+            ("total", self.totals.total.into()),
+            ("amount_paid", self.amount_paid.into()),
+            ("balance_due", self.balance_due.into()),
+            ("issue_date", self.issue_date.into()),
+            ("due_date", self.due_date.into()),
+        ]);
+    }
+    fn unique_keys(&self) -> Vec<UniqueKey> {
+        self.number.iter().map(|n| UniqueKey { field: "number", value: n.clone() }).collect()
+    }
+    fn references(&self) -> Vec<Reference> {
+        let mut refs = vec![reference("company_id", self.company_id), reference("owner_id", self.owner_id)];
+        refs.extend(self.contact_id.map(|c| reference("contact_id", c)));
+        refs.extend(self.quote_id.map(|q| reference("quote_id", q)));
+        refs.extend(product_references(&self.lines));
+        refs
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.owner_id.uuid()]
+    }
+    fn company(&self) -> Option<uuid::Uuid> {
+        Some(self.company_id.uuid())
+    }
+}
+
+/// Input to create a standalone draft invoice.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewInvoice {
+    /// The billed company.
+    pub company_id: Id<Company>,
+    /// The billed contact.
+    pub contact_id: Option<Id<Contact>>,
+    /// The responsible user; default: the creator.
+    pub owner_id: Option<Id<User>>,
+    /// The currency.
+    pub currency: Currency,
+    /// The lines.
+    pub lines: Vec<LineInput>,
+    /// Days to pay; default [`DEFAULT_PAYMENT_TERMS_DAYS`].
+    pub payment_terms_days: Option<u32>,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// Changes to a draft invoice.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct InvoicePatch {
+    /// The version read; a stale one is a conflict.
+    pub version: Option<u64>,
+    /// New contact.
+    pub contact_id: Option<Option<Id<Contact>>>,
+    /// New lines (repriced).
+    pub lines: Option<Vec<LineInput>>,
+    /// New payment terms.
+    pub payment_terms_days: Option<u32>,
+    /// New notes.
+    pub notes: Option<Option<String>>,
+}
+
+/// Filters for listing invoices.
+#[derive(Clone, Debug, Default)]
+pub struct InvoiceFilter {
+    /// Only these statuses.
+    pub statuses: Vec<InvoiceStatus>,
+    /// Only this company's.
+    pub company_id: Option<Id<Company>>,
+    /// Only this owner's.
+    pub owner_id: Option<Id<User>>,
+    /// Only overdue invoices (open and past due today).
+    pub overdue: bool,
+    /// Issued on or after.
+    pub issued_from: Option<NaiveDate>,
+    /// Issued before.
+    pub issued_to: Option<NaiveDate>,
+    /// Due on or after.
+    pub due_from: Option<NaiveDate>,
+    /// Due before.
+    pub due_to: Option<NaiveDate>,
+}
+
+/// The invoices service.
+#[derive(Clone, Copy, Debug)]
+pub struct Invoices<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The invoices service.
+    pub fn invoices(&self) -> Invoices<'_> {
+        Invoices { crm: self }
+    }
+}
+
+fn validate_terms(v: &mut Validator, days: u32) {
+    v.check(days <= 365, "payment_terms_days", "must be at most 365 days");
+}
+
+impl Invoices<'_> {
+    /// A draft invoice for an accepted quote: same company, contact, owner and lines.
+    pub(crate) fn draft_from_quote(&self, quote: &Quote) -> Invoice {
+        Invoice {
+            meta: self.crm.new_meta(quote.meta.tenant_id),
+            number: None,
+            company_id: quote.company_id,
+            contact_id: quote.contact_id,
+            quote_id: Some(quote.id()),
+            owner_id: quote.owner_id,
+            currency: quote.currency,
+            lines: quote.lines.clone(),
+            totals: quote.totals,
+            amount_paid: Decimal::ZERO,
+            balance_due: quote.totals.total,
+            status: InvoiceStatus::Draft,
+            issue_date: None,
+            due_date: None,
+            payment_terms_days: DEFAULT_PAYMENT_TERMS_DAYS,
+            notes: quote.notes.clone(),
+        }
+    }
+
+    /// Creates a draft invoice.
+    pub async fn create(&self, p: &Principal, input: NewInvoice) -> Result<Invoice> {
+        self.crm.authorize(p, Resource::Invoices, Action::Create)?;
+        let mut v = Validator::new();
+        validate_lines(&mut v, &input.lines);
+        let terms = input.payment_terms_days.unwrap_or(DEFAULT_PAYMENT_TERMS_DAYS);
+        validate_terms(&mut v, terms);
+        v.opt_text("notes", input.notes.as_deref(), 5000);
+        v.finish()?;
+        let mut invoice = Invoice {
+            meta: self.crm.new_meta(p.tenant_id()),
+            number: None,
+            company_id: input.company_id,
+            contact_id: input.contact_id,
+            quote_id: None,
+            owner_id: input.owner_id.unwrap_or(p.user_id()),
+            currency: input.currency,
+            lines: Vec::new(),
+            totals: Totals::default(),
+            amount_paid: Decimal::ZERO,
+            balance_due: Decimal::ZERO,
+            status: InvoiceStatus::Draft,
+            issue_date: None,
+            due_date: None,
+            payment_terms_days: terms,
+            notes: input.notes,
+        };
+        invoice.set_lines(&input.lines);
+        let mut tx = self.crm.tx(p);
+        tx.insert(&invoice)?;
+        tx.commit().await?;
+        Ok(invoice)
+    }
+
+    /// One invoice.
+    pub async fn get(&self, p: &Principal, id: Id<Invoice>) -> Result<Invoice> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of invoices.
+    pub async fn list(&self, p: &Principal, filter: &InvoiceFilter, page: &PageRequest) -> Result<Page<Invoice>> {
+        let mut filters = Vec::new();
+        let open = [InvoiceStatus::Issued, InvoiceStatus::PartiallyPaid];
+        let statuses: &[InvoiceStatus] = if filter.overdue { &open } else { &filter.statuses };
+        if !statuses.is_empty() {
+            filters.push(Filter::one_of("status", statuses.iter().map(|s| (*s).into())));
+        }
+        if filter.overdue {
+            filters.push(Filter::lt("due_date", self.crm.today()));
+        }
+        if let Some(company) = filter.company_id {
+            filters.push(Filter::eq("company_id", company));
+        }
+        if let Some(owner) = filter.owner_id {
+            filters.push(Filter::eq("owner_id", owner));
+        }
+        for (field, from, to) in
+            [("issue_date", filter.issued_from, filter.issued_to), ("due_date", filter.due_from, filter.due_to)]
+        {
+            filters.extend(from.map(|d| Filter::gte(field, d)));
+            filters.extend(to.map(|d| Filter::lt(field, d)));
+        }
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Changes a draft invoice.
+    pub async fn update(&self, p: &Principal, id: Id<Invoice>, patch: InvoicePatch) -> Result<Invoice> {
+        let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
+        before.require_draft("changed")?;
+        let mut v = Validator::new();
+        if let Some(lines) = &patch.lines {
+            validate_lines(&mut v, lines);
+        }
+        if let Some(days) = patch.payment_terms_days {
+            validate_terms(&mut v, days);
+        }
+        if let Some(Some(notes)) = &patch.notes {
+            v.text("notes", notes, 5000);
+        }
+        v.finish()?;
+        let mut after = before.clone();
+        if let Some(lines) = &patch.lines {
+            after.set_lines(lines);
+        }
+        apply_patch!(patch => after { contact_id, payment_terms_days, notes });
+        let mut tx = self.crm.tx(p);
+        tx.update(&before, &mut after)?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Issues a draft: assigns the next number of the tenant's year (`INV-2026-000001`,
+    /// gapless: the counter moves in the same atomic write), the issue date (today) and
+    /// the due date. Concurrent issues retry until each has its own number.
+    pub async fn issue(&self, p: &Principal, id: Id<Invoice>, version: Option<u64>) -> Result<Invoice> {
+        retry_on_conflict(&[EntityKind::Tenant], || async {
+            let before = self.crm.load_for(p, id, Action::Update, version).await?;
+            before.require_draft("issued")?;
+            let today = self.crm.today();
+            let key = format!("invoice:{}", today.year());
+            let last = self.crm.storage.counter(p.tenant_id(), &key).await?;
+            let next = last + 1;
+            let mut after = before.clone();
+            after.status = before.status.transition(InvoiceStatus::Issued)?;
+            after.number = Some(format!("INV-{}-{next:06}", today.year()));
+            after.issue_date = Some(today);
+            after.due_date = Some(today + Duration::days(i64::from(before.payment_terms_days)));
+            let mut tx = self.crm.tx(p);
+            tx.counter(key, last, next);
+            tx.update_as("issued", &before, &mut after)?;
+            tx.event("issued", &after, json!({ "number": after.number, "total": after.totals.total }));
+            tx.commit().await?;
+            Ok(after)
+        })
+        .await
+    }
+
+    /// Cancels a draft or an issued invoice on which nothing is paid.
+    pub async fn cancel(&self, p: &Principal, id: Id<Invoice>, version: Option<u64>) -> Result<Invoice> {
+        let before = self.crm.load_for(p, id, Action::Update, version).await?;
+        let mut after = before.clone();
+        after.status = before.status.transition(InvoiceStatus::Cancelled)?;
+        let mut tx = self.crm.tx(p);
+        tx.update_as("cancelled", &before, &mut after)?;
+        tx.event("cancelled", &after, json!({ "number": after.number }));
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a draft invoice (issued ones are cancelled, never deleted: numbers stay gapless).
+    pub async fn delete(&self, p: &Principal, id: Id<Invoice>, version: Option<u64>) -> Result<()> {
+        let invoice = self.crm.load_for(p, id, Action::Delete, version).await?;
+        invoice.require_draft("deleted")?;
+        let mut tx = self.crm.tx(p);
+        tx.delete(&invoice);
+        tx.commit().await
+    }
+}

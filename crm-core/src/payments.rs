@@ -1,1 +1,244 @@
-//! TODO
+//! Payments against invoices. Recording or voiding one settles its invoice in the same
+//! atomic write; a payment never takes an invoice past its total.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    authz::{Action, Principal, Resource},
+    companies::Company,
+    crm::{Crm, PageRequest, retry_on_conflict},
+    entity::{Entity, entity_meta, reference},
+    error::{CrmError, Result, Validator},
+    id::{Id, Meta},
+    invoices::{Invoice, InvoiceStatus},
+    money::{Currency, validate_amount},
+    state::{StateMachine, status_enum, text_enum},
+    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    users::User,
+};
+
+text_enum! {
+    /// How a payment was made.
+    PaymentMethod {
+        /// Bank transfer.
+        BankTransfer = "bank_transfer",
+        /// Card.
+        Card = "card",
+        /// Cash.
+        Cash = "cash",
+        /// Check.
+        Check = "check",
+        /// Anything else.
+        Other = "other",
+    }
+}
+
+status_enum! {
+    /// A payment counts until it is voided.
+    PaymentStatus for Payment {
+        /// Counts towards its invoice.
+        Completed = "completed" => [Voided],
+        /// Reversed. Final.
+        Voided = "voided" => [],
+    }
+}
+
+/// Money received against one invoice.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Payment {
+    /// Common metadata.
+    pub meta: Meta,
+    /// The invoice it pays.
+    pub invoice_id: Id<Invoice>,
+    /// The invoice's company (kept here so clients can list their payments).
+    pub company_id: Id<Company>,
+    /// The amount, in the invoice's currency.
+    pub amount: Decimal,
+    /// The invoice's currency.
+    pub currency: Currency,
+    /// How it was paid.
+    pub method: PaymentMethod,
+    /// When it was paid.
+    pub paid_on: NaiveDate,
+    /// Bank or card reference.
+    pub reference: Option<String>,
+    /// Completed or voided.
+    pub status: PaymentStatus,
+    /// Who recorded it.
+    pub recorded_by: Id<User>,
+    /// When it was voided.
+    pub voided_at: Option<DateTime<Utc>>,
+}
+
+impl Entity for Payment {
+    const KIND: EntityKind = EntityKind::Payment;
+    const RESOURCE: Resource = Resource::Payments;
+    const SORTABLE: &'static [&'static str] = &["paid_on", "amount", "created_at", "updated_at"];
+    const OWNER_FIELD: Option<&'static str> = Some("recorded_by");
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("invoice_id", self.invoice_id.into()),
+            ("company_id", self.company_id.into()),
+            ("amount", self.amount.into()),
+            ("currency", self.currency.as_str().into()),
+            ("method", self.method.into()),
+            ("paid_on", self.paid_on.into()),
+            ("status", self.status.into()),
+            ("recorded_by", self.recorded_by.into()),
+        ]);
+    }
+    fn references(&self) -> Vec<Reference> {
+        vec![reference("invoice_id", self.invoice_id), reference("recorded_by", self.recorded_by)]
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.recorded_by.uuid()]
+    }
+    fn company(&self) -> Option<uuid::Uuid> {
+        Some(self.company_id.uuid())
+    }
+}
+
+/// Input to record a payment.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewPayment {
+    /// The invoice it pays (issued or partially paid).
+    pub invoice_id: Id<Invoice>,
+    /// The amount: positive, exact in the invoice's currency, at most its balance.
+    pub amount: Decimal,
+    /// How it was paid.
+    pub method: PaymentMethod,
+    /// When it was paid; default today.
+    pub paid_on: Option<NaiveDate>,
+    /// Bank or card reference.
+    pub reference: Option<String>,
+}
+
+/// Filters for listing payments.
+#[derive(Clone, Debug, Default)]
+pub struct PaymentFilter {
+    /// Only this invoice's.
+    pub invoice_id: Option<Id<Invoice>>,
+    /// Only this company's.
+    pub company_id: Option<Id<Company>>,
+    /// Only this status.
+    pub status: Option<PaymentStatus>,
+    /// Paid on or after.
+    pub paid_from: Option<NaiveDate>,
+    /// Paid before.
+    pub paid_to: Option<NaiveDate>,
+}
+
+/// The payments service.
+#[derive(Clone, Copy, Debug)]
+pub struct Payments<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The payments service.
+    pub fn payments(&self) -> Payments<'_> {
+        Payments { crm: self }
+    }
+}
+
+impl Payments<'_> {
+    /// Records a payment and settles its invoice in one atomic write; emits
+    /// `payment.recorded`, and `invoice.paid` when the balance reaches zero. Concurrent
+    /// payments on one invoice are decided one after the other, on fresh balances.
+    pub async fn record(&self, p: &Principal, input: NewPayment) -> Result<Payment> {
+        self.crm.authorize(p, Resource::Payments, Action::Create)?;
+        retry_on_conflict(&[EntityKind::Invoice], || async {
+            let before: Invoice = self.crm.read(p, input.invoice_id).await?;
+            let mut v = Validator::new();
+            v.check(
+                before.status.is_open(),
+                "invoice_id",
+                format!("the invoice is {}, not open for payment", before.status),
+            );
+            validate_amount(&mut v, "amount", input.amount, before.currency);
+            v.check(
+                input.amount <= before.balance_due,
+                "amount",
+                format!("exceeds the balance due of {} {}", before.balance_due, before.currency),
+            );
+            v.opt_text("reference", input.reference.as_deref(), 200);
+            v.finish()?;
+            let payment = Payment {
+                meta: self.crm.new_meta(p.tenant_id()),
+                invoice_id: input.invoice_id,
+                company_id: before.company_id,
+                amount: input.amount,
+                currency: before.currency,
+                method: input.method,
+                paid_on: input.paid_on.unwrap_or_else(|| self.crm.today()),
+                reference: input.reference.clone(),
+                status: PaymentStatus::Completed,
+                recorded_by: p.user_id(),
+                voided_at: None,
+            };
+            let mut after = before.clone();
+            after.settle(before.amount_paid + payment.amount)?;
+            let mut tx = self.crm.tx(p);
+            tx.insert(&payment)?;
+            tx.update_as("payment_recorded", &before, &mut after)?;
+            tx.event("recorded", &payment, json!({ "invoice_id": payment.invoice_id, "amount": payment.amount }));
+            if after.status == InvoiceStatus::Paid {
+                tx.event("paid", &after, json!({ "number": after.number, "total": after.totals.total }));
+            }
+            tx.commit().await?;
+            Ok(payment)
+        })
+        .await
+    }
+
+    /// One payment.
+    pub async fn get(&self, p: &Principal, id: Id<Payment>) -> Result<Payment> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of payments.
+    pub async fn list(&self, p: &Principal, filter: &PaymentFilter, page: &PageRequest) -> Result<Page<Payment>> {
+        let mut filters = Vec::new();
+        if let Some(invoice) = filter.invoice_id {
+            filters.push(Filter::eq("invoice_id", invoice));
+        }
+        if let Some(company) = filter.company_id {
+            filters.push(Filter::eq("company_id", company));
+        }
+        if let Some(status) = filter.status {
+            filters.push(Filter::eq("status", status));
+        }
+        filters.extend(filter.paid_from.map(|d| Filter::gte("paid_on", d)));
+        filters.extend(filter.paid_to.map(|d| Filter::lt("paid_on", d)));
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Voids a payment and reverses it on its invoice, in one atomic write.
+    pub async fn void(&self, p: &Principal, id: Id<Payment>, version: Option<u64>) -> Result<Payment> {
+        let first = self.crm.load_for(p, id, Action::Update, version).await?;
+        retry_on_conflict(&[EntityKind::Invoice], || async {
+            let before: Payment = self.crm.fetch(p.tenant_id(), id).await?;
+            if before.meta.version != first.meta.version {
+                return Err(CrmError::Conflict { kind: EntityKind::Payment, id: id.uuid() });
+            }
+            let mut after = before.clone();
+            after.status = before.status.transition(PaymentStatus::Voided)?;
+            let invoice: Invoice = self.crm.fetch(p.tenant_id(), before.invoice_id).await?;
+            let mut settled = invoice.clone();
+            settled.settle(invoice.amount_paid - before.amount)?;
+            let mut tx = self.crm.tx(p);
+            after.voided_at = Some(tx.now());
+            tx.update_as("voided", &before, &mut after)?;
+            tx.update_as("payment_voided", &invoice, &mut settled)?;
+            tx.event("voided", &after, json!({ "invoice_id": after.invoice_id, "amount": after.amount }));
+            tx.commit().await?;
+            Ok(after)
+        })
+        .await
+    }
+}

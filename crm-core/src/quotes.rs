@@ -1,1 +1,320 @@
-//! TODO
+//! Quotes: priced offers that, once accepted, become invoices.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    authz::{Action, Principal, Resource},
+    companies::Company,
+    contacts::Contact,
+    crm::{Crm, PageRequest, apply_patch},
+    deals::Deal,
+    entity::{Entity, entity_meta, reference},
+    error::{CrmError, Result, Validator},
+    id::{Id, Meta},
+    invoices::{Invoice, product_references},
+    money::{Currency, Line, LineInput, Totals, price_lines, validate_lines},
+    state::{StateMachine, status_enum},
+    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    users::User,
+};
+
+status_enum! {
+    /// A quote's life: `draft → sent → accepted | rejected | expired`.
+    QuoteStatus for Quote {
+        /// Being prepared; lines can change.
+        Draft = "draft" => [Sent],
+        /// With the customer.
+        Sent = "sent" => [Accepted, Rejected, Expired],
+        /// Accepted; its invoice exists. Final.
+        Accepted = "accepted" => [],
+        /// Declined. Final.
+        Rejected = "rejected" => [],
+        /// Lapsed. Final.
+        Expired = "expired" => [],
+    }
+}
+
+/// A priced offer to a customer company.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Quote {
+    /// Common metadata.
+    pub meta: Meta,
+    /// The customer company.
+    pub company_id: Id<Company>,
+    /// The customer contact.
+    pub contact_id: Option<Id<Contact>>,
+    /// The deal it belongs to.
+    pub deal_id: Option<Id<Deal>>,
+    /// The responsible user.
+    pub owner_id: Id<User>,
+    /// The currency of every amount.
+    pub currency: Currency,
+    /// Priced lines.
+    pub lines: Vec<Line>,
+    /// Sums of the lines.
+    pub totals: Totals,
+    /// Life-cycle status.
+    pub status: QuoteStatus,
+    /// The last day it can be accepted.
+    pub valid_until: NaiveDate,
+    /// Free notes.
+    pub notes: Option<String>,
+    /// When it was sent.
+    pub sent_at: Option<DateTime<Utc>>,
+    /// When it was accepted, rejected or expired.
+    pub decided_at: Option<DateTime<Utc>>,
+    /// The invoice created on acceptance.
+    pub invoice_id: Option<Id<Invoice>>,
+}
+
+impl Entity for Quote {
+    const KIND: EntityKind = EntityKind::Quote;
+    const RESOURCE: Resource = Resource::Quotes;
+    const SORTABLE: &'static [&'static str] = &["valid_until", "total", "created_at", "updated_at"];
+    const OWNER_FIELD: Option<&'static str> = Some("owner_id");
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("company_id", self.company_id.into()),
+            ("contact_id", self.contact_id.into()),
+            ("deal_id", self.deal_id.into()),
+            ("owner_id", self.owner_id.into()),
+            ("status", self.status.into()),
+            ("currency", self.currency.as_str().into()),
+            ("total", self.totals.total.into()),
+            ("valid_until", self.valid_until.into()),
+        ]);
+    }
+    fn references(&self) -> Vec<Reference> {
+        let mut refs = vec![reference("company_id", self.company_id), reference("owner_id", self.owner_id)];
+        refs.extend(self.contact_id.map(|c| reference("contact_id", c)));
+        refs.extend(self.deal_id.map(|d| reference("deal_id", d)));
+        refs.extend(product_references(&self.lines));
+        refs
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.owner_id.uuid()]
+    }
+    fn company(&self) -> Option<uuid::Uuid> {
+        Some(self.company_id.uuid())
+    }
+}
+
+/// Input to create a draft quote.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewQuote {
+    /// The customer company.
+    pub company_id: Id<Company>,
+    /// The customer contact.
+    pub contact_id: Option<Id<Contact>>,
+    /// The deal it belongs to.
+    pub deal_id: Option<Id<Deal>>,
+    /// The responsible user; default: the creator.
+    pub owner_id: Option<Id<User>>,
+    /// The currency.
+    pub currency: Currency,
+    /// The lines.
+    pub lines: Vec<LineInput>,
+    /// The last day it can be accepted (today or later).
+    pub valid_until: NaiveDate,
+    /// Notes.
+    pub notes: Option<String>,
+}
+
+/// Changes to a draft quote.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct QuotePatch {
+    /// The version read; a stale one is a conflict.
+    pub version: Option<u64>,
+    /// New contact.
+    pub contact_id: Option<Option<Id<Contact>>>,
+    /// New lines (repriced).
+    pub lines: Option<Vec<LineInput>>,
+    /// New validity.
+    pub valid_until: Option<NaiveDate>,
+    /// New notes.
+    pub notes: Option<Option<String>>,
+}
+
+/// Filters for listing quotes.
+#[derive(Clone, Debug, Default)]
+pub struct QuoteFilter {
+    /// Only these statuses.
+    pub statuses: Vec<QuoteStatus>,
+    /// Only this company's.
+    pub company_id: Option<Id<Company>>,
+    /// Only this deal's.
+    pub deal_id: Option<Id<Deal>>,
+    /// Only this owner's.
+    pub owner_id: Option<Id<User>>,
+    /// Valid until on or after.
+    pub valid_from: Option<NaiveDate>,
+    /// Valid until before.
+    pub valid_to: Option<NaiveDate>,
+}
+
+/// The quotes service.
+#[derive(Clone, Copy, Debug)]
+pub struct Quotes<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The quotes service.
+    pub fn quotes(&self) -> Quotes<'_> {
+        Quotes { crm: self }
+    }
+}
+
+impl Quotes<'_> {
+    fn validate(&self, lines: Option<&[LineInput]>, valid_until: Option<NaiveDate>, notes: Option<&str>) -> Result<()> {
+        let mut v = Validator::new();
+        if let Some(lines) = lines {
+            validate_lines(&mut v, lines);
+        }
+        if let Some(date) = valid_until {
+            v.check(date >= self.crm.today(), "valid_until", "must be today or later");
+        }
+        v.opt_text("notes", notes, 5000);
+        v.finish()
+    }
+
+    /// Creates a draft quote.
+    pub async fn create(&self, p: &Principal, input: NewQuote) -> Result<Quote> {
+        self.crm.authorize(p, Resource::Quotes, Action::Create)?;
+        self.validate(Some(&input.lines), Some(input.valid_until), input.notes.as_deref())?;
+        let (lines, totals) = price_lines(input.currency, &input.lines);
+        let quote = Quote {
+            meta: self.crm.new_meta(p.tenant_id()),
+            company_id: input.company_id,
+            contact_id: input.contact_id,
+            deal_id: input.deal_id,
+            owner_id: input.owner_id.unwrap_or(p.user_id()),
+            currency: input.currency,
+            lines,
+            totals,
+            status: QuoteStatus::Draft,
+            valid_until: input.valid_until,
+            notes: input.notes,
+            sent_at: None,
+            decided_at: None,
+            invoice_id: None,
+        };
+        let mut tx = self.crm.tx(p);
+        tx.insert(&quote)?;
+        tx.commit().await?;
+        Ok(quote)
+    }
+
+    /// One quote.
+    pub async fn get(&self, p: &Principal, id: Id<Quote>) -> Result<Quote> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of quotes.
+    pub async fn list(&self, p: &Principal, filter: &QuoteFilter, page: &PageRequest) -> Result<Page<Quote>> {
+        let mut filters = Vec::new();
+        if !filter.statuses.is_empty() {
+            filters.push(Filter::one_of("status", filter.statuses.iter().map(|s| (*s).into())));
+        }
+        if let Some(company) = filter.company_id {
+            filters.push(Filter::eq("company_id", company));
+        }
+        if let Some(deal) = filter.deal_id {
+            filters.push(Filter::eq("deal_id", deal));
+        }
+        if let Some(owner) = filter.owner_id {
+            filters.push(Filter::eq("owner_id", owner));
+        }
+        filters.extend(filter.valid_from.map(|d| Filter::gte("valid_until", d)));
+        filters.extend(filter.valid_to.map(|d| Filter::lt("valid_until", d)));
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Changes a draft quote.
+    pub async fn update(&self, p: &Principal, id: Id<Quote>, patch: QuotePatch) -> Result<Quote> {
+        let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
+        if before.status != QuoteStatus::Draft {
+            return Err(CrmError::invalid(
+                "status",
+                format!("only a draft quote can be changed (this one is {})", before.status),
+            ));
+        }
+        let notes = patch.notes.as_ref().and_then(Option::as_deref);
+        self.validate(patch.lines.as_deref(), patch.valid_until, notes)?;
+        let mut after = before.clone();
+        if let Some(lines) = &patch.lines {
+            (after.lines, after.totals) = price_lines(after.currency, lines);
+        }
+        apply_patch!(patch => after { contact_id, valid_until, notes });
+        let mut tx = self.crm.tx(p);
+        tx.update(&before, &mut after)?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    async fn decide(&self, p: &Principal, id: Id<Quote>, to: QuoteStatus, version: Option<u64>) -> Result<Quote> {
+        let before = self.crm.load_for(p, id, Action::Update, version).await?;
+        let mut after = before.clone();
+        after.status = before.status.transition(to)?;
+        let mut tx = self.crm.tx(p);
+        match to {
+            QuoteStatus::Sent => after.sent_at = Some(tx.now()),
+            _ => after.decided_at = Some(tx.now()),
+        }
+        tx.update_as(to.as_str(), &before, &mut after)?;
+        tx.event(to.as_str(), &after, json!({ "total": after.totals.total, "currency": after.currency }));
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Sends a draft to the customer.
+    pub async fn send(&self, p: &Principal, id: Id<Quote>, version: Option<u64>) -> Result<Quote> {
+        self.decide(p, id, QuoteStatus::Sent, version).await
+    }
+
+    /// Records that the customer declined.
+    pub async fn reject(&self, p: &Principal, id: Id<Quote>, version: Option<u64>) -> Result<Quote> {
+        self.decide(p, id, QuoteStatus::Rejected, version).await
+    }
+
+    /// Marks a sent quote as lapsed.
+    pub async fn expire(&self, p: &Principal, id: Id<Quote>, version: Option<u64>) -> Result<Quote> {
+        self.decide(p, id, QuoteStatus::Expired, version).await
+    }
+
+    /// Accepts a sent quote that is still valid and creates its draft invoice, in one
+    /// atomic write. Returns both.
+    pub async fn accept(&self, p: &Principal, id: Id<Quote>, version: Option<u64>) -> Result<(Quote, Invoice)> {
+        let before = self.crm.load_for(p, id, Action::Update, version).await?;
+        let mut after = before.clone();
+        after.status = before.status.transition(QuoteStatus::Accepted)?;
+        if before.valid_until < self.crm.today() {
+            return Err(CrmError::invalid("valid_until", format!("the quote expired on {}", before.valid_until)));
+        }
+        self.crm.authorize(p, Resource::Invoices, Action::Create)?;
+        let invoice = self.crm.invoices().draft_from_quote(&before);
+        after.invoice_id = Some(invoice.id());
+        let mut tx = self.crm.tx(p);
+        after.decided_at = Some(tx.now());
+        tx.insert(&invoice)?;
+        tx.update_as("accepted", &before, &mut after)?;
+        tx.event("accepted", &after, json!({ "invoice_id": invoice.id(), "total": after.totals.total }));
+        tx.commit().await?;
+        Ok((after, invoice))
+    }
+
+    /// Deletes a draft quote.
+    pub async fn delete(&self, p: &Principal, id: Id<Quote>, version: Option<u64>) -> Result<()> {
+        let quote = self.crm.load_for(p, id, Action::Delete, version).await?;
+        if quote.status != QuoteStatus::Draft {
+            return Err(CrmError::invalid("status", "only a draft quote can be deleted"));
+        }
+        let mut tx = self.crm.tx(p);
+        tx.delete(&quote);
+        tx.commit().await
+    }
+}
