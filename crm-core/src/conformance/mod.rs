@@ -49,10 +49,10 @@ macro_rules! __conformance_cases {
             services_crud_every_entity,
             services_enforce_roles_and_tenants,
             flow_lead_conversion,
-            // flow_quote_to_paid_invoice,
-            // flow_invoice_to_delivery,
-            // invoice_numbers_under_concurrency,
-            // payments_under_concurrency,
+            flow_quote_to_paid_invoice,
+            flow_invoice_to_delivery,
+            invoice_numbers_under_concurrency,
+            payments_under_concurrency,
         }
     };
 }
