@@ -415,6 +415,24 @@ pub async fn counters_advance_atomically(s: Store) {
     assert_eq!(s.counter(tenant(&other), "doc:2026").await.unwrap(), 0, "counters are per tenant");
 }
 
+/// A batch with a stale counter is a `Conflict`, even when the document number it
+/// derived from that counter is already taken: the caller must retry, not give up.
+pub async fn stale_counter_wins_over_taken_number(s: Store) {
+    let w = World::new(s.clone()).await;
+    let first = issued_invoice(&w, "1", "1").await;
+    let mut second = issued_invoice(&w, "1", "1").await;
+    assert_eq!(s.counter(tenant(&w), "invoice:2026").await.unwrap(), 2);
+    let before = second.clone();
+    second.number = first.number.clone();
+    let racing = WriteBatch {
+        ops: vec![update(&before, &mut second)],
+        counters: vec![CounterUpdate { key: "invoice:2026".into(), expected: 0, new: 1 }],
+        events: vec![],
+    };
+    let err = s.commit(tenant(&w), racing).await.unwrap_err();
+    assert!(matches!(err, StorageError::Conflict { kind: EntityKind::Tenant, .. }), "{err:?}");
+}
+
 /// Events committed with a batch are pending until acknowledged, oldest first.
 pub async fn outbox_records_and_acknowledges(s: Store) {
     let w = World::new(s.clone()).await;

@@ -37,6 +37,7 @@ macro_rules! __conformance_cases {
             referenced_records_cannot_be_deleted,
             audit_log_is_append_only,
             counters_advance_atomically,
+            stale_counter_wins_over_taken_number,
             outbox_records_and_acknowledges,
             tenants_are_isolated,
             filters_select_exactly,

@@ -24,6 +24,17 @@ pub trait StateView {
 /// deletes of referenced records, counters, and the contract's own shape rules. `Ok`
 /// means applying every operation leaves the store consistent.
 pub fn check_batch(view: &impl StateView, tenant_uuid: Uuid, batch: &WriteBatch) -> Result<(), StorageError> {
+    // Counters first: a stale counter is the cause of whatever else a racing batch
+    // would break (the document number it derived is taken), so it must be the error.
+    for counter in &batch.counters {
+        if counter.new <= counter.expected {
+            return Err(StorageError::Invalid(format!("counter {} must move forward", counter.key)));
+        }
+        if view.counter(&counter.key)? != counter.expected {
+            return Err(StorageError::Conflict { kind: EntityKind::Tenant, id: tenant_uuid });
+        }
+    }
+
     // The state each touched record ends in: Some(record) written, None deleted.
     let mut finals: HashMap<(EntityKind, Uuid), Option<&Record>> = HashMap::new();
     for op in &batch.ops {
@@ -118,13 +129,5 @@ pub fn check_batch(view: &impl StateView, tenant_uuid: Uuid, batch: &WriteBatch)
         }
     }
 
-    for counter in &batch.counters {
-        if counter.new <= counter.expected {
-            return Err(StorageError::Invalid(format!("counter {} must move forward", counter.key)));
-        }
-        if view.counter(&counter.key)? != counter.expected {
-            return Err(StorageError::Conflict { kind: EntityKind::Tenant, id: tenant_uuid });
-        }
-    }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod authz;
 mod crm;
 mod invariants;
 mod money;
+mod sales;
 mod support;
 mod conformance_memory {
     use std::sync::Arc;
