@@ -1,23 +1,196 @@
-//! API keys.
+//! API keys for integrations. A key acts as its owner, cut to its scopes. The secret is
+//! shown once at creation; only its SHA-256 hash is stored, found by a public prefix.
+//!
+//! Token format: `crm_<tenant id, 32 hex>_<prefix, 16 hex>_<secret, 64 hex>`.
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::{
-    authz::Resource,
-    entity::{Entity, entity_meta},
-    id::Meta,
-    storage::EntityKind,
+    authz::{Action, ApiScope, ApiScopeList, Principal, Resource},
+    crm::{Crm, PageRequest},
+    entity::{Entity, entity_meta, from_stored, reference},
+    error::{CrmError, Result, Validator},
+    id::{Id, Meta, TenantId},
+    storage::{EntityKind, FieldValue, Filter, ListQuery, Page, Reference, UniqueKey},
+    users::User,
 };
 
-/// An API key.
+/// An API key. Its secret hash is private and never leaves the core.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ApiKey {
     /// Common metadata.
     pub meta: Meta,
+    /// What it is for.
+    pub name: String,
+    /// The user it acts as.
+    pub owner_id: Id<User>,
+    /// What it may do (never more than its owner).
+    pub scopes: ApiScopeList,
+    /// When it stops working.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Revoked keys never work again.
+    pub revoked: bool,
+    /// The public part of the token that finds the key.
+    pub prefix: String,
+    secret_hash: String,
 }
 
 impl Entity for ApiKey {
     const KIND: EntityKind = EntityKind::ApiKey;
     const RESOURCE: Resource = Resource::ApiKeys;
+    const SORTABLE: &'static [&'static str] = &["name", "created_at", "updated_at"];
+    const OWNER_FIELD: Option<&'static str> = Some("owner_id");
+    const AUDIT_REDACT: &'static [&'static str] = &["secret_hash"];
     entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("name", self.name.as_str().into()),
+            ("owner_id", self.owner_id.into()),
+            ("prefix", self.prefix.as_str().into()),
+            ("revoked", self.revoked.into()),
+        ]);
+    }
+    fn unique_keys(&self) -> Vec<UniqueKey> {
+        vec![UniqueKey { field: "prefix", value: self.prefix.clone() }]
+    }
+    fn references(&self) -> Vec<Reference> {
+        vec![reference("owner_id", self.owner_id)]
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.owner_id.uuid()]
+    }
+}
+
+/// Input to create an API key.
+#[derive(Clone, Debug, Deserialize)]
+pub struct NewApiKey {
+    /// What it is for.
+    pub name: String,
+    /// The user it acts as; default: the creator.
+    pub owner_id: Option<Id<User>>,
+    /// What it may do.
+    pub scopes: Vec<ApiScope>,
+    /// When it stops working (in the future).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// The API keys service (admins only).
+#[derive(Clone, Copy, Debug)]
+pub struct ApiKeys<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The API keys service.
+    pub fn api_keys(&self) -> ApiKeys<'_> {
+        ApiKeys { crm: self }
+    }
+}
+
+fn random_hex<const N: usize>() -> Result<String> {
+    let mut bytes = [0u8; N];
+    getrandom::fill(&mut bytes).map_err(|e| CrmError::Internal(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Splits a token into its tenant and prefix; `None` for anything not shaped like one.
+fn parse_token(token: &str) -> Option<(TenantId, &str)> {
+    let mut parts = token.strip_prefix("crm_")?.split('_');
+    let (tenant, prefix, secret) = (parts.next()?, parts.next()?, parts.next()?);
+    let shaped = tenant.len() == 32
+        && prefix.len() == 16
+        && secret.len() == 64
+        && parts.next().is_none()
+        && [prefix, secret].iter().all(|p| p.bytes().all(|b| b.is_ascii_hexdigit()));
+    let tenant = uuid::Uuid::try_parse(tenant).ok()?;
+    shaped.then_some((TenantId(tenant), prefix))
+}
+
+impl ApiKeys<'_> {
+    /// Creates a key and returns it with its token: the only time the token is shown.
+    pub async fn create(&self, p: &Principal, input: NewApiKey) -> Result<(ApiKey, String)> {
+        self.crm.authorize(p, Resource::ApiKeys, Action::Create)?;
+        let mut v = Validator::new();
+        v.text("name", &input.name, 200);
+        v.check(!input.scopes.is_empty(), "scopes", "at least one scope is required");
+        v.check(input.expires_at.is_none_or(|t| t > self.crm.now()), "expires_at", "must be in the future");
+        v.finish()?;
+        let owner_id = input.owner_id.unwrap_or(p.user_id());
+        let owner: User = self.crm.read(p, owner_id).await?;
+        if !owner.active {
+            return Err(CrmError::invalid("owner_id", "is not an active user"));
+        }
+        let prefix = random_hex::<8>()?;
+        let token = format!("crm_{}_{prefix}_{}", p.tenant_id().0.simple(), random_hex::<32>()?);
+        let key = ApiKey {
+            meta: self.crm.new_meta(p.tenant_id()),
+            name: input.name,
+            owner_id,
+            scopes: ApiScopeList(input.scopes),
+            expires_at: input.expires_at,
+            revoked: false,
+            prefix,
+            secret_hash: hash_token(&token),
+        };
+        let mut tx = self.crm.tx(p);
+        tx.insert(&key)?;
+        tx.commit().await?;
+        Ok((key, token))
+    }
+
+    /// The principal of a token: its owner, cut to its scopes. Malformed, unknown,
+    /// wrong, revoked or expired tokens and inactive owners are all `Unauthenticated`.
+    pub async fn authenticate(&self, token: &str) -> Result<Principal> {
+        let (tenant, prefix) = parse_token(token).ok_or(CrmError::Unauthenticated)?;
+        let query = ListQuery { limit: 1, ..ListQuery::filtered(vec![Filter::eq("prefix", prefix)]) };
+        let page = self.crm.storage.list(tenant, EntityKind::ApiKey, &query).await?;
+        let Some(stored) = page.items.into_iter().next() else {
+            return Err(CrmError::Unauthenticated);
+        };
+        let key: ApiKey = from_stored(stored)?;
+        let valid =
+            key.secret_hash == hash_token(token) && !key.revoked && key.expires_at.is_none_or(|t| t > self.crm.now());
+        if !valid {
+            return Err(CrmError::Unauthenticated);
+        }
+        let owner: User = match self.crm.fetch(tenant, key.owner_id).await {
+            Ok(owner) if owner.active => owner,
+            Ok(_) | Err(CrmError::NotFound { .. }) => return Err(CrmError::Unauthenticated),
+            Err(e) => return Err(e),
+        };
+        Ok(Principal::for_api_key(&owner, key.id(), key.scopes.0))
+    }
+
+    /// One key.
+    pub async fn get(&self, p: &Principal, id: Id<ApiKey>) -> Result<ApiKey> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of keys, optionally of one owner.
+    pub async fn list(&self, p: &Principal, owner: Option<Id<User>>, page: &PageRequest) -> Result<Page<ApiKey>> {
+        let filters = owner.map(|o| Filter::eq("owner_id", o)).into_iter().collect();
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Revokes a key for good.
+    pub async fn revoke(&self, p: &Principal, id: Id<ApiKey>, version: Option<u64>) -> Result<ApiKey> {
+        let before = self.crm.load_for(p, id, Action::Update, version).await?;
+        let mut after = ApiKey { revoked: true, ..before.clone() };
+        let mut tx = self.crm.tx(p);
+        tx.update_as("revoked", &before, &mut after)?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a key.
+    pub async fn delete(&self, p: &Principal, id: Id<ApiKey>, version: Option<u64>) -> Result<()> {
+        self.crm.delete(p, id, version).await
+    }
 }

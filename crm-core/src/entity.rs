@@ -1,6 +1,6 @@
 //! The [`Entity`] trait: how a domain type becomes a storage [`Record`] and back.
 
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Serialize, de::DeserializeOwned};
 use uuid::Uuid;
 
 use crate::{
