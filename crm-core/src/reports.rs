@@ -1,1 +1,324 @@
-//! TODO
+//! Reports, computed through the storage contract: grouped aggregates where the storage
+//! can sum (pipeline, win rate, revenue, aging, lead conversion, project progress), and
+//! a bounded walk over invoices for product rankings.
+
+use std::collections::HashMap;
+
+use chrono::{Duration, NaiveDate};
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use crate::{
+    authz::{Action, Principal, Resource},
+    crm::Crm,
+    deals::{Deal, DealStage},
+    entity::{Entity, from_stored},
+    error::{CrmError, Result},
+    id::Id,
+    invoices::{Invoice, InvoiceStatus},
+    leads::{Lead, LeadSource, LeadStatus},
+    money::Currency,
+    payments::{Payment, PaymentStatus},
+    products::Product,
+    projects::{Project, ProjectProgress},
+    storage::{AggregateQuery, AggregateRow, FieldValue, Filter, GroupKey, ListQuery},
+};
+
+/// One stage of the pipeline in one currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PipelineStage {
+    /// The stage.
+    pub stage: DealStage,
+    /// The currency of the sums.
+    pub currency: Currency,
+    /// Deals in the stage.
+    pub deals: u64,
+    /// Σ amount.
+    pub value: Decimal,
+    /// Σ amount × probability.
+    pub weighted_value: Decimal,
+}
+
+/// Won and lost deals, and the share won.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct WinRate {
+    /// Deals closed as won.
+    pub won: u64,
+    /// Deals closed as lost.
+    pub lost: u64,
+    /// `won / (won + lost)` in percent, two decimals; `None` before any deal closed.
+    pub percent: Option<Decimal>,
+}
+
+/// Payments received in one month and currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MonthlyRevenue {
+    /// The first day of the month.
+    pub month: NaiveDate,
+    /// The currency.
+    pub currency: Currency,
+    /// Σ completed payments.
+    pub amount: Decimal,
+    /// How many payments.
+    pub payments: u64,
+}
+
+/// Open invoices by how long they are overdue, per currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct AgingBucket {
+    /// `current`, `1-30`, `31-60`, `61-90` or `90+` days past due.
+    pub bucket: &'static str,
+    /// The currency.
+    pub currency: Currency,
+    /// Open invoices in the bucket.
+    pub invoices: u64,
+    /// Σ balance due.
+    pub balance_due: Decimal,
+}
+
+/// How the leads of one source fared.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct SourceConversion {
+    /// The source.
+    pub source: LeadSource,
+    /// Leads from it.
+    pub leads: u64,
+    /// Of which converted.
+    pub converted: u64,
+    /// `converted / leads` in percent, two decimals.
+    pub percent: Decimal,
+}
+
+/// What one product sold on issued invoices, in one currency.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProductSales {
+    /// The product.
+    pub product_id: Id<Product>,
+    /// The currency.
+    pub currency: Currency,
+    /// Σ quantity.
+    pub quantity: Decimal,
+    /// Σ net line amounts (after discount, before tax).
+    pub revenue: Decimal,
+}
+
+/// Reports (admins and managers).
+#[derive(Clone, Copy, Debug)]
+pub struct Reports<'a> {
+    crm: &'a Crm,
+}
+
+impl Crm {
+    /// The reports service.
+    pub fn reports(&self) -> Reports<'_> {
+        Reports { crm: self }
+    }
+}
+
+/// The most invoices [`Reports::top_products`] reads for one report.
+const TOP_PRODUCTS_SCAN_LIMIT: usize = 100_000;
+
+fn percent(part: u64, whole: u64) -> Option<Decimal> {
+    (whole > 0).then(|| (Decimal::from(part) * Decimal::ONE_HUNDRED / Decimal::from(whole)).round_dp(2))
+}
+
+fn parse_key<T: std::str::FromStr>(value: &FieldValue) -> Result<T> {
+    match value {
+        FieldValue::Text(t) => t.parse().map_err(|_| CrmError::Internal(format!("unexpected report key `{t}`"))),
+        other => Err(CrmError::Internal(format!("unexpected report key {other:?}"))),
+    }
+}
+
+impl Reports<'_> {
+    async fn aggregate<E: Entity>(&self, p: &Principal, query: AggregateQuery) -> Result<Vec<AggregateRow>> {
+        self.crm.authorize(p, Resource::Reports, Action::Read)?;
+        Ok(self.crm.storage.aggregate(p.tenant_id(), E::KIND, &query).await?)
+    }
+
+    /// Open deals by stage and currency, with value and weighted value.
+    pub async fn pipeline(&self, p: &Principal) -> Result<Vec<PipelineStage>> {
+        let open = DealStage::ALL.iter().filter(|s| !s.is_closed()).map(|s| (*s).into());
+        let query = AggregateQuery {
+            filters: vec![Filter::one_of("stage", open)],
+            group_by: vec![GroupKey::Field("stage"), GroupKey::Field("currency")],
+            sums: vec!["amount", "weighted_amount"],
+        };
+        self.aggregate::<Deal>(p, query)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(PipelineStage {
+                    stage: parse_key(&r.key[0])?,
+                    currency: parse_key(&r.key[1])?,
+                    deals: r.count,
+                    value: r.sums[0],
+                    weighted_value: r.sums[1],
+                })
+            })
+            .collect()
+    }
+
+    /// Won versus lost deals, optionally only those closed in `[from, to)`.
+    pub async fn win_rate(&self, p: &Principal, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<WinRate> {
+        let mut filters = vec![Filter::one_of("stage", [DealStage::ClosedWon.into(), DealStage::ClosedLost.into()])];
+        if let Some(from) = from.and_then(|d| d.and_hms_opt(0, 0, 0)) {
+            filters.push(Filter::gte("closed_at", from.and_utc()));
+        }
+        if let Some(to) = to.and_then(|d| d.and_hms_opt(0, 0, 0)) {
+            filters.push(Filter::lt("closed_at", to.and_utc()));
+        }
+        let query = AggregateQuery { filters, group_by: vec![GroupKey::Field("stage")], sums: vec![] };
+        let rows = self.aggregate::<Deal>(p, query).await?;
+        let count = |stage: DealStage| rows.iter().find(|r| r.key[0] == stage.into()).map_or(0, |r| r.count);
+        let (won, lost) = (count(DealStage::ClosedWon), count(DealStage::ClosedLost));
+        Ok(WinRate { won, lost, percent: percent(won, won + lost) })
+    }
+
+    /// Completed payments per month and currency, for payments dated in `[from, to)`.
+    pub async fn revenue_by_month(&self, p: &Principal, from: NaiveDate, to: NaiveDate) -> Result<Vec<MonthlyRevenue>> {
+        let query = AggregateQuery {
+            filters: vec![
+                Filter::eq("status", PaymentStatus::Completed),
+                Filter::gte("paid_on", from),
+                Filter::lt("paid_on", to),
+            ],
+            group_by: vec![GroupKey::Month("paid_on"), GroupKey::Field("currency")],
+            sums: vec!["amount"],
+        };
+        self.aggregate::<Payment>(p, query)
+            .await?
+            .iter()
+            .map(|r| {
+                let FieldValue::Date(month) = r.key[0] else {
+                    return Err(CrmError::Internal("revenue month is not a date".into()));
+                };
+                Ok(MonthlyRevenue { month, currency: parse_key(&r.key[1])?, amount: r.sums[0], payments: r.count })
+            })
+            .collect()
+    }
+
+    /// Open (issued or partially paid) invoices by days past due, per currency.
+    pub async fn invoice_aging(&self, p: &Principal) -> Result<Vec<AgingBucket>> {
+        let today = self.crm.today();
+        let day = |n: i64| today - Duration::days(n);
+        // (label, due on or after, due before)
+        let buckets: [(&'static str, Option<NaiveDate>, Option<NaiveDate>); 5] = [
+            ("current", Some(today), None),
+            ("1-30", Some(day(30)), Some(today)),
+            ("31-60", Some(day(60)), Some(day(30))),
+            ("61-90", Some(day(90)), Some(day(60))),
+            ("90+", None, Some(day(90))),
+        ];
+        let mut out = Vec::new();
+        for (bucket, from, to) in buckets {
+            let mut filters =
+                vec![Filter::one_of("status", [InvoiceStatus::Issued.into(), InvoiceStatus::PartiallyPaid.into()])];
+            filters.extend(from.map(|d| Filter::gte("due_date", d)));
+            filters.extend(to.map(|d| Filter::lt("due_date", d)));
+            let query =
+                AggregateQuery { filters, group_by: vec![GroupKey::Field("currency")], sums: vec!["balance_due"] };
+            for r in self.aggregate::<Invoice>(p, query).await? {
+                out.push(AgingBucket {
+                    bucket,
+                    currency: parse_key(&r.key[0])?,
+                    invoices: r.count,
+                    balance_due: r.sums[0],
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The total balance of overdue invoices per currency.
+    pub async fn overdue_totals(&self, p: &Principal) -> Result<HashMap<Currency, Decimal>> {
+        let mut totals = HashMap::new();
+        for b in self.invoice_aging(p).await?.into_iter().filter(|b| b.bucket != "current") {
+            *totals.entry(b.currency).or_insert(Decimal::ZERO) += b.balance_due;
+        }
+        Ok(totals)
+    }
+
+    /// Leads and conversions per source.
+    pub async fn lead_conversion(&self, p: &Principal) -> Result<Vec<SourceConversion>> {
+        let query = AggregateQuery {
+            filters: vec![],
+            group_by: vec![GroupKey::Field("source"), GroupKey::Field("status")],
+            sums: vec![],
+        };
+        let mut per_source: Vec<SourceConversion> = Vec::new();
+        for r in self.aggregate::<Lead>(p, query).await? {
+            let source: LeadSource = parse_key(&r.key[0])?;
+            let converted = if parse_key::<LeadStatus>(&r.key[1])? == LeadStatus::Converted { r.count } else { 0 };
+            match per_source.iter_mut().find(|s| s.source == source) {
+                Some(s) => {
+                    s.leads += r.count;
+                    s.converted += converted;
+                }
+                None => per_source.push(SourceConversion { source, leads: r.count, converted, percent: Decimal::ZERO }),
+            }
+        }
+        for s in &mut per_source {
+            s.percent = percent(s.converted, s.leads).unwrap_or(Decimal::ZERO);
+        }
+        Ok(per_source)
+    }
+
+    /// Task counts by status and the share done, for one project.
+    pub async fn project_progress(&self, p: &Principal, project: Id<Project>) -> Result<ProjectProgress> {
+        self.crm.authorize(p, Resource::Reports, Action::Read)?;
+        self.crm.projects().progress(p, project).await
+    }
+
+    /// The best-selling products on issued, partially paid or paid invoices issued in
+    /// `[from, to)`, by net revenue, per currency; at most `limit` rows.
+    pub async fn top_products(
+        &self,
+        p: &Principal,
+        from: NaiveDate,
+        to: NaiveDate,
+        limit: usize,
+    ) -> Result<Vec<ProductSales>> {
+        self.crm.authorize(p, Resource::Reports, Action::Read)?;
+        let statuses = [InvoiceStatus::Issued, InvoiceStatus::PartiallyPaid, InvoiceStatus::Paid].map(Into::into);
+        let mut query = ListQuery {
+            limit: crate::crm::PageRequest::MAX_LIMIT,
+            ..ListQuery::filtered(vec![
+                Filter::one_of("status", statuses),
+                Filter::gte("issue_date", from),
+                Filter::lt("issue_date", to),
+            ])
+        };
+        let mut sales: HashMap<(Id<Product>, Currency), (Decimal, Decimal)> = HashMap::new();
+        let mut scanned = 0;
+        loop {
+            let page = self.crm.storage.list(p.tenant_id(), Invoice::KIND, &query).await?;
+            scanned += page.items.len();
+            for stored in page.items {
+                let invoice: Invoice = from_stored(stored)?;
+                for line in &invoice.lines {
+                    if let Some(product) = line.product_id {
+                        let entry = sales.entry((product, invoice.currency)).or_default();
+                        entry.0 += line.quantity;
+                        entry.1 += line.net;
+                    }
+                }
+            }
+            match page.next {
+                Some(next) if scanned < TOP_PRODUCTS_SCAN_LIMIT => query.after = Some(next),
+                _ => break,
+            }
+        }
+        let mut rows: Vec<ProductSales> = sales
+            .into_iter()
+            .map(|((product_id, currency), (quantity, revenue))| ProductSales {
+                product_id,
+                currency,
+                quantity,
+                revenue,
+            })
+            .collect();
+        rows.sort_by(|a, b| b.revenue.cmp(&a.revenue).then(a.product_id.cmp(&b.product_id)));
+        rows.truncate(limit);
+        Ok(rows)
+    }
+}

@@ -3,10 +3,14 @@
 // Test code may unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+mod api_keys;
 mod authz;
+mod catalog;
 mod crm;
 mod invariants;
 mod money;
+mod projects;
+mod reports;
 mod sales;
 mod support;
 mod conformance_memory {
