@@ -863,6 +863,167 @@ pub async fn services_crud_every_entity(s: Store) {
     assert!(note.read_at.is_some());
     crm.notifications().delete(&w.user, note.id()).await.unwrap();
     assert!(crm.notifications().list(&w.user, false, &PageRequest::default()).await.unwrap().items.is_empty());
+
+    crud_catalog_projects_documents_and_keys(&w).await;
+}
+
+/// The second half of [`services_crud_every_entity`]: catalog, projects, documents, keys.
+async fn crud_catalog_projects_documents_and_keys(w: &World) {
+    use crate::{
+        api_keys::NewApiKey,
+        delivery_notes::{DeliveryLine, NewDeliveryNote},
+        invoices::{InvoicePatch, NewInvoice},
+        money::LineInput,
+        payments::{NewPayment, PaymentMethod, PaymentStatus},
+        products::{NewProduct, ProductPatch},
+        projects::{NewProject, NewTask, ProjectPatch, TaskPatch},
+        quotes::{NewQuote, QuotePatch},
+    };
+    let (crm, admin) = (&w.crm, &w.admin);
+    let company = w.client_company.id();
+
+    let category = crm.product_categories().create(admin, "Tools".into(), None).await.unwrap();
+    let category = crm.product_categories().rename(admin, category.id(), "Hand tools".into(), Some(1)).await.unwrap();
+    assert_eq!(crm.product_categories().get(admin, category.id()).await.unwrap(), category);
+    let product = crm
+        .products()
+        .create(
+            admin,
+            NewProduct {
+                sku: "HAM-1".into(),
+                name: "Hammer".into(),
+                description: None,
+                unit_price: amount("12.50"),
+                currency: Currency::EUR,
+                tax_rate: amount("20"),
+                unit: None,
+                category_id: Some(category.id()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(crm.products().get(admin, product.id()).await.unwrap(), product);
+    let patch = ProductPatch { version: Some(1), unit_price: Some(amount("13.00")), ..ProductPatch::default() };
+    assert_eq!(crm.products().update(admin, product.id(), patch).await.unwrap().unit_price, amount("13.00"));
+
+    let project = crm
+        .projects()
+        .create(
+            admin,
+            NewProject {
+                name: "Fit-out".into(),
+                company_id: company,
+                deal_id: None,
+                budget: None,
+                currency: None,
+                start_date: None,
+                end_date: None,
+                manager_id: Some(w.manager.user_id()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(crm.projects().get(admin, project.id()).await.unwrap(), project);
+    let patch = ProjectPatch { version: Some(1), name: Some("Fit-out 2".into()), ..ProjectPatch::default() };
+    assert_eq!(crm.projects().update(admin, project.id(), patch).await.unwrap().name, "Fit-out 2");
+    let milestone = crm.milestones().create(admin, project.id(), "Design".into(), None).await.unwrap();
+    assert_eq!(crm.milestones().get(admin, milestone.id()).await.unwrap(), milestone);
+    let task = crm
+        .tasks()
+        .create(
+            admin,
+            NewTask {
+                project_id: project.id(),
+                milestone_id: Some(milestone.id()),
+                title: "Draw".into(),
+                description: None,
+                assignee_id: Some(w.user.user_id()),
+                priority: None,
+                due_date: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!((crm.tasks().get(admin, task.id()).await.unwrap(), task.company_id), (task.clone(), company));
+    let patch = TaskPatch { version: Some(1), title: Some("Draw plans".into()), ..TaskPatch::default() };
+    assert_eq!(crm.tasks().update(admin, task.id(), patch).await.unwrap().title, "Draw plans");
+    crm.tasks().delete(admin, task.id(), Some(2)).await.unwrap();
+    assert_gone(crm.tasks().get(admin, task.id()).await);
+    crm.milestones().delete(admin, milestone.id(), Some(1)).await.unwrap();
+    assert_gone(crm.milestones().get(admin, milestone.id()).await);
+    crm.projects().delete(admin, project.id(), Some(2)).await.unwrap();
+    assert_gone(crm.projects().get(admin, project.id()).await);
+
+    let line = LineInput { product_id: Some(product.id()), ..LineInput::new("Hammer", amount("2"), amount("13.00")) };
+    let quote = crm
+        .quotes()
+        .create(
+            admin,
+            NewQuote {
+                company_id: company,
+                contact_id: None,
+                deal_id: None,
+                owner_id: None,
+                currency: Currency::EUR,
+                lines: vec![line.clone()],
+                valid_until: w.crm.today(),
+                notes: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(crm.quotes().get(admin, quote.id()).await.unwrap(), quote);
+    let patch = QuotePatch { version: Some(1), notes: Some(Some("Net 30".into())), ..QuotePatch::default() };
+    assert_eq!(crm.quotes().update(admin, quote.id(), patch).await.unwrap().notes.as_deref(), Some("Net 30"));
+    assert!(matches!(crm.products().delete(admin, product.id(), None).await, Err(CrmError::Referenced { .. })));
+    crm.quotes().delete(admin, quote.id(), Some(2)).await.unwrap();
+    assert_gone(crm.quotes().get(admin, quote.id()).await);
+
+    let new_invoice = NewInvoice {
+        company_id: company,
+        contact_id: None,
+        owner_id: None,
+        currency: Currency::EUR,
+        lines: vec![line],
+        payment_terms_days: None,
+        notes: None,
+    };
+    let draft = crm.invoices().create(admin, new_invoice.clone()).await.unwrap();
+    assert_eq!(crm.invoices().get(admin, draft.id()).await.unwrap(), draft);
+    let patch = InvoicePatch { version: Some(1), payment_terms_days: Some(45), ..InvoicePatch::default() };
+    assert_eq!(crm.invoices().update(admin, draft.id(), patch).await.unwrap().payment_terms_days, 45);
+    crm.invoices().delete(admin, draft.id(), Some(2)).await.unwrap();
+    assert_gone(crm.invoices().get(admin, draft.id()).await);
+
+    let invoice = crm.invoices().create(admin, new_invoice).await.unwrap();
+    let invoice = crm.invoices().issue(admin, invoice.id(), None).await.unwrap();
+    let payment = NewPayment {
+        invoice_id: invoice.id(),
+        amount: amount("1.00"),
+        method: PaymentMethod::Other,
+        paid_on: None,
+        reference: Some("r".into()),
+    };
+    let payment = crm.payments().record(admin, payment).await.unwrap();
+    assert_eq!(crm.payments().get(admin, payment.id()).await.unwrap(), payment);
+    assert_eq!(crm.payments().void(admin, payment.id(), Some(1)).await.unwrap().status, PaymentStatus::Voided);
+    let note = NewDeliveryNote {
+        invoice_id: invoice.id(),
+        lines: vec![DeliveryLine { line_index: 0, quantity: amount("1") }],
+        notes: None,
+    };
+    let note = crm.delivery_notes().create(admin, note).await.unwrap();
+    assert_eq!(crm.delivery_notes().get(admin, note.id()).await.unwrap(), note);
+    crm.delivery_notes().delete(admin, note.id(), Some(1)).await.unwrap();
+    assert_gone(crm.delivery_notes().get(admin, note.id()).await);
+
+    let key =
+        NewApiKey { name: "CRUD".into(), owner_id: None, scopes: vec!["*:read".parse().unwrap()], expires_at: None };
+    let (key, _token) = crm.api_keys().create(admin, key).await.unwrap();
+    assert_eq!(crm.api_keys().get(admin, key.id()).await.unwrap(), key);
+    assert!(crm.api_keys().revoke(admin, key.id(), Some(1)).await.unwrap().revoked);
+    crm.api_keys().delete(admin, key.id(), Some(2)).await.unwrap();
+    assert_gone(crm.api_keys().get(admin, key.id()).await);
 }
 
 fn deal_input(title: &str) -> NewDeal {
