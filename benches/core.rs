@@ -16,9 +16,13 @@ use crm_core::{
     conformance::World,
     contacts::ContactFilter,
     entity::Entity,
+    invoices::NewInvoice,
     leads::{ConvertCompany, ConvertLead, LeadSource, NewLead},
+    money::{Currency, LineInput},
+    payments::{NewPayment, PaymentMethod},
     storage::memory::MemoryStorage,
 };
+use rust_decimal::Decimal;
 use tokio::runtime::Runtime;
 
 const CONTACTS: usize = 100_000;
@@ -88,6 +92,33 @@ fn core_calls(c: &mut Criterion) {
                 spent += start.elapsed();
             }
             spent
+        })
+    });
+
+    // One invoice large enough to take every payment the bench records.
+    let invoice = rt.block_on(async {
+        let input = NewInvoice {
+            company_id: data.companies[0].id(),
+            contact_id: None,
+            owner_id: None,
+            currency: Currency::EUR,
+            lines: vec![LineInput::new("Capacity", Decimal::from(1_000_000), Decimal::from(1_000))],
+            payment_terms_days: None,
+            notes: None,
+        };
+        let draft = crm.invoices().create(admin, input).await.expect("invoice");
+        crm.invoices().issue(admin, draft.id(), None).await.expect("issue")
+    });
+    group.bench_function("payment_record", |b| {
+        b.to_async(&rt).iter(|| {
+            let input = NewPayment {
+                invoice_id: invoice.id(),
+                amount: Decimal::new(1, 2),
+                method: PaymentMethod::Card,
+                paid_on: None,
+                reference: None,
+            };
+            async move { black_box(crm.payments().record(admin, input).await.expect("payment")) }
         })
     });
 
