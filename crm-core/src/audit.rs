@@ -9,11 +9,11 @@ use uuid::Uuid;
 use crate::{
     api_keys::ApiKey,
     authz::{Principal, Resource},
-    crm::{Crm, PageRequest},
+    crm::{Crm, Filters, PageRequest},
     entity::{Entity, entity_meta},
     error::Result,
     id::{Id, Meta},
-    storage::{EntityKind, FieldValue, Filter, Page},
+    storage::{EntityKind, FieldValue, Page},
     users::User,
 };
 
@@ -83,22 +83,12 @@ impl Crm {
 impl Audit<'_> {
     /// A page of entries.
     pub async fn list(&self, p: &Principal, filter: &AuditFilter, page: &PageRequest) -> Result<Page<AuditLog>> {
-        let mut filters = Vec::new();
-        if let Some(actor) = filter.actor_id {
-            filters.push(Filter::eq("actor_id", actor));
-        }
-        if let Some(kind) = filter.entity_kind {
-            filters.push(Filter::eq("entity_kind", kind.as_str()));
-        }
-        if let Some(id) = filter.entity_id {
-            filters.push(Filter::eq("entity_id", id));
-        }
-        if let Some(from) = filter.from {
-            filters.push(Filter::gte("created_at", from));
-        }
-        if let Some(to) = filter.to {
-            filters.push(Filter::lt("created_at", to));
-        }
+        let filters = Filters::default()
+            .eq("actor_id", filter.actor_id)
+            .eq("entity_kind", filter.entity_kind.map(EntityKind::as_str))
+            .eq("entity_id", filter.entity_id)
+            .range("created_at", filter.from, filter.to)
+            .build();
         self.crm.list(p, filters, page).await
     }
 

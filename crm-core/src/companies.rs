@@ -4,11 +4,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     authz::{Action, Principal, Resource},
-    crm::{Crm, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     id::{Id, Meta},
-    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    storage::{EntityKind, FieldValue, Page, Reference},
     users::User,
 };
 
@@ -166,13 +166,8 @@ impl Companies<'_> {
 
     /// A page of companies.
     pub async fn list(&self, p: &Principal, filter: &CompanyFilter, page: &PageRequest) -> Result<Page<Company>> {
-        let mut filters = Vec::new();
-        if let Some(owner) = filter.owner_id {
-            filters.push(Filter::eq("owner_id", owner));
-        }
-        if let Some(industry) = &filter.industry {
-            filters.push(Filter::eq("industry", industry.as_str()));
-        }
+        let filters =
+            Filters::default().eq("owner_id", filter.owner_id).eq("industry", filter.industry.as_deref()).build();
         self.crm.list(p, filters, page).await
     }
 

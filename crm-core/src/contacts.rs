@@ -5,12 +5,12 @@ use serde::{Deserialize, Serialize};
 use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
-    crm::{Crm, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     id::{Id, Meta},
     leads::Lead,
-    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    storage::{EntityKind, FieldValue, Page, Reference},
     users::User,
 };
 
@@ -179,22 +179,12 @@ impl Contacts<'_> {
 
     /// A page of contacts.
     pub async fn list(&self, p: &Principal, filter: &ContactFilter, page: &PageRequest) -> Result<Page<Contact>> {
-        let mut filters = Vec::new();
-        if let Some(company) = filter.company_id {
-            filters.push(Filter::eq("company_id", company));
-        }
-        if let Some(owner) = filter.owner_id {
-            filters.push(Filter::eq("owner_id", owner));
-        }
-        if let Some(email) = &filter.email {
-            filters.push(Filter::eq("email", email.to_lowercase()));
-        }
-        if let Some(from) = filter.created_from {
-            filters.push(Filter::gte("created_at", from));
-        }
-        if let Some(to) = filter.created_to {
-            filters.push(Filter::lt("created_at", to));
-        }
+        let filters = Filters::default()
+            .eq("company_id", filter.company_id)
+            .eq("owner_id", filter.owner_id)
+            .eq("email", filter.email.as_ref().map(|e| e.to_lowercase()))
+            .range("created_at", filter.created_from, filter.created_to)
+            .build();
         self.crm.list(p, filters, page).await
     }
 

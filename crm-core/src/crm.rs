@@ -20,8 +20,8 @@ use crate::{
     id::{Id, Meta, TenantId},
     notifications::Notification,
     storage::{
-        CounterUpdate, Cursor, EntityKind, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch, WriteBatch,
-        WriteOp,
+        CounterUpdate, Cursor, EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch,
+        WriteBatch, WriteOp,
     },
     users::{PasswordPolicy, User},
 };
@@ -503,3 +503,36 @@ macro_rules! apply_patch {
     }};
 }
 pub(crate) use apply_patch;
+
+/// Builds a listing's filters from optional criteria: a criterion left out adds no
+/// filter (unlike `Filter::eq(field, None)`, which matches absent values).
+#[derive(Debug, Default)]
+pub(crate) struct Filters(Vec<Filter>);
+
+impl Filters {
+    /// `field = value`, when a value is given.
+    pub(crate) fn eq<V: Into<FieldValue>>(mut self, field: &'static str, value: Option<V>) -> Self {
+        self.0.extend(value.map(|v| Filter::eq(field, v)));
+        self
+    }
+
+    /// `field IN values`, when any are given.
+    pub(crate) fn any_of<V: Into<FieldValue> + Copy>(mut self, field: &'static str, values: &[V]) -> Self {
+        if !values.is_empty() {
+            self.0.push(Filter::one_of(field, values.iter().map(|v| (*v).into())));
+        }
+        self
+    }
+
+    /// `from <= field < to`, each bound when given.
+    pub(crate) fn range<V: Into<FieldValue>>(mut self, field: &'static str, from: Option<V>, to: Option<V>) -> Self {
+        self.0.extend(from.map(|v| Filter::gte(field, v)));
+        self.0.extend(to.map(|v| Filter::lt(field, v)));
+        self
+    }
+
+    /// The filters.
+    pub(crate) fn build(self) -> Vec<Filter> {
+        self.0
+    }
+}

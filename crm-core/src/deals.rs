@@ -9,13 +9,13 @@ use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
     contacts::Contact,
-    crm::{Crm, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     id::{Id, Meta},
     money::Currency,
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    storage::{EntityKind, FieldValue, Page, Reference},
     users::User,
 };
 
@@ -260,25 +260,13 @@ impl Deals<'_> {
 
     /// A page of deals.
     pub async fn list(&self, p: &Principal, filter: &DealFilter, page: &PageRequest) -> Result<Page<Deal>> {
-        let mut filters = Vec::new();
-        if !filter.stages.is_empty() {
-            filters.push(Filter::one_of("stage", filter.stages.iter().map(|s| (*s).into())));
-        }
-        if let Some(owner) = filter.owner_id {
-            filters.push(Filter::eq("owner_id", owner));
-        }
-        if let Some(company) = filter.company_id {
-            filters.push(Filter::eq("company_id", company));
-        }
-        if let Some(contact) = filter.contact_id {
-            filters.push(Filter::eq("contact_id", contact));
-        }
-        if let Some(from) = filter.close_from {
-            filters.push(Filter::gte("expected_close_date", from));
-        }
-        if let Some(to) = filter.close_to {
-            filters.push(Filter::lt("expected_close_date", to));
-        }
+        let filters = Filters::default()
+            .any_of("stage", &filter.stages)
+            .eq("owner_id", filter.owner_id)
+            .eq("company_id", filter.company_id)
+            .eq("contact_id", filter.contact_id)
+            .range("expected_close_date", filter.close_from, filter.close_to)
+            .build();
         self.crm.list(p, filters, page).await
     }
 

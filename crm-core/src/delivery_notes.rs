@@ -11,13 +11,13 @@ use serde_json::json;
 use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
-    crm::{Crm, PageRequest, retry_on_conflict},
+    crm::{Crm, Filters, PageRequest, retry_on_conflict},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta},
     invoices::{Invoice, InvoiceStatus},
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    storage::{EntityKind, FieldValue, Page, Reference},
     users::User,
 };
 
@@ -206,16 +206,11 @@ impl DeliveryNotes<'_> {
         filter: &DeliveryNoteFilter,
         page: &PageRequest,
     ) -> Result<Page<DeliveryNote>> {
-        let mut filters = Vec::new();
-        if let Some(invoice) = filter.invoice_id {
-            filters.push(Filter::eq("invoice_id", invoice));
-        }
-        if let Some(company) = filter.company_id {
-            filters.push(Filter::eq("company_id", company));
-        }
-        if let Some(status) = filter.status {
-            filters.push(Filter::eq("status", status));
-        }
+        let filters = Filters::default()
+            .eq("invoice_id", filter.invoice_id)
+            .eq("company_id", filter.company_id)
+            .eq("status", filter.status)
+            .build();
         self.crm.list(p, filters, page).await
     }
 

@@ -11,7 +11,7 @@ use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
     contacts::Contact,
-    crm::{Crm, PageRequest, apply_patch, retry_on_conflict},
+    crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta},
@@ -19,7 +19,7 @@ use crate::{
     products::Product,
     quotes::Quote,
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Filter, Page, Reference, UniqueKey},
+    storage::{EntityKind, FieldValue, Page, Reference, UniqueKey},
     users::User,
 };
 
@@ -315,27 +315,16 @@ impl Invoices<'_> {
 
     /// A page of invoices.
     pub async fn list(&self, p: &Principal, filter: &InvoiceFilter, page: &PageRequest) -> Result<Page<Invoice>> {
-        let mut filters = Vec::new();
         let open = [InvoiceStatus::Issued, InvoiceStatus::PartiallyPaid];
         let statuses: &[InvoiceStatus] = if filter.overdue { &open } else { &filter.statuses };
-        if !statuses.is_empty() {
-            filters.push(Filter::one_of("status", statuses.iter().map(|s| (*s).into())));
-        }
-        if filter.overdue {
-            filters.push(Filter::lt("due_date", self.crm.today()));
-        }
-        if let Some(company) = filter.company_id {
-            filters.push(Filter::eq("company_id", company));
-        }
-        if let Some(owner) = filter.owner_id {
-            filters.push(Filter::eq("owner_id", owner));
-        }
-        for (field, from, to) in
-            [("issue_date", filter.issued_from, filter.issued_to), ("due_date", filter.due_from, filter.due_to)]
-        {
-            filters.extend(from.map(|d| Filter::gte(field, d)));
-            filters.extend(to.map(|d| Filter::lt(field, d)));
-        }
+        let filters = Filters::default()
+            .any_of("status", statuses)
+            .range("due_date", None, filter.overdue.then(|| self.crm.today()))
+            .eq("company_id", filter.company_id)
+            .eq("owner_id", filter.owner_id)
+            .range("issue_date", filter.issued_from, filter.issued_to)
+            .range("due_date", filter.due_from, filter.due_to)
+            .build();
         self.crm.list(p, filters, page).await
     }
 

@@ -9,14 +9,14 @@ use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
     contacts::Contact,
-    crm::{Crm, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch},
     deals::{Deal, NewDeal},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta},
     money::Currency,
     state::{StateMachine, status_enum, text_enum},
-    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    storage::{EntityKind, FieldValue, Page, Reference},
     users::User,
 };
 
@@ -302,25 +302,13 @@ impl Leads<'_> {
 
     /// A page of leads.
     pub async fn list(&self, p: &Principal, filter: &LeadFilter, page: &PageRequest) -> Result<Page<Lead>> {
-        let mut filters = Vec::new();
-        if !filter.statuses.is_empty() {
-            filters.push(Filter::one_of("status", filter.statuses.iter().map(|s| (*s).into())));
-        }
-        if let Some(source) = filter.source {
-            filters.push(Filter::eq("source", source));
-        }
-        if let Some(owner) = filter.owner_id {
-            filters.push(Filter::eq("owner_id", owner));
-        }
-        if let Some(score) = filter.min_score {
-            filters.push(Filter::gte("score", i64::from(score)));
-        }
-        if let Some(from) = filter.created_from {
-            filters.push(Filter::gte("created_at", from));
-        }
-        if let Some(to) = filter.created_to {
-            filters.push(Filter::lt("created_at", to));
-        }
+        let filters = Filters::default()
+            .any_of("status", &filter.statuses)
+            .eq("source", filter.source)
+            .eq("owner_id", filter.owner_id)
+            .range("score", filter.min_score.map(i64::from), None)
+            .range("created_at", filter.created_from, filter.created_to)
+            .build();
         self.crm.list(p, filters, page).await
     }
 

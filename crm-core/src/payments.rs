@@ -9,14 +9,14 @@ use serde_json::json;
 use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
-    crm::{Crm, PageRequest, retry_on_conflict},
+    crm::{Crm, Filters, PageRequest, retry_on_conflict},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta},
     invoices::{Invoice, InvoiceStatus},
     money::{Currency, validate_amount},
     state::{StateMachine, status_enum, text_enum},
-    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    storage::{EntityKind, FieldValue, Page, Reference},
     users::User,
 };
 
@@ -203,18 +203,12 @@ impl Payments<'_> {
 
     /// A page of payments.
     pub async fn list(&self, p: &Principal, filter: &PaymentFilter, page: &PageRequest) -> Result<Page<Payment>> {
-        let mut filters = Vec::new();
-        if let Some(invoice) = filter.invoice_id {
-            filters.push(Filter::eq("invoice_id", invoice));
-        }
-        if let Some(company) = filter.company_id {
-            filters.push(Filter::eq("company_id", company));
-        }
-        if let Some(status) = filter.status {
-            filters.push(Filter::eq("status", status));
-        }
-        filters.extend(filter.paid_from.map(|d| Filter::gte("paid_on", d)));
-        filters.extend(filter.paid_to.map(|d| Filter::lt("paid_on", d)));
+        let filters = Filters::default()
+            .eq("invoice_id", filter.invoice_id)
+            .eq("company_id", filter.company_id)
+            .eq("status", filter.status)
+            .range("paid_on", filter.paid_from, filter.paid_to)
+            .build();
         self.crm.list(p, filters, page).await
     }
 

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     authz::{Action, Principal, Resource},
-    crm::{Crm, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta},
@@ -218,13 +218,7 @@ impl Products<'_> {
 
     /// A page of products.
     pub async fn list(&self, p: &Principal, filter: &ProductFilter, page: &PageRequest) -> Result<Page<Product>> {
-        let mut filters = Vec::new();
-        if let Some(category) = filter.category_id {
-            filters.push(Filter::eq("category_id", category));
-        }
-        if let Some(active) = filter.active {
-            filters.push(Filter::eq("active", active));
-        }
+        let filters = Filters::default().eq("category_id", filter.category_id).eq("active", filter.active).build();
         self.crm.list(p, filters, page).await
     }
 

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::{
     authz::{Access, Action, Principal, Resource},
     companies::Company,
-    crm::{Crm, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch},
     deals::Deal,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
@@ -435,16 +435,11 @@ impl Projects<'_> {
 
     /// A page of projects.
     pub async fn list(&self, p: &Principal, filter: &ProjectFilter, page: &PageRequest) -> Result<Page<Project>> {
-        let mut filters = Vec::new();
-        if let Some(company) = filter.company_id {
-            filters.push(Filter::eq("company_id", company));
-        }
-        if let Some(status) = filter.status {
-            filters.push(Filter::eq("status", status));
-        }
-        if let Some(manager) = filter.manager_id {
-            filters.push(Filter::eq("manager_id", manager));
-        }
+        let filters = Filters::default()
+            .eq("company_id", filter.company_id)
+            .eq("status", filter.status)
+            .eq("manager_id", filter.manager_id)
+            .build();
         self.crm.list(p, filters, page).await
     }
 
@@ -626,21 +621,13 @@ impl Tasks<'_> {
 
     /// A page of tasks.
     pub async fn list(&self, p: &Principal, filter: &TaskFilter, page: &PageRequest) -> Result<Page<Task>> {
-        let mut filters = Vec::new();
-        if let Some(project) = filter.project_id {
-            filters.push(Filter::eq("project_id", project));
-        }
-        if let Some(milestone) = filter.milestone_id {
-            filters.push(Filter::eq("milestone_id", milestone));
-        }
-        if let Some(assignee) = filter.assignee_id {
-            filters.push(Filter::eq("assignee_id", assignee));
-        }
-        if !filter.statuses.is_empty() {
-            filters.push(Filter::one_of("status", filter.statuses.iter().map(|s| (*s).into())));
-        }
-        filters.extend(filter.due_from.map(|d| Filter::gte("due_date", d)));
-        filters.extend(filter.due_to.map(|d| Filter::lt("due_date", d)));
+        let filters = Filters::default()
+            .eq("project_id", filter.project_id)
+            .eq("milestone_id", filter.milestone_id)
+            .eq("assignee_id", filter.assignee_id)
+            .any_of("status", &filter.statuses)
+            .range("due_date", filter.due_from, filter.due_to)
+            .build();
         self.crm.list(p, filters, page).await
     }
 

@@ -8,7 +8,7 @@ use crate::{
     authz::{Action, Principal, Resource},
     companies::Company,
     contacts::Contact,
-    crm::{Crm, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch},
     deals::Deal,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
@@ -16,7 +16,7 @@ use crate::{
     invoices::{Invoice, product_references},
     money::{Currency, Line, LineInput, Totals, price_lines, validate_lines},
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    storage::{EntityKind, FieldValue, Page, Reference},
     users::User,
 };
 
@@ -216,21 +216,13 @@ impl Quotes<'_> {
 
     /// A page of quotes.
     pub async fn list(&self, p: &Principal, filter: &QuoteFilter, page: &PageRequest) -> Result<Page<Quote>> {
-        let mut filters = Vec::new();
-        if !filter.statuses.is_empty() {
-            filters.push(Filter::one_of("status", filter.statuses.iter().map(|s| (*s).into())));
-        }
-        if let Some(company) = filter.company_id {
-            filters.push(Filter::eq("company_id", company));
-        }
-        if let Some(deal) = filter.deal_id {
-            filters.push(Filter::eq("deal_id", deal));
-        }
-        if let Some(owner) = filter.owner_id {
-            filters.push(Filter::eq("owner_id", owner));
-        }
-        filters.extend(filter.valid_from.map(|d| Filter::gte("valid_until", d)));
-        filters.extend(filter.valid_to.map(|d| Filter::lt("valid_until", d)));
+        let filters = Filters::default()
+            .any_of("status", &filter.statuses)
+            .eq("company_id", filter.company_id)
+            .eq("deal_id", filter.deal_id)
+            .eq("owner_id", filter.owner_id)
+            .range("valid_until", filter.valid_from, filter.valid_to)
+            .build();
         self.crm.list(p, filters, page).await
     }
 

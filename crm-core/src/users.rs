@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     authz::{Action, Principal, Resource, Role},
     companies::Company,
-    crm::{Crm, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta, TenantId},
@@ -346,13 +346,7 @@ impl Users<'_> {
 
     /// A page of users.
     pub async fn list(&self, p: &Principal, filter: &UserFilter, page: &PageRequest) -> Result<Page<User>> {
-        let mut filters = Vec::new();
-        if let Some(role) = filter.role {
-            filters.push(Filter::eq("role", role.as_str()));
-        }
-        if let Some(active) = filter.active {
-            filters.push(Filter::eq("active", active));
-        }
+        let filters = Filters::default().eq("role", filter.role.map(Role::as_str)).eq("active", filter.active).build();
         self.crm.list(p, filters, page).await
     }
 
