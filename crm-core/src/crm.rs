@@ -206,6 +206,7 @@ impl Crm {
         page: &PageRequest,
     ) -> Result<Page<E>> {
         match self.authorize(p, E::RESOURCE, Action::Read)? {
+            // `authorize` has already refused `Denied`.
             Access::Tenant | Access::Denied => {}
             Access::Own => match E::OWNER_FIELD {
                 Some(field) => filters.push(Filter::eq(field, p.user_id())),
@@ -227,7 +228,7 @@ impl Crm {
     ) -> Result<()> {
         let record: E = self.load_for(p, id, Action::Delete, expected_version).await?;
         let mut tx = self.tx(p);
-        tx.delete(&record);
+        tx.delete(&record)?;
         tx.commit().await
     }
 
@@ -357,15 +358,12 @@ impl Tx<'_> {
     }
 
     /// Deletes a record (audited as `<kind>.deleted` with its last state).
-    pub(crate) fn delete<E: Entity>(&mut self, entity: &E) {
-        let before = serde_json::to_value(entity).unwrap_or(Value::Null);
-        // Auditing cannot fail for a value that serialized above.
-        let _ = self.audit::<E>(entity.meta().id, "deleted", json!({ "before": redact::<E>(&before) }));
-        self.batch.ops.push(WriteOp::Delete {
-            kind: E::KIND,
-            id: entity.meta().id,
-            expected_version: entity.meta().version,
-        });
+    pub(crate) fn delete<E: Entity>(&mut self, entity: &E) -> Result<()> {
+        let before = serde_json::to_value(entity).map_err(|e| CrmError::Internal(e.to_string()))?;
+        self.audit::<E>(entity.meta().id, "deleted", json!({ "before": redact::<E>(&before) }))?;
+        let meta = entity.meta();
+        self.batch.ops.push(WriteOp::Delete { kind: E::KIND, id: meta.id, expected_version: meta.version });
+        Ok(())
     }
 
     /// Fails the commit unless `entity` is still at the version read.

@@ -257,7 +257,7 @@ impl DeliveryNotes<'_> {
             let mut after = before.clone();
             apply_delivery(&mut after, &note.lines, Decimal::NEGATIVE_ONE)?;
             let mut tx = self.crm.tx(p);
-            tx.delete(&note);
+            tx.delete(&note)?;
             tx.update_as("delivery_released", &before, &mut after)?;
             tx.commit().await
         })

@@ -397,7 +397,7 @@ impl Invoices<'_> {
         let invoice = self.crm.load_for(p, id, Action::Delete, version).await?;
         invoice.require_draft("deleted")?;
         let mut tx = self.crm.tx(p);
-        tx.delete(&invoice);
+        tx.delete(&invoice)?;
         tx.commit().await
     }
 }

@@ -306,7 +306,7 @@ impl Quotes<'_> {
             return Err(CrmError::invalid("status", "only a draft quote can be deleted"));
         }
         let mut tx = self.crm.tx(p);
-        tx.delete(&quote);
+        tx.delete(&quote)?;
         tx.commit().await
     }
 }

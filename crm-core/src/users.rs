@@ -354,18 +354,16 @@ impl Users<'_> {
     /// everyone else may change only their own name and email.
     pub async fn update(&self, p: &Principal, id: Id<User>, patch: UserPatch) -> Result<User> {
         let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
-        if p.role() != Role::Admin {
-            let mut v = Validator::new();
-            for (field, sent) in [
-                ("role", patch.role.is_some()),
-                ("company_id", patch.company_id.is_some()),
-                ("active", patch.active.is_some()),
-            ] {
-                v.check(!sent, field, "only an admin may change this");
-            }
-            if let Err(CrmError::Validation(e)) = v.finish() {
-                return Err(CrmError::Forbidden(e.to_string()));
-            }
+        let admin_only: Vec<&str> = [
+            ("role", patch.role.is_some()),
+            ("company_id", patch.company_id.is_some()),
+            ("active", patch.active.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(field, sent)| sent.then_some(field))
+        .collect();
+        if p.role() != Role::Admin && !admin_only.is_empty() {
+            return Err(CrmError::Forbidden(format!("only an admin may change {}", admin_only.join(", "))));
         }
         let mut after = before.clone();
         apply_patch!(patch => after { email, first_name, last_name, role, company_id, active });

@@ -180,13 +180,14 @@ impl KindState {
             },
             // Sorted by a field within an equality filter: order the posting list.
             (Some(_), Some(_)) => {
-                let mut candidates: Vec<(FieldValue, &Arc<Record>)> = self
+                let field = sort.field.unwrap_or_default();
+                let mut candidates: Vec<(&FieldValue, &Arc<Record>)> = self
                     .eq_candidates(&query.filters)
                     .unwrap_or_default()
                     .iter()
                     .filter_map(|id| self.records.get(id))
                     .filter(matches)
-                    .map(|r| (r.sort_value(&sort), r))
+                    .map(|r| (r.field(field), r))
                     .collect();
                 candidates.sort_unstable_by(|(va, a), (vb, b)| {
                     let ord = va.cmp(vb).then(a.id.cmp(&b.id));
