@@ -19,6 +19,7 @@ use crate::{
     error::{CrmError, Result},
     id::{Id, Meta, TenantId},
     notifications::Notification,
+    sessions::{DEFAULT_SESSION_TTL, SessionStore, StorageSessionStore},
     storage::{
         CounterUpdate, Cursor, EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch,
         WriteBatch, WriteOp,
@@ -70,6 +71,8 @@ pub struct Crm {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) passwords: PasswordPolicy,
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) session_ttl: chrono::Duration,
 }
 
 impl std::fmt::Debug for Crm {
@@ -94,6 +97,16 @@ impl CrmBuilder {
         self.crm.passwords = policy;
         self
     }
+    /// Keeps sign-in sessions in this store (default: the CRM's storage).
+    pub fn session_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.crm.sessions = store;
+        self
+    }
+    /// Lets sessions live this long (default: [`crate::sessions::DEFAULT_SESSION_TTL`]).
+    pub fn session_ttl(mut self, ttl: chrono::Duration) -> Self {
+        self.crm.session_ttl = ttl;
+        self
+    }
     /// The CRM.
     pub fn build(self) -> Crm {
         self.crm
@@ -108,7 +121,16 @@ impl Crm {
 
     /// A builder over `storage`.
     pub fn builder(storage: Arc<dyn Storage>) -> CrmBuilder {
-        CrmBuilder { crm: Self { storage, clock: Arc::new(SystemClock), passwords: PasswordPolicy::default() } }
+        let sessions = Arc::new(StorageSessionStore::new(storage.clone()));
+        CrmBuilder {
+            crm: Self {
+                storage,
+                clock: Arc::new(SystemClock),
+                passwords: PasswordPolicy::default(),
+                sessions,
+                session_ttl: DEFAULT_SESSION_TTL,
+            },
+        }
     }
 
     /// The storage underneath (for readiness checks and the outbox worker).

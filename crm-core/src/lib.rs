@@ -48,6 +48,7 @@ pub mod products;
 pub mod projects;
 pub mod quotes;
 pub mod reports;
+pub mod sessions;
 pub mod state;
 pub mod storage;
 pub mod users;

@@ -35,6 +35,24 @@ impl Entity for Tenant {
 #[serde(transparent)]
 pub(crate) struct PasswordHashString(String);
 
+impl PasswordHashString {
+    /// Whether this is a bcrypt hash (`$2a$`, `$2b$`, `$2y$`) from an older system.
+    fn is_bcrypt(&self) -> bool {
+        ["$2a$", "$2b$", "$2y$"].iter().any(|p| self.0.starts_with(p))
+    }
+
+    /// Accepts an imported hash: bcrypt, or argon2 in PHC form.
+    fn parse_imported(hash: String) -> Option<Self> {
+        let hash = Self(hash);
+        let well_formed = if hash.is_bcrypt() {
+            hash.0.len() == 60
+        } else {
+            PasswordHash::new(&hash.0).is_ok_and(|h| h.algorithm == argon2::Algorithm::Argon2id.ident())
+        };
+        well_formed.then_some(hash)
+    }
+}
+
 impl std::fmt::Debug for PasswordHashString {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordHash(<redacted>)")
@@ -76,7 +94,12 @@ impl PasswordPolicy {
             .map_err(|e| CrmError::Internal(format!("password hashing failed: {e}")))
     }
 
+    /// Checks a password against an argon2id hash, or a bcrypt hash imported from an
+    /// older system (rehashed to argon2id at the next sign-in).
     pub(crate) fn verify(&self, password: &str, hash: &PasswordHashString) -> bool {
+        if hash.is_bcrypt() {
+            return bcrypt::verify(password, &hash.0).unwrap_or(false);
+        }
         PasswordHash::new(&hash.0).is_ok_and(|h| self.hasher().verify_password(password.as_bytes(), &h).is_ok())
     }
 }
@@ -178,6 +201,25 @@ pub struct UserPatch {
     pub company_id: Option<Option<Id<Company>>>,
     /// Activate or deactivate (admins only).
     pub active: Option<bool>,
+}
+
+/// A user carried over from another system with its existing password hash.
+#[derive(Clone, Debug, Deserialize)]
+pub struct ImportedUser {
+    /// Sign-in email.
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Role.
+    pub role: Role,
+    /// Customer company, required for clients.
+    pub company_id: Option<Id<Company>>,
+    /// Whether the user may sign in.
+    pub active: bool,
+    /// A bcrypt hash (`$2b$12$…`) or an argon2id PHC string.
+    pub password_hash: String,
 }
 
 /// Filters for listing users.
@@ -303,6 +345,9 @@ impl Users<'_> {
         let principal = Principal::for_user(&user);
         let mut after = user.clone();
         after.last_login_at = Some(self.crm.now());
+        if user.password_hash.is_bcrypt() {
+            after.password_hash = self.crm.passwords.hash(password)?;
+        }
         let mut tx = self.crm.tx(&principal);
         tx.update_as("signed_in", &user, &mut after)?;
         tx.commit().await?;
@@ -332,6 +377,32 @@ impl Users<'_> {
             active: true,
             last_login_at: None,
             password_hash: self.crm.passwords.hash(&input.password)?,
+        };
+        let mut tx = self.crm.tx(p);
+        tx.insert(&user)?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// Creates a user from another system, keeping its password hash (admins only).
+    /// A bcrypt hash is replaced by an argon2id one at the user's first sign-in.
+    pub async fn import(&self, p: &Principal, input: ImportedUser) -> Result<User> {
+        self.crm.authorize(p, Resource::Users, Action::Create)?;
+        let mut v = Validator::new();
+        validate_user_fields(&mut v, &input.email, &input.first_name, &input.last_name, input.role, input.company_id);
+        let hash = PasswordHashString::parse_imported(input.password_hash);
+        v.check(hash.is_some(), "password_hash", "must be a bcrypt or argon2id hash");
+        v.finish()?;
+        let user = User {
+            meta: self.crm.new_meta(p.tenant_id()),
+            email: input.email,
+            first_name: input.first_name,
+            last_name: input.last_name,
+            role: input.role,
+            company_id: input.company_id,
+            active: input.active,
+            last_login_at: None,
+            password_hash: hash.ok_or_else(|| CrmError::Internal("validated hash missing".into()))?,
         };
         let mut tx = self.crm.tx(p);
         tx.insert(&user)?;

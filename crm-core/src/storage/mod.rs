@@ -69,6 +69,7 @@ entity_kinds! {
     Notification => "notification",
     ApiKey => "api_key",
     AuditLog => "audit_log",
+    Session => "session",
 }
 
 impl fmt::Display for EntityKind {

@@ -12,6 +12,7 @@ mod money;
 mod projects;
 mod reports;
 mod sales;
+mod sessions;
 mod support;
 mod conformance_memory {
     use std::sync::Arc;

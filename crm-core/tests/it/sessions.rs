@@ -1,0 +1,158 @@
+//! Sessions (rotation, reuse detection, revocation, expiry) and legacy password hashes.
+
+use std::sync::Arc;
+
+use chrono::Duration;
+use crm_core::{
+    Crm, CrmError,
+    sessions::{MemorySessionStore, SessionStore, StorageSessionStore},
+    storage::memory::MemoryStorage,
+    users::{ImportedUser, PasswordPolicy},
+};
+
+use crate::support::{World, world};
+
+/// The same world on storage, with sessions in `store`.
+async fn world_with(store: Option<Arc<dyn SessionStore>>) -> World {
+    let mut w = world().await;
+    if let Some(store) = store {
+        w.crm = Crm::builder(w.crm.storage().clone())
+            .clock(w.clock.clone())
+            .passwords(PasswordPolicy::insecure_fast())
+            .session_store(store)
+            .build();
+    }
+    w
+}
+
+async fn each_store() -> Vec<World> {
+    vec![
+        world_with(None).await,
+        world_with(Some(Arc::new(MemorySessionStore::new()))).await,
+        world_with(Some(Arc::new(StorageSessionStore::new(MemoryStorage::shared())))).await,
+    ]
+}
+
+#[tokio::test]
+async fn a_refresh_token_rotates_and_works_once() {
+    for w in each_store().await {
+        let sessions = w.crm.sessions();
+        let first = sessions.start(&w.user).await.unwrap();
+        assert!(!format!("{first:?}").contains(&first.refresh_token), "the token is redacted from Debug");
+        let second = sessions.refresh(&first.refresh_token).await.unwrap();
+        assert_eq!(second.session.meta.id, first.session.meta.id, "rotation keeps the session");
+        assert_ne!(second.refresh_token, first.refresh_token);
+        let third = sessions.refresh(&second.refresh_token).await.unwrap();
+        assert_eq!(third.session.user_id, w.user.user_id());
+        sessions.active(w.user.tenant_id(), third.session.meta.id.into()).await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn reusing_a_rotated_token_revokes_the_whole_session() {
+    for w in each_store().await {
+        let sessions = w.crm.sessions();
+        let first = sessions.start(&w.user).await.unwrap();
+        let second = sessions.refresh(&first.refresh_token).await.unwrap();
+        assert!(matches!(sessions.refresh(&first.refresh_token).await, Err(CrmError::Unauthenticated)));
+        // The legitimate holder's newer token is dead too.
+        assert!(matches!(sessions.refresh(&second.refresh_token).await, Err(CrmError::Unauthenticated)));
+        let id = first.session.meta.id.into();
+        assert!(matches!(sessions.active(w.user.tenant_id(), id).await, Err(CrmError::Unauthenticated)));
+    }
+}
+
+#[tokio::test]
+async fn sign_out_revokes_and_only_the_owner_may_sign_out() {
+    let w = world().await;
+    let sessions = w.crm.sessions();
+    let issued = sessions.start(&w.user).await.unwrap();
+    let id = issued.session.meta.id.into();
+    assert!(matches!(sessions.sign_out(&w.other_user, id).await, Err(CrmError::NotFound { .. })));
+    sessions.active(w.user.tenant_id(), id).await.unwrap();
+    sessions.sign_out(&w.user, id).await.unwrap();
+    assert!(matches!(sessions.refresh(&issued.refresh_token).await, Err(CrmError::Unauthenticated)));
+    assert!(matches!(sessions.active(w.user.tenant_id(), id).await, Err(CrmError::Unauthenticated)));
+}
+
+#[tokio::test]
+async fn expired_forged_and_foreign_tokens_are_refused() {
+    let w = world().await;
+    let sessions = w.crm.sessions();
+    let issued = sessions.start(&w.user).await.unwrap();
+    for bad in ["", "crs_", "not a token", &issued.refresh_token[..issued.refresh_token.len() - 1]] {
+        assert!(matches!(sessions.refresh(bad).await, Err(CrmError::Unauthenticated)), "{bad:?}");
+    }
+    // Another tenant's id in the token finds nothing.
+    let other = World::new(w.crm.storage().clone()).await;
+    let foreign = issued
+        .refresh_token
+        .replace(&w.user.tenant_id().0.simple().to_string(), &other.admin.tenant_id().0.simple().to_string());
+    assert!(matches!(sessions.refresh(&foreign).await, Err(CrmError::Unauthenticated)));
+    w.clock.set(w.crm.now() + Duration::days(8));
+    assert!(matches!(sessions.refresh(&issued.refresh_token).await, Err(CrmError::Unauthenticated)));
+}
+
+#[tokio::test]
+async fn api_keys_cannot_start_sessions() {
+    let w = world().await;
+    let input = crm_core::api_keys::NewApiKey {
+        name: "k".into(),
+        owner_id: None,
+        scopes: vec!["*:read".parse().unwrap()],
+        expires_at: None,
+    };
+    let (_, token) = w.crm.api_keys().create(&w.admin, input).await.unwrap();
+    let key = w.crm.api_keys().authenticate(&token).await.unwrap();
+    assert!(matches!(w.crm.sessions().start(&key).await, Err(CrmError::Forbidden(_))));
+}
+
+fn imported(email: &str, password_hash: String) -> ImportedUser {
+    ImportedUser {
+        email: email.into(),
+        first_name: "Legacy".into(),
+        last_name: "User".into(),
+        role: crm_core::Role::User,
+        company_id: None,
+        active: true,
+        password_hash,
+    }
+}
+
+#[tokio::test]
+async fn bcrypt_users_sign_in_and_are_rehashed_to_argon2id() {
+    let w = world().await;
+    let users = w.crm.users();
+    let tenant = w.admin.tenant_id();
+    // Cost 12, as the seed's database stores them.
+    let hash = bcrypt::hash("legacy-password", 12).unwrap();
+    users.import(&w.admin, imported("legacy@acme.test", hash)).await.unwrap();
+    assert!(matches!(
+        users.authenticate(tenant, "legacy@acme.test", "wrong-password").await,
+        Err(CrmError::Unauthenticated)
+    ));
+    let (user, _) = users.authenticate(tenant, "legacy@acme.test", "legacy-password").await.unwrap();
+    let stored = w.crm.storage().get(tenant, crm_core::storage::EntityKind::User, user.meta.id).await.unwrap().unwrap();
+    let stored_hash = stored.data["password_hash"].as_str().unwrap().to_owned();
+    assert!(stored_hash.starts_with("$argon2id$"), "rehashed on sign-in, got {}", &stored_hash[..10]);
+    // The new hash works, and the audit entry of the sign-in does not carry it.
+    users.authenticate(tenant, "legacy@acme.test", "legacy-password").await.unwrap();
+    let filter = crm_core::audit::AuditFilter { entity_id: Some(user.meta.id), ..Default::default() };
+    let entries = w.crm.audit().list(&w.admin, &filter, &crm_core::PageRequest::default()).await.unwrap();
+    assert!(!entries.items.is_empty());
+    assert!(entries.items.iter().all(|e| !e.changes.to_string().contains("argon2id")));
+}
+
+#[tokio::test]
+async fn imports_refuse_malformed_hashes_and_non_admins() {
+    let w = world().await;
+    let users = w.crm.users();
+    for bad in ["", "plaintext", "$2b$12$short", "$argon2i$v=19$m=16,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2g"] {
+        match users.import(&w.admin, imported("x@acme.test", bad.into())).await {
+            Err(CrmError::Validation(e)) => assert_eq!(e.fields[0].field, "password_hash", "{bad:?}"),
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    let hash = bcrypt::hash("legacy-password", 4).unwrap();
+    assert!(matches!(users.import(&w.manager, imported("y@acme.test", hash)).await, Err(CrmError::Forbidden(_))));
+}
