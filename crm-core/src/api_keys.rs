@@ -66,6 +66,7 @@ impl Entity for ApiKey {
 
 /// Input to create an API key.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// What it is for.
     pub name: String,

@@ -53,7 +53,8 @@ impl Entity for AuditLog {
 }
 
 /// Filters for reading the audit log.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct AuditFilter {
     /// Only this actor's entries.
     pub actor_id: Option<Id<User>>,

@@ -63,6 +63,7 @@ impl Entity for Company {
 
 /// Input to create a company.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewCompany {
     /// Name.
     pub name: String,
@@ -82,27 +83,34 @@ pub struct NewCompany {
 
 /// Changes to a company; absent fields stay, `Some(None)` clears an optional one.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CompanyPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New name.
     pub name: Option<String>,
     /// New industry.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub industry: Option<Option<String>>,
     /// New website.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub website: Option<Option<String>>,
     /// New email.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub email: Option<Option<String>>,
     /// New phone.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub phone: Option<Option<String>>,
     /// New address.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub address: Option<Option<String>>,
     /// New responsible user.
     pub owner_id: Option<Id<User>>,
 }
 
 /// Filters for listing companies.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CompanyFilter {
     /// Only this owner's.
     pub owner_id: Option<Id<User>>,

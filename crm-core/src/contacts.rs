@@ -84,6 +84,7 @@ impl Contact {
 
 /// Input to create a contact.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewContact {
     /// Given name.
     pub first_name: String,
@@ -103,6 +104,7 @@ pub struct NewContact {
 
 /// Changes to a contact; absent fields stay, `Some(None)` clears an optional one.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ContactPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
@@ -111,19 +113,24 @@ pub struct ContactPatch {
     /// New family name.
     pub last_name: Option<String>,
     /// New email.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub email: Option<Option<String>>,
     /// New phone.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub phone: Option<Option<String>>,
     /// New job title.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub position: Option<Option<String>>,
     /// New company.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub company_id: Option<Option<Id<Company>>>,
     /// New responsible user.
     pub owner_id: Option<Id<User>>,
 }
 
 /// Filters for listing contacts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ContactFilter {
     /// Only this company's.
     pub company_id: Option<Id<Company>>,

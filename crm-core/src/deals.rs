@@ -145,6 +145,7 @@ impl Entity for Deal {
 
 /// Input to create a deal.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewDeal {
     /// What is being sold.
     pub title: String,
@@ -166,14 +167,17 @@ pub struct NewDeal {
 
 /// Changes to a deal; stages change only through [`Deals::change_stage`].
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DealPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New title.
     pub title: Option<String>,
     /// New company.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub company_id: Option<Option<Id<Company>>>,
     /// New contact.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub contact_id: Option<Option<Id<Contact>>>,
     /// New owner (notified).
     pub owner_id: Option<Id<User>>,
@@ -184,13 +188,16 @@ pub struct DealPatch {
     /// A probability other than the stage's default.
     pub probability: Option<u8>,
     /// New expected close date.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub expected_close_date: Option<Option<NaiveDate>>,
 }
 
 /// Filters for listing deals.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DealFilter {
     /// Only these stages.
+    #[serde(deserialize_with = "crate::input::comma_list")]
     pub stages: Vec<DealStage>,
     /// Only this owner's.
     pub owner_id: Option<Id<User>>,

@@ -92,6 +92,7 @@ impl Entity for DeliveryNote {
 
 /// Input to create a delivery note.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewDeliveryNote {
     /// The invoice (issued, partially paid or paid).
     pub invoice_id: Id<Invoice>,
@@ -102,7 +103,8 @@ pub struct NewDeliveryNote {
 }
 
 /// Filters for listing delivery notes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct DeliveryNoteFilter {
     /// Only this invoice's.
     pub invoice_id: Option<Id<Invoice>>,

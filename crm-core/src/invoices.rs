@@ -181,6 +181,7 @@ impl Entity for Invoice {
 
 /// Input to create a standalone draft invoice.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewInvoice {
     /// The billed company.
     pub company_id: Id<Company>,
@@ -200,23 +201,28 @@ pub struct NewInvoice {
 
 /// Changes to a draft invoice.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct InvoicePatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New contact.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub contact_id: Option<Option<Id<Contact>>>,
     /// New lines (repriced).
     pub lines: Option<Vec<LineInput>>,
     /// New payment terms.
     pub payment_terms_days: Option<u32>,
     /// New notes.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub notes: Option<Option<String>>,
 }
 
 /// Filters for listing invoices.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct InvoiceFilter {
     /// Only these statuses.
+    #[serde(deserialize_with = "crate::input::comma_list")]
     pub statuses: Vec<InvoiceStatus>,
     /// Only this company's.
     pub company_id: Option<Id<Company>>,

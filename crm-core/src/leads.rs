@@ -138,6 +138,7 @@ impl Entity for Lead {
 
 /// Input to create a lead.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewLead {
     /// Given name.
     pub first_name: String,
@@ -161,6 +162,7 @@ pub struct NewLead {
 
 /// Changes to a lead; the status changes through [`Leads::change_status`] and [`Leads::convert`].
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LeadPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
@@ -169,10 +171,13 @@ pub struct LeadPatch {
     /// New family name.
     pub last_name: Option<String>,
     /// New email.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub email: Option<Option<String>>,
     /// New phone.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub phone: Option<Option<String>>,
     /// New company text.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub company_name: Option<Option<String>>,
     /// New source.
     pub source: Option<LeadSource>,
@@ -181,13 +186,16 @@ pub struct LeadPatch {
     /// New owner (notified).
     pub owner_id: Option<Id<User>>,
     /// New notes.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub notes: Option<Option<String>>,
 }
 
 /// Filters for listing leads.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LeadFilter {
     /// Only these statuses.
+    #[serde(deserialize_with = "crate::input::comma_list")]
     pub statuses: Vec<LeadStatus>,
     /// Only this source.
     pub source: Option<LeadSource>,
@@ -216,6 +224,7 @@ pub enum ConvertCompany {
 
 /// The deal to open when converting a lead.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConvertDeal {
     /// Deal title.
     pub title: String,
@@ -227,6 +236,7 @@ pub struct ConvertDeal {
 
 /// How to convert a lead.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConvertLead {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,

@@ -39,6 +39,7 @@ pub mod delivery_notes;
 pub mod entity;
 mod error;
 mod id;
+mod input;
 pub mod invoices;
 pub mod leads;
 pub mod money;

@@ -118,6 +118,7 @@ const MAX_SCALE: u32 = 4;
 
 /// A document line as the caller gives it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LineInput {
     /// The catalog product, if the line is not free text.
     pub product_id: Option<Id<Product>>,

@@ -105,6 +105,7 @@ impl Entity for Payment {
 
 /// Input to record a payment.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewPayment {
     /// The invoice it pays (issued or partially paid).
     pub invoice_id: Id<Invoice>,
@@ -119,7 +120,8 @@ pub struct NewPayment {
 }
 
 /// Filters for listing payments.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PaymentFilter {
     /// Only this invoice's.
     pub invoice_id: Option<Id<Invoice>>,

@@ -111,6 +111,7 @@ impl Entity for ProductCategory {
 
 /// Input to create a product.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// SKU.
     pub sku: String,
@@ -132,6 +133,7 @@ pub struct NewProduct {
 
 /// Changes to a product.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
@@ -140,6 +142,7 @@ pub struct ProductPatch {
     /// New name.
     pub name: Option<String>,
     /// New description.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub description: Option<Option<String>>,
     /// New price.
     pub unit_price: Option<Decimal>,
@@ -152,11 +155,13 @@ pub struct ProductPatch {
     /// Activate or retire.
     pub active: Option<bool>,
     /// New category.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub category_id: Option<Option<Id<ProductCategory>>>,
 }
 
 /// Filters for listing products.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProductFilter {
     /// Only this category's.
     pub category_id: Option<Id<ProductCategory>>,

@@ -258,6 +258,7 @@ impl Entity for Task {
 
 /// Input to create a project.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewProject {
     /// Name.
     pub name: String,
@@ -279,25 +280,31 @@ pub struct NewProject {
 
 /// Changes to a project (status through [`Projects::set_status`]).
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New name.
     pub name: Option<String>,
     /// New budget.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub budget: Option<Option<Decimal>>,
     /// New budget currency.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub currency: Option<Option<Currency>>,
     /// New start.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub start_date: Option<Option<NaiveDate>>,
     /// New end.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub end_date: Option<Option<NaiveDate>>,
     /// New manager.
     pub manager_id: Option<Id<User>>,
 }
 
 /// Filters for listing projects.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProjectFilter {
     /// Only this company's.
     pub company_id: Option<Id<Company>>,
@@ -309,6 +316,7 @@ pub struct ProjectFilter {
 
 /// Input to create a task.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewTask {
     /// The project.
     pub project_id: Id<Project>,
@@ -328,21 +336,25 @@ pub struct NewTask {
 
 /// Changes to a task (status and assignee through their own calls).
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct TaskPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New title.
     pub title: Option<String>,
     /// New description.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub description: Option<Option<String>>,
     /// New priority.
     pub priority: Option<TaskPriority>,
     /// New due date.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub due_date: Option<Option<NaiveDate>>,
 }
 
 /// Filters for listing tasks.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct TaskFilter {
     /// Only this project's.
     pub project_id: Option<Id<Project>>,
@@ -351,6 +363,7 @@ pub struct TaskFilter {
     /// Only this assignee's.
     pub assignee_id: Option<Id<User>>,
     /// Only these statuses.
+    #[serde(deserialize_with = "crate::input::comma_list")]
     pub statuses: Vec<TaskStatus>,
     /// Due on or after.
     pub due_from: Option<NaiveDate>,

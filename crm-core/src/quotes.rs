@@ -105,6 +105,7 @@ impl Entity for Quote {
 
 /// Input to create a draft quote.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewQuote {
     /// The customer company.
     pub company_id: Id<Company>,
@@ -126,23 +127,28 @@ pub struct NewQuote {
 
 /// Changes to a draft quote.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QuotePatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New contact.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub contact_id: Option<Option<Id<Contact>>>,
     /// New lines (repriced).
     pub lines: Option<Vec<LineInput>>,
     /// New validity.
     pub valid_until: Option<NaiveDate>,
     /// New notes.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub notes: Option<Option<String>>,
 }
 
 /// Filters for listing quotes.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct QuoteFilter {
     /// Only these statuses.
+    #[serde(deserialize_with = "crate::input::comma_list")]
     pub statuses: Vec<QuoteStatus>,
     /// Only this company's.
     pub company_id: Option<Id<Company>>,

@@ -169,6 +169,7 @@ impl Entity for User {
 
 /// Input to create a user.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// Sign-in email.
     pub email: String,
@@ -186,6 +187,7 @@ pub struct NewUser {
 
 /// Changes to a user; absent fields stay as they are.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
@@ -198,6 +200,7 @@ pub struct UserPatch {
     /// New role (admins only).
     pub role: Option<Role>,
     /// New customer company (admins only; `Some(None)` clears it).
+    #[serde(default, deserialize_with = "crate::input::double_option")]
     pub company_id: Option<Option<Id<Company>>>,
     /// Activate or deactivate (admins only).
     pub active: Option<bool>,
@@ -205,6 +208,7 @@ pub struct UserPatch {
 
 /// A user carried over from another system with its existing password hash.
 #[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ImportedUser {
     /// Sign-in email.
     pub email: String,
@@ -223,7 +227,8 @@ pub struct ImportedUser {
 }
 
 /// Filters for listing users.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct UserFilter {
     /// Only this role.
     pub role: Option<Role>,
