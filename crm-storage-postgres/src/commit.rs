@@ -1,0 +1,516 @@
+//! Applying a [`WriteBatch`] in one transaction.
+//!
+//! 1. Every record the batch touches or points at is locked and its version read
+//!    (`FOR UPDATE` / `FOR SHARE` / `FOR KEY SHARE`, in a fixed order), with the unique
+//!    keys' current owners, the referrers of deleted records and the counters.
+//! 2. The core's [`check_batch`] decides on that state: the same rules, errors and
+//!    precedence as every other adapter.
+//! 3. The writes go out grouped per kind (multi-row `UNNEST` inserts), updates and
+//!    deletes re-check the version in their `WHERE`, counters move by compare-and-set.
+//! 4. `COMMIT` runs the deferred foreign keys and unique constraints.
+//!
+//! A serialization failure, a deadlock or a constraint that a concurrent commit made
+//! fail aborts the attempt; the batch is run again (a bounded number of times), and
+//! step 2 then reports the precise contract error.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    time::Duration,
+};
+
+use crm_core::storage::{
+    EntityKind, FieldValue, Record, StateView, StorageError, UniqueKey, WriteBatch, WriteOp, check_batch,
+};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use uuid::Uuid;
+
+use crate::{
+    error::{Failure, map},
+    schema::{self, ColumnType, Table},
+    values::{Typed, TypedArray},
+};
+
+/// A record converted to its table's typed columns, before any database work.
+struct Prepared<'a> {
+    record: &'a Record,
+    table: &'static Table,
+    version: i64,
+    /// One value per [`Table::written_columns`], in that order.
+    values: Vec<Typed>,
+}
+
+fn table_of(kind: EntityKind) -> Result<&'static Table, StorageError> {
+    schema::table(kind)
+        .ok_or_else(|| StorageError::Invalid(format!("this release of the PostgreSQL schema has no table for {kind}")))
+}
+
+fn to_i64(n: u64, what: &str) -> Result<i64, StorageError> {
+    i64::try_from(n).map_err(|_| StorageError::Invalid(format!("{what} {n} is out of range")))
+}
+
+fn prepare(record: &Record) -> Result<Prepared<'_>, StorageError> {
+    let table = table_of(record.kind)?;
+    for (field, _) in &record.fields {
+        if table.column(field).is_none() {
+            return Err(StorageError::Invalid(format!(
+                "{} has no column for indexed field `{field}`: add it to the schema with a migration",
+                record.kind
+            )));
+        }
+    }
+    let mut values = Vec::new();
+    for col in table.written_columns() {
+        let unique = record.uniques.iter().find(|u| u.field == col.field);
+        let value = match (record.field(col.field), unique) {
+            (FieldValue::Null, Some(u)) => FieldValue::Text(u.value.clone()),
+            (FieldValue::Text(t), Some(u)) if *t != u.value => {
+                return Err(StorageError::Invalid(format!(
+                    "{}: unique key `{}` differs from the indexed field of the same name",
+                    record.kind, col.field
+                )));
+            }
+            (v, _) => v.clone(),
+        };
+        values.push(Typed::new(table, col, &value)?);
+    }
+    for key in &record.uniques {
+        match table.column(key.field) {
+            Some(col) if col.ty == ColumnType::Text && col.field != "id" => {}
+            _ => {
+                return Err(StorageError::Invalid(format!(
+                    "{} has no unique column `{}`: add it to the schema with a migration",
+                    record.kind, key.field
+                )));
+            }
+        }
+    }
+    Ok(Prepared { record, table, version: to_i64(record.version, "version")?, values })
+}
+
+/// What the transaction read, as the core's batch rules see it.
+#[derive(Default)]
+struct Snapshot {
+    versions: HashMap<(EntityKind, Uuid), u64>,
+    owners: HashMap<(EntityKind, &'static str, String), Uuid>,
+    referrers: HashMap<(EntityKind, Uuid), Vec<(EntityKind, Uuid)>>,
+    counters: HashMap<String, u64>,
+}
+
+impl StateView for Snapshot {
+    fn version(&self, kind: EntityKind, id: Uuid) -> Result<Option<u64>, StorageError> {
+        Ok(self.versions.get(&(kind, id)).copied())
+    }
+    fn unique_owner(&self, kind: EntityKind, key: &UniqueKey) -> Result<Option<Uuid>, StorageError> {
+        Ok(self.owners.get(&(kind, key.field, key.value.clone())).copied())
+    }
+    fn referrers(&self, kind: EntityKind, id: Uuid) -> Result<Vec<(EntityKind, Uuid)>, StorageError> {
+        Ok(self.referrers.get(&(kind, id)).cloned().unwrap_or_default())
+    }
+    fn counter(&self, key: &str) -> Result<u64, StorageError> {
+        Ok(self.counters.get(key).copied().unwrap_or(0))
+    }
+}
+
+/// Row lock strengths, weakest last; a row needed several ways takes the strongest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Lock {
+    Update,
+    NoKeyUpdate,
+    Share,
+    KeyShare,
+}
+
+impl Lock {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::Update => "FOR UPDATE",
+            Self::NoKeyUpdate => "FOR NO KEY UPDATE",
+            Self::Share => "FOR SHARE",
+            Self::KeyShare => "FOR KEY SHARE",
+        }
+    }
+}
+
+/// Commits a batch, retrying transient aborts.
+pub(crate) async fn commit(pool: &PgPool, attempts: u32, tenant: Uuid, batch: &WriteBatch) -> Result<(), StorageError> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut prepared = Vec::new();
+    for op in &batch.ops {
+        match op {
+            WriteOp::Insert(r) | WriteOp::Update { record: r, .. } => prepared.push(prepare(r)?),
+            WriteOp::Delete { kind, .. } | WriteOp::Check { kind, .. } => {
+                table_of(*kind)?;
+            }
+        }
+    }
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_commit(pool, tenant, batch, &prepared).await {
+            Ok(()) => return Ok(()),
+            Err(Failure::Storage(e)) => return Err(e),
+            Err(Failure::Retry(e)) if attempt >= attempts.max(1) => return Err(map(e)),
+            Err(Failure::Retry(_)) => {
+                // Back off a little, more each time, staggered so racers do not collide again.
+                let since_epoch =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                let jitter = u64::from(since_epoch.subsec_nanos() % 7);
+                let pause = 2u64.saturating_pow(attempt.min(6)) + jitter;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+        }
+    }
+}
+
+async fn attempt_commit(
+    pool: &PgPool,
+    tenant: Uuid,
+    batch: &WriteBatch,
+    prepared: &[Prepared<'_>],
+) -> Result<(), Failure> {
+    let mut tx = pool.begin().await?;
+    let snapshot = read_state(&mut tx, tenant, batch).await?;
+    check_batch(&snapshot, tenant, batch)?;
+    apply(&mut tx, tenant, batch, prepared).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Locks and reads everything [`check_batch`] asks about.
+async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -> Result<Snapshot, Failure> {
+    let mut snapshot = Snapshot::default();
+
+    // Counters first, in key order.
+    let keys: BTreeSet<&str> = batch.counters.iter().map(|c| c.key.as_str()).collect();
+    if !keys.is_empty() {
+        let keys: Vec<&str> = keys.into_iter().collect();
+        // A counter never written has no row to lock: create it (at 0, inside this
+        // transaction) so racing batches queue on it instead of reading "0" in turn.
+        sqlx::query(
+            "INSERT INTO counters (tenant_id, key, value) SELECT $1, k, 0 FROM UNNEST($2::text[]) AS k \
+             ORDER BY k ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&keys)
+        .execute(&mut *conn)
+        .await?;
+        let rows = sqlx::query(
+            "SELECT key, value FROM counters WHERE tenant_id = $1 AND key = ANY($2) ORDER BY key FOR UPDATE",
+        )
+        .bind(tenant)
+        .bind(&keys)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let value: i64 = row.try_get(1)?;
+            snapshot.counters.insert(row.try_get(0)?, u64::try_from(value).unwrap_or(0));
+        }
+    }
+
+    // The rows to lock, per kind, with the strongest lock each needs.
+    let mut locks: BTreeMap<&'static str, (EntityKind, BTreeMap<Uuid, Lock>)> = BTreeMap::new();
+    let mut want = |kind: EntityKind, id: Uuid, lock: Lock| {
+        let entry = locks.entry(kind.as_str()).or_insert_with(|| (kind, BTreeMap::new()));
+        let slot = entry.1.entry(id).or_insert(lock);
+        *slot = (*slot).min(lock);
+    };
+    let mut deleted: BTreeMap<&'static str, (EntityKind, Vec<Uuid>)> = BTreeMap::new();
+    for op in &batch.ops {
+        match op {
+            WriteOp::Insert(r) => {
+                want(r.kind, r.id, Lock::NoKeyUpdate);
+                for target in &r.references {
+                    want(target.kind, target.id, Lock::KeyShare);
+                }
+            }
+            WriteOp::Update { record: r, .. } => {
+                want(r.kind, r.id, Lock::NoKeyUpdate);
+                for target in &r.references {
+                    want(target.kind, target.id, Lock::KeyShare);
+                }
+            }
+            WriteOp::Delete { kind, id, .. } => {
+                want(*kind, *id, Lock::Update);
+                deleted.entry(kind.as_str()).or_insert_with(|| (*kind, Vec::new())).1.push(*id);
+            }
+            WriteOp::Check { kind, id, .. } => want(*kind, *id, Lock::Share),
+        }
+    }
+    for (kind, ids) in locks.values() {
+        // A kind without a table has no rows: its references read as missing.
+        let Some(table) = schema::table(*kind) else { continue };
+        let mut by_lock: BTreeMap<Lock, Vec<Uuid>> = BTreeMap::new();
+        for (id, lock) in ids {
+            by_lock.entry(*lock).or_default().push(*id);
+        }
+        for (lock, ids) in by_lock {
+            let sql = format!(
+                "SELECT id, version FROM {} WHERE tenant_id = $1 AND id = ANY($2) ORDER BY id {}",
+                table.name,
+                lock.sql()
+            );
+            let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant).bind(&ids).fetch_all(&mut *conn).await?;
+            for row in rows {
+                let version: i64 = row.try_get(1)?;
+                snapshot.versions.insert((*kind, row.try_get(0)?), u64::try_from(version).unwrap_or(0));
+            }
+        }
+    }
+
+    // Current owners of the unique keys written.
+    let mut uniques: BTreeMap<(&'static str, &'static str), (EntityKind, Vec<String>)> = BTreeMap::new();
+    for op in &batch.ops {
+        if let WriteOp::Insert(r) | WriteOp::Update { record: r, .. } = op {
+            for key in &r.uniques {
+                uniques
+                    .entry((r.kind.as_str(), key.field))
+                    .or_insert_with(|| (r.kind, Vec::new()))
+                    .1
+                    .push(key.value.clone());
+            }
+        }
+    }
+    for ((_, field), (kind, values)) in uniques {
+        let table = table_of(kind)?;
+        let sql = format!("SELECT \"{field}\", id FROM {} WHERE tenant_id = $1 AND \"{field}\" = ANY($2)", table.name);
+        let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant).bind(&values).fetch_all(&mut *conn).await?;
+        for row in rows {
+            snapshot.owners.insert((kind, field, row.try_get(0)?), row.try_get(1)?);
+        }
+    }
+
+    // Who points at the records deleted.
+    for (kind, ids) in deleted.values() {
+        let rows = sqlx::query(
+            "SELECT kind, id, target_id FROM record_refs WHERE tenant_id = $1 AND target_kind = $2 \
+             AND target_id = ANY($3)",
+        )
+        .bind(tenant)
+        .bind(kind.as_str())
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        for row in rows {
+            let by: String = row.try_get(0)?;
+            let by: EntityKind = by.parse().map_err(|e: String| Failure::Storage(crate::error::backend(e)))?;
+            let target: Uuid = row.try_get(2)?;
+            snapshot.referrers.entry((*kind, target)).or_default().push((by, row.try_get(1)?));
+        }
+    }
+    Ok(snapshot)
+}
+
+/// Writes the batch (already checked) inside the transaction.
+async fn apply(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    batch: &WriteBatch,
+    prepared: &[Prepared<'_>],
+) -> Result<(), Failure> {
+    let by_id: HashMap<(EntityKind, Uuid), &Prepared<'_>> =
+        prepared.iter().map(|p| ((p.record.kind, p.record.id), p)).collect();
+    let mut inserts: BTreeMap<&'static str, Vec<&Prepared<'_>>> = BTreeMap::new();
+    let mut rewritten: Vec<(EntityKind, Uuid)> = Vec::new();
+
+    for op in &batch.ops {
+        match op {
+            WriteOp::Insert(r) => {
+                if let Some(p) = by_id.get(&(r.kind, r.id)) {
+                    inserts.entry(p.table.name).or_default().push(p);
+                }
+            }
+            WriteOp::Update { record, expected_version } => {
+                let Some(p) = by_id.get(&(record.kind, record.id)) else { continue };
+                let mut qb = QueryBuilder::<Postgres>::new(format!("UPDATE {} SET version = ", p.table.name));
+                qb.push_bind(p.version);
+                qb.push(", data = ");
+                qb.push_bind(sqlx::types::Json(&*record.data));
+                for (col, value) in p.table.written_columns().zip(&p.values) {
+                    qb.push(format!(", \"{}\" = ", col.field));
+                    value.clone().push(&mut qb);
+                }
+                qb.push(" WHERE tenant_id = ");
+                qb.push_bind(tenant);
+                qb.push(" AND id = ");
+                qb.push_bind(record.id);
+                qb.push(" AND version = ");
+                qb.push_bind(to_i64(*expected_version, "version")?);
+                let done = qb.build().execute(&mut *conn).await?;
+                if done.rows_affected() != 1 {
+                    return Err(StorageError::Conflict { kind: record.kind, id: record.id }.into());
+                }
+                rewritten.push((record.kind, record.id));
+            }
+            WriteOp::Delete { kind, id, expected_version } => {
+                let table = table_of(*kind)?;
+                let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2 AND version = $3", table.name);
+                let done = sqlx::query(AssertSqlSafe(sql))
+                    .bind(tenant)
+                    .bind(id)
+                    .bind(to_i64(*expected_version, "version")?)
+                    .execute(&mut *conn)
+                    .await?;
+                if done.rows_affected() != 1 {
+                    return Err(StorageError::Conflict { kind: *kind, id: *id }.into());
+                }
+                rewritten.push((*kind, *id));
+            }
+            WriteOp::Check { .. } => {}
+        }
+    }
+
+    // References of rewritten and deleted records are replaced.
+    if !rewritten.is_empty() {
+        let kinds: Vec<&str> = rewritten.iter().map(|(k, _)| k.as_str()).collect();
+        let ids: Vec<Uuid> = rewritten.iter().map(|(_, id)| *id).collect();
+        sqlx::query(
+            "DELETE FROM record_refs r USING UNNEST($2::text[], $3::uuid[]) AS x(kind, id) \
+             WHERE r.tenant_id = $1 AND r.kind = x.kind AND r.id = x.id",
+        )
+        .bind(tenant)
+        .bind(&kinds)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    for rows in inserts.values() {
+        insert_rows(conn, tenant, rows).await?;
+    }
+
+    let mut ref_kind = Vec::new();
+    let mut ref_id = Vec::new();
+    let mut ref_field = Vec::new();
+    let mut ref_target_kind = Vec::new();
+    let mut ref_target = Vec::new();
+    for p in prepared {
+        for target in &p.record.references {
+            ref_kind.push(p.record.kind.as_str());
+            ref_id.push(p.record.id);
+            ref_field.push(target.field);
+            ref_target_kind.push(target.kind.as_str());
+            ref_target.push(target.id);
+        }
+    }
+    if !ref_id.is_empty() {
+        sqlx::query(
+            "INSERT INTO record_refs (tenant_id, kind, id, field, target_kind, target_id) \
+             SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::uuid[]) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(tenant)
+        .bind(&ref_kind)
+        .bind(&ref_id)
+        .bind(&ref_field)
+        .bind(&ref_target_kind)
+        .bind(&ref_target)
+        .execute(&mut *conn)
+        .await?;
+    }
+
+    for counter in &batch.counters {
+        let done = sqlx::query(
+            "INSERT INTO counters (tenant_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value WHERE counters.value = $4",
+        )
+        .bind(tenant)
+        .bind(&counter.key)
+        .bind(to_i64(counter.new, "counter value")?)
+        .bind(to_i64(counter.expected, "counter value")?)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StorageError::Conflict { kind: EntityKind::Tenant, id: tenant }.into());
+        }
+    }
+
+    if !batch.events.is_empty() {
+        use chrono::Timelike;
+        let n = batch.events.len();
+        let (mut ids, mut tenants, mut names, mut kinds, mut entities, mut payloads, mut ats, mut nanos) = (
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        );
+        for e in &batch.events {
+            if e.tenant_id.0 != tenant {
+                return Err(StorageError::Invalid(format!("event {} belongs to another tenant", e.id)).into());
+            }
+            ids.push(e.id);
+            tenants.push(e.tenant_id.0);
+            names.push(e.name.as_str());
+            kinds.push(e.entity_kind.as_str());
+            entities.push(e.entity_id);
+            payloads.push(sqlx::types::Json(&e.payload));
+            ats.push(e.occurred_at);
+            nanos.push(i32::try_from(e.occurred_at.nanosecond()).unwrap_or(0));
+        }
+        sqlx::query(
+            "INSERT INTO outbox (id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos) \
+             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::jsonb[], \
+             $7::timestamptz[], $8::int[])",
+        )
+        .bind(&ids)
+        .bind(&tenants)
+        .bind(&names)
+        .bind(&kinds)
+        .bind(&entities)
+        .bind(&payloads)
+        .bind(&ats)
+        .bind(&nanos)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Most rows one `INSERT … SELECT FROM UNNEST` carries.
+const INSERT_CHUNK: usize = 5_000;
+
+/// Inserts records of one table with multi-row statements.
+async fn insert_rows(conn: &mut PgConnection, tenant: Uuid, rows: &[&Prepared<'_>]) -> Result<(), Failure> {
+    let Some(first) = rows.first() else { return Ok(()) };
+    let table = first.table;
+    let columns: Vec<_> = table.written_columns().collect();
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let mut ids = Vec::with_capacity(chunk.len());
+        let mut versions = Vec::with_capacity(chunk.len());
+        let mut data = Vec::with_capacity(chunk.len());
+        let mut arrays: Vec<TypedArray> = columns.iter().map(|c| TypedArray::new(c.ty, chunk.len())).collect();
+        for p in chunk {
+            ids.push(p.record.id);
+            versions.push(p.version);
+            data.push(sqlx::types::Json(&*p.record.data));
+            for (array, value) in arrays.iter_mut().zip(&p.values) {
+                array.add(value.clone());
+            }
+        }
+        let names: Vec<String> = columns.iter().map(|c| format!("\"{}\"", c.field)).collect();
+        let mut qb = QueryBuilder::<Postgres>::new(format!(
+            "INSERT INTO {} (tenant_id, id, version, data, {}) SELECT ",
+            table.name,
+            names.join(", ")
+        ));
+        qb.push_bind(tenant);
+        qb.push(", * FROM UNNEST(");
+        qb.push_bind(ids);
+        qb.push(", ");
+        qb.push_bind(versions);
+        qb.push(", ");
+        qb.push_bind(data);
+        for array in arrays {
+            qb.push(", ");
+            array.push(&mut qb);
+        }
+        qb.push(")");
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
