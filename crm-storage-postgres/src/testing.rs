@@ -48,11 +48,17 @@ fn fail(what: &str, detail: impl std::fmt::Display) -> String {
 
 /// The directory holding `initdb` and `pg_ctl`.
 fn bin_dir() -> Result<PathBuf, String> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PG_BIN").map(PathBuf::from).into_iter().collect();
-    candidates.extend(BIN_DIRS.iter().map(PathBuf::from));
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path));
-    }
+    // PG_BIN, when set, is the only place looked at.
+    let candidates: Vec<PathBuf> = match std::env::var_os("PG_BIN") {
+        Some(dir) => vec![PathBuf::from(dir)],
+        None => {
+            let mut dirs: Vec<PathBuf> = BIN_DIRS.iter().map(PathBuf::from).collect();
+            if let Some(path) = std::env::var_os("PATH") {
+                dirs.extend(std::env::split_paths(&path));
+            }
+            dirs
+        }
+    };
     candidates
         .into_iter()
         .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file() && d.join("postgres").is_file())

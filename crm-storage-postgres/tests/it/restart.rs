@@ -1,0 +1,118 @@
+//! Connection loss: PostgreSQL restarts under load; calls in flight fail with
+//! `Unavailable` (never a panic or another error), the pool reconnects by itself, and
+//! every acknowledged write is still there afterwards.
+
+use std::{
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use crm_core::{
+    Meta, TenantId,
+    companies::Company,
+    conformance::World,
+    entity::to_record,
+    storage::{EntityKind, Storage, StorageError, WriteBatch, WriteOp},
+};
+use crm_storage_postgres::{
+    PostgresOptions, PostgresStorage,
+    testing::{TestServer, create_database},
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_pool_recovers_when_postgres_restarts_under_load() {
+    // Its own server (never the shared one): this test stops it.
+    let server =
+        Arc::new(tokio::task::spawn_blocking(TestServer::start).await.unwrap().unwrap_or_else(|e| panic!("{e}")));
+    let target = crm_storage_postgres::testing::Target::External(server.url("postgres"));
+    let url = create_database(&target).await.unwrap();
+    let options =
+        PostgresOptions { acquire_timeout: Duration::from_secs(1), max_connections: 8, ..PostgresOptions::default() };
+    let storage = Arc::new(PostgresStorage::connect_with(&url, options).await.unwrap());
+    let s: Arc<dyn Storage> = storage.clone();
+    let w = World::new(s.clone()).await;
+    let tenant: TenantId = w.admin.tenant_id();
+    let owner = w.admin.user_id();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let unavailable = Arc::new(AtomicUsize::new(0));
+    let other_errors = Arc::new(Mutex::new(Vec::<String>::new()));
+    let mut workers = Vec::new();
+    for worker in 0..6 {
+        let (s, stop, acknowledged, unavailable, other_errors) =
+            (s.clone(), stop.clone(), acknowledged.clone(), unavailable.clone(), other_errors.clone());
+        workers.push(tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let company = Company {
+                    meta: Meta::new(tenant, chrono::Utc::now()),
+                    name: format!("w{worker}-{n}"),
+                    industry: None,
+                    website: None,
+                    email: None,
+                    phone: None,
+                    address: None,
+                    owner_id: owner,
+                };
+                let id = company.meta.id;
+                let batch =
+                    WriteBatch { ops: vec![WriteOp::Insert(to_record(&company).unwrap())], ..WriteBatch::default() };
+                let result = match s.commit(tenant, batch).await {
+                    Ok(()) => {
+                        acknowledged.lock().unwrap().push(id);
+                        s.get(tenant, EntityKind::Company, id).await.map(|_| ())
+                    }
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Ok(()) => {}
+                    Err(StorageError::Unavailable(_)) => {
+                        unavailable.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    Err(e) => other_errors.lock().unwrap().push(format!("{e:?}")),
+                }
+            }
+        }));
+    }
+
+    // Load runs, then the server goes down and comes back while it keeps running.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let before = acknowledged.lock().unwrap().len();
+    assert!(before > 0, "no write succeeded before the restart");
+    let srv = server.clone();
+    tokio::task::spawn_blocking(move || srv.stop()).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let srv = server.clone();
+    tokio::task::spawn_blocking(move || srv.restart()).await.unwrap().unwrap();
+
+    // The pool recovers by itself: writes succeed again within a few seconds.
+    let restarted = Instant::now();
+    let resumed_at = acknowledged.lock().unwrap().len();
+    loop {
+        if acknowledged.lock().unwrap().len() > resumed_at + 20 {
+            break;
+        }
+        assert!(restarted.elapsed() < Duration::from_secs(30), "writes did not resume after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker.await.expect("a worker panicked");
+    }
+
+    assert!(unavailable.load(Ordering::Relaxed) > 0, "the outage was never reported as Unavailable");
+    assert_eq!(other_errors.lock().unwrap().clone(), Vec::<String>::new(), "errors other than Unavailable");
+    storage.ping().await.unwrap();
+    let ids = acknowledged.lock().unwrap().clone();
+    let mut found = 0;
+    for chunk in ids.chunks(1_000) {
+        found += s.get_many(tenant, EntityKind::Company, chunk).await.unwrap().len();
+    }
+    assert_eq!(found, ids.len(), "an acknowledged write was lost");
+}
