@@ -209,8 +209,9 @@ pub const fn access(role: Role, resource: Resource, action: Action) -> Access {
     }
 }
 
-/// One API-key scope: read or write one resource, or every resource (`*`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// One API-key scope: read or write one resource, or every resource (`*`). Read and
+/// written as its text form (`contacts:read`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ApiScope {
     /// The resource; `None` for all of them.
     pub resource: Option<Resource>,
@@ -245,6 +246,17 @@ impl fmt::Display for ApiScope {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let resource = self.resource.map_or("*", Resource::as_str);
         write!(f, "{resource}:{}", if self.write { "write" } else { "read" })
+    }
+}
+
+impl Serialize for ApiScope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for ApiScope {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
     }
 }
 

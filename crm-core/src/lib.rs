@@ -48,6 +48,7 @@ pub mod payments;
 pub mod products;
 pub mod projects;
 pub mod quotes;
+pub mod rate_limit;
 pub mod reports;
 pub mod sessions;
 pub mod state;

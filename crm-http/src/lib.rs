@@ -1,4 +1,25 @@
 //! The REST server for crm-core (poem + poem-openapi) and the `crm-server` binary.
 //!
-//! Not implemented yet: handlers will parse requests, call crm-core services with the
-//! authenticated principal, and map `crm_core::CrmError` to statuses in one place.
+//! The crate translates and nothing more: handlers authenticate the caller, parse the
+//! request, call one crm-core service with the caller's principal, and present the
+//! result. Every business rule and permission lives in crm-core; every error becomes a
+//! status in one place ([`error`]).
+
+pub mod api;
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod context;
+pub mod edge;
+pub mod error;
+pub mod input;
+pub mod limits;
+pub mod output;
+pub mod server;
+pub mod storage_url;
+
+pub use crate::{
+    app::{AppOptions, build},
+    context::AppCtx,
+    error::ApiError,
+};

@@ -1,0 +1,32 @@
+//! The rate-limiting contract: edges ask a [`RateLimiter`] before serving a caller, and
+//! deployments choose where the counts live (in process, Redis…).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::error::Result;
+
+/// The answer to one request against a limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateDecision {
+    /// Whether the request may go ahead.
+    pub allowed: bool,
+    /// Requests allowed per window (for `RateLimit-Limit`).
+    pub limit: u32,
+    /// Requests left right now (for `RateLimit-Remaining`).
+    pub remaining: u32,
+    /// When a refused request may retry, or the window refills (for `Retry-After`
+    /// and `RateLimit-Reset`).
+    pub reset_after: Duration,
+}
+
+/// Counts requests per key (an IP, a user, an account) and decides whether one more
+/// is allowed. Shared across tasks as `Arc<dyn RateLimiter>`.
+#[async_trait]
+pub trait RateLimiter: Send + Sync + 'static {
+    /// A short name for diagnostics (`memory`, `redis`).
+    fn name(&self) -> &str;
+    /// Counts one request for `key` and says whether it is allowed.
+    async fn check(&self, key: &str) -> Result<RateDecision>;
+}

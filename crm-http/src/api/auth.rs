@@ -1,0 +1,154 @@
+//! `/auth`: sign-in, token refresh with rotation, sign-out, the caller, and password change.
+
+use std::sync::Arc;
+
+use crm_core::{TenantId, sessions::IssuedSession};
+use poem::{Request, web::Data, web::cookie::CookieJar};
+use poem_openapi::{Object, OpenApi, payload::Json};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::{
+    api::ApiTags,
+    auth::{ACCESS_TTL, Auth, REFRESH_COOKIE},
+    context::{AppCtx, limit},
+    edge,
+    error::ApiError,
+    output::{self, Fetched},
+};
+
+/// Sign-in input.
+#[derive(Debug, Object)]
+pub(crate) struct LoginRequest {
+    /// The tenant; default: the tenant this server bootstrapped.
+    tenant_id: Option<Uuid>,
+    /// Sign-in email.
+    email: String,
+    /// Password.
+    #[oai(write_only)]
+    password: String,
+}
+
+/// Refresh input: the refresh token, unless the refresh cookie carries it.
+#[derive(Debug, Object)]
+pub(crate) struct RefreshRequest {
+    /// The refresh token from sign-in or the previous refresh.
+    #[oai(write_only)]
+    refresh_token: Option<String>,
+}
+
+/// Password change input.
+#[derive(Debug, Object)]
+pub(crate) struct ChangePasswordRequest {
+    /// The current password.
+    #[oai(write_only)]
+    current_password: String,
+    /// The new password (8 to 1024 characters).
+    #[oai(write_only)]
+    new_password: String,
+}
+
+/// `/auth` operations.
+pub(crate) struct AuthApi;
+
+#[OpenApi(tag = "ApiTags::Auth")]
+impl AuthApi {
+    /// Signs in; returns an access token (15 minutes) and a refresh token (7 days), also
+    /// set as HttpOnly cookies. An unknown email and a wrong password get the same 401.
+    #[oai(path = "/auth/login", method = "post")]
+    async fn login(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        req: &Request,
+        cookies: &CookieJar,
+        body: Json<LoginRequest>,
+    ) -> Result<Fetched, ApiError> {
+        let tenant = body.0.tenant_id.map(TenantId).or(ctx.default_tenant);
+        let tenant = tenant.ok_or_else(|| ApiError::invalid("tenant_id", "is required on this server"))?;
+        let ip = edge::client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
+        limit(ctx.limits.login_per_ip.as_ref(), &format!("login-ip:{ip}")).await?;
+        let account = format!("login:{tenant}:{}", body.0.email.trim().to_lowercase());
+        limit(ctx.limits.login_per_account.as_ref(), &account).await?;
+        let (user, principal) = ctx.crm.users().authenticate(tenant, &body.0.email, &body.0.password).await?;
+        edge::set_current_user(user.meta.id.to_string());
+        let issued = ctx.crm.sessions().start(&principal).await?;
+        let mut data = sign_in(&ctx, &issued, cookies)?;
+        data["user"] = output::record_json(&user)?.0;
+        Ok(output::data(data))
+    }
+
+    /// Exchanges a refresh token (body or cookie) for new tokens. Each refresh token
+    /// works once: presenting a used one revokes the whole session.
+    #[oai(path = "/auth/refresh", method = "post")]
+    async fn refresh(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        cookies: &CookieJar,
+        body: Json<RefreshRequest>,
+    ) -> Result<Fetched, ApiError> {
+        let token = body.0.refresh_token.or_else(|| cookies.get(REFRESH_COOKIE).map(|c| c.value_str().to_owned()));
+        let token = token.ok_or_else(ApiError::unauthorized)?;
+        let issued = ctx.crm.sessions().refresh(&token).await?;
+        let tenant = issued.session.meta.tenant_id;
+        // The user may have been deactivated since signing in.
+        ctx.crm.users().principal(tenant, issued.session.user_id).await?;
+        Ok(output::data(sign_in(&ctx, &issued, cookies)?))
+    }
+
+    /// Signs out: revokes the session and clears the cookies.
+    #[oai(path = "/auth/logout", method = "post")]
+    async fn logout(&self, ctx: Data<&Arc<AppCtx>>, auth: Auth, cookies: &CookieJar) -> Result<Fetched, ApiError> {
+        let caller = ctx.caller(&auth).await?;
+        let session = caller.session.ok_or_else(|| ApiError::bad_request("API keys have no session to end"))?;
+        ctx.crm.sessions().sign_out(&caller.principal, session).await?;
+        for cookie in ctx.cookies.cleared() {
+            cookies.add(cookie);
+        }
+        Ok(output::data(json!({ "signed_out": true })))
+    }
+
+    /// The caller: its user record, role, tenant and the API key in use.
+    #[oai(path = "/auth/me", method = "get")]
+    async fn me(&self, ctx: Data<&Arc<AppCtx>>, auth: Auth) -> Result<Fetched, ApiError> {
+        let caller = ctx.caller(&auth).await?;
+        let p = &caller.principal;
+        let user = ctx.crm.users().get(p, p.user_id()).await?;
+        Ok(output::data(json!({
+            "user": output::record_json(&user)?.0,
+            "role": p.role().as_str(),
+            "tenant_id": p.tenant_id(),
+            "api_key_id": p.api_key_id(),
+            "session_id": caller.session,
+        })))
+    }
+
+    /// Changes the caller's own password after checking the current one.
+    #[oai(path = "/auth/change-password", method = "post")]
+    async fn change_password(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        auth: Auth,
+        body: Json<ChangePasswordRequest>,
+    ) -> Result<Fetched, ApiError> {
+        let caller = ctx.caller(&auth).await?;
+        let Json(input) = body;
+        ctx.crm.users().change_password(&caller.principal, &input.current_password, &input.new_password).await?;
+        Ok(output::data(json!({ "changed": true })))
+    }
+}
+
+/// Issues the access token of a session, sets both cookies, and returns the tokens.
+fn sign_in(ctx: &AppCtx, issued: &IssuedSession, cookies: &CookieJar) -> Result<serde_json::Value, ApiError> {
+    let now = ctx.crm.now();
+    let access = ctx.tokens.issue(&issued.session)?;
+    cookies.add(ctx.cookies.access(access.clone()));
+    cookies.add(ctx.cookies.refresh(issued.refresh_token.clone(), issued.session.expires_at, now));
+    Ok(json!({
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": ACCESS_TTL.num_seconds(),
+        "refresh_token": issued.refresh_token,
+        "refresh_expires_at": issued.session.expires_at,
+        "session_id": issued.session.meta.id,
+    }))
+}

@@ -1,0 +1,99 @@
+//! The whole HTTP application: routes, the OpenAPI spec and docs, health checks, and
+//! the middleware stack around them.
+
+use std::sync::Arc;
+
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler,
+    http::{HeaderValue, Method, StatusCode},
+    middleware::{CatchPanic, CookieJarManager, Cors},
+    web::Data,
+};
+use serde_json::json;
+
+use crate::{
+    api,
+    context::AppCtx,
+    edge::{BodyLimit, Edge, PanicToEnvelope},
+    error::ApiError,
+};
+
+/// How the application is put together (everything else is in [`AppCtx`]).
+#[derive(Debug, Clone)]
+pub struct AppOptions {
+    /// Origins allowed to call the API from browsers, with credentials.
+    pub cors_origins: Vec<String>,
+    /// The largest request body accepted, in bytes.
+    pub body_limit: usize,
+}
+
+impl Default for AppOptions {
+    fn default() -> Self {
+        Self { cors_origins: Vec::new(), body_limit: 1024 * 1024 }
+    }
+}
+
+/// Liveness: the process answers.
+#[handler]
+fn health() -> Response {
+    poem::web::Json(json!({ "success": true, "data": { "status": "ok" } })).into_response()
+}
+
+/// Readiness: the storage answers.
+#[handler]
+async fn ready(ctx: Data<&Arc<AppCtx>>) -> Response {
+    match ctx.crm.storage().ping().await {
+        Ok(()) => poem::web::Json(json!({
+            "success": true,
+            "data": { "status": "ready", "storage": ctx.crm.storage().name() }
+        }))
+        .into_response(),
+        Err(e) => ApiError::from(crm_core::CrmError::from(e)).into_response(),
+    }
+}
+
+/// The application over `ctx`.
+pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = Response> + use<> {
+    let api = api::service();
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let mut cors = Cors::new()
+        .allow_credentials(true)
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
+        .allow_headers(["content-type", "authorization", "x-api-key", "if-match", "x-request-id"])
+        .expose_headers([
+            "etag",
+            "x-request-id",
+            "retry-after",
+            "ratelimit-limit",
+            "ratelimit-remaining",
+            "ratelimit-reset",
+        ]);
+    for origin in &options.cors_origins {
+        cors = cors.allow_origin(origin.as_str());
+    }
+    let per_ip = ctx.limits.per_ip.clone();
+    Route::new()
+        .at("/health", get(health))
+        .at("/health/ready", get(ready))
+        .at("/api/v1/openapi.json", spec)
+        .nest("/docs", docs)
+        .nest("/api/v1", api)
+        .with(cors)
+        .with(BodyLimit::new(options.body_limit))
+        .with(CookieJarManager::new())
+        .data(ctx)
+        .with(CatchPanic::new().with_handler(PanicToEnvelope))
+        .with(Edge::new(per_ip))
+        .map_to_response()
+}
+
+/// `Retry-After` of a response, for tests and clients.
+pub fn retry_after(resp: &Response) -> Option<u64> {
+    resp.headers().get("retry-after").and_then(|v: &HeaderValue| v.to_str().ok()).and_then(|v| v.parse().ok())
+}
+
+/// Whether a status is one the API documents for errors.
+pub fn is_documented_error(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503)
+}

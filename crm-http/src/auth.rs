@@ -1,0 +1,215 @@
+//! Who is calling: access tokens (JWT, HS256 only), the credentials a request may
+//! carry (bearer token, `X-API-Key`, the access cookie), and the session cookies.
+
+use chrono::{DateTime, Duration, Utc};
+use crm_core::{Principal, TenantId, sessions::Session};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use poem::web::cookie::{Cookie, SameSite};
+use poem_openapi::{
+    SecurityScheme,
+    auth::{ApiKey, Bearer},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::ApiError;
+
+/// The access cookie's name.
+pub const ACCESS_COOKIE: &str = "crm_access";
+/// The refresh cookie's name.
+pub const REFRESH_COOKIE: &str = "crm_refresh";
+/// How long an access token lives.
+pub const ACCESS_TTL: Duration = Duration::minutes(15);
+/// The shortest JWT secret accepted.
+pub const MIN_SECRET_LEN: usize = 32;
+/// Clock skew tolerated on `exp` and `nbf`.
+const LEEWAY_SECS: u64 = 5;
+
+/// What an access token says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    /// The user.
+    pub sub: Uuid,
+    /// The tenant.
+    pub tid: Uuid,
+    /// The session the token belongs to (revoking it ends the token too).
+    pub sid: Uuid,
+    /// The issuer.
+    pub iss: String,
+    /// Issued at (seconds since the epoch).
+    pub iat: i64,
+    /// Not before.
+    pub nbf: i64,
+    /// Expires at.
+    pub exp: i64,
+}
+
+/// A JWT secret shorter than [`MIN_SECRET_LEN`] bytes.
+#[derive(Debug, thiserror::Error)]
+#[error("the JWT secret must be at least {MIN_SECRET_LEN} bytes, got {0}")]
+pub struct SecretTooShort(pub usize);
+
+/// Signs and checks access tokens: HS256 only, with expiry, not-before and issuer.
+pub struct TokenKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+    issuer: String,
+}
+
+impl std::fmt::Debug for TokenKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenKeys").field("issuer", &self.issuer).field("secret", &"<redacted>").finish()
+    }
+}
+
+impl TokenKeys {
+    /// Keys from a secret of at least [`MIN_SECRET_LEN`] bytes.
+    pub fn new(secret: &[u8], issuer: &str) -> Result<Self, SecretTooShort> {
+        if secret.len() < MIN_SECRET_LEN {
+            return Err(SecretTooShort(secret.len()));
+        }
+        // One algorithm: tokens claiming any other (including `none`) are refused.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_issuer(&[issuer]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+            validation,
+            issuer: issuer.to_owned(),
+        })
+    }
+
+    /// An access token for the user of `session`, valid for [`ACCESS_TTL`] from now by
+    /// the system clock (the clock every verifier checks against).
+    pub fn issue(&self, session: &Session) -> Result<String, ApiError> {
+        let now = Utc::now();
+        let claims = Claims {
+            sub: session.user_id.uuid(),
+            tid: session.meta.tenant_id.0,
+            sid: session.meta.id,
+            iss: self.issuer.clone(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: (now + ACCESS_TTL).timestamp(),
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| ApiError::internal(&e))
+    }
+
+    /// The claims of a valid token; `None` for anything else.
+    pub fn verify(&self, token: &str) -> Option<Claims> {
+        jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok().map(|data| data.claims)
+    }
+}
+
+/// `Authorization: Bearer <access token or API key>`.
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", bearer_format = "JWT")]
+pub struct BearerAuth(Bearer);
+
+/// `X-API-Key: crm_…`.
+#[derive(SecurityScheme)]
+#[oai(ty = "api_key", key_name = "X-API-Key", key_in = "header")]
+pub struct ApiKeyAuth(ApiKey);
+
+/// The HttpOnly access cookie set at sign-in.
+#[derive(SecurityScheme)]
+#[oai(ty = "api_key", key_name = "crm_access", key_in = "cookie")]
+pub struct CookieAuth(ApiKey);
+
+/// The credentials a request carries, in order of precedence.
+#[derive(SecurityScheme)]
+pub enum Auth {
+    /// A bearer access token (or an API key sent as a bearer token).
+    Bearer(BearerAuth),
+    /// An API key header.
+    ApiKey(ApiKeyAuth),
+    /// The access cookie.
+    Cookie(CookieAuth),
+    /// Nothing: refused with 401 by every protected operation.
+    #[oai(fallback)]
+    Anonymous,
+}
+
+/// A credential, as text, and what kind it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// A JWT access token.
+    AccessToken(&'a str),
+    /// An API key.
+    ApiKey(&'a str),
+    /// None at all.
+    None,
+}
+
+impl Auth {
+    /// The credential carried; API keys are recognised by their `crm_` prefix.
+    pub fn credential(&self) -> Credential<'_> {
+        match self {
+            Self::Bearer(b) if b.0.token.starts_with("crm_") => Credential::ApiKey(&b.0.token),
+            Self::Bearer(b) => Credential::AccessToken(&b.0.token),
+            Self::ApiKey(k) => Credential::ApiKey(&k.0.key),
+            Self::Cookie(c) => Credential::AccessToken(&c.0.key),
+            Self::Anonymous => Credential::None,
+        }
+    }
+}
+
+/// The authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Who acts.
+    pub principal: Principal,
+    /// The session of an access token (none for API keys).
+    pub session: Option<crm_core::Id<Session>>,
+}
+
+impl Caller {
+    /// The tenant it acts in.
+    pub fn tenant(&self) -> TenantId {
+        self.principal.tenant_id()
+    }
+}
+
+/// How session cookies are set.
+#[derive(Debug, Clone, Copy)]
+pub struct CookiePolicy {
+    /// Send cookies over HTTPS only.
+    pub secure: bool,
+    /// The `SameSite` attribute.
+    pub same_site: SameSite,
+}
+
+impl CookiePolicy {
+    fn cookie(&self, name: &str, value: String, path: &str, max_age: Duration) -> Cookie {
+        let mut cookie = Cookie::new_with_str(name, value);
+        cookie.set_http_only(true);
+        cookie.set_secure(self.secure);
+        cookie.set_same_site(self.same_site);
+        cookie.set_path(path);
+        cookie.set_max_age(max_age.to_std().unwrap_or_default());
+        cookie
+    }
+
+    /// The access cookie (sent to every API route).
+    pub fn access(&self, token: String) -> Cookie {
+        self.cookie(ACCESS_COOKIE, token, "/api/v1", ACCESS_TTL)
+    }
+
+    /// The refresh cookie (sent to the auth routes only).
+    pub fn refresh(&self, token: String, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Cookie {
+        self.cookie(REFRESH_COOKIE, token, "/api/v1/auth", expires_at - now)
+    }
+
+    /// Cookies that delete both.
+    pub fn cleared(&self) -> [Cookie; 2] {
+        [
+            self.cookie(ACCESS_COOKIE, String::new(), "/api/v1", Duration::zero()),
+            self.cookie(REFRESH_COOKIE, String::new(), "/api/v1/auth", Duration::zero()),
+        ]
+    }
+}

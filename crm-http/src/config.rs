@@ -1,0 +1,103 @@
+//! `crm-server`'s configuration: flags, each also readable from the environment.
+
+use std::{net::SocketAddr, path::PathBuf};
+
+use clap::{Parser, ValueEnum};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line.
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// The `SameSite` attribute of session cookies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SameSitePolicy {
+    /// Sent on same-site requests only.
+    Strict,
+    /// Also sent on top-level navigations from other sites.
+    Lax,
+    /// Sent everywhere (requires `--cookie-secure`).
+    None,
+}
+
+/// The CRM's REST server.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "crm-server", version, about, long_about = None)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CRM_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Storage: `memory://` (lost on exit), `sled://PATH` (embedded) or `postgres://…`.
+    #[arg(long, env = "CRM_STORAGE", default_value = "memory://")]
+    pub storage: String,
+
+    /// Directory for the server's own files (generated JWT secret, bootstrapped tenant).
+    #[arg(long, env = "CRM_DATA_DIR", default_value = "./crm-data")]
+    pub data_dir: PathBuf,
+
+    /// HS256 secret for access tokens, at least 32 bytes. Default: generated and kept in
+    /// the data directory (with a warning).
+    #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// The `iss` of access tokens.
+    #[arg(long, env = "CRM_JWT_ISSUER", default_value = "crm-rs")]
+    pub jwt_issuer: String,
+
+    /// Origins allowed to call the API from browsers with credentials (comma-separated).
+    #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Mark session cookies `Secure` (HTTPS only).
+    #[arg(long, env = "CRM_COOKIE_SECURE")]
+    pub cookie_secure: bool,
+
+    /// `SameSite` of session cookies.
+    #[arg(long, env = "CRM_COOKIE_SAME_SITE", value_enum, default_value = "lax")]
+    pub cookie_same_site: SameSitePolicy,
+
+    /// Requests per minute per client IP.
+    #[arg(long, env = "CRM_RATE_LIMIT_IP", default_value_t = 1200)]
+    pub rate_limit_ip: u32,
+
+    /// Requests per minute per user or API key.
+    #[arg(long, env = "CRM_RATE_LIMIT_USER", default_value_t = 600)]
+    pub rate_limit_user: u32,
+
+    /// Sign-in attempts per minute per account (three times as many per IP).
+    #[arg(long, env = "CRM_LOGIN_ATTEMPTS", default_value_t = 10)]
+    pub login_attempts: u32,
+
+    /// The largest request body accepted, in bytes.
+    #[arg(long, env = "CRM_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    pub body_limit: usize,
+
+    /// Log filter (`info`, `debug`, `crm_http=debug,poem=info`…).
+    #[arg(long, env = "CRM_LOG", default_value = "info")]
+    pub log_level: String,
+
+    /// Log format.
+    #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value = "json")]
+    pub log_format: LogFormat,
+
+    /// On first start: the tenant's name.
+    #[arg(long, env = "CRM_TENANT_NAME", default_value = "My company")]
+    pub tenant_name: String,
+
+    /// On first start: the admin's email.
+    #[arg(long, env = "CRM_ADMIN_EMAIL", default_value = "admin@example.com")]
+    pub admin_email: String,
+
+    /// On first start: the admin's password. Default: generated and printed once.
+    #[arg(long, env = "CRM_ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[arg(long, env = "CRM_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    pub shutdown_grace_secs: u64,
+}

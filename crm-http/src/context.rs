@@ -1,0 +1,61 @@
+//! What every handler shares: the CRM, token keys, limits and cookie policy, and the
+//! one way a request's credentials become a [`Caller`].
+
+use crm_core::{Crm, Id, TenantId, rate_limit::RateLimiter};
+
+use crate::{
+    auth::{Auth, Caller, CookiePolicy, Credential, TokenKeys},
+    edge,
+    error::ApiError,
+    limits::Limits,
+};
+
+/// The server's shared state.
+#[derive(Debug)]
+pub struct AppCtx {
+    /// The CRM.
+    pub crm: Crm,
+    /// Access-token keys.
+    pub tokens: TokenKeys,
+    /// Rate limits.
+    pub limits: Limits,
+    /// How session cookies are set.
+    pub cookies: CookiePolicy,
+    /// The tenant a sign-in without `tenant_id` goes to (the one the server bootstrapped).
+    pub default_tenant: Option<TenantId>,
+}
+
+/// Counts one request against `limiter`; 429 when over.
+pub async fn limit(limiter: &dyn RateLimiter, key: &str) -> Result<(), ApiError> {
+    let decision = limiter.check(key).await?;
+    if decision.allowed { Ok(()) } else { Err(ApiError::too_many_requests(decision.reset_after.as_secs())) }
+}
+
+impl AppCtx {
+    /// Authenticates a request's credentials and counts it against the caller's limit.
+    pub async fn caller(&self, auth: &Auth) -> Result<Caller, ApiError> {
+        let caller = match auth.credential() {
+            Credential::None => return Err(ApiError::unauthorized()),
+            Credential::ApiKey(token) => {
+                Caller { principal: self.crm.api_keys().authenticate(token).await?, session: None }
+            }
+            Credential::AccessToken(token) => {
+                let claims = self.tokens.verify(token).ok_or_else(ApiError::unauthorized)?;
+                let tenant = TenantId(claims.tid);
+                let session = self.crm.sessions().active(tenant, Id::from_uuid(claims.sid)).await?;
+                if session.user_id.uuid() != claims.sub {
+                    return Err(ApiError::unauthorized());
+                }
+                let principal = self.crm.users().principal(tenant, Id::from_uuid(claims.sub)).await?;
+                Caller { principal, session: Some(Id::from_uuid(claims.sid)) }
+            }
+        };
+        edge::set_current_user(caller.principal.user_id().to_string());
+        let key = match caller.principal.api_key_id() {
+            Some(key) => format!("key:{key}"),
+            None => format!("user:{}", caller.principal.user_id()),
+        };
+        limit(self.limits.per_user.as_ref(), &key).await?;
+        Ok(caller)
+    }
+}

@@ -1,0 +1,190 @@
+//! What wraps every request: a request id, the per-IP rate limit with its
+//! `RateLimit-*` headers, errors turned into the envelope, and one structured log
+//! line (method, path, status, latency, request id, user id; never bodies or tokens).
+
+use std::{
+    net::IpAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Instant,
+};
+
+use crm_core::rate_limit::{RateDecision, RateLimiter};
+use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::HeaderValue};
+
+use crate::error::{ApiError, framework_error_response};
+
+/// The request being served, visible to everything that runs inside it.
+#[derive(Debug)]
+struct RequestInfo {
+    id: String,
+    user_id: Mutex<Option<String>>,
+}
+
+tokio::task_local! {
+    static REQUEST: Arc<RequestInfo>;
+}
+
+/// The id of the request being served, if any.
+pub fn current_request_id() -> Option<String> {
+    REQUEST.try_with(|r| r.id.clone()).ok()
+}
+
+/// Records who the request acts as, for the log line.
+pub fn set_current_user(user_id: String) {
+    let _ = REQUEST.try_with(|r| *r.user_id.lock().unwrap_or_else(PoisonError::into_inner) = Some(user_id));
+}
+
+/// The header carrying the request id, in and out.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A client's request id is kept when it is short and plain; otherwise a new one is made.
+fn request_id(req: &Request) -> String {
+    req.header(REQUEST_ID_HEADER)
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+/// The client's IP: the socket peer (proxies' headers are not trusted).
+pub fn client_ip(req: &Request) -> Option<IpAddr> {
+    req.remote_addr().as_socket_addr().map(|a| a.ip())
+}
+
+/// Sets the `RateLimit-*` headers of a decision.
+pub fn rate_limit_headers(resp: &mut Response, d: &RateDecision) {
+    let headers = resp.headers_mut();
+    headers.insert("ratelimit-limit", HeaderValue::from(d.limit));
+    headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
+    headers.insert("ratelimit-reset", HeaderValue::from(d.reset_after.as_secs().max(1)));
+}
+
+/// The edge middleware.
+pub struct Edge {
+    per_ip: Arc<dyn RateLimiter>,
+}
+
+impl Edge {
+    /// An edge limiting each client IP with `per_ip`.
+    pub fn new(per_ip: Arc<dyn RateLimiter>) -> Self {
+        Self { per_ip }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for Edge {
+    type Output = EdgeEndpoint<E>;
+    fn transform(&self, next: E) -> Self::Output {
+        EdgeEndpoint { next, per_ip: self.per_ip.clone() }
+    }
+}
+
+/// The endpoint [`Edge`] wraps around the routes.
+pub struct EdgeEndpoint<E> {
+    next: E,
+    per_ip: Arc<dyn RateLimiter>,
+}
+
+impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let started = Instant::now();
+        let info = Arc::new(RequestInfo { id: request_id(&req), user_id: Mutex::new(None) });
+        let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        let ip = client_ip(&req);
+        let per_ip = self.per_ip.clone();
+        let next = &self.next;
+        let mut resp = REQUEST
+            .scope(info.clone(), async move {
+                let decision = match ip {
+                    Some(ip) => match per_ip.check(&format!("ip:{ip}")).await {
+                        Ok(d) => Some(d),
+                        Err(e) => return (ApiError::from(e).into_response(), None),
+                    },
+                    None => None,
+                };
+                if let Some(d) = decision.filter(|d| !d.allowed) {
+                    return (ApiError::too_many_requests(d.reset_after.as_secs()).into_response(), Some(d));
+                }
+                let resp = match next.call(req).await {
+                    Ok(out) => out.into_response(),
+                    Err(err) => framework_error_response(err),
+                };
+                (resp, decision)
+            })
+            .await;
+        if let Some(d) = resp.1 {
+            rate_limit_headers(&mut resp.0, &d);
+        }
+        let mut resp = resp.0;
+        if let Ok(id) = HeaderValue::from_str(&info.id) {
+            resp.headers_mut().insert(REQUEST_ID_HEADER, id);
+        }
+        let user_id = info.user_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        tracing::info!(
+            target: "crm_http::access",
+            method = %method,
+            path = %path,
+            status = resp.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            request_id = %info.id,
+            user_id = user_id.as_deref(),
+            "request"
+        );
+        Ok(resp)
+    }
+}
+
+/// The answer to a panic inside a handler: a 500 envelope with the request id.
+#[derive(Clone, Copy, Debug)]
+pub struct PanicToEnvelope;
+
+impl poem::middleware::PanicHandler for PanicToEnvelope {
+    type Response = Response;
+    fn get_response(&self, _panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+        ApiError::internal(&"a handler panicked").into_response()
+    }
+}
+
+/// Refuses request bodies over a size with 413: by `Content-Length` when sent, else
+/// while reading the body (which is then buffered, at most `max` bytes).
+pub struct BodyLimit {
+    max: usize,
+}
+
+impl BodyLimit {
+    /// A limit of `max` bytes.
+    pub fn new(max: usize) -> Self {
+        Self { max }
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for BodyLimit {
+    type Output = BodyLimitEndpoint<E>;
+    fn transform(&self, next: E) -> Self::Output {
+        BodyLimitEndpoint { next, max: self.max }
+    }
+}
+
+/// The endpoint [`BodyLimit`] wraps.
+pub struct BodyLimitEndpoint<E> {
+    next: E,
+    max: usize,
+}
+
+impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
+    type Output = E::Output;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Self::Output> {
+        let too_large = || poem::Error::from_status(poem::http::StatusCode::PAYLOAD_TOO_LARGE);
+        let declared = req.header("content-length").map(|v| v.parse::<u64>());
+        match declared {
+            Some(Ok(len)) if len > self.max as u64 => return Err(too_large()),
+            Some(Ok(_)) => {}
+            Some(Err(_)) => return Err(poem::Error::from_status(poem::http::StatusCode::BAD_REQUEST)),
+            None => {
+                let body = req.take_body().into_bytes_limit(self.max).await.map_err(|_| too_large())?;
+                req.set_body(body);
+            }
+        }
+        self.next.call(req).await
+    }
+}

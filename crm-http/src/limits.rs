@@ -1,0 +1,113 @@
+//! In-process rate limiting (GCRA, through `governor`) behind the core's
+//! [`RateLimiter`] contract, and the limits the server applies.
+
+use std::{
+    num::NonZeroU32,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_trait::async_trait;
+use crm_core::rate_limit::{RateDecision, RateLimiter};
+use governor::{
+    Quota,
+    clock::{Clock, DefaultClock},
+    middleware::StateInformationMiddleware,
+    state::keyed::DefaultKeyedStateStore,
+};
+
+type Keyed = governor::RateLimiter<String, DefaultKeyedStateStore<String>, DefaultClock, StateInformationMiddleware>;
+
+/// Forget idle keys after this many checks, so memory follows active callers only.
+const RETAIN_EVERY: u64 = 4096;
+
+/// A per-key GCRA limiter in process memory: `per_minute` requests a minute, bursting
+/// up to the same number.
+pub struct GcraLimiter {
+    limiter: Keyed,
+    limit: u32,
+    checks: AtomicU64,
+}
+
+impl std::fmt::Debug for GcraLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GcraLimiter").field("per_minute", &self.limit).finish_non_exhaustive()
+    }
+}
+
+impl GcraLimiter {
+    /// A limiter of `per_minute` requests a minute per key (at least 1).
+    pub fn per_minute(per_minute: u32) -> Self {
+        let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        let limiter =
+            governor::RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
+        Self { limiter, limit: n.get(), checks: AtomicU64::new(0) }
+    }
+
+    /// Shared, for the server's limits.
+    pub fn shared(per_minute: u32) -> Arc<dyn RateLimiter> {
+        Arc::new(Self::per_minute(per_minute))
+    }
+}
+
+#[async_trait]
+impl RateLimiter for GcraLimiter {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn check(&self, key: &str) -> crm_core::Result<RateDecision> {
+        if self.checks.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
+            self.limiter.retain_recent();
+        }
+        let refill = Duration::from_secs(60) / self.limit;
+        Ok(match self.limiter.check_key(&key.to_owned()) {
+            Ok(state) => RateDecision {
+                allowed: true,
+                limit: self.limit,
+                remaining: state.remaining_burst_capacity(),
+                reset_after: refill,
+            },
+            Err(not_until) => RateDecision {
+                allowed: false,
+                limit: self.limit,
+                remaining: 0,
+                reset_after: not_until.wait_time_from(DefaultClock::default().now()),
+            },
+        })
+    }
+}
+
+/// Every limit the server applies, each a pluggable [`RateLimiter`].
+#[derive(Clone)]
+pub struct Limits {
+    /// Requests per client IP (every route).
+    pub per_ip: Arc<dyn RateLimiter>,
+    /// Requests per authenticated user or API key.
+    pub per_user: Arc<dyn RateLimiter>,
+    /// Sign-in attempts per client IP.
+    pub login_per_ip: Arc<dyn RateLimiter>,
+    /// Sign-in attempts per account (tenant and email).
+    pub login_per_account: Arc<dyn RateLimiter>,
+}
+
+impl std::fmt::Debug for Limits {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Limits").field("backend", &self.per_ip.name()).finish_non_exhaustive()
+    }
+}
+
+impl Limits {
+    /// In-process limits with these rates (per minute).
+    pub fn in_memory(per_ip: u32, per_user: u32, logins: u32) -> Self {
+        Self {
+            per_ip: GcraLimiter::shared(per_ip),
+            per_user: GcraLimiter::shared(per_user),
+            login_per_ip: GcraLimiter::shared(logins.saturating_mul(3)),
+            login_per_account: GcraLimiter::shared(logins),
+        }
+    }
+}

@@ -1,0 +1,204 @@
+//! Running `crm-server`: open the storage, settle the JWT secret and the first tenant,
+//! serve until SIGTERM/SIGINT, and let in-flight requests finish.
+
+use std::{io, path::Path, sync::Arc, time::Duration};
+
+use crm_core::{Crm, TenantId, users::Bootstrap};
+use poem::{
+    Server,
+    listener::{Acceptor, Listener, TcpListener},
+    web::cookie::SameSite,
+};
+
+use crate::{
+    AppCtx, AppOptions,
+    auth::{CookiePolicy, MIN_SECRET_LEN, TokenKeys},
+    config::{Config, SameSitePolicy},
+    limits::Limits,
+    storage_url::{StorageUrlError, is_persistent, open_storage},
+};
+
+/// Why the server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The storage URL cannot be opened.
+    #[error(transparent)]
+    Storage(#[from] StorageUrlError),
+    /// The JWT secret is too short.
+    #[error(transparent)]
+    Secret(#[from] crate::auth::SecretTooShort),
+    /// The first tenant could not be created.
+    #[error("bootstrap failed: {0}")]
+    Bootstrap(crm_core::CrmError),
+    /// A file or socket could not be used.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done.
+        context: String,
+        /// The error.
+        source: io::Error,
+    },
+}
+
+fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServerError {
+    let context = context.into();
+    move |source| ServerError::Io { context, source }
+}
+
+fn random_hex(bytes: usize) -> Result<String, ServerError> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf).map_err(|e| ServerError::Io { context: "randomness".into(), source: e.into() })?;
+    Ok(hex::encode(buf))
+}
+
+/// The configured secret; else the one kept in the data directory; else a new one,
+/// kept there for the next start when the storage outlives the process.
+fn jwt_secret(config: &Config, persistent: bool) -> Result<Vec<u8>, ServerError> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    let path = config.data_dir.join("jwt-secret");
+    if let Some(kept) = persistent.then(|| std::fs::read_to_string(&path).ok()).flatten() {
+        return Ok(kept.trim().as_bytes().to_vec());
+    }
+    let secret = random_hex(MIN_SECRET_LEN * 2)?;
+    if persistent {
+        std::fs::create_dir_all(&config.data_dir).map_err(io_err(format!("create {}", config.data_dir.display())))?;
+        write_private(&path, &secret)?;
+        tracing::warn!(path = %path.display(), "no JWT secret configured: generated one and kept it beside the data");
+    } else {
+        tracing::warn!("no JWT secret configured: using a random one for this run (tokens end with the process)");
+    }
+    Ok(secret.into_bytes())
+}
+
+fn write_private(path: &Path, contents: &str) -> Result<(), ServerError> {
+    std::fs::write(path, contents).map_err(io_err(format!("write {}", path.display())))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+            .map_err(io_err(format!("chmod {}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// What the first start created, to print once.
+#[derive(Debug)]
+pub struct FirstStart {
+    /// The admin's email.
+    pub email: String,
+    /// The admin's password when it was generated (printed once, never stored).
+    pub generated_password: Option<String>,
+}
+
+/// The tenant to serve: the one bootstrapped earlier (kept in the data directory for
+/// persistent storage), or a new one with its admin.
+async fn tenant(crm: &Crm, config: &Config, persistent: bool) -> Result<(TenantId, Option<FirstStart>), ServerError> {
+    let path = config.data_dir.join("tenant-id");
+    let kept = persistent.then(|| std::fs::read_to_string(&path).ok()).flatten();
+    if let Some(id) = kept.and_then(|s| uuid::Uuid::parse_str(s.trim()).ok()) {
+        return Ok((TenantId(id), None));
+    }
+    let generated = match &config.admin_password {
+        Some(_) => None,
+        None => Some(random_hex(12)?),
+    };
+    let password = config.admin_password.clone().or_else(|| generated.clone()).unwrap_or_default();
+    let (tenant, _, _) = crm
+        .users()
+        .bootstrap(Bootstrap {
+            tenant_name: config.tenant_name.clone(),
+            admin_email: config.admin_email.clone(),
+            admin_password: password,
+            admin_first_name: "Admin".into(),
+            admin_last_name: "User".into(),
+        })
+        .await
+        .map_err(ServerError::Bootstrap)?;
+    let tenant = TenantId(tenant.meta.id);
+    if persistent {
+        std::fs::create_dir_all(&config.data_dir).map_err(io_err(format!("create {}", config.data_dir.display())))?;
+        write_private(&path, &tenant.to_string())?;
+    }
+    Ok((tenant, Some(FirstStart { email: config.admin_email.clone(), generated_password: generated })))
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let interrupt = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn run(config: Config) -> Result<(), ServerError> {
+    let persistent = is_persistent(&config.storage);
+    let storage = open_storage(&config.storage).await?;
+    let crm = Crm::new(storage);
+    let tokens = TokenKeys::new(&jwt_secret(&config, persistent)?, &config.jwt_issuer)?;
+    let (tenant, first_start) = tenant(&crm, &config, persistent).await?;
+    let same_site = match config.cookie_same_site {
+        SameSitePolicy::Strict => SameSite::Strict,
+        SameSitePolicy::Lax => SameSite::Lax,
+        SameSitePolicy::None => SameSite::None,
+    };
+    let ctx = Arc::new(AppCtx {
+        crm,
+        tokens,
+        limits: Limits::in_memory(config.rate_limit_ip, config.rate_limit_user, config.login_attempts),
+        cookies: CookiePolicy { secure: config.cookie_secure, same_site },
+        default_tenant: Some(tenant),
+    });
+    let options = AppOptions { cors_origins: config.cors_origins.clone(), body_limit: config.body_limit };
+    let app = crate::build(ctx, &options);
+    let acceptor =
+        TcpListener::bind(config.bind).into_acceptor().await.map_err(io_err(format!("bind {}", config.bind)))?;
+    let addr = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .map_or_else(|| config.bind.to_string(), |a| a.to_string());
+    print_banner(&addr, &config, first_start.as_ref());
+    Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(config.shutdown_grace_secs)))
+        .await
+        .map_err(io_err("serve"))
+}
+
+/// Where to go and how to sign in, on standard output.
+fn print_banner(addr: &str, config: &Config, first_start: Option<&FirstStart>) {
+    println!("crm-server listening on http://{addr}");
+    println!("  API:      http://{addr}/api/v1   (spec: /api/v1/openapi.json, docs: http://{addr}/docs)");
+    println!("  storage:  {}", config.storage);
+    match first_start {
+        Some(FirstStart { email, generated_password: Some(password) }) => {
+            println!("  first start: created the admin {email} with the password {password}");
+            println!("  (shown once; change it with POST /api/v1/auth/change-password)");
+        }
+        Some(FirstStart { email, generated_password: None }) => {
+            println!("  first start: created the admin {email} with the configured password");
+        }
+        None => println!("  sign in with the admin created at the first start"),
+    }
+    println!(
+        "  sign in:  curl -s http://{addr}/api/v1/auth/login -H 'content-type: application/json' -d '{{\"email\":\"{}\",\"password\":\"…\"}}'",
+        config.admin_email
+    );
+}

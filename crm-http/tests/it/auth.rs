@@ -1,0 +1,245 @@
+//! Sign-in, refresh rotation and reuse, sign-out, token checks, API keys, throttling.
+
+use chrono::Utc;
+use crm_http::auth::{Claims, SecretTooShort, TokenKeys};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use poem::http::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::{Body, ISSUER, SECRET, harness, harness_with};
+
+async fn login(h: &crate::support::Harness, email: &str, password: &str) -> crate::support::Reply {
+    h.call(Method::POST, "/api/v1/auth/login", &[], Body::Json(json!({ "email": email, "password": password }))).await
+}
+
+#[tokio::test]
+async fn login_returns_tokens_in_the_body_and_as_http_only_cookies() {
+    let h = harness().await;
+    let reply = login(&h, "manager@acme.test", "user-password").await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let data = reply.data();
+    assert_eq!(data["token_type"], "Bearer");
+    assert_eq!(data["expires_in"], 900);
+    assert_eq!(data["user"]["email"], "manager@acme.test");
+    assert!(data["user"].get("password_hash").is_none(), "the hash never leaves: {}", data["user"]);
+    let cookies: Vec<&str> = reply.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(cookies.iter().all(|c| c.contains("HttpOnly") && c.contains("SameSite=Lax")), "{cookies:?}");
+    assert!(cookies.iter().any(|c| c.starts_with("crm_access=") && c.contains("Max-Age=900")));
+    assert!(cookies.iter().any(|c| c.starts_with("crm_refresh=") && c.contains("Path=/api/v1/auth")));
+    // The access token works as a bearer token and as the cookie.
+    let access = data["access_token"].as_str().unwrap();
+    let me = h.get(access, "/api/v1/auth/me").await;
+    assert_eq!((me.status, me.data()["role"].as_str()), (StatusCode::OK, Some("manager")));
+    let cookie = format!("crm_access={access}");
+    let me = h.call(Method::GET, "/api/v1/auth/me", &[("cookie", &cookie)], Body::None).await;
+    assert_eq!(me.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
+    let h = harness().await;
+    let wrong = login(&h, "manager@acme.test", "not-the-password").await;
+    let unknown = login(&h, "nobody@acme.test", "not-the-password").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert_eq!((wrong.status, &wrong.body["error"]["message"]), (unknown.status, &unknown.body["error"]["message"]));
+    assert!(wrong.headers.get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn refresh_rotates_and_a_reused_token_revokes_the_session() {
+    let h = harness().await;
+    let first = login(&h, "user@acme.test", "user-password").await;
+    let refresh1 = first.data()["refresh_token"].as_str().unwrap().to_owned();
+    let access1 = first.data()["access_token"].as_str().unwrap().to_owned();
+    let second =
+        h.call(Method::POST, "/api/v1/auth/refresh", &[], Body::Json(json!({ "refresh_token": refresh1 }))).await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    let refresh2 = second.data()["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(refresh1, refresh2);
+    // The refresh cookie works too.
+    let cookie = format!("crm_refresh={refresh2}");
+    let third = h.call(Method::POST, "/api/v1/auth/refresh", &[("cookie", &cookie)], Body::Json(json!({}))).await;
+    assert_eq!(third.status, StatusCode::OK, "{:?}", third.body);
+    let refresh3 = third.data()["refresh_token"].as_str().unwrap().to_owned();
+    // Presenting the first token again: refused, and the whole session dies.
+    let reuse =
+        h.call(Method::POST, "/api/v1/auth/refresh", &[], Body::Json(json!({ "refresh_token": refresh1 }))).await;
+    assert_eq!(reuse.status, StatusCode::UNAUTHORIZED);
+    let after =
+        h.call(Method::POST, "/api/v1/auth/refresh", &[], Body::Json(json!({ "refresh_token": refresh3 }))).await;
+    assert_eq!(after.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.get(&access1, "/api/v1/auth/me").await.status,
+        StatusCode::UNAUTHORIZED,
+        "access ends with the session"
+    );
+}
+
+#[tokio::test]
+async fn logout_revokes_the_session_and_clears_the_cookies() {
+    let h = harness().await;
+    let signed_in = login(&h, "user@acme.test", "user-password").await;
+    let access = signed_in.data()["access_token"].as_str().unwrap().to_owned();
+    let refresh = signed_in.data()["refresh_token"].as_str().unwrap().to_owned();
+    let out = h.post(&access, "/api/v1/auth/logout", json!({})).await;
+    assert_eq!(out.status, StatusCode::OK, "{:?}", out.body);
+    let cleared: Vec<&str> = out.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
+    assert!(cleared.iter().all(|c| c.contains("Max-Age=0")), "{cleared:?}");
+    assert_eq!(h.get(&access, "/api/v1/auth/me").await.status, StatusCode::UNAUTHORIZED);
+    let again =
+        h.call(Method::POST, "/api/v1/auth/refresh", &[], Body::Json(json!({ "refresh_token": refresh }))).await;
+    assert_eq!(again.status, StatusCode::UNAUTHORIZED);
+}
+
+fn claims_for(h: &crate::support::Harness, sid: uuid::Uuid, iss: &str, exp_offset: i64, nbf_offset: i64) -> Claims {
+    let now = Utc::now().timestamp();
+    Claims {
+        sub: h.w.user.user_id().uuid(),
+        tid: h.w.user.tenant_id().0,
+        sid,
+        iss: iss.into(),
+        iat: now,
+        nbf: now + nbf_offset,
+        exp: now + exp_offset,
+    }
+}
+
+#[tokio::test]
+async fn expired_early_tampered_foreign_and_unsigned_tokens_are_401() {
+    let h = harness().await;
+    let sid = h.w.crm.sessions().start(&h.w.user).await.unwrap().session.meta.id;
+    let key = EncodingKey::from_secret(SECRET);
+    let sign = |claims: &Claims, alg: Algorithm| jsonwebtoken::encode(&Header::new(alg), claims, &key).unwrap();
+    let good = sign(&claims_for(&h, sid, ISSUER, 600, 0), Algorithm::HS256);
+    assert_eq!(h.get(&good, "/api/v1/auth/me").await.status, StatusCode::OK, "the control token works");
+    let expired = sign(&claims_for(&h, sid, ISSUER, -600, -900), Algorithm::HS256);
+    let not_yet = sign(&claims_for(&h, sid, ISSUER, 1200, 600), Algorithm::HS256);
+    let wrong_issuer = sign(&claims_for(&h, sid, "someone-else", 600, 0), Algorithm::HS256);
+    let other_alg = sign(&claims_for(&h, sid, ISSUER, 600, 0), Algorithm::HS512);
+    let wrong_key = jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims_for(&h, sid, ISSUER, 600, 0),
+        &EncodingKey::from_secret(b"another-secret-another-secret-another"),
+    )
+    .unwrap();
+    // `alg: none`: the same claims, no signature.
+    let b64 = |bytes: &[u8]| {
+        use std::fmt::Write;
+        let table = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+            for i in 0..=chunk.len() {
+                let _ = out.write_char(table[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    };
+    let payload = serde_json::to_vec(&claims_for(&h, sid, ISSUER, 600, 0)).unwrap();
+    let unsigned = format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT"}"#), b64(&payload));
+    let mut tampered = good.clone().into_bytes();
+    let middle = good.find('.').unwrap() + 5;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    for (name, token) in [
+        ("expired", expired),
+        ("not yet valid", not_yet),
+        ("wrong issuer", wrong_issuer),
+        ("HS512", other_alg),
+        ("wrong key", wrong_key),
+        ("alg none", unsigned),
+        ("tampered", tampered),
+        ("garbage", "abc.def.ghi".into()),
+    ] {
+        let reply = h.get(&token, "/api/v1/auth/me").await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{name}: {:?}", reply.body);
+    }
+    let none = h.call(Method::GET, "/api/v1/contacts", &[], Body::None).await;
+    assert_eq!((none.status, none.code()), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+}
+
+#[tokio::test]
+async fn short_jwt_secrets_are_refused() {
+    assert!(matches!(TokenKeys::new(b"only-31-bytes-long-secret-12345", ISSUER), Err(SecretTooShort(31))));
+    assert!(TokenKeys::new(&[7u8; 32], ISSUER).is_ok());
+}
+
+#[tokio::test]
+async fn api_keys_work_by_header_and_bearer_within_their_scopes() {
+    let h = harness().await;
+    let admin = h.token(&h.w.admin).await;
+    let created = h
+        .post(&admin, "/api/v1/api-keys", json!({ "name": "sync", "scopes": ["contacts:read"], "expires_at": null }))
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{:?}", created.body);
+    let key = created.data()["token"].as_str().unwrap().to_owned();
+    assert!(created.data().get("secret_hash").is_none());
+    let by_header = h.call(Method::GET, "/api/v1/contacts", &[("x-api-key", &key)], Body::None).await;
+    assert_eq!(by_header.status, StatusCode::OK, "{:?}", by_header.body);
+    assert_eq!(h.get(&key, "/api/v1/contacts").await.status, StatusCode::OK, "as a bearer token");
+    // Outside its scopes: forbidden, though its owner (the admin) may.
+    assert_eq!(h.get(&key, "/api/v1/deals").await.status, StatusCode::FORBIDDEN);
+    let write = h.post(&key, "/api/v1/contacts", json!({ "first_name": "A", "last_name": "B" })).await;
+    assert_eq!(write.status, StatusCode::FORBIDDEN);
+    // An API key has no session to end.
+    assert_eq!(h.post(&key, "/api/v1/auth/logout", json!({})).await.status, StatusCode::BAD_REQUEST);
+    // Revoked: 401.
+    let id = created.id();
+    assert_eq!(h.post(&admin, &format!("/api/v1/api-keys/{id}/revoke"), json!({})).await.status, StatusCode::OK);
+    let revoked = h.call(Method::GET, "/api/v1/contacts", &[("x-api-key", &key)], Body::None).await;
+    assert_eq!(revoked.status, StatusCode::UNAUTHORIZED);
+    let bogus = h.call(Method::GET, "/api/v1/contacts", &[("x-api-key", "crm_nonsense")], Body::None).await;
+    assert_eq!(bogus.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn change_password_checks_the_current_one() {
+    let h = harness().await;
+    let token = h.token(&h.w.user).await;
+    let wrong = h
+        .post(
+            &token,
+            "/api/v1/auth/change-password",
+            json!({ "current_password": "nope-nope", "new_password": "brand-new-pass" }),
+        )
+        .await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(wrong.body["error"]["details"][0]["field"], "current_password");
+    let ok = h
+        .post(
+            &token,
+            "/api/v1/auth/change-password",
+            json!({ "current_password": "user-password", "new_password": "brand-new-pass" }),
+        )
+        .await;
+    assert_eq!(ok.status, StatusCode::OK, "{:?}", ok.body);
+    assert_eq!(login(&h, "user@acme.test", "brand-new-pass").await.status, StatusCode::OK);
+    assert_eq!(login(&h, "user@acme.test", "user-password").await.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn logins_are_throttled_per_account() {
+    let h = harness_with(crm_http::limits::Limits::in_memory(1000, 1000, 3), Default::default()).await;
+    for _ in 0..3 {
+        assert_eq!(login(&h, "user@acme.test", "wrong-password").await.status, StatusCode::UNAUTHORIZED);
+    }
+    let throttled = login(&h, "user@acme.test", "user-password").await;
+    assert_eq!(throttled.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(throttled.header("retry-after").is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
+    // Another account is not affected.
+    assert_eq!(login(&h, "manager@acme.test", "user-password").await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn each_user_is_rate_limited_with_ratelimit_headers() {
+    let h = harness_with(crm_http::limits::Limits::in_memory(1000, 2, 1000), Default::default()).await;
+    let token = h.token(&h.w.user).await;
+    assert_eq!(h.get(&token, "/api/v1/contacts").await.status, StatusCode::OK);
+    assert_eq!(h.get(&token, "/api/v1/contacts").await.status, StatusCode::OK);
+    let limited = h.get(&token, "/api/v1/contacts").await;
+    assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(limited.header("retry-after").is_some());
+    let other = h.token(&h.w.manager).await;
+    assert_eq!(h.get(&other, "/api/v1/contacts").await.status, StatusCode::OK, "others are not affected");
+}

@@ -1,0 +1,11 @@
+//! crm-http's integration tests: one binary, one module per concern. Everything runs
+//! through poem's test client over in-memory storage, except `binary`, which starts
+//! the real `crm-server` on a free port of 127.0.0.1.
+
+// Test code may unwrap: a panic is a failed test with its message.
+#![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
+
+mod auth;
+mod errors;
+mod resources;
+mod support;
