@@ -46,6 +46,9 @@ use uuid::Uuid;
 
 use crate::{error::map, schema::Table};
 
+/// How long a pooled connection may sit idle before it is tested on acquire.
+const IDLE_BEFORE_PING: Duration = Duration::from_millis(250);
+
 /// The schema migrations, embedded in the binary.
 static MIGRATOR: Migrator = sqlx::migrate!();
 
@@ -92,7 +95,18 @@ impl PostgresStorage {
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections.max(1))
             .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(true)
+            // A connection is tested (one round trip) only after it sat idle for a while:
+            // busy connections are known good (the pool pings them on release), and a
+            // stale one from before a server restart is found and replaced here.
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > IDLE_BEFORE_PING {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect_with(connect)
             .await
             .map_err(map)?;

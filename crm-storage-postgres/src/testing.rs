@@ -154,6 +154,7 @@ fn template(bin: &Path) -> Result<PathBuf, String> {
 /// A running PostgreSQL server reached through a unix socket.
 pub struct TestServer {
     bin: PathBuf,
+    durable: bool,
     dir: PathBuf,
     /// Closing it (dropping the server, or the process exiting) makes the watchdog stop
     /// the server and delete its directory.
@@ -167,9 +168,21 @@ impl std::fmt::Debug for TestServer {
 }
 
 impl TestServer {
-    /// Starts a new server from a copy of the template data directory. Blocking (a
-    /// fraction of a second); call it from `spawn_blocking` in async code that cares.
+    /// Starts a new server from a copy of the template data directory, tuned for tests
+    /// (`fsync=off`: a crash of the machine may lose its data, which is thrown away
+    /// anyway). Blocking (a fraction of a second); call it from `spawn_blocking` in
+    /// async code.
     pub fn start() -> Result<Self, String> {
+        Self::start_with(false)
+    }
+
+    /// Starts a server with PostgreSQL's default durability (`fsync`, synchronous
+    /// commits): for benchmarks whose write figures must mean something.
+    pub fn start_durable() -> Result<Self, String> {
+        Self::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> Result<Self, String> {
         let bin = bin_dir()?;
         let template = template(&bin)?;
         let dir = owned_dir("crm-pg-")?;
@@ -194,7 +207,7 @@ impl TestServer {
             .spawn()
             .map_err(|e| fail("starting the watchdog", e))?;
         let stdin = child.stdin.take().ok_or_else(|| fail("starting the watchdog", "no stdin"))?;
-        let server = Self { bin, dir, watchdog: Mutex::new(Some((child, stdin))) };
+        let server = Self { bin, durable, dir, watchdog: Mutex::new(Some((child, stdin))) };
         server.start_postgres()?;
         Ok(server)
     }
@@ -209,9 +222,9 @@ impl TestServer {
             .arg(self.dir.join("server.log"))
             .args(["-w", "-t", "60", "-o"])
             .arg(format!(
-                "-k {} -c listen_addresses='' -p 5432 -c fsync=off -c synchronous_commit=off \
-                 -c full_page_writes=off -c max_connections=200 -c shared_buffers=128MB",
-                self.dir.display()
+                "-k {} -c listen_addresses='' -p 5432 -c max_connections=200 -c shared_buffers=256MB {}",
+                self.dir.display(),
+                if self.durable { "" } else { "-c fsync=off -c synchronous_commit=off -c full_page_writes=off" }
             ));
         run(pg_ctl, "pg_ctl start").map_err(|e| {
             let log = std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default();

@@ -1,0 +1,279 @@
+//! The PostgreSQL adapter with 1M contacts, on a throwaway server it starts itself
+//! (default durability: `fsync` and synchronous commits on):
+//! get by id, a filtered page of 50 (first page, and page 10,000 reached by cursor),
+//! insert, and bulk import of 100k contacts. In the same run, `pgbench -S` on the same
+//! server gives the database's own point-read limit, and the adapter's concurrent
+//! get-by-id throughput is measured the same way, so the ratio says how close it gets.
+//!
+//! `cargo bench -p crm-benches --bench postgres`
+//! (`CRM_BENCH_CONTACTS=100000` for a smaller data set.)
+
+use std::{
+    hint::black_box,
+    process::Command,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use crm_core::{
+    Meta,
+    companies::{Company, NewCompany},
+    conformance::World,
+    contacts::Contact,
+    entity::{Entity, to_record},
+    storage::{Cursor, EntityKind, Filter, ListQuery, Record, Storage, WriteBatch, WriteOp},
+};
+use crm_storage_postgres::{
+    PostgresStorage,
+    testing::{Target, TestServer, create_database},
+};
+use tokio::runtime::Runtime;
+use uuid::Uuid;
+
+const COMPANIES: usize = 100;
+const LOAD_BATCH: usize = 50_000;
+const BULK: usize = 100_000;
+const DEEP_PAGE: usize = 10_000;
+
+fn contacts() -> usize {
+    std::env::var("CRM_BENCH_CONTACTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+}
+
+/// The `i`-th contact record of the data set (same shape as the core benches).
+fn contact(w: &World, i: usize, company: &Company) -> Record {
+    let c = Contact {
+        meta: Meta::new(w.admin.tenant_id(), w.crm.now()),
+        first_name: format!("First{i}"),
+        last_name: format!("Last{:04}", i % 5000),
+        email: Some(format!("contact{i}@bench.test")),
+        phone: None,
+        position: None,
+        company_id: Some(company.id()),
+        owner_id: w.admin.user_id(),
+        lead_id: None,
+    };
+    to_record(&c).expect("contact record")
+}
+
+async fn import(s: &dyn Storage, w: &World, companies: &[Company], from: usize, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(n);
+    let mut i = from;
+    while i < from + n {
+        let end = (i + LOAD_BATCH).min(from + n);
+        let ops: Vec<WriteOp> =
+            (i..end).map(|k| WriteOp::Insert(contact(w, k, &companies[k % companies.len()]))).collect();
+        ids.extend(ops.iter().map(|op| op.target().1));
+        s.commit(w.admin.tenant_id(), WriteBatch { ops, ..WriteBatch::default() }).await.expect("bulk import");
+        i = end;
+    }
+    ids
+}
+
+/// `pgbench -S -c16 -j2 -T 10` against the server, in its own database; returns TPS.
+fn pgbench_select_only(server: &TestServer) -> f64 {
+    let bin = server.bin_dir().join("pgbench");
+    let pgbench = if bin.is_file() { bin } else { "pgbench".into() };
+    let host = server.socket_dir().display().to_string();
+    let run = |args: &[&str]| {
+        let mut cmd =
+            if std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false) {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(&pgbench);
+                c
+            } else {
+                Command::new(&pgbench)
+            };
+        let out = cmd.args(["-h", &host, "-p", "5432", "-U", "postgres"]).args(args).output().expect("run pgbench");
+        assert!(out.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let createdb = server.bin_dir().join("createdb");
+    let status = Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(createdb)
+        .args(["-h", &host, "-p", "5432", "-U", "postgres", "pgbench"])
+        .status()
+        .expect("createdb");
+    assert!(status.success(), "createdb pgbench failed");
+    run(&["-i", "-q", "-s", "10", "pgbench"]);
+    let out = run(&["-S", "-c", "16", "-j", "2", "-T", "10", "pgbench"]);
+    println!("pgbench -S -c16 -j2 -T10 (scale 10):\n{out}");
+    out.lines()
+        .find_map(|l| l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()))
+        .expect("tps in pgbench output")
+}
+
+/// Point reads by id from 16 concurrent tasks for `secs` seconds; returns reads/s.
+async fn adapter_reads_per_second(s: Arc<dyn Storage>, w: &World, ids: Arc<Vec<Uuid>>, secs: u64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(secs);
+    let tenant = w.admin.tenant_id();
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let (s, ids, done) = (s.clone(), ids.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut i = (t as usize) * 7919;
+                while Instant::now() < until {
+                    i = (i + 104_729) % ids.len();
+                    s.get(tenant, EntityKind::Contact, ids[i]).await.expect("get").expect("present");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("reader");
+    }
+    done.load(Ordering::Relaxed) as f64 / secs as f64
+}
+
+fn postgres(c: &mut Criterion) {
+    let n = contacts();
+    let server = TestServer::start_durable().unwrap_or_else(|e| panic!("{e}"));
+    let rt = Runtime::new().expect("tokio runtime");
+    let (storage, world, companies, ids) = rt.block_on(async {
+        let url = create_database(&Target::External(server.url("postgres"))).await.expect("create database");
+        let storage = Arc::new(PostgresStorage::connect(&url).await.expect("connect"));
+        let s: Arc<dyn Storage> = storage.clone();
+        let world = World::new(s.clone()).await;
+        let mut companies = Vec::with_capacity(COMPANIES);
+        for i in 0..COMPANIES {
+            let input = NewCompany { name: format!("Company {i:05}"), ..NewCompany::default() };
+            companies.push(world.crm.companies().create(&world.admin, input).await.expect("company"));
+        }
+        let started = Instant::now();
+        let ids = import(s.as_ref(), &world, &companies, 0, n).await;
+        let took = started.elapsed();
+        println!(
+            "loaded {n} contacts through the bulk path in {:.1} s ({:.0} rows/s)",
+            took.as_secs_f64(),
+            n as f64 / took.as_secs_f64()
+        );
+        let pool = sqlx::PgPool::connect(&url).await.expect("connect for analyze");
+        sqlx::query("VACUUM ANALYZE").execute(&pool).await.expect("vacuum analyze");
+        pool.close().await;
+        (storage, world, companies, ids)
+    });
+    let s: Arc<dyn Storage> = storage.clone();
+    let tenant = world.admin.tenant_id();
+    let ids = Arc::new(ids);
+
+    let mut group = c.benchmark_group(format!("postgres_{n}_contacts"));
+    let mut i = 0;
+    group.bench_function("get_by_id", |b| {
+        b.to_async(&rt).iter(|| {
+            i = (i + 7919) % ids.len();
+            let (s, id) = (s.clone(), ids[i]);
+            async move { black_box(s.get(tenant, EntityKind::Contact, id).await.expect("get")) }
+        })
+    });
+
+    let mut k = 0;
+    group.bench_function("page_of_50_by_company_first", |b| {
+        b.to_async(&rt).iter(|| {
+            k = (k + 1) % COMPANIES;
+            let (s, company) = (s.clone(), companies[k].id());
+            async move {
+                let q = ListQuery::filtered(vec![Filter::eq("company_id", company)]);
+                black_box(s.list(tenant, EntityKind::Contact, &q).await.expect("page"))
+            }
+        })
+    });
+
+    // Page 10,000 of the owner's contacts (sorted by last name), reached by walking
+    // the cursor: after 499,950 rows.
+    let by_owner = ListQuery {
+        sort: crm_core::storage::Sort { field: Some("last_name"), descending: false },
+        ..ListQuery::filtered(vec![Filter::eq("owner_id", world.admin.user_id())])
+    };
+    let deep: Option<Cursor> = rt.block_on(async {
+        let mut q = ListQuery { limit: 5_000, ..by_owner.clone() };
+        let mut cursor = None;
+        let mut skipped = 0;
+        while skipped < (DEEP_PAGE - 1) * 50 {
+            q.limit = ((DEEP_PAGE - 1) * 50 - skipped).min(5_000);
+            q.after = cursor.clone();
+            let page = s.list(tenant, EntityKind::Contact, &q).await.expect("walk");
+            skipped += page.items.len();
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => return None,
+            }
+        }
+        cursor
+    });
+    match deep {
+        Some(cursor) => {
+            group.bench_function("page_of_50_by_owner_sorted_page_10000", |b| {
+                b.to_async(&rt).iter(|| {
+                    let s = s.clone();
+                    let q = ListQuery { after: Some(cursor.clone()), ..by_owner.clone() };
+                    async move {
+                        let page = s.list(tenant, EntityKind::Contact, &q).await.expect("deep page");
+                        assert_eq!(page.items.len(), 50);
+                        black_box(page)
+                    }
+                })
+            });
+        }
+        None => println!("fewer than {} contacts: no page {DEEP_PAGE}", DEEP_PAGE * 50),
+    }
+
+    let mut next = n;
+    group.bench_function("insert_one_contact", |b| {
+        b.to_async(&rt).iter(|| {
+            next += 1;
+            let record = contact(&world, next, &companies[next % COMPANIES]);
+            let s = s.clone();
+            async move {
+                let batch = WriteBatch { ops: vec![WriteOp::Insert(record)], ..WriteBatch::default() };
+                s.commit(tenant, batch).await.expect("insert")
+            }
+        })
+    });
+    group.finish();
+
+    let mut bulk = c.benchmark_group(format!("postgres_{n}_contacts_bulk"));
+    bulk.sample_size(10).measurement_time(Duration::from_secs(20)).warm_up_time(Duration::from_millis(1));
+    let mut from = 2 * n;
+    bulk.bench_function("import_100k_contacts", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (s, world, companies) = (s.clone(), &world, &companies);
+            let start = from;
+            from += BULK * iters as usize;
+            async move {
+                let started = Instant::now();
+                for j in 0..iters as usize {
+                    import(s.as_ref(), world, companies, start + j * BULK, BULK).await;
+                }
+                started.elapsed()
+            }
+        })
+    });
+    bulk.finish();
+
+    // The database's own limit for point reads, and the adapter's, measured alike.
+    let pgbench_tps = pgbench_select_only(&server);
+    let adapter = rt.block_on(adapter_reads_per_second(s.clone(), &world, ids.clone(), 10));
+    println!(
+        "point reads, 16 concurrent clients, 10 s: pgbench -S {pgbench_tps:.0} tps; adapter get_by_id {adapter:.0}/s \
+         = {:.0}% of pgbench",
+        100.0 * adapter / pgbench_tps
+    );
+    rt.block_on(storage.close());
+    drop(server);
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(30)
+        .measurement_time(Duration::from_secs(3))
+        .warm_up_time(Duration::from_millis(500));
+    targets = postgres
+}
+criterion_main!(benches);
