@@ -9,13 +9,17 @@ mod bulk;
 mod errors;
 mod restart;
 mod schema;
+mod search;
 
-use std::sync::Arc;
+/// The whole conformance suite, one fresh database per case.
+mod conformance_postgres {
+    use std::sync::Arc;
 
-use crm_core::storage::Storage;
-use crm_storage_postgres::testing::fresh_storage;
+    use crm_core::storage::Storage;
+    use crm_storage_postgres::testing::fresh_storage;
 
-crm_core::conformance_suite!(postgres, || async { Arc::new(fresh_storage().await) as Arc<dyn Storage> });
+    crm_core::conformance_suite!(postgres, || async { Arc::new(fresh_storage().await) as Arc<dyn Storage> });
+}
 
 /// Contacts of the world's tenant, built directly as records (not through services).
 pub(crate) fn contact_records(w: &crm_core::conformance::World, n: usize) -> Vec<crm_core::storage::Record> {
