@@ -10,7 +10,6 @@
 
 use std::{
     hint::black_box,
-    process::Command,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -75,32 +74,14 @@ async fn import(s: &dyn Storage, w: &World, companies: &[Company], from: usize, 
 
 /// `pgbench -S -c16 -j2 -T 10` against the server, in its own database; returns TPS.
 fn pgbench_select_only(server: &TestServer) -> f64 {
-    let bin = server.bin_dir().join("pgbench");
-    let pgbench = if bin.is_file() { bin } else { "pgbench".into() };
-    let host = server.socket_dir().display().to_string();
-    let run = |args: &[&str]| {
-        let mut cmd =
-            if std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false) {
-                let mut c = Command::new("runuser");
-                c.args(["-u", "postgres", "--"]).arg(&pgbench);
-                c
-            } else {
-                Command::new(&pgbench)
-            };
-        let out = cmd.args(["-h", &host, "-p", "5432", "-U", "postgres"]).args(args).output().expect("run pgbench");
-        assert!(out.status.success(), "pgbench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let run = |program: &str, args: &[&str]| {
+        let out = server.client(program).args(args).output().unwrap_or_else(|e| panic!("run {program}: {e}"));
+        assert!(out.status.success(), "{program} failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    let createdb = server.bin_dir().join("createdb");
-    let status = Command::new("runuser")
-        .args(["-u", "postgres", "--"])
-        .arg(createdb)
-        .args(["-h", &host, "-p", "5432", "-U", "postgres", "pgbench"])
-        .status()
-        .expect("createdb");
-    assert!(status.success(), "createdb pgbench failed");
-    run(&["-i", "-q", "-s", "10", "pgbench"]);
-    let out = run(&["-S", "-c", "16", "-j", "2", "-T", "10", "pgbench"]);
+    run("createdb", &["pgbench"]);
+    run("pgbench", &["-i", "-q", "-s", "10", "pgbench"]);
+    let out = run("pgbench", &["-S", "-c", "16", "-j", "2", "-T", "10", "pgbench"]);
     println!("pgbench -S -c16 -j2 -T10 (scale 10):\n{out}");
     out.lines()
         .find_map(|l| l.strip_prefix("tps = ").and_then(|r| r.split_whitespace().next()).and_then(|v| v.parse().ok()))

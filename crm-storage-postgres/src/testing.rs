@@ -120,9 +120,15 @@ fn owned_dir(prefix: &str) -> Result<PathBuf, String> {
 
 /// The initdb'd template data directory, made once per machine.
 fn template(bin: &Path) -> Result<PathBuf, String> {
-    let owner = if is_root() { "root" } else { "user" };
     let uid = std::fs::metadata("/proc/self").map(|m| m.uid()).unwrap_or(0);
-    let name = format!("crm-pg-template-v{TEMPLATE_VERSION}-{owner}{uid}");
+    // One template per PostgreSQL version: a data directory only works with its major.
+    let version = Command::new(bin.join("postgres"))
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let version: String = version.chars().filter(char::is_ascii_digit).take(6).collect();
+    let name = format!("crm-pg-template-v{TEMPLATE_VERSION}-pg{version}-uid{uid}");
     let path = std::env::temp_dir().join(name);
     if path.join("data").join("PG_VERSION").is_file() {
         return Ok(path);
@@ -252,6 +258,17 @@ impl TestServer {
     /// The directory of the PostgreSQL binaries used (for `pgbench`, `psql`).
     pub fn bin_dir(&self) -> &Path {
         &self.bin
+    }
+
+    /// A command running one of the PostgreSQL client programs (`pgbench`, `psql`,
+    /// `createdb`) against this server, as the server's OS user, with `-h`, `-p` and
+    /// `-U` already given.
+    pub fn client(&self, program: &str) -> Command {
+        let local = self.bin.join(program);
+        let path = if local.is_file() { local } else { PathBuf::from(program) };
+        let mut cmd = as_server_user(&path);
+        cmd.arg("-h").arg(&self.dir).args(["-p", "5432", "-U", "postgres"]);
+        cmd
     }
 
     /// A connection URL for a database on this server.
