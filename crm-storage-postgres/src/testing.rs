@@ -245,7 +245,15 @@ impl TestServer {
         run(pg_ctl, "pg_ctl stop")
     }
 
-    /// Starts the server again after [`TestServer::stop`].
+    /// Kills the server without a shutdown checkpoint (`immediate`: what a crash of
+    /// PostgreSQL looks like; it replays its WAL on the next start).
+    pub fn crash(&self) -> Result<(), String> {
+        let mut pg_ctl = as_server_user(&self.bin.join("pg_ctl"));
+        pg_ctl.arg("stop").arg("-D").arg(self.dir.join("data")).args(["-m", "immediate", "-w"]);
+        run(pg_ctl, "pg_ctl stop -m immediate")
+    }
+
+    /// Starts the server again after [`TestServer::stop`] or [`TestServer::crash`].
     pub fn restart(&self) -> Result<(), String> {
         self.start_postgres()
     }

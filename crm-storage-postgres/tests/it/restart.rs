@@ -123,3 +123,67 @@ async fn the_pool_recovers_when_postgres_restarts_under_load() {
     tokio::task::spawn_blocking(move || srv.stop().and_then(|()| srv.restart())).await.unwrap().unwrap();
     s.get(tenant, EntityKind::Company, ids[0]).await.expect("first call after an idle restart").unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_commits_survive_a_crash_of_postgres() {
+    // A server with PostgreSQL's default durability, killed without a checkpoint.
+    let server = Arc::new(
+        tokio::task::spawn_blocking(TestServer::start_durable).await.unwrap().unwrap_or_else(|e| panic!("{e}")),
+    );
+    let target = crm_storage_postgres::testing::Target::External(server.url("postgres"));
+    let url = create_database(&target).await.unwrap();
+    let options = PostgresOptions { acquire_timeout: Duration::from_secs(1), ..PostgresOptions::default() };
+    let storage = Arc::new(PostgresStorage::connect_with(&url, options).await.unwrap());
+    let s: Arc<dyn Storage> = storage.clone();
+    let w = World::new(s.clone()).await;
+    let (tenant, owner) = (w.admin.tenant_id(), w.admin.user_id());
+
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let crashed = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|worker| {
+            let (s, acknowledged, crashed) = (s.clone(), acknowledged.clone(), crashed.clone());
+            tokio::spawn(async move {
+                for n in 0.. {
+                    let company = Company {
+                        meta: Meta::new(tenant, chrono::Utc::now()),
+                        name: format!("c{worker}-{n}"),
+                        industry: None,
+                        website: None,
+                        email: None,
+                        phone: None,
+                        address: None,
+                        owner_id: owner,
+                    };
+                    let id = company.meta.id;
+                    let batch = WriteBatch {
+                        ops: vec![WriteOp::Insert(to_record(&company).unwrap())],
+                        ..WriteBatch::default()
+                    };
+                    match s.commit(tenant, batch).await {
+                        Ok(()) => acknowledged.lock().unwrap().push(id),
+                        Err(StorageError::Unavailable(_)) if crashed.load(Ordering::Relaxed) => return,
+                        Err(e) => panic!("unexpected error: {e:?}"),
+                    }
+                }
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    crashed.store(true, Ordering::Relaxed);
+    let srv = server.clone();
+    tokio::task::spawn_blocking(move || srv.crash()).await.unwrap().unwrap();
+    for writer in writers {
+        writer.await.expect("a writer panicked");
+    }
+    let srv = server.clone();
+    tokio::task::spawn_blocking(move || srv.restart()).await.unwrap().unwrap();
+
+    let ids = acknowledged.lock().unwrap().clone();
+    assert!(ids.len() > 10, "too few writes before the crash to mean anything: {}", ids.len());
+    let mut found = 0;
+    for chunk in ids.chunks(1_000) {
+        found += s.get_many(tenant, EntityKind::Company, chunk).await.unwrap().len();
+    }
+    assert_eq!(found, ids.len(), "acknowledged commits were lost in the crash");
+}

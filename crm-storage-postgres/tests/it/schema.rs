@@ -72,3 +72,32 @@ async fn migrations_are_idempotent_and_newer_schemas_are_refused() {
     let manual = PostgresStorage::connect_with(&url, options).await.unwrap();
     assert!(manual.migrate().await.is_err());
 }
+
+#[tokio::test]
+async fn every_indexed_field_has_a_tenant_first_index() {
+    let url = fresh_url().await;
+    PostgresStorage::connect(&url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    // The first two key columns of every btree index (or unique constraint) per table.
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT t.relname::text, a1.attname::text, a2.attname::text \
+         FROM pg_index x JOIN pg_class t ON t.oid = x.indrelid JOIN pg_class i ON i.oid = x.indexrelid \
+         JOIN pg_am am ON am.oid = i.relam \
+         JOIN pg_attribute a1 ON a1.attrelid = t.oid AND a1.attnum = x.indkey[0] \
+         JOIN pg_attribute a2 ON a2.attrelid = t.oid AND a2.attnum = x.indkey[1] \
+         WHERE am.amname = 'btree' AND t.relnamespace = 'public'::regnamespace",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let indexed: BTreeSet<(String, String)> =
+        rows.into_iter().filter(|(_, first, _)| first == "tenant_id").map(|(t, _, second)| (t, second)).collect();
+    let missing: Vec<String> = expected_columns()
+        .into_iter()
+        // A company's `company_id` is its own id: the primary key serves it.
+        .filter(|(table, column, _)| (*table, *column) != ("companies", "company_id"))
+        .filter(|(table, column, _)| !indexed.contains(&((*table).to_owned(), (*column).to_owned())))
+        .map(|(t, c, _)| format!("{t}.{c}"))
+        .collect();
+    assert!(missing.is_empty(), "indexed fields without a (tenant_id, field) index: {missing:?}");
+}
