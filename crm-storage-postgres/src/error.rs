@@ -61,6 +61,20 @@ fn kind_of_table(table: &str) -> Option<EntityKind> {
     t.kind.parse().ok()
 }
 
+/// The field a unique constraint of the schema concerns: `<table>_<field>_key`, or
+/// `id` for the primary key.
+fn unique_field(table: &str, constraint: &str) -> String {
+    if constraint.ends_with("_pkey") {
+        return "id".into();
+    }
+    constraint
+        .strip_prefix(table)
+        .and_then(|c| c.strip_prefix('_'))
+        .and_then(|c| c.strip_suffix("_key"))
+        .unwrap_or(constraint)
+        .to_owned()
+}
+
 /// Translates a driver error.
 pub(crate) fn map(e: sqlx::Error) -> StorageError {
     match e {
@@ -72,14 +86,7 @@ pub(crate) fn map(e: sqlx::Error) -> StorageError {
             match code.as_str() {
                 // A unique key taken by a concurrent commit that the retries did not resolve.
                 "23505" => match kind_of_table(&table) {
-                    Some(kind) => {
-                        let field = constraint
-                            .strip_prefix(&format!("{table}_"))
-                            .and_then(|c| c.strip_suffix("_key"))
-                            .unwrap_or(if constraint.ends_with("_pkey") { "id" } else { constraint.as_str() })
-                            .to_owned();
-                        StorageError::AlreadyExists { kind, field }
-                    }
+                    Some(kind) => StorageError::AlreadyExists { kind, field: unique_field(&table, &constraint) },
                     None => StorageError::Invalid(format!("duplicate value ({constraint}): {message}")),
                 },
                 "23503" => StorageError::Invalid(format!("reference constraint {constraint} failed: {message}")),
@@ -106,5 +113,28 @@ pub(crate) fn map(e: sqlx::Error) -> StorageError {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => StorageError::Unavailable(e.to_string()),
         other => backend(other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unique_constraints_name_their_field() {
+        assert_eq!(unique_field("users", "users_email_key"), "email");
+        assert_eq!(unique_field("api_keys", "api_keys_prefix_key"), "prefix");
+        assert_eq!(unique_field("contacts", "contacts_pkey"), "id");
+        assert_eq!(unique_field("products", "something_else"), "something_else");
+        assert_eq!(kind_of_table("delivery_notes"), Some(EntityKind::DeliveryNote));
+        assert_eq!(kind_of_table("record_refs"), None);
+    }
+
+    #[test]
+    fn lost_connections_are_unavailable() {
+        let io = sqlx::Error::Io(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        assert!(matches!(map(io), StorageError::Unavailable(_)));
+        assert!(matches!(map(sqlx::Error::PoolTimedOut), StorageError::Unavailable(_)));
+        assert!(matches!(map(sqlx::Error::RowNotFound), StorageError::Backend { .. }));
     }
 }
