@@ -75,10 +75,21 @@ impl Default for PostgresOptions {
 }
 
 /// The PostgreSQL storage adapter. Cheap to clone (the pool is shared).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct PostgresStorage {
     pool: PgPool,
     options: PostgresOptions,
+}
+
+/// Shows the pool's state and options, never the connection URL (it may hold a password).
+impl std::fmt::Debug for PostgresStorage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStorage")
+            .field("connections", &self.pool.size())
+            .field("idle", &self.pool.num_idle())
+            .field("options", &self.options)
+            .finish()
+    }
 }
 
 impl PostgresStorage {

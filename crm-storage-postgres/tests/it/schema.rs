@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use crm_core::storage::EntityKind;
 use crm_storage_postgres::{
     PostgresOptions, PostgresStorage, latest_migration,
-    testing::{create_database, expected_columns, mapped_kinds, shared_server},
+    testing::{Target, create_database, expected_columns, mapped_kinds, shared_server},
 };
 
 async fn fresh_url() -> String {
@@ -100,4 +100,19 @@ async fn every_indexed_field_has_a_tenant_first_index() {
         .map(|(t, c, _)| format!("{t}.{c}"))
         .collect();
     assert!(missing.is_empty(), "indexed fields without a (tenant_id, field) index: {missing:?}");
+}
+
+#[tokio::test]
+async fn debug_output_never_shows_the_password() {
+    let url = fresh_url().await;
+    // The throwaway server trusts local connections, so any password is accepted; on a
+    // CRM_TEST_DATABASE_URL server, the URL as given must not show.
+    let local = matches!(shared_server(), Target::Local(_));
+    let (with_password, secret) = match url.strip_prefix("postgres://postgres@").filter(|_| local) {
+        Some(rest) => (format!("postgres://postgres:hunter2secret@{rest}"), "hunter2secret".to_owned()),
+        None => (url.clone(), url.clone()),
+    };
+    let storage = PostgresStorage::connect(&with_password).await.unwrap();
+    let shown = format!("{storage:?}");
+    assert!(shown.contains("PostgresStorage") && !shown.contains(&secret), "{shown}");
 }
