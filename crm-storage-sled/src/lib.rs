@@ -1,4 +1,36 @@
-//! Embedded storage for crm-core on sled: the server's default.
+//! Embedded, durable storage for crm-core on [sled](https://docs.rs/sled/0.34): the
+//! server's default storage.
 //!
-//! Not implemented yet. It will implement `crm_core::storage::Storage` and run
-//! `crm_core::conformance_suite!` like every adapter.
+//! [`SledStorage`] implements the whole [`crm_core::storage::Storage`] contract and runs
+//! the core's conformance suite. Every entity kind has its own records, index and
+//! uniques trees; listings walk an index, never the whole kind, when a filter or sort
+//! has one. A commit checks the batch with [`crm_core::storage::check_batch`] and writes
+//! every tree it touches in one sled transaction, which sled recovers all-or-nothing
+//! after a crash; with the default [`Durability::Flush`] it is on disk before `commit`
+//! returns.
+//!
+//! Values are JSON (see the `entry` layout in [`SledStorage`]'s docs); keys are binary and
+//! order-preserving. The data directory records a format version ([`FORMAT_VERSION`]);
+//! [`SledStorage::export`] and [`SledStorage::import`] move a whole store through a
+//! portable JSON-lines file.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! use crm_core::Crm;
+//! use crm_storage_sled::SledStorage;
+//!
+//! let storage = SledStorage::open("./crm-data")?;
+//! let crm = Crm::new(Arc::new(storage));
+//! # let _ = crm; Ok(()) }
+//! ```
+
+mod dump;
+mod entry;
+mod keys;
+mod open;
+mod store;
+
+pub use dump::{DUMP_FORMAT, DumpError, DumpStats};
+pub use open::{Durability, FORMAT_VERSION, OpenError, SledOptions};
+pub use store::SledStorage;

@@ -10,11 +10,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use rust_decimal::Decimal;
 use uuid::Uuid;
 
 use super::{
-    AggregateQuery, AggregateRow, Cursor, EntityKind, FieldValue, FilterOp, GroupKey, ListQuery, OutboxEvent, Page,
+    AggregateQuery, AggregateRow, Aggregation, Cursor, EntityKind, FieldValue, FilterOp, ListQuery, OutboxEvent, Page,
     Record, StateView, Storage, StorageError, StoredRecord, UniqueKey, WriteBatch, WriteOp, check_batch,
 };
 use crate::id::TenantId;
@@ -240,27 +239,15 @@ impl KindState {
     }
 
     fn aggregate(&self, query: &AggregateQuery) -> Vec<AggregateRow> {
-        let mut groups: BTreeMap<Vec<FieldValue>, (u64, Vec<Decimal>)> = BTreeMap::new();
         let rows: Box<dyn Iterator<Item = &Arc<Record>>> = match self.eq_candidates(&query.filters) {
             Some(ids) => Box::new(ids.into_iter().filter_map(|id| self.records.get(&id))),
             None => Box::new(self.records.values()),
         };
-        for record in rows.filter(|r| r.matches(&query.filters, None)) {
-            let key = query
-                .group_by
-                .iter()
-                .map(|g| match g {
-                    GroupKey::Field(f) => record.field(f).clone(),
-                    GroupKey::Month(f) => record.field(f).month(),
-                })
-                .collect();
-            let (count, sums) = groups.entry(key).or_insert_with(|| (0, vec![Decimal::ZERO; query.sums.len()]));
-            *count += 1;
-            for (sum, field) in sums.iter_mut().zip(&query.sums) {
-                *sum += record.field(field).as_decimal();
-            }
+        let mut aggregation = Aggregation::new(query);
+        for record in rows {
+            aggregation.add(|name| record.field(name));
         }
-        groups.into_iter().map(|(key, (count, sums))| AggregateRow { key, count, sums }).collect()
+        aggregation.finish()
     }
 }
 

@@ -19,7 +19,8 @@ use uuid::Uuid;
 
 pub use check::{StateView, check_batch};
 pub use query::{
-    AggregateQuery, AggregateRow, Cursor, FieldValue, Filter, FilterOp, GroupKey, ListQuery, Page, Sort, TextSearch,
+    AggregateQuery, AggregateRow, Aggregation, Cursor, FieldValue, Filter, FilterOp, GroupKey, ListQuery, Page, Sort,
+    TextSearch, row_matches,
 };
 
 use crate::id::TenantId;
@@ -138,8 +139,7 @@ impl Record {
 
     /// Whether the record passes every filter and the search of a query.
     pub fn matches(&self, filters: &[Filter], search: Option<&TextSearch>) -> bool {
-        filters.iter().all(|f| f.matches(self.field(f.field)))
-            && search.is_none_or(|s| s.fields.iter().any(|f| s.matches(self.field(f))))
+        row_matches(|name| self.field(name), filters, search)
     }
 
     /// The stored form handed back by reads.

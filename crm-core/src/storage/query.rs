@@ -1,7 +1,7 @@
 //! The query vocabulary of the storage contract: indexed values, filters, sorts,
 //! keyset cursors, pages and aggregates.
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, collections::BTreeMap};
 
 use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -130,6 +130,17 @@ impl Filter {
             FilterOp::Lt(v) => *value != FieldValue::Null && value < v,
         }
     }
+}
+
+/// Whether a row, whose indexed values `field` looks up by name, passes every filter
+/// and the search: the one definition of a match for adapters that filter in code.
+pub fn row_matches<'a>(
+    field: impl Fn(&str) -> &'a FieldValue,
+    filters: &[Filter],
+    search: Option<&TextSearch>,
+) -> bool {
+    filters.iter().all(|f| f.matches(field(f.field)))
+        && search.is_none_or(|s| s.fields.iter().any(|name| s.matches(field(name))))
 }
 
 /// A case-insensitive substring search over some text fields.
@@ -265,4 +276,47 @@ pub struct AggregateRow {
     pub count: u64,
     /// One sum per requested field, in order.
     pub sums: Vec<Decimal>,
+}
+
+/// Computes an [`AggregateQuery`] over rows fed one by one: for adapters that
+/// aggregate in code rather than in their query language.
+#[derive(Debug)]
+pub struct Aggregation<'q> {
+    query: &'q AggregateQuery,
+    groups: BTreeMap<Vec<FieldValue>, (u64, Vec<Decimal>)>,
+}
+
+impl<'q> Aggregation<'q> {
+    /// An empty aggregation for `query`.
+    pub fn new(query: &'q AggregateQuery) -> Self {
+        Self { query, groups: BTreeMap::new() }
+    }
+
+    /// Counts a row, whose indexed values `field` looks up by name, if it passes the
+    /// query's filters.
+    pub fn add<'a>(&mut self, field: impl Fn(&str) -> &'a FieldValue) {
+        if !row_matches(&field, &self.query.filters, None) {
+            return;
+        }
+        let key = self
+            .query
+            .group_by
+            .iter()
+            .map(|g| match g {
+                GroupKey::Field(f) => field(f).clone(),
+                GroupKey::Month(f) => field(f).month(),
+            })
+            .collect();
+        let sums_len = self.query.sums.len();
+        let (count, sums) = self.groups.entry(key).or_insert_with(|| (0, vec![Decimal::ZERO; sums_len]));
+        *count += 1;
+        for (sum, name) in sums.iter_mut().zip(&self.query.sums) {
+            *sum += field(name).as_decimal();
+        }
+    }
+
+    /// The groups, ordered by key.
+    pub fn finish(self) -> Vec<AggregateRow> {
+        self.groups.into_iter().map(|(key, (count, sums))| AggregateRow { key, count, sums }).collect()
+    }
 }

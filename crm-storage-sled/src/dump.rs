@@ -1,0 +1,237 @@
+//! Export and import of a whole store as JSON lines: a portable file another storage
+//! (PostgreSQL) can load.
+//!
+//! The first line is `{"header":{"format":"crm-rs-dump","version":1}}`; every other line
+//! is one of
+//! - `{"record":{"tenant":…,"kind":…,"id":…,"version":…,"data":{…},"fields":[[name,value],…],"uniques":[[field,value],…],"references":[[field,kind,id],…]}}`
+//!   (the document plus what the adapter indexes and enforces for it, values in
+//!   [`crm_core::storage::FieldValue`]'s tagged JSON form),
+//! - `{"counter":{"tenant":…,"key":…,"value":…}}`,
+//! - `{"outbox":{…}}` (an [`crm_core::storage::OutboxEvent`] not yet acknowledged).
+
+use std::io::{self, BufRead, Write};
+
+use crm_core::{
+    TenantId,
+    storage::{EntityKind, OutboxEvent, StorageError},
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{
+    entry::{self, Entry, IndexData, backend},
+    keys,
+    open::IMPORTING_KEY,
+    store::{SledStorage, TreeRef, Writes},
+};
+
+/// The `format` of a dump's header line.
+pub const DUMP_FORMAT: &str = "crm-rs-dump";
+const DUMP_VERSION: u32 = 1;
+/// Records written per transaction while importing.
+const IMPORT_CHUNK: usize = 1_000;
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Line {
+    Header { format: String, version: u32 },
+    Record(RecordLine),
+    Counter { tenant: TenantId, key: String, value: u64 },
+    Outbox(OutboxEvent),
+}
+
+#[derive(Serialize, Deserialize)]
+struct RecordLine {
+    tenant: TenantId,
+    kind: EntityKind,
+    id: Uuid,
+    version: u64,
+    data: serde_json::Value,
+    #[serde(flatten)]
+    index: IndexData,
+}
+
+/// What an export wrote or an import read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DumpStats {
+    /// Records.
+    pub records: u64,
+    /// Counters.
+    pub counters: u64,
+    /// Unacknowledged outbox events.
+    pub events: u64,
+}
+
+/// Why an export or import failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    /// Reading or writing the file failed.
+    #[error("dump file: {0}")]
+    Io(#[from] io::Error),
+    /// A line is not a dump line.
+    #[error("dump line {line}: {message}")]
+    Parse {
+        /// The 1-based line number.
+        line: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The file is not a dump, or one of another version.
+    #[error("not a {DUMP_FORMAT} version {DUMP_VERSION} file: {0}")]
+    Format(String),
+    /// Imports only go into an empty store.
+    #[error("the store already holds data; import into an empty store")]
+    NotEmpty,
+    /// The store failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+}
+
+impl SledStorage {
+    /// Writes every record, counter and pending outbox event as JSON lines. Commits wait
+    /// while it runs, so the dump is one consistent state.
+    pub fn export(&self, out: impl Write) -> Result<DumpStats, DumpError> {
+        let mut out = io::BufWriter::new(out);
+        let shared = self.shared();
+        let _shared_lock = shared.read_lock();
+        let mut stats = DumpStats::default();
+        write_line(&mut out, &Line::Header { format: DUMP_FORMAT.into(), version: DUMP_VERSION })?;
+        for &kind in EntityKind::ALL {
+            for item in shared.kind(kind)?.records.iter() {
+                let (key, value) = item.map_err(backend)?;
+                let (tenant, id) = split_tenant(&key).and_then(|(t, rest)| Some((t, Uuid::from_slice(rest).ok()?))).ok_or_else(corrupt_key)?;
+                let entry = Entry::parse(&value)?;
+                let record = RecordLine { tenant, kind, id, version: entry.version, data: entry.data()?, index: entry.index()? };
+                write_line(&mut out, &Line::Record(record))?;
+                stats.records += 1;
+            }
+        }
+        for item in shared.counters.iter() {
+            let (key, value) = item.map_err(backend)?;
+            let (tenant, name) = split_tenant(&key).ok_or_else(corrupt_key)?;
+            let key = String::from_utf8(name.to_vec()).map_err(|_| corrupt_key())?;
+            let value = <[u8; 8]>::try_from(value.as_ref()).map(u64::from_be_bytes).map_err(|_| corrupt_key())?;
+            write_line(&mut out, &Line::Counter { tenant, key, value })?;
+            stats.counters += 1;
+        }
+        for item in shared.outbox.iter() {
+            let (_, value) = item.map_err(backend)?;
+            let event: OutboxEvent = serde_json::from_slice(&value).map_err(backend)?;
+            write_line(&mut out, &Line::Outbox(event))?;
+            stats.events += 1;
+        }
+        out.flush()?;
+        Ok(stats)
+    }
+
+    /// Loads a dump made by [`SledStorage::export`] into this store, which must be empty,
+    /// and flushes it to disk. A failed import leaves the store empty again; a crash
+    /// during one leaves it marked, and opening it then says so.
+    pub async fn import(&self, input: impl BufRead) -> Result<DumpStats, DumpError> {
+        let shared = self.shared();
+        {
+            let _exclusive = shared.write_lock();
+            let empty = EntityKind::ALL.iter().try_fold(true, |empty, &kind| {
+                Ok::<_, StorageError>(empty && shared.kind(kind)?.records.is_empty())
+            })?;
+            if !empty || !shared.counters.is_empty() || !shared.outbox.is_empty() {
+                return Err(DumpError::NotEmpty);
+            }
+            shared.meta.insert(IMPORTING_KEY, &[]).map_err(backend)?;
+        }
+        self.flush().await?;
+        let loaded = self.load(input);
+        if loaded.is_err() {
+            self.wipe()?;
+        }
+        let stats = loaded?;
+        shared.meta.remove(IMPORTING_KEY).map_err(backend)?;
+        self.flush().await?;
+        Ok(stats)
+    }
+
+    fn load(&self, input: impl BufRead) -> Result<DumpStats, DumpError> {
+        let shared = self.shared();
+        let _exclusive = shared.write_lock();
+        let mut stats = DumpStats::default();
+        let mut writes = Writes::default();
+        let mut pending = 0;
+        let mut saw_header = false;
+        for (number, line) in input.lines().enumerate() {
+            let line = line?;
+            let number = number + 1;
+            let parsed: Line =
+                serde_json::from_str(&line).map_err(|e| DumpError::Parse { line: number, message: e.to_string() })?;
+            match parsed {
+                Line::Header { format, version } if number == 1 => {
+                    if format != DUMP_FORMAT || version != DUMP_VERSION {
+                        return Err(DumpError::Format(format!("its header says {format} version {version}")));
+                    }
+                    saw_header = true;
+                    continue;
+                }
+                _ if number == 1 => return Err(DumpError::Format("the first line is not a header".into())),
+                Line::Header { .. } => {
+                    return Err(DumpError::Parse { line: number, message: "a second header".into() });
+                }
+                Line::Record(r) => {
+                    let value = entry::encode(r.version, &r.data, &r.index)?;
+                    writes.put(TreeRef::Records(r.kind), keys::record_key(r.tenant, r.id), value);
+                    writes.index(r.tenant, r.kind, r.id, &r.index);
+                    stats.records += 1;
+                }
+                Line::Counter { tenant, key, value } => {
+                    writes.put(TreeRef::Counters, keys::counter_key(tenant, &key), value.to_be_bytes().to_vec());
+                    stats.counters += 1;
+                }
+                Line::Outbox(event) => {
+                    let value = serde_json::to_vec(&event).map_err(backend)?;
+                    writes.put(TreeRef::Outbox, event.id.as_bytes().to_vec(), value);
+                    stats.events += 1;
+                }
+            }
+            pending += 1;
+            if pending == IMPORT_CHUNK {
+                std::mem::take(&mut writes).apply(shared)?;
+                pending = 0;
+            }
+        }
+        if !saw_header {
+            return Err(DumpError::Format("the file is empty".into()));
+        }
+        writes.apply(shared)?;
+        Ok(stats)
+    }
+
+    /// Removes everything an interrupted import wrote.
+    fn wipe(&self) -> Result<(), StorageError> {
+        let shared = self.shared();
+        let _exclusive = shared.write_lock();
+        for &kind in EntityKind::ALL {
+            let trees = shared.kind(kind)?;
+            for tree in [&trees.records, &trees.index, &trees.uniques] {
+                tree.clear().map_err(backend)?;
+            }
+        }
+        for tree in [&shared.references, &shared.counters, &shared.outbox] {
+            tree.clear().map_err(backend)?;
+        }
+        shared.meta.remove(IMPORTING_KEY).map_err(backend)?;
+        Ok(())
+    }
+}
+
+fn write_line(out: &mut impl Write, line: &Line) -> Result<(), DumpError> {
+    serde_json::to_writer(&mut *out, line).map_err(io::Error::from)?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+fn split_tenant(key: &[u8]) -> Option<(TenantId, &[u8])> {
+    let tenant = Uuid::from_slice(key.get(..16)?).ok()?;
+    Some((TenantId(tenant), &key[16..]))
+}
+
+fn corrupt_key() -> StorageError {
+    StorageError::Backend { source: "a corrupt key".into() }
+}
