@@ -116,3 +116,58 @@ async fn debug_output_never_shows_the_password() {
     let shown = format!("{storage:?}");
     assert!(shown.contains("PostgresStorage") && !shown.contains(&secret), "{shown}");
 }
+
+#[tokio::test]
+async fn status_checks_accept_every_value_the_core_knows() {
+    use crm_core::{
+        Role,
+        deals::DealStage,
+        delivery_notes::DeliveryStatus,
+        invoices::InvoiceStatus,
+        leads::{LeadSource, LeadStatus},
+        payments::{PaymentMethod, PaymentStatus},
+        projects::{MilestoneStatus, ProjectStatus, TaskPriority, TaskStatus},
+        quotes::QuoteStatus,
+    };
+    fn names<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> Vec<&'static str> {
+        all.iter().map(|v| name(*v)).collect()
+    }
+    let expected: Vec<(&str, &str, Vec<&str>)> = vec![
+        ("users", "role", names(&Role::ALL, Role::as_str)),
+        ("leads", "source", names(LeadSource::ALL, LeadSource::as_str)),
+        ("leads", "status", names(LeadStatus::ALL, LeadStatus::as_str)),
+        ("deals", "stage", names(DealStage::ALL, DealStage::as_str)),
+        ("quotes", "status", names(QuoteStatus::ALL, QuoteStatus::as_str)),
+        ("invoices", "status", names(InvoiceStatus::ALL, InvoiceStatus::as_str)),
+        ("payments", "method", names(PaymentMethod::ALL, PaymentMethod::as_str)),
+        ("payments", "status", names(PaymentStatus::ALL, PaymentStatus::as_str)),
+        ("delivery_notes", "status", names(DeliveryStatus::ALL, DeliveryStatus::as_str)),
+        ("projects", "status", names(ProjectStatus::ALL, ProjectStatus::as_str)),
+        ("milestones", "status", names(MilestoneStatus::ALL, MilestoneStatus::as_str)),
+        ("tasks", "status", names(TaskStatus::ALL, TaskStatus::as_str)),
+        ("tasks", "priority", names(TaskPriority::ALL, TaskPriority::as_str)),
+    ];
+    let url = fresh_url().await;
+    PostgresStorage::connect(&url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for (table, column, values) in expected {
+        let checks: Vec<String> = sqlx::query_scalar(
+            "SELECT pg_get_constraintdef(c.oid) FROM pg_constraint c JOIN pg_class t ON t.oid = c.conrelid \
+             WHERE c.contype = 'c' AND t.relname = $1",
+        )
+        .bind(table)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let check = checks
+            .iter()
+            .find(|c| c.contains(&format!("({column} = ANY")))
+            .unwrap_or_else(|| panic!("no CHECK on {table}.{column} among {checks:?}"));
+        for value in values {
+            assert!(
+                check.contains(&format!("'{value}'")),
+                "{table}.{column} refuses `{value}`, which the core writes: add it with a migration ({check})"
+            );
+        }
+    }
+}
