@@ -99,9 +99,12 @@ impl SledStorage {
         for &kind in EntityKind::ALL {
             for item in shared.kind(kind)?.records.iter() {
                 let (key, value) = item.map_err(backend)?;
-                let (tenant, id) = split_tenant(&key).and_then(|(t, rest)| Some((t, Uuid::from_slice(rest).ok()?))).ok_or_else(corrupt_key)?;
+                let (tenant, id) = split_tenant(&key)
+                    .and_then(|(t, rest)| Some((t, Uuid::from_slice(rest).ok()?)))
+                    .ok_or_else(corrupt_key)?;
                 let entry = Entry::parse(&value)?;
-                let record = RecordLine { tenant, kind, id, version: entry.version, data: entry.data()?, index: entry.index()? };
+                let record =
+                    RecordLine { tenant, kind, id, version: entry.version, data: entry.data()?, index: entry.index()? };
                 write_line(&mut out, &Line::Record(record))?;
                 stats.records += 1;
             }
@@ -131,9 +134,9 @@ impl SledStorage {
         let shared = self.shared();
         {
             let _exclusive = shared.write_lock();
-            let empty = EntityKind::ALL.iter().try_fold(true, |empty, &kind| {
-                Ok::<_, StorageError>(empty && shared.kind(kind)?.records.is_empty())
-            })?;
+            let empty = EntityKind::ALL
+                .iter()
+                .try_fold(true, |empty, &kind| Ok::<_, StorageError>(empty && shared.kind(kind)?.records.is_empty()))?;
             if !empty || !shared.counters.is_empty() || !shared.outbox.is_empty() {
                 return Err(DumpError::NotEmpty);
             }

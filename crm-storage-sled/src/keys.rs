@@ -207,9 +207,8 @@ mod tests {
             ".{0,6}".prop_map(FieldValue::Text),
             "[a\u{0}b]{0,4}".prop_map(FieldValue::Text),
             any::<[u8; 16]>().prop_map(|b| FieldValue::Uuid(Uuid::from_bytes(b))),
-            (-1_000_000i32..3_000_000).prop_filter_map("date", |d| {
-                NaiveDate::from_num_days_from_ce_opt(d).map(FieldValue::Date)
-            }),
+            (-1_000_000i32..3_000_000)
+                .prop_filter_map("date", |d| { NaiveDate::from_num_days_from_ce_opt(d).map(FieldValue::Date) }),
             (-100_000_000_000i64..100_000_000_000, 0u32..1_000_000_000).prop_map(|(s, n)| instant(s, n)),
         ]
     }

@@ -27,6 +27,7 @@
 
 mod dump;
 mod entry;
+mod flusher;
 mod keys;
 mod open;
 mod store;

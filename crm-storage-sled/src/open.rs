@@ -188,10 +188,8 @@ fn check_format(path: &Path, db: &sled::Db) -> Result<(), OpenError> {
         }
         None => {
             // A store is new when nothing but sled's own default tree and our meta tree exist.
-            let foreign = db
-                .tree_names()
-                .into_iter()
-                .any(|name| name.as_ref() != b"__sled__default" && name.as_ref() != b"meta");
+            let foreign =
+                db.tree_names().into_iter().any(|name| name.as_ref() != b"__sled__default" && name.as_ref() != b"meta");
             if foreign || !db.is_empty() {
                 return Err(OpenError::NotAStore {
                     path: path.to_owned(),

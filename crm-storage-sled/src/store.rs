@@ -13,8 +13,8 @@ use crm_core::{
     TenantId,
     storage::{
         AggregateQuery, AggregateRow, Aggregation, Cursor, EntityKind, FieldValue, Filter, FilterOp, ListQuery,
-        OutboxEvent, Page, StateView, Storage, StorageError, StoredRecord, UniqueKey, WriteBatch, WriteOp,
-        check_batch, row_matches,
+        OutboxEvent, Page, StateView, Storage, StorageError, StoredRecord, UniqueKey, WriteBatch, WriteOp, check_batch,
+        row_matches,
     },
 };
 use sled::{IVec, Transactional, Tree};
@@ -22,6 +22,7 @@ use uuid::Uuid;
 
 use crate::{
     entry::{self, Entry, IndexData, backend},
+    flusher::Flusher,
     keys,
     open::{self, Durability, OpenError, SledOptions},
 };
@@ -63,6 +64,7 @@ pub(crate) struct Shared {
     pub(crate) counters: Tree,
     pub(crate) outbox: Tree,
     pub(crate) meta: Tree,
+    flusher: Flusher,
     /// Commits hold it exclusively while they check and apply; multi-tree reads
     /// (listings, aggregates) hold it shared, so they never see half of a commit.
     pub(crate) lock: RwLock<()>,
@@ -70,6 +72,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     pub(crate) fn new(db: sled::Db, path: Option<PathBuf>) -> sled::Result<Self> {
+        let flusher = Flusher::start(db.clone())?;
         let mut kinds = HashMap::new();
         for &kind in EntityKind::ALL {
             let name = kind.as_str();
@@ -87,6 +90,7 @@ impl Shared {
             counters: db.open_tree("counters")?,
             outbox: db.open_tree("outbox")?,
             meta: db.open_tree("meta")?,
+            flusher,
             kinds,
             path,
             db,
@@ -145,7 +149,7 @@ impl SledStorage {
 
     /// Writes everything applied so far to disk.
     pub async fn flush(&self) -> Result<(), StorageError> {
-        self.shared.db.flush_async().await.map(drop).map_err(backend)
+        self.shared.flusher.flush().await
     }
 
     /// The bytes the store occupies on disk.
@@ -201,7 +205,12 @@ impl SledStorage {
     }
 
     /// The rows of a listing, under the shared lock.
-    fn list_now(&self, tenant: TenantId, kind: EntityKind, query: &ListQuery) -> Result<Page<StoredRecord>, StorageError> {
+    fn list_now(
+        &self,
+        tenant: TenantId,
+        kind: EntityKind,
+        query: &ListQuery,
+    ) -> Result<Page<StoredRecord>, StorageError> {
         let shared = &*self.shared;
         let _shared_lock = shared.read_lock();
         let reader = Reader { trees: shared.kind(kind)?, tenant };
@@ -213,10 +222,8 @@ impl SledStorage {
         } else {
             None
         };
-        let items = rows
-            .iter()
-            .map(|row| Entry::parse(&row.bytes)?.to_stored(kind, row.id))
-            .collect::<Result<Vec<_>, _>>()?;
+        let items =
+            rows.iter().map(|row| Entry::parse(&row.bytes)?.to_stored(kind, row.id)).collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next, total })
     }
 }
@@ -289,7 +296,10 @@ impl Writes {
             self.remove(TreeRef::Uniques(kind), keys::unique_key(tenant, field, value));
         }
         for (_, target_kind, target) in &old.references {
-            self.remove(TreeRef::References, keys::reference_key(tenant, target_kind.as_str(), *target, kind.as_str(), id));
+            self.remove(
+                TreeRef::References,
+                keys::reference_key(tenant, target_kind.as_str(), *target, kind.as_str(), id),
+            );
         }
         Ok(())
     }
@@ -530,8 +540,7 @@ impl Reader<'_> {
         if descending {
             ids.reverse();
         }
-        let after_cursor =
-            move |id: &Uuid| after.is_none_or(|a| if descending { *id < a } else { *id > a });
+        let after_cursor = move |id: &Uuid| after.is_none_or(|a| if descending { *id < a } else { *id > a });
         Ok(Box::new(ids.into_iter().filter(after_cursor).map(Ok)))
     }
 
@@ -640,11 +649,7 @@ impl Reader<'_> {
 
     /// Calls `f` with the index data of every row the filters' driver selects (or every
     /// row), unfiltered.
-    fn for_each_candidate(
-        &self,
-        filters: &[Filter],
-        mut f: impl FnMut(&IndexData),
-    ) -> Result<(), StorageError> {
+    fn for_each_candidate(&self, filters: &[Filter], mut f: impl FnMut(&IndexData)) -> Result<(), StorageError> {
         match Driver::choose(filters) {
             Some(driver) => {
                 for id in self.driven_ids(&driver, None, false)? {

@@ -20,7 +20,8 @@ async fn populated() -> (SledStorage, World) {
     let storage = SledStorage::temporary().unwrap();
     let world = World::new(Arc::new(storage.clone())).await;
     let (crm, admin) = (&world.crm, &world.admin);
-    let company = crm.companies().create(admin, NewCompany { name: "Globex".into(), ..NewCompany::default() }).await.unwrap();
+    let company =
+        crm.companies().create(admin, NewCompany { name: "Globex".into(), ..NewCompany::default() }).await.unwrap();
     for i in 0..5 {
         let input = NewContact {
             first_name: format!("Ann{i}"),

@@ -16,9 +16,7 @@ use std::{
 
 use crm_core::{
     TenantId,
-    storage::{
-        CounterUpdate, EntityKind, FieldValue, ListQuery, Record, Storage, WriteBatch, WriteOp,
-    },
+    storage::{CounterUpdate, EntityKind, FieldValue, ListQuery, Record, Storage, WriteBatch, WriteOp},
 };
 use crm_storage_sled::SledStorage;
 use serde_json::json;
@@ -56,7 +54,11 @@ fn batch(done: u64) -> WriteBatch {
     } else {
         WriteOp::Update { record: record(TALLY, n, n), expected_version: done }
     });
-    WriteBatch { ops, counters: vec![CounterUpdate { key: COUNTER.into(), expected: done, new: n }], events: Vec::new() }
+    WriteBatch {
+        ops,
+        counters: vec![CounterUpdate { key: COUNTER.into(), expected: done, new: n }],
+        events: Vec::new(),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
