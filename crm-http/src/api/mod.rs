@@ -6,7 +6,13 @@ mod auth;
 mod resources;
 mod system;
 
-use poem_openapi::{OpenApi, OpenApiService, Tags};
+use std::collections::HashMap;
+
+use poem::{endpoint::BoxEndpoint, http::Method};
+use poem_openapi::{
+    OpenApi, OpenApiService, Tags,
+    registry::{MetaApi, MetaPath, Registry},
+};
 
 /// The groups of operations in the spec.
 #[derive(Tags)]
@@ -56,9 +62,35 @@ pub(crate) enum ApiTags {
 /// The API's version, as served by `GET /api/v1` and in the spec.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 
+/// Operations declared apart (one API struct per operation) but sharing a path are
+/// one path item in the spec: without this, the spec would list `/contacts` once per
+/// method and keep only the last.
+struct MergedPaths<T>(T);
+
+impl<T: OpenApi> OpenApi for MergedPaths<T> {
+    fn meta() -> Vec<MetaApi> {
+        let mut paths: Vec<MetaPath> = Vec::new();
+        for path in T::meta().into_iter().flat_map(|api| api.paths) {
+            match paths.iter_mut().find(|p| p.path == path.path) {
+                Some(existing) => existing.operations.extend(path.operations),
+                None => paths.push(path),
+            }
+        }
+        vec![MetaApi { paths }]
+    }
+
+    fn register(registry: &mut Registry) {
+        T::register(registry);
+    }
+
+    fn add_routes(self, route_table: &mut HashMap<String, HashMap<Method, BoxEndpoint<'static>>>) {
+        self.0.add_routes(route_table);
+    }
+}
+
 /// Every operation of the API.
 fn operations() -> impl OpenApi {
-    (auth::AuthApi, system::SystemApi, resources::all())
+    MergedPaths((auth::AuthApi, system::SystemApi, resources::all()))
 }
 
 /// The OpenAPI service, to be nested at `/api/v1`.

@@ -6,6 +6,10 @@
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 mod auth;
+mod binary;
 mod errors;
+mod matrix;
+mod openapi;
 mod resources;
 mod support;
+mod tenants;

@@ -1,0 +1,90 @@
+//! The OpenAPI spec: a snapshot makes API changes deliberate, and every operation
+//! documents its error statuses.
+//!
+//! After a deliberate change: `CRM_UPDATE_SNAPSHOTS=1 cargo nextest run -p crm-http openapi`.
+
+use poem::http::{Method, StatusCode};
+use serde_json::Value;
+
+use crate::support::{Body, harness};
+
+const SNAPSHOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/openapi.snapshot.json");
+
+fn spec() -> Value {
+    serde_json::from_str(&crm_http::api::service().spec()).unwrap()
+}
+
+#[test]
+fn the_spec_matches_its_snapshot() {
+    let current = serde_json::to_string_pretty(&spec()).unwrap() + "\n";
+    if std::env::var_os("CRM_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(SNAPSHOT, &current).unwrap();
+    }
+    let snapshot = std::fs::read_to_string(SNAPSHOT).unwrap_or_default();
+    assert!(
+        snapshot == current,
+        "the OpenAPI spec changed; if that is intended, rerun with CRM_UPDATE_SNAPSHOTS=1 and commit {SNAPSHOT}"
+    );
+}
+
+#[test]
+fn every_operation_documents_its_errors_and_protected_ones_their_security() {
+    let spec = spec();
+    let paths = spec["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, methods) in paths {
+        for (method, op) in methods.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            for status in ["400", "401", "403", "404", "409", "422", "429", "500", "503"] {
+                assert!(responses.contains_key(status), "{method} {path} lacks {status}");
+            }
+            let public = path == "/" || path == "/auth/login" || path == "/auth/refresh";
+            assert_eq!(op.get("security").is_some(), !public, "{method} {path} security");
+            operations += 1;
+        }
+    }
+    // Every resource of the issue is there.
+    for prefix in [
+        "/auth/login",
+        "/auth/refresh",
+        "/auth/logout",
+        "/auth/me",
+        "/auth/change-password",
+        "/users",
+        "/companies",
+        "/leads/{id}/convert",
+        "/contacts",
+        "/deals/{id}/stage",
+        "/quotes/{id}/send",
+        "/quotes/{id}/accept",
+        "/quotes/{id}/reject",
+        "/invoices/{id}/issue",
+        "/invoices/{id}/cancel",
+        "/payments/{id}/void",
+        "/delivery-notes/{id}/ship",
+        "/projects",
+        "/milestones",
+        "/tasks",
+        "/products",
+        "/product-categories",
+        "/notifications/{id}/read",
+        "/notifications/read-all",
+        "/api-keys",
+        "/audit-logs",
+        "/reports/{name}",
+    ] {
+        assert!(paths.contains_key(prefix), "{prefix} is missing from the spec");
+    }
+    assert!(operations >= 80, "{operations} operations");
+}
+
+#[tokio::test]
+async fn the_spec_and_the_docs_are_served() {
+    let h = harness().await;
+    let served = h.call(Method::GET, "/api/v1/openapi.json", &[], Body::None).await;
+    assert_eq!(served.status, StatusCode::OK);
+    assert_eq!(served.body, spec());
+    let docs = h.cli.get("/docs").send().await;
+    docs.assert_status_is_ok();
+    assert!(docs.0.into_body().into_string().await.unwrap().contains("swagger"));
+}
