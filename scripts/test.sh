@@ -10,6 +10,17 @@ if ! cargo nextest --version >/dev/null 2>&1; then
     cargo install cargo-nextest --locked
 fi
 
+# PostgreSQL server binaries: the PostgreSQL adapter's tests start throwaway servers
+# (unless CRM_TEST_DATABASE_URL names one). Debian's package provides initdb, pg_ctl,
+# pgbench and the pg_trgm extension.
+if [ -z "${CRM_TEST_DATABASE_URL:-}" ] && ! command -v initdb >/dev/null 2>&1 \
+    && [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+    echo "PostgreSQL server binaries not found: installing postgresql" >&2
+    sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+    sudo_if_needed apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq postgresql >/dev/null
+fi
+
 # Doc tests (crm-core's include the README's code blocks) and the embedding example.
 cargo test -p crm-core --doc --quiet
 cargo run --quiet -p crm-examples --bin quickstart

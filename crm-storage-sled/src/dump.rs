@@ -1,13 +1,5 @@
 //! Export and import of a whole store as JSON lines: a portable file another storage
 //! (PostgreSQL) can load.
-//!
-//! The first line is `{"header":{"format":"crm-rs-dump","version":1}}`; every other line
-//! is one of
-//! - `{"record":{"tenant":…,"kind":…,"id":…,"version":…,"data":{…},"fields":[[name,value],…],"uniques":[[field,value],…],"references":[[field,kind,id],…]}}`
-//!   (the document plus what the adapter indexes and enforces for it, values in
-//!   [`crm_core::storage::FieldValue`]'s tagged JSON form),
-//! - `{"counter":{"tenant":…,"key":…,"value":…}}`,
-//! - `{"outbox":{…}}` (an [`crm_core::storage::OutboxEvent`] not yet acknowledged).
 
 use std::io::{self, BufRead, Write};
 
@@ -90,6 +82,14 @@ pub enum DumpError {
 impl SledStorage {
     /// Writes every record, counter and pending outbox event as JSON lines. Commits wait
     /// while it runs, so the dump is one consistent state.
+    ///
+    /// The first line is `{"header":{"format":"crm-rs-dump","version":1}}`; every other line
+    /// is one of
+    /// - `{"record":{"tenant":…,"kind":…,"id":…,"version":…,"data":{…},"fields":[[name,value],…],"uniques":[[field,value],…],"references":[[field,kind,id],…]}}`
+    ///   (the document plus what the adapter indexes and enforces for it, values in
+    ///   [`crm_core::storage::FieldValue`]'s tagged JSON form),
+    /// - `{"counter":{"tenant":…,"key":…,"value":…}}`,
+    /// - `{"outbox":{…}}` (an [`crm_core::storage::OutboxEvent`] not yet acknowledged).
     pub fn export(&self, out: impl Write) -> Result<DumpStats, DumpError> {
         let mut out = io::BufWriter::new(out);
         let shared = self.shared();

@@ -9,8 +9,9 @@
 //! after a crash; with the default [`Durability::Flush`] it is on disk before `commit`
 //! returns.
 //!
-//! Values are JSON (see the `entry` layout in [`SledStorage`]'s docs); keys are binary and
-//! order-preserving. The data directory records a format version ([`FORMAT_VERSION`]);
+//! A record's value holds its version, its JSON document and the index data it was
+//! written with (so an update removes exactly the index entries it replaces); keys are
+//! binary and order-preserving. The data directory records a format version ([`FORMAT_VERSION`]);
 //! [`SledStorage::export`] and [`SledStorage::import`] move a whole store through a
 //! portable JSON-lines file.
 //!
