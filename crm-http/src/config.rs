@@ -32,8 +32,9 @@ pub struct Config {
     #[arg(long, env = "CRM_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// Storage: `memory://` (lost on exit), `sled://PATH` (embedded) or `postgres://…`.
-    #[arg(long, env = "CRM_STORAGE", default_value = "memory://")]
+    /// Storage: `sled://PATH` (embedded, on disk), `postgres://…`, or `memory://` (lost
+    /// on exit).
+    #[arg(long, env = "CRM_STORAGE", default_value = "sled://./crm-data/db", hide_env_values = true)]
     pub storage: String,
 
     /// Directory for the server's own files (generated JWT secret, bootstrapped tenant).

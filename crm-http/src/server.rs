@@ -150,9 +150,9 @@ async fn shutdown_signal() {
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     let persistent = is_persistent(&config.storage);
+    let tokens = TokenKeys::new(&jwt_secret(&config, persistent)?, &config.jwt_issuer)?;
     let storage = open_storage(&config.storage).await?;
     let crm = Crm::new(storage);
-    let tokens = TokenKeys::new(&jwt_secret(&config, persistent)?, &config.jwt_issuer)?;
     let (tenant, first_start) = tenant(&crm, &config, persistent).await?;
     let same_site = match config.cookie_same_site {
         SameSitePolicy::Strict => SameSite::Strict,
@@ -182,11 +182,21 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .map_err(io_err("serve"))
 }
 
+/// The storage for humans, without credentials a PostgreSQL URL may carry.
+fn describe_storage(url: &str) -> String {
+    match url.split_once("://") {
+        Some(("memory", _)) => "in memory (lost on exit)".into(),
+        Some(("sled", path)) => format!("sled at {path}"),
+        Some(("postgres" | "postgresql", _)) => "PostgreSQL".into(),
+        _ => "unknown".into(),
+    }
+}
+
 /// Where to go and how to sign in, on standard output.
 fn print_banner(addr: &str, config: &Config, first_start: Option<&FirstStart>) {
     println!("crm-server listening on http://{addr}");
     println!("  API:      http://{addr}/api/v1   (spec: /api/v1/openapi.json, docs: http://{addr}/docs)");
-    println!("  storage:  {}", config.storage);
+    println!("  storage:  {}", describe_storage(&config.storage));
     match first_start {
         Some(FirstStart { email, generated_password: Some(password) }) => {
             println!("  first start: created the admin {email} with the password {password}");

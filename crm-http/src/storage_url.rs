@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use crm_core::storage::{Storage, memory::MemoryStorage};
+use crm_core::storage::{Storage, StorageError, memory::MemoryStorage};
+use crm_storage_postgres::PostgresStorage;
+use crm_storage_sled::SledStorage;
 
 /// A storage URL that cannot be opened.
 #[derive(Debug, thiserror::Error)]
@@ -11,9 +13,15 @@ pub enum StorageUrlError {
     /// The scheme is not one of `memory`, `sled`, `postgres`/`postgresql`.
     #[error("unknown storage URL `{0}`: use memory://, sled://PATH or postgres://…")]
     UnknownScheme(String),
-    /// The scheme is known, but its adapter is not part of this build.
-    #[error("{0} storage is not available in this build yet; use memory://")]
-    NotAvailable(&'static str),
+    /// `sled://` without a path.
+    #[error("a sled storage URL needs a directory: sled://./crm-data/db")]
+    MissingPath,
+    /// The sled directory cannot be opened.
+    #[error("cannot open the sled storage: {0}")]
+    Sled(#[from] crm_storage_sled::OpenError),
+    /// PostgreSQL cannot be reached or migrated.
+    #[error("cannot open the PostgreSQL storage: {0}")]
+    Postgres(StorageError),
 }
 
 /// Whether data in this storage outlives the process.
@@ -23,10 +31,13 @@ pub fn is_persistent(url: &str) -> bool {
 
 /// Opens the storage a URL names.
 pub async fn open_storage(url: &str) -> Result<Arc<dyn Storage>, StorageUrlError> {
-    match url.split_once("://").map(|(scheme, _)| scheme) {
-        Some("memory") => Ok(MemoryStorage::shared()),
-        Some("sled") => Err(StorageUrlError::NotAvailable("sled")),
-        Some("postgres" | "postgresql") => Err(StorageUrlError::NotAvailable("PostgreSQL")),
+    match url.split_once("://") {
+        Some(("memory", _)) => Ok(MemoryStorage::shared()),
+        Some(("sled", "")) => Err(StorageUrlError::MissingPath),
+        Some(("sled", path)) => Ok(Arc::new(SledStorage::open(path)?)),
+        Some(("postgres" | "postgresql", _)) => {
+            Ok(Arc::new(PostgresStorage::connect(url).await.map_err(StorageUrlError::Postgres)?))
+        }
         _ => Err(StorageUrlError::UnknownScheme(url.to_owned())),
     }
 }

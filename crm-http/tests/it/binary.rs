@@ -25,14 +25,19 @@ fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     (status, body)
 }
 
-#[test]
-fn the_binary_boots_signs_in_and_stops_on_sigterm() {
-    let data = tempfile::tempdir().unwrap();
+/// A running `crm-server` and the address it printed.
+struct Running {
+    child: std::process::Child,
+    addr: String,
+    banner: Vec<String>,
+}
+
+fn start(storage: &str, data_dir: &std::path::Path) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crm-server"))
-        .args(["--bind", "127.0.0.1:0", "--storage", "memory://", "--admin-email", "boss@example.com"])
+        .args(["--bind", "127.0.0.1:0", "--storage", storage, "--admin-email", "boss@example.com"])
         .args(["--admin-password", "a-long-password", "--log-format", "json"])
         .arg("--data-dir")
-        .arg(data.path())
+        .arg(data_dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -48,19 +53,53 @@ fn the_binary_boots_signs_in_and_stops_on_sigterm() {
     let addr = first.strip_prefix("crm-server listening on http://").unwrap_or_else(|| panic!("{first}")).to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
     let banner: Vec<String> = lines.by_ref().take(4).map(Result::unwrap).collect();
-    assert!(banner.iter().any(|l| l.contains("boss@example.com")), "{banner:?}");
+    Running { child, addr, banner }
+}
 
-    let (status, body) =
-        http(&addr, "POST", "/api/v1/auth/login", r#"{"email":"boss@example.com","password":"a-long-password"}"#);
+fn stop(mut running: Running) {
+    let term = Command::new("kill").args(["-TERM", &running.child.id().to_string()]).status().unwrap();
+    assert!(term.success());
+    let exit = running.child.wait().unwrap();
+    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+}
+
+fn sign_in(addr: &str) -> (u16, String) {
+    http(addr, "POST", "/api/v1/auth/login", r#"{"email":"boss@example.com","password":"a-long-password"}"#)
+}
+
+#[test]
+fn the_binary_boots_signs_in_and_stops_on_sigterm() {
+    let data = tempfile::tempdir().unwrap();
+    let running = start("memory://", data.path());
+    assert!(running.banner.iter().any(|l| l.contains("boss@example.com")), "{:?}", running.banner);
+    let (status, body) = sign_in(&running.addr);
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"access_token\""), "{body}");
-    let (status, _) = http(&addr, "GET", "/health/ready", "");
+    let (status, _) = http(&running.addr, "GET", "/health/ready", "");
     assert_eq!(status, 200);
+    stop(running);
+}
 
-    let term = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(term.success());
-    let exit = child.wait().unwrap();
-    assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
+#[test]
+fn on_sled_the_tenant_and_its_admin_survive_a_restart() {
+    let data = tempfile::tempdir().unwrap();
+    let url = format!("sled://{}", data.path().join("db").display());
+    let first = start(&url, data.path());
+    assert!(first.banner.iter().any(|l| l.contains("first start: created")), "{:?}", first.banner);
+    let (status, body) = sign_in(&first.addr);
+    assert_eq!(status, 200, "{body}");
+    stop(first);
+    let second = start(&url, data.path());
+    assert!(
+        !second.banner.iter().any(|l| l.contains("first start: created")),
+        "no second bootstrap: {:?}",
+        second.banner
+    );
+    let (status, body) = sign_in(&second.addr);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = http(&second.addr, "GET", "/health/ready", "");
+    assert!(status == 200 && body.contains("sled"), "{body}");
+    stop(second);
 }
 
 #[test]
@@ -87,7 +126,7 @@ fn help_documents_every_setting() {
 #[test]
 fn a_short_jwt_secret_stops_the_server_with_a_clear_message() {
     let out = Command::new(env!("CARGO_BIN_EXE_crm-server"))
-        .args(["--bind", "127.0.0.1:0", "--jwt-secret", "too-short"])
+        .args(["--bind", "127.0.0.1:0", "--storage", "memory://", "--jwt-secret", "too-short"])
         .output()
         .unwrap();
     assert!(!out.status.success());
