@@ -573,7 +573,15 @@ impl Reader<'_> {
         let matches = |index: &IndexData| row_matches(|name| index.field(name), &query.filters, query.search.as_ref());
         let sort_value = |index: &IndexData| sort.field.map_or(FieldValue::Null, |f| index.field(f).clone());
         let mut rows = Vec::new();
+        // In id order under a lone equality, the index entry already proves the match
+        // (the read lock keeps index and records in step): skip decoding the index data.
+        let proven = sort.field.is_none()
+            && query.search.is_none()
+            && matches!(query.filters.as_slice(), [Filter { op: FilterOp::Eq(_), .. }]);
         let row_of = |id: Uuid, bytes: IVec| -> Result<Option<Row>, StorageError> {
+            if proven {
+                return Ok(Some(Row { id, sort_value: FieldValue::Null, bytes }));
+            }
             let index = Entry::parse(&bytes)?.index()?;
             Ok(matches(&index).then(|| Row { id, sort_value: sort_value(&index), bytes }))
         };
