@@ -7,6 +7,7 @@
 
 mod auth;
 mod binary;
+mod endpoints;
 mod errors;
 mod matrix;
 mod openapi;
