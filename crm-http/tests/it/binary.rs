@@ -39,7 +39,7 @@ fn start(storage: &str, data_dir: &std::path::Path) -> Running {
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::from(std::fs::File::create(data_dir.join("server.log")).unwrap()))
         .spawn()
         .unwrap();
     // A hung server fails the test instead of hanging it.
@@ -78,6 +78,22 @@ fn the_binary_boots_signs_in_and_stops_on_sigterm() {
     let (status, _) = http(&running.addr, "GET", "/health/ready", "");
     assert_eq!(status, 200);
     stop(running);
+    // Structured logs: one JSON line per request, never the password or a token.
+    let log = std::fs::read_to_string(data.path().join("server.log")).unwrap();
+    let token = body.split("\"access_token\":\"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(!log.contains("a-long-password") && !log.contains(token), "{log}");
+    let login_line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["path"] == "/api/v1/auth/login")
+        .unwrap_or_else(|| panic!("no access line for the sign-in: {log}"));
+    assert_eq!(login_line["status"], 200);
+    assert_eq!(login_line["method"], "POST");
+    assert!(
+        login_line["request_id"].is_string()
+            && login_line["user_id"].is_string()
+            && login_line["latency_ms"].is_number()
+    );
 }
 
 #[test]

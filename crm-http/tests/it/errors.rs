@@ -138,3 +138,18 @@ async fn oversized_bodies_are_413() {
     assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(reply.code(), "payload_too_large");
 }
+
+#[tokio::test]
+async fn cors_allows_configured_origins_with_credentials_only() {
+    let options = crm_http::AppOptions { cors_origins: vec!["https://app.example.com".into()], ..Default::default() };
+    let h = crate::support::harness_with(crm_http::limits::Limits::in_memory(1000, 1000, 1000), options).await;
+    let preflight = async |origin: &str| {
+        let headers = [("origin", origin), ("access-control-request-method", "GET")];
+        h.call(poem::http::Method::OPTIONS, "/api/v1/contacts", &headers, Body::None).await
+    };
+    let allowed = preflight("https://app.example.com").await;
+    assert_eq!(allowed.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(allowed.header("access-control-allow-credentials"), Some("true"));
+    let refused = preflight("https://evil.example.com").await;
+    assert_ne!(refused.header("access-control-allow-origin"), Some("https://evil.example.com"));
+}
