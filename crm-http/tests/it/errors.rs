@@ -153,3 +153,27 @@ async fn cors_allows_configured_origins_with_credentials_only() {
     let refused = preflight("https://evil.example.com").await;
     assert_ne!(refused.header("access-control-allow-origin"), Some("https://evil.example.com"));
 }
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_500_envelope_with_the_request_id() {
+    use poem::{EndpointExt, handler, middleware::CatchPanic, test::TestClient};
+
+    #[handler]
+    fn boom() -> &'static str {
+        panic!("boom with internal detail")
+    }
+    // The same middleware order as the server: the edge outside the panic catcher.
+    let ep = poem::Route::new()
+        .at("/boom", poem::get(boom))
+        .with(CatchPanic::new().with_handler(crm_http::edge::PanicToEnvelope))
+        .with(crm_http::edge::Edge::new(crm_http::limits::GcraLimiter::shared(1000)));
+    let resp = TestClient::new(ep).get("/boom").header("x-request-id", "req-42").send().await.0;
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(resp.headers().get("x-request-id").unwrap(), "req-42");
+    let body: Value = serde_json::from_slice(&resp.into_body().into_bytes().await.unwrap()).unwrap();
+    assert_eq!(
+        (body["error"]["code"].as_str(), body["error"]["request_id"].as_str()),
+        (Some("internal"), Some("req-42"))
+    );
+    assert!(!body.to_string().contains("internal detail"));
+}
