@@ -183,9 +183,8 @@ impl SledStorage {
                         writes.unindex(shared, tenant, kind, id)?;
                     }
                     let index = IndexData::of(record);
-                    writes.put(TreeRef::Records(kind), keys::record_key(tenant, id), {
-                        entry::encode(record.version, &record.data, &index)?
-                    });
+                    let value = entry::encode(record.version, &record.data, &index)?;
+                    writes.put(TreeRef::Records(kind), keys::record_key(tenant, id), value);
                     writes.index(tenant, kind, id, &index);
                 }
                 WriteOp::Delete { .. } => {
