@@ -3,39 +3,63 @@
 //! parses, calls one core service method with the caller's principal, and presents
 //! the result. Nothing here decides who may do what.
 
-/// `GET <path>`: a filtered, sorted, paged listing through `crm.<service>().list`.
+/// `GET <path>`: a filtered, sorted, paged listing through `crm.<service>().list`. The
+/// filters are read from the query string into the core's filter type, and documented
+/// in the spec as the query parameters `[filters…]`.
 macro_rules! list_op {
-    ($api:ident, $path:tt, $tag:tt, $doc:tt, $service:ident, $filter:ty) => {
+    ($api:ident, $path:tt, $tag:tt, $doc:tt, $service:ident, $filter:ty, [$($name:ident),* $(,)?]) => {
         pub(crate) struct $api;
 
-        #[poem_openapi::OpenApi(tag = $tag)]
-        impl $api {
-            #[doc = $doc]
-            #[oai(path = $path, method = "get")]
-            #[allow(clippy::too_many_arguments)]
-            async fn list(
-                &self,
-                ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
-                auth: $crate::auth::Auth,
-                req: &poem::Request,
-                /// Rows per page (1 to 500, default 50).
-                limit: poem_openapi::param::Query<Option<u32>>,
-                /// The `next_cursor` of the previous page.
-                cursor: poem_openapi::param::Query<Option<String>>,
-                /// A sortable field; `-field` sorts descending.
-                sort: poem_openapi::param::Query<Option<String>>,
-                /// Case-insensitive text search.
-                search: poem_openapi::param::Query<Option<String>>,
-                /// Also count every matching row.
-                total: poem_openapi::param::Query<Option<bool>>,
-            ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
-                let caller = ctx.caller(&auth).await?;
-                let filter: $filter = $crate::input::filter_from_query(req)?;
-                let page = $crate::input::page_request(limit.0, cursor.0, sort.0, search.0, total.0);
-                let found = ctx.crm.$service().list(&caller.principal, &filter, &page).await?;
-                $crate::output::page(found, &page)
+        const _: () = {
+            struct Operation;
+
+            #[poem_openapi::OpenApi(tag = $tag)]
+            impl Operation {
+                #[doc = $doc]
+                #[oai(path = $path, method = "get")]
+                #[allow(clippy::too_many_arguments)]
+                async fn list(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    req: &poem::Request,
+                    /// Rows per page (1 to 500, default 50).
+                    limit: poem_openapi::param::Query<Option<u32>>,
+                    /// The `next_cursor` of the previous page.
+                    cursor: poem_openapi::param::Query<Option<String>>,
+                    /// A sortable field; `-field` sorts descending.
+                    sort: poem_openapi::param::Query<Option<String>>,
+                    /// Case-insensitive text search.
+                    search: poem_openapi::param::Query<Option<String>>,
+                    /// Also count every matching row.
+                    total: poem_openapi::param::Query<Option<bool>>,
+                ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let filter: $filter = $crate::input::filter_from_query(req)?;
+                    let page = $crate::input::page_request(limit.0, cursor.0, sort.0, search.0, total.0);
+                    let found = ctx.crm.$service().list(&caller.principal, &filter, &page).await?;
+                    $crate::output::page(found, &page)
+                }
             }
-        }
+
+            impl poem_openapi::OpenApi for $api {
+                fn meta() -> Vec<poem_openapi::registry::MetaApi> {
+                    $crate::api::with_filters(Operation::meta(), &[$(stringify!($name)),*])
+                }
+                fn register(registry: &mut poem_openapi::registry::Registry) {
+                    Operation::register(registry);
+                }
+                fn add_routes(
+                    self,
+                    route_table: &mut std::collections::HashMap<
+                        String,
+                        std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
+                    >,
+                ) {
+                    Operation.add_routes(route_table);
+                }
+            }
+        };
     };
 }
 

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use poem::{endpoint::BoxEndpoint, http::Method};
 use poem_openapi::{
     OpenApi, OpenApiService, Tags,
-    registry::{MetaApi, MetaPath, Registry},
+    registry::{MetaApi, MetaOperationParam, MetaParamIn, MetaPath, Registry},
+    types::Type,
 };
 
 /// The groups of operations in the spec.
@@ -86,6 +87,25 @@ impl<T: OpenApi> OpenApi for MergedPaths<T> {
     fn add_routes(self, route_table: &mut HashMap<String, HashMap<Method, BoxEndpoint<'static>>>) {
         self.0.add_routes(route_table);
     }
+}
+
+/// Documents a listing's filters as optional query parameters (the handler reads them
+/// from the query string into the core's filter type, which refuses unknown names).
+pub(crate) fn with_filters(mut apis: Vec<MetaApi>, names: &[&str]) -> Vec<MetaApi> {
+    let operations = apis.iter_mut().flat_map(|a| a.paths.iter_mut()).flat_map(|p| p.operations.iter_mut());
+    for operation in operations {
+        operation.params.extend(names.iter().map(|name| MetaOperationParam {
+            name: (*name).to_owned(),
+            schema: String::schema_ref(),
+            in_type: MetaParamIn::Query,
+            description: Some("Filter (ids as UUIDs, dates as YYYY-MM-DD, lists comma-separated).".into()),
+            required: false,
+            deprecated: false,
+            explode: true,
+            style: None,
+        }));
+    }
+    apis
 }
 
 /// Every operation of the API.

@@ -42,7 +42,15 @@ use crate::{
     output::{self, Created, Fetched},
 };
 
-list_op!(UsersList, "/users", "ApiTags::Users", "Users of the tenant. Filters: `role`, `active`.", users, UserFilter);
+list_op!(
+    UsersList,
+    "/users",
+    "ApiTags::Users",
+    "Users of the tenant. Filters: `role`, `active`.",
+    users,
+    UserFilter,
+    [role, active]
+);
 get_op!(UsersGet, "/users/:id", "ApiTags::Users", users);
 create_op!(UsersCreate, "/users", "ApiTags::Users", users, create, NewUser);
 update_op!(UsersUpdate, "/users/:id", "ApiTags::Users", users, UserPatch);
@@ -54,7 +62,8 @@ list_op!(
     "ApiTags::Companies",
     "Companies. Filters: `owner_id`, `industry`.",
     companies,
-    CompanyFilter
+    CompanyFilter,
+    [owner_id, industry]
 );
 get_op!(CompaniesGet, "/companies/:id", "ApiTags::Companies", companies);
 create_op!(CompaniesCreate, "/companies", "ApiTags::Companies", companies, create, NewCompany);
@@ -67,7 +76,8 @@ list_op!(
     "ApiTags::Contacts",
     "Contacts. Filters: `company_id`, `owner_id`, `email`, `created_from`, `created_to`.",
     contacts,
-    ContactFilter
+    ContactFilter,
+    [company_id, owner_id, email, created_from, created_to]
 );
 get_op!(ContactsGet, "/contacts/:id", "ApiTags::Contacts", contacts);
 create_op!(ContactsCreate, "/contacts", "ApiTags::Contacts", contacts, create, NewContact);
@@ -80,7 +90,8 @@ list_op!(
     "ApiTags::Leads",
     "Leads. Filters: `statuses` (comma-separated), `source`, `owner_id`, `min_score`, `created_from`, `created_to`.",
     leads,
-    LeadFilter
+    LeadFilter,
+    [statuses, source, owner_id, min_score, created_from, created_to]
 );
 get_op!(LeadsGet, "/leads/:id", "ApiTags::Leads", leads);
 create_op!(LeadsCreate, "/leads", "ApiTags::Leads", leads, create, NewLead);
@@ -102,7 +113,8 @@ list_op!(
     "ApiTags::Deals",
     "Deals. Filters: `stages` (comma-separated), `owner_id`, `company_id`, `contact_id`, `close_from`, `close_to`.",
     deals,
-    DealFilter
+    DealFilter,
+    [stages, owner_id, company_id, contact_id, close_from, close_to]
 );
 get_op!(DealsGet, "/deals/:id", "ApiTags::Deals", deals);
 create_op!(DealsCreate, "/deals", "ApiTags::Deals", deals, create, NewDeal);
@@ -115,7 +127,8 @@ list_op!(
     "ApiTags::Quotes",
     "Quotes. Filters: `statuses`, `company_id`, `deal_id`, `owner_id`, `valid_from`, `valid_to`.",
     quotes,
-    QuoteFilter
+    QuoteFilter,
+    [statuses, company_id, deal_id, owner_id, valid_from, valid_to]
 );
 get_op!(QuotesGet, "/quotes/:id", "ApiTags::Quotes", quotes);
 create_op!(QuotesCreate, "/quotes", "ApiTags::Quotes", quotes, create, NewQuote);
@@ -130,7 +143,8 @@ list_op!(
     "ApiTags::Invoices",
     "Invoices. Filters: `statuses`, `company_id`, `owner_id`, `overdue`, `issued_from`, `issued_to`, `due_from`, `due_to`.",
     invoices,
-    InvoiceFilter
+    InvoiceFilter,
+    [statuses, company_id, owner_id, overdue, issued_from, issued_to, due_from, due_to]
 );
 get_op!(InvoicesGet, "/invoices/:id", "ApiTags::Invoices", invoices);
 create_op!(InvoicesCreate, "/invoices", "ApiTags::Invoices", invoices, create, NewInvoice);
@@ -152,7 +166,8 @@ list_op!(
     "ApiTags::Payments",
     "Payments. Filters: `invoice_id`, `company_id`, `status`, `paid_from`, `paid_to`.",
     payments,
-    PaymentFilter
+    PaymentFilter,
+    [invoice_id, company_id, status, paid_from, paid_to]
 );
 get_op!(PaymentsGet, "/payments/:id", "ApiTags::Payments", payments);
 create_op!(PaymentsCreate, "/payments", "ApiTags::Payments", payments, record, NewPayment);
@@ -164,7 +179,8 @@ list_op!(
     "ApiTags::DeliveryNotes",
     "Delivery notes. Filters: `invoice_id`, `company_id`, `status`.",
     delivery_notes,
-    DeliveryNoteFilter
+    DeliveryNoteFilter,
+    [invoice_id, company_id, status]
 );
 get_op!(DeliveryNotesGet, "/delivery-notes/:id", "ApiTags::DeliveryNotes", delivery_notes);
 create_op!(DeliveryNotesCreate, "/delivery-notes", "ApiTags::DeliveryNotes", delivery_notes, create, NewDeliveryNote);
@@ -192,7 +208,8 @@ list_op!(
     "ApiTags::Projects",
     "Projects. Filters: `company_id`, `status`, `manager_id`.",
     projects,
-    ProjectFilter
+    ProjectFilter,
+    [company_id, status, manager_id]
 );
 get_op!(ProjectsGet, "/projects/:id", "ApiTags::Projects", projects);
 create_op!(ProjectsCreate, "/projects", "ApiTags::Projects", projects, create, NewProject);
@@ -226,7 +243,8 @@ list_op!(
     "ApiTags::Tasks",
     "Tasks. Filters: `project_id`, `milestone_id`, `assignee_id`, `statuses`, `due_from`, `due_to`.",
     tasks,
-    TaskFilter
+    TaskFilter,
+    [project_id, milestone_id, assignee_id, statuses, due_from, due_to]
 );
 get_op!(TasksGet, "/tasks/:id", "ApiTags::Tasks", tasks);
 create_op!(TasksCreate, "/tasks", "ApiTags::Tasks", tasks, create, NewTask);
@@ -249,7 +267,8 @@ list_op!(
     "ApiTags::Products",
     "Products. Filters: `category_id`, `active`.",
     products,
-    ProductFilter
+    ProductFilter,
+    [category_id, active]
 );
 get_op!(ProductsGet, "/products/:id", "ApiTags::Products", products);
 create_op!(ProductsCreate, "/products", "ApiTags::Products", products, create, NewProduct);
@@ -283,7 +302,8 @@ list_op!(
     "ApiTags::AuditLogs",
     "The audit log (read only). Filters: `actor_id`, `entity_kind`, `entity_id`, `from`, `to`.",
     audit,
-    AuditFilter
+    AuditFilter,
+    [actor_id, entity_kind, entity_id, from, to]
 );
 get_op!(AuditLogsGet, "/audit-logs/:id", "ApiTags::AuditLogs", audit);
 
