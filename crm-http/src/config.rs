@@ -86,6 +86,12 @@ pub struct Config {
     #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
 
+    /// The tenant to serve, as printed at its first start. Servers sharing one PostgreSQL
+    /// take the same id; without it, the tenant kept in the data directory is served, or
+    /// a new one is bootstrapped.
+    #[arg(long, env = "CRM_TENANT_ID")]
+    pub tenant_id: Option<uuid::Uuid>,
+
     /// On first start: the tenant's name.
     #[arg(long, env = "CRM_TENANT_NAME", default_value = "My company")]
     pub tenant_name: String,

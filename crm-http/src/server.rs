@@ -3,7 +3,7 @@
 
 use std::{io, path::Path, sync::Arc, time::Duration};
 
-use crm_core::{Crm, TenantId, users::Bootstrap};
+use crm_core::{Crm, CrmError, TenantId, storage::EntityKind, users::Bootstrap};
 use poem::{
     Server,
     listener::{Acceptor, Listener, TcpListener},
@@ -27,9 +27,12 @@ pub enum ServerError {
     /// The JWT secret is too short.
     #[error(transparent)]
     Secret(#[from] crate::auth::SecretTooShort),
-    /// The first tenant could not be created.
+    /// The first tenant could not be created (or the configured one read).
     #[error("bootstrap failed: {0}")]
     Bootstrap(crm_core::CrmError),
+    /// `--tenant-id` names no tenant of the storage.
+    #[error("the storage has no tenant {0}: check --tenant-id (printed at the tenant's first start)")]
+    UnknownTenant(uuid::Uuid),
     /// A file or socket could not be used.
     #[error("{context}: {source}")]
     Io {
@@ -95,6 +98,14 @@ pub struct FirstStart {
 /// The tenant to serve: the one bootstrapped earlier (kept in the data directory for
 /// persistent storage), or a new one with its admin.
 async fn tenant(crm: &Crm, config: &Config, persistent: bool) -> Result<(TenantId, Option<FirstStart>), ServerError> {
+    if let Some(id) = config.tenant_id {
+        let tenant = TenantId(id);
+        let found = crm.storage().get(tenant, EntityKind::Tenant, id).await.map_err(CrmError::from);
+        return match found.map_err(ServerError::Bootstrap)? {
+            Some(_) => Ok((tenant, None)),
+            None => Err(ServerError::UnknownTenant(id)),
+        };
+    }
     let path = config.data_dir.join("tenant-id");
     let kept = persistent.then(|| std::fs::read_to_string(&path).ok()).flatten();
     if let Some(id) = kept.and_then(|s| uuid::Uuid::parse_str(s.trim()).ok()) {
@@ -175,7 +186,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .map_or_else(|| config.bind.to_string(), |a| a.to_string());
-    print_banner(&addr, &config, first_start.as_ref());
+    print_banner(&addr, &config, tenant, first_start.as_ref());
     Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(config.shutdown_grace_secs)))
         .await
@@ -193,10 +204,11 @@ fn describe_storage(url: &str) -> String {
 }
 
 /// Where to go and how to sign in, on standard output.
-fn print_banner(addr: &str, config: &Config, first_start: Option<&FirstStart>) {
+fn print_banner(addr: &str, config: &Config, tenant: TenantId, first_start: Option<&FirstStart>) {
     println!("crm-server listening on http://{addr}");
     println!("  API:      http://{addr}/api/v1   (spec: /api/v1/openapi.json, docs: http://{addr}/docs)");
     println!("  storage:  {}", describe_storage(&config.storage));
+    println!("  tenant:   {tenant} (more servers on the same storage: --tenant-id {tenant})");
     match first_start {
         Some(FirstStart { email, generated_password: Some(password) }) => {
             println!("  first start: created the admin {email} with the password {password}");

@@ -33,9 +33,14 @@ struct Running {
 }
 
 fn start(storage: &str, data_dir: &std::path::Path) -> Running {
+    start_with(storage, data_dir, &[])
+}
+
+fn start_with(storage: &str, data_dir: &std::path::Path, extra: &[&str]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crm-server"))
         .args(["--bind", "127.0.0.1:0", "--storage", storage, "--admin-email", "boss@example.com"])
         .args(["--admin-password", "a-long-password", "--log-format", "json"])
+        .args(extra)
         .arg("--data-dir")
         .arg(data_dir)
         .stdout(Stdio::piped())
@@ -52,7 +57,7 @@ fn start(storage: &str, data_dir: &std::path::Path) -> Running {
     let first = lines.next().unwrap().unwrap();
     let addr = first.strip_prefix("crm-server listening on http://").unwrap_or_else(|| panic!("{first}")).to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    let banner: Vec<String> = lines.by_ref().take(4).map(Result::unwrap).collect();
+    let banner: Vec<String> = lines.by_ref().take(5).map(Result::unwrap).collect();
     Running { child, addr, banner }
 }
 
@@ -119,6 +124,35 @@ fn on_sled_the_tenant_and_its_admin_survive_a_restart() {
 }
 
 #[test]
+fn another_server_serves_the_same_tenant_by_its_id() {
+    let store = tempfile::tempdir().unwrap();
+    let url = format!("sled://{}", store.path().join("db").display());
+    let first = start(&url, store.path());
+    let tenant_line = first.banner.iter().find(|l| l.trim_start().starts_with("tenant:")).cloned();
+    let tenant = tenant_line
+        .as_deref()
+        .and_then(|l| l.split("--tenant-id ").nth(1))
+        .map(|id| id.trim_end_matches(')').to_owned())
+        .unwrap_or_else(|| panic!("the banner names the tenant: {:?}", first.banner));
+    stop(first);
+    // A server with its own, empty data directory, told which tenant to serve.
+    let own_dir = tempfile::tempdir().unwrap();
+    let second = start_with(&url, own_dir.path(), &["--tenant-id", &tenant]);
+    assert!(!second.banner.iter().any(|l| l.contains("first start: created")), "{:?}", second.banner);
+    let (status, body) = sign_in(&second.addr);
+    assert_eq!(status, 200, "{body}");
+    stop(second);
+
+    let unknown = uuid::Uuid::now_v7().to_string();
+    let out = Command::new(env!("CARGO_BIN_EXE_crm-server"))
+        .args(["--bind", "127.0.0.1:0", "--storage", "memory://", "--tenant-id", &unknown])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no tenant {unknown}")));
+}
+
+#[test]
 fn help_documents_every_setting() {
     let out = Command::new(env!("CARGO_BIN_EXE_crm-server")).arg("--help").output().unwrap();
     let help = String::from_utf8(out.stdout).unwrap();
@@ -133,6 +167,7 @@ fn help_documents_every_setting() {
         "--log-format",
         "--admin-email",
         "--admin-password",
+        "--tenant-id",
         "CRM_JWT_SECRET",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
