@@ -25,9 +25,11 @@ pub struct AppCtx {
     pub default_tenant: Option<TenantId>,
 }
 
-/// Counts one request against `limiter`; 429 when over.
+/// Counts one request against `limiter`; 429 when over. The decision reaches the
+/// response's `RateLimit-*` headers when it is the tightest of the request.
 pub async fn limit(limiter: &dyn RateLimiter, key: &str) -> Result<(), ApiError> {
     let decision = limiter.check(key).await?;
+    edge::record_limit(decision);
     if decision.allowed { Ok(()) } else { Err(ApiError::too_many_requests(decision.reset_after.as_secs())) }
 }
 

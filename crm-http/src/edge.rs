@@ -1,5 +1,5 @@
-//! What wraps every request: a request id, the per-IP rate limit with its
-//! `RateLimit-*` headers, errors turned into the envelope, and one structured log
+//! What wraps every request: a request id, the per-IP rate limit, `RateLimit-*`
+//! headers for the limit closest to being hit, errors turned into the envelope, and one structured log
 //! line (method, path, status, latency, request id, user id; never bodies or tokens).
 
 use std::{
@@ -18,6 +18,23 @@ use crate::error::{ApiError, framework_error_response};
 struct RequestInfo {
     id: String,
     user_id: Mutex<Option<String>>,
+    /// The most restrictive limit decision taken while serving the request.
+    tightest: Mutex<Option<RateDecision>>,
+}
+
+impl RequestInfo {
+    fn record(&self, decision: RateDecision) {
+        let mut tightest = self.tightest.lock().unwrap_or_else(PoisonError::into_inner);
+        *tightest = Some(tighter(*tightest, decision));
+    }
+}
+
+/// The decision the client should hear about: a refusal first, then the fewest left.
+fn tighter(current: Option<RateDecision>, new: RateDecision) -> RateDecision {
+    match current {
+        Some(old) if (old.allowed, old.remaining) <= (new.allowed, new.remaining) => old,
+        _ => new,
+    }
 }
 
 tokio::task_local! {
@@ -32,6 +49,12 @@ pub fn current_request_id() -> Option<String> {
 /// Records who the request acts as, for the log line.
 pub fn set_current_user(user_id: String) {
     let _ = REQUEST.try_with(|r| *r.user_id.lock().unwrap_or_else(PoisonError::into_inner) = Some(user_id));
+}
+
+/// Records a rate-limit decision taken for the request (per user, per account…), so its
+/// response carries the `RateLimit-*` headers of whichever limit is closest.
+pub fn record_limit(decision: RateDecision) {
+    let _ = REQUEST.try_with(|r| r.record(decision));
 }
 
 /// The header carrying the request id, in and out.
@@ -87,34 +110,34 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
 
     async fn call(&self, req: Request) -> poem::Result<Response> {
         let started = Instant::now();
-        let info = Arc::new(RequestInfo { id: request_id(&req), user_id: Mutex::new(None) });
+        let info =
+            Arc::new(RequestInfo { id: request_id(&req), user_id: Mutex::new(None), tightest: Mutex::new(None) });
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         let ip = client_ip(&req);
         let per_ip = self.per_ip.clone();
         let next = &self.next;
+        let scoped = info.clone();
         let mut resp = REQUEST
             .scope(info.clone(), async move {
-                let decision = match ip {
-                    Some(ip) => match per_ip.check(&format!("ip:{ip}")).await {
-                        Ok(d) => Some(d),
-                        Err(e) => return (ApiError::from(e).into_response(), None),
-                    },
-                    None => None,
-                };
-                if let Some(d) = decision.filter(|d| !d.allowed) {
-                    return (ApiError::too_many_requests(d.reset_after.as_secs()).into_response(), Some(d));
+                if let Some(ip) = ip {
+                    match per_ip.check(&format!("ip:{ip}")).await {
+                        Ok(d) => scoped.record(d),
+                        Err(e) => return ApiError::from(e).into_response(),
+                    }
                 }
-                let resp = match next.call(req).await {
+                let refused = *scoped.tightest.lock().unwrap_or_else(PoisonError::into_inner);
+                if let Some(d) = refused.filter(|d| !d.allowed) {
+                    return ApiError::too_many_requests(d.reset_after.as_secs()).into_response();
+                }
+                match next.call(req).await {
                     Ok(out) => out.into_response(),
                     Err(err) => framework_error_response(err),
-                };
-                (resp, decision)
+                }
             })
             .await;
-        if let Some(d) = resp.1 {
-            rate_limit_headers(&mut resp.0, &d);
+        if let Some(d) = *info.tightest.lock().unwrap_or_else(PoisonError::into_inner) {
+            rate_limit_headers(&mut resp, &d);
         }
-        let mut resp = resp.0;
         if let Ok(id) = HeaderValue::from_str(&info.id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, id);
         }

@@ -235,11 +235,18 @@ async fn logins_are_throttled_per_account() {
 async fn each_user_is_rate_limited_with_ratelimit_headers() {
     let h = harness_with(crm_http::limits::Limits::in_memory(1000, 2, 1000), Default::default()).await;
     let token = h.token(&h.w.user).await;
-    assert_eq!(h.get(&token, "/api/v1/contacts").await.status, StatusCode::OK);
-    assert_eq!(h.get(&token, "/api/v1/contacts").await.status, StatusCode::OK);
+    let first = h.get(&token, "/api/v1/contacts").await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.header("ratelimit-limit"), Some("2"), "the per-user limit's headers");
+    assert_eq!(first.header("ratelimit-remaining"), Some("1"));
+    let second = h.get(&token, "/api/v1/contacts").await;
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(second.header("ratelimit-remaining"), Some("0"));
     let limited = h.get(&token, "/api/v1/contacts").await;
     assert_eq!(limited.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(limited.header("retry-after").is_some());
+    assert_eq!(limited.header("ratelimit-remaining"), Some("0"));
+    assert!(limited.header("ratelimit-reset").is_some_and(|s| s.parse::<u64>().unwrap() >= 1));
     let other = h.token(&h.w.manager).await;
     assert_eq!(h.get(&other, "/api/v1/contacts").await.status, StatusCode::OK, "others are not affected");
 }
