@@ -10,11 +10,17 @@ use std::{
 
 /// One HTTP/1.1 request over a plain socket; returns the status and the body.
 fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_as(addr, method, path, body, None)
+}
+
+/// [`http`] with a bearer token.
+fn http_as(addr: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let authorization = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\n{authorization}content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
         body.len()
     )
     .unwrap();
@@ -128,12 +134,7 @@ fn another_server_serves_the_same_tenant_by_its_id() {
     let store = tempfile::tempdir().unwrap();
     let url = format!("sled://{}", store.path().join("db").display());
     let first = start(&url, store.path());
-    let tenant_line = first.banner.iter().find(|l| l.trim_start().starts_with("tenant:")).cloned();
-    let tenant = tenant_line
-        .as_deref()
-        .and_then(|l| l.split("--tenant-id ").nth(1))
-        .map(|id| id.trim_end_matches(')').to_owned())
-        .unwrap_or_else(|| panic!("the banner names the tenant: {:?}", first.banner));
+    let tenant = banner_tenant(&first);
     stop(first);
     // A server with its own, empty data directory, told which tenant to serve.
     let own_dir = tempfile::tempdir().unwrap();
@@ -150,6 +151,45 @@ fn another_server_serves_the_same_tenant_by_its_id() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("no tenant {unknown}")));
+}
+
+/// The tenant id a banner names.
+fn banner_tenant(running: &Running) -> String {
+    let line = running.banner.iter().find(|l| l.trim_start().starts_with("tenant:"));
+    line.and_then(|l| l.split("--tenant-id ").nth(1))
+        .map(|id| id.trim_end_matches(')').to_owned())
+        .unwrap_or_else(|| panic!("the banner names the tenant: {:?}", running.banner))
+}
+
+#[test]
+fn two_servers_share_one_postgresql() {
+    use crm_storage_postgres::testing::{create_database, shared_server};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(async {
+        let target = tokio::task::spawn_blocking(shared_server).await.unwrap();
+        create_database(target).await.unwrap()
+    });
+    let secret = ["--jwt-secret", "one-secret-for-every-instance-0123456789"];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = start_with(&url, dir_a.path(), &secret);
+    assert!(first.banner.iter().any(|l| l.contains("PostgreSQL")), "{:?}", first.banner);
+    let tenant = banner_tenant(&first);
+    let second = start_with(&url, dir_b.path(), &[secret[0], secret[1], "--tenant-id", &tenant]);
+
+    // Signed in on one instance, served by the other: sessions live in the database.
+    let (status, body) = sign_in(&first.addr);
+    assert_eq!(status, 200, "{body}");
+    let login: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let token = login["data"]["access_token"].as_str().unwrap().to_owned();
+    let contact = r#"{"first_name":"Shared","last_name":"Row"}"#;
+    let (status, body) = http_as(&second.addr, "POST", "/api/v1/contacts", contact, Some(&token));
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = http_as(&first.addr, "GET", "/api/v1/contacts?search=shared", "", Some(&token));
+    assert!(status == 200 && body.contains("\"last_name\":\"Row\""), "{status} {body}");
+    let (status, body) = http(&second.addr, "GET", "/health/ready", "");
+    assert!(status == 200 && body.contains("postgres"), "{body}");
+    stop(second);
+    stop(first);
 }
 
 #[test]
