@@ -23,7 +23,7 @@ use crate::{
     entity::{Entity, entity_meta, from_stored, to_record},
     error::{CrmError, Result},
     id::{Id, Meta, TenantId},
-    storage::{EntityKind, FieldValue, Storage, WriteBatch, WriteOp},
+    storage::{EntityKind, FieldValue, Filter, ListQuery, Storage, StorageError, WriteBatch, WriteOp},
     users::User,
 };
 
@@ -79,6 +79,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Replaces a session that must still be at `expected_version`; `session` carries
     /// the next version. A moved session is [`CrmError::Conflict`].
     async fn replace(&self, expected_version: u64, session: &Session) -> Result<()>;
+    /// Removes up to `limit` sessions of `tenant` that expired before `now`, and says
+    /// how many it removed.
+    async fn remove_expired(&self, tenant: TenantId, now: DateTime<Utc>, limit: usize) -> Result<u64>;
 }
 
 /// Sessions in process memory: lost on restart; for tests and single-process servers.
@@ -127,6 +130,20 @@ impl SessionStore for MemorySessionStore {
             None => Err(CrmError::NotFound { kind: EntityKind::Session, id: session.meta.id }),
         }
     }
+
+    async fn remove_expired(&self, tenant: TenantId, now: DateTime<Utc>, limit: usize) -> Result<u64> {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        let expired: Vec<_> = sessions
+            .iter()
+            .filter(|(key, s)| key.0 == tenant && s.expires_at < now)
+            .map(|(key, _)| *key)
+            .take(limit)
+            .collect();
+        for key in &expired {
+            sessions.remove(key);
+        }
+        Ok(expired.len() as u64)
+    }
 }
 
 /// Sessions as `session` records of the CRM's own storage: they survive restarts and
@@ -168,6 +185,26 @@ impl SessionStore for StorageSessionStore {
         let op = WriteOp::Update { record: to_record(session)?, expected_version };
         let batch = WriteBatch { ops: vec![op], ..WriteBatch::default() };
         Ok(self.storage.commit(session.meta.tenant_id, batch).await?)
+    }
+
+    async fn remove_expired(&self, tenant: TenantId, now: DateTime<Utc>, limit: usize) -> Result<u64> {
+        let query = ListQuery { limit, ..ListQuery::filtered(vec![Filter::lt("expires_at", now)]) };
+        let expired = self.storage.list(tenant, EntityKind::Session, &query).await?;
+        let ops: Vec<WriteOp> = expired
+            .items
+            .iter()
+            .map(|s| WriteOp::Delete { kind: EntityKind::Session, id: s.id, expected_version: s.version })
+            .collect();
+        let removed = ops.len() as u64;
+        if removed == 0 {
+            return Ok(0);
+        }
+        match self.storage.commit(tenant, WriteBatch { ops, ..WriteBatch::default() }).await {
+            Ok(()) => Ok(removed),
+            // One of them moved meanwhile (revoked, say): the next round takes them.
+            Err(StorageError::Conflict { .. } | StorageError::NotFound { .. }) => Ok(0),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -304,6 +341,21 @@ impl Sessions<'_> {
             }
         }
         Err(CrmError::Conflict { kind: EntityKind::Session, id: id.uuid() })
+    }
+
+    /// Deletes a tenant's expired sessions (they can no longer be refreshed, nor their
+    /// reuse detected), for the server's housekeeping; returns how many went.
+    pub async fn purge_expired(&self, tenant: TenantId) -> Result<u64> {
+        const CHUNK: usize = 500;
+        let now = self.crm.now();
+        let mut removed = 0;
+        loop {
+            let round = self.crm.sessions.remove_expired(tenant, now, CHUNK).await?;
+            removed += round;
+            if round < CHUNK as u64 {
+                return Ok(removed);
+            }
+        }
     }
 
     /// Revokes the session `p` acts in, if it belongs to `p`.

@@ -178,6 +178,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         default_tenant: Some(tenant),
     });
     let options = AppOptions { cors_origins: config.cors_origins.clone(), body_limit: config.body_limit };
+    let crm = ctx.crm.clone();
     let app = crate::build(ctx, &options);
     let acceptor =
         TcpListener::bind(config.bind).into_acceptor().await.map_err(io_err(format!("bind {}", config.bind)))?;
@@ -187,10 +188,28 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .and_then(|a| a.as_socket_addr().copied())
         .map_or_else(|| config.bind.to_string(), |a| a.to_string());
     print_banner(&addr, &config, tenant, first_start.as_ref());
-    Server::new_with_acceptor(acceptor)
+    let housekeeping = tokio::spawn(purge_sessions(crm, tenant));
+    let served = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(config.shutdown_grace_secs)))
-        .await
-        .map_err(io_err("serve"))
+        .await;
+    housekeeping.abort();
+    served.map_err(io_err("serve"))
+}
+
+/// How often expired sessions are deleted.
+const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(15 * 60);
+
+/// Deletes the served tenant's expired sessions now and then, so sign-ins do not pile up.
+async fn purge_sessions(crm: Crm, tenant: TenantId) {
+    let mut every = tokio::time::interval(SESSION_PURGE_INTERVAL);
+    loop {
+        every.tick().await;
+        match crm.sessions().purge_expired(tenant).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "purged expired sessions"),
+            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+    }
 }
 
 /// The storage for humans, without credentials a PostgreSQL URL may carry.

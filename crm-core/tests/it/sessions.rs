@@ -156,3 +156,22 @@ async fn imports_refuse_malformed_hashes_and_non_admins() {
     let hash = bcrypt::hash("legacy-password", 4).unwrap();
     assert!(matches!(users.import(&w.manager, imported("y@acme.test", hash)).await, Err(CrmError::Forbidden(_))));
 }
+
+#[tokio::test]
+async fn expired_sessions_are_purged_and_live_ones_stay() {
+    for w in each_store().await {
+        let sessions = w.crm.sessions();
+        let tenant = w.user.tenant_id();
+        let old: Vec<_> = futures::future::join_all((0..3).map(|_| sessions.start(&w.user))).await;
+        w.clock.set(w.crm.now() + Duration::days(8));
+        let fresh = sessions.start(&w.manager).await.unwrap();
+        assert_eq!(sessions.purge_expired(tenant).await.unwrap(), 3);
+        assert_eq!(sessions.purge_expired(tenant).await.unwrap(), 0, "nothing left to purge");
+        for issued in old {
+            let refresh = sessions.refresh(&issued.unwrap().refresh_token).await;
+            assert!(matches!(refresh, Err(CrmError::Unauthenticated)));
+        }
+        sessions.active(tenant, fresh.session.meta.id.into()).await.unwrap();
+        sessions.refresh(&fresh.refresh_token).await.unwrap();
+    }
+}
