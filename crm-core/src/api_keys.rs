@@ -19,6 +19,7 @@ use crate::{
 
 /// An API key. Its secret hash is private and never leaves the core.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ApiKey {
     /// Common metadata.
     pub meta: Meta,
@@ -34,6 +35,7 @@ pub struct ApiKey {
     pub revoked: bool,
     /// The public part of the token that finds the key.
     pub prefix: String,
+    #[cfg_attr(feature = "schema", schemars(skip))]
     secret_hash: String,
 }
 
@@ -66,6 +68,7 @@ impl Entity for ApiKey {
 
 /// Input to create an API key.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// What it is for.

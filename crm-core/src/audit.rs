@@ -19,6 +19,7 @@ use crate::{
 
 /// One audited change, written in the same atomic batch as the change itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct AuditLog {
     /// Common metadata; `created_at` is when it happened.
     pub meta: Meta,

@@ -14,6 +14,7 @@ use crate::{
 
 /// A customer company.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Company {
     /// Common metadata.
     pub meta: Meta,
@@ -63,6 +64,7 @@ impl Entity for Company {
 
 /// Input to create a company.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewCompany {
     /// Name.
@@ -83,6 +85,7 @@ pub struct NewCompany {
 
 /// Changes to a company; absent fields stay, `Some(None)` clears an optional one.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CompanyPatch {
     /// The version read; a stale one is a conflict.

@@ -16,6 +16,7 @@ use crate::{
 
 /// A person the business deals with.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Contact {
     /// Common metadata.
     pub meta: Meta,
@@ -84,6 +85,7 @@ impl Contact {
 
 /// Input to create a contact.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
     /// Given name.
@@ -104,6 +106,7 @@ pub struct NewContact {
 
 /// Changes to a contact; absent fields stay, `Some(None)` clears an optional one.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContactPatch {
     /// The version read; a stale one is a conflict.

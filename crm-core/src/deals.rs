@@ -59,6 +59,7 @@ impl DealStage {
 
 /// A sales opportunity.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Deal {
     /// Common metadata.
     pub meta: Meta,
@@ -71,6 +72,7 @@ pub struct Deal {
     /// The responsible user.
     pub owner_id: Id<User>,
     /// Expected value.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub amount: Decimal,
     /// Currency of `amount`.
     pub currency: Currency,
@@ -145,6 +147,7 @@ impl Entity for Deal {
 
 /// Input to create a deal.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewDeal {
     /// What is being sold.
@@ -156,6 +159,7 @@ pub struct NewDeal {
     /// The responsible user; default: the creator.
     pub owner_id: Option<Id<User>>,
     /// Expected value.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub amount: Decimal,
     /// Currency.
     pub currency: Currency,
@@ -167,6 +171,7 @@ pub struct NewDeal {
 
 /// Changes to a deal; stages change only through [`Deals::change_stage`].
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DealPatch {
     /// The version read; a stale one is a conflict.
@@ -182,6 +187,7 @@ pub struct DealPatch {
     /// New owner (notified).
     pub owner_id: Option<Id<User>>,
     /// New amount.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub amount: Option<Decimal>,
     /// New currency.
     pub currency: Option<Currency>,

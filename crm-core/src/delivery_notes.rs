@@ -35,15 +35,18 @@ status_enum! {
 
 /// One delivered line: a quantity of one invoice line.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeliveryLine {
     /// The position of the line on the invoice (0-based).
     pub line_index: usize,
     /// The quantity delivered; positive.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub quantity: Decimal,
 }
 
 /// A delivery against one invoice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct DeliveryNote {
     /// Common metadata.
     pub meta: Meta,
@@ -92,6 +95,7 @@ impl Entity for DeliveryNote {
 
 /// Input to create a delivery note.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewDeliveryNote {
     /// The invoice (issued, partially paid or paid).

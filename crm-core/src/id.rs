@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 /// A tenant: the wall around every record. No call reads or writes across it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(transparent)]
 pub struct TenantId(pub Uuid);
 
@@ -104,8 +105,22 @@ impl<'de, E> Deserialize<'de> for Id<E> {
     }
 }
 
+#[cfg(feature = "schema")]
+impl<E> schemars::JsonSchema for Id<E> {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Id".into()
+    }
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        Uuid::json_schema(generator)
+    }
+}
+
 /// What every record carries besides its own fields.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Meta {
     /// The record's id (UUID v7).
     pub id: Uuid,

@@ -52,6 +52,7 @@ pub const DEFAULT_PAYMENT_TERMS_DAYS: u32 = 30;
 
 /// A bill to a customer company.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Invoice {
     /// Common metadata.
     pub meta: Meta,
@@ -72,8 +73,10 @@ pub struct Invoice {
     /// Sums of the lines.
     pub totals: Totals,
     /// Σ completed payments.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub amount_paid: Decimal,
     /// `totals.total − amount_paid`.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub balance_due: Decimal,
     /// Life-cycle status.
     pub status: InvoiceStatus,
@@ -181,6 +184,7 @@ impl Entity for Invoice {
 
 /// Input to create a standalone draft invoice.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewInvoice {
     /// The billed company.
@@ -201,6 +205,7 @@ pub struct NewInvoice {
 
 /// Changes to a draft invoice.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct InvoicePatch {
     /// The version read; a stale one is a conflict.

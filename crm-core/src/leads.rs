@@ -59,6 +59,7 @@ text_enum! {
 
 /// A potential customer.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Lead {
     /// Common metadata.
     pub meta: Meta,
@@ -138,6 +139,7 @@ impl Entity for Lead {
 
 /// Input to create a lead.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewLead {
     /// Given name.
@@ -162,6 +164,7 @@ pub struct NewLead {
 
 /// Changes to a lead; the status changes through [`Leads::change_status`] and [`Leads::convert`].
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeadPatch {
     /// The version read; a stale one is a conflict.
@@ -211,6 +214,7 @@ pub struct LeadFilter {
 
 /// Which company a converted lead's contact joins.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", tag = "mode", content = "value")]
 pub enum ConvertCompany {
     /// No company: a standalone contact.
@@ -224,11 +228,13 @@ pub enum ConvertCompany {
 
 /// The deal to open when converting a lead.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConvertDeal {
     /// Deal title.
     pub title: String,
     /// Expected value.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub amount: Decimal,
     /// Currency.
     pub currency: Currency,
@@ -236,6 +242,7 @@ pub struct ConvertDeal {
 
 /// How to convert a lead.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ConvertLead {
     /// The version read; a stale one is a conflict.

@@ -42,6 +42,23 @@ UYI UYU UYW UZS VED VES VND VUV WST XAF XCD XCG XOF XPF YER ZAR ZMW ZWG ZWL";
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Currency([u8; 3]);
 
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for Currency {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Currency".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^[A-Z]{3}$",
+            "description": "An ISO 4217 currency code such as `EUR`.",
+        })
+    }
+}
+
 impl Currency {
     /// Euro.
     pub const EUR: Self = Self(*b"EUR");
@@ -118,6 +135,7 @@ const MAX_SCALE: u32 = 4;
 
 /// A document line as the caller gives it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LineInput {
     /// The catalog product, if the line is not free text.
@@ -125,12 +143,16 @@ pub struct LineInput {
     /// What is sold.
     pub description: String,
     /// How many units; positive.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub quantity: Decimal,
     /// Price of one unit before discount and tax; non-negative.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub unit_price: Decimal,
     /// Discount in percent, 0 to 100.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub discount_percent: Decimal,
     /// Tax rate in percent, 0 to 100.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub tax_rate: Decimal,
 }
 
@@ -210,44 +232,60 @@ pub fn validate_lines(v: &mut Validator, lines: &[LineInput]) {
 
 /// A priced document line (quote or invoice).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Line {
     /// The catalog product, if any.
     pub product_id: Option<Id<Product>>,
     /// What is sold.
     pub description: String,
     /// How many units.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub quantity: Decimal,
     /// Price of one unit.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub unit_price: Decimal,
     /// Discount in percent.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub discount_percent: Decimal,
     /// Tax rate in percent.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub tax_rate: Decimal,
     /// `round(quantity × unit_price)`.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub gross: Decimal,
     /// `round(gross × discount_percent / 100)`.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub discount: Decimal,
     /// `gross − discount`.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub net: Decimal,
     /// `round(net × tax_rate / 100)`.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub tax: Decimal,
     /// `net + tax`.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub total: Decimal,
     /// Units already on delivery notes (invoices only).
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub quantity_delivered: Decimal,
 }
 
 /// The sums of a document's lines.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Totals {
     /// Σ gross.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub subtotal: Decimal,
     /// Σ discount.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub discount: Decimal,
     /// Σ tax.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub tax: Decimal,
     /// Σ total, equal to `subtotal − discount + tax`.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub total: Decimal,
 }
 

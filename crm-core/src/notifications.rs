@@ -16,6 +16,7 @@ use crate::{
 
 /// A message for one user.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Notification {
     /// Common metadata.
     pub meta: Meta,

@@ -48,6 +48,7 @@ status_enum! {
 
 /// Money received against one invoice.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Payment {
     /// Common metadata.
     pub meta: Meta,
@@ -56,6 +57,7 @@ pub struct Payment {
     /// The invoice's company (kept here so clients can list their payments).
     pub company_id: Id<Company>,
     /// The amount, in the invoice's currency.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub amount: Decimal,
     /// The invoice's currency.
     pub currency: Currency,
@@ -105,11 +107,13 @@ impl Entity for Payment {
 
 /// Input to record a payment.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewPayment {
     /// The invoice it pays (issued or partially paid).
     pub invoice_id: Id<Invoice>,
     /// The amount: positive, exact in the invoice's currency, at most its balance.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub amount: Decimal,
     /// How it was paid.
     pub method: PaymentMethod,

@@ -15,6 +15,7 @@ use crate::{
 
 /// A sellable product.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Product {
     /// Common metadata.
     pub meta: Meta,
@@ -25,10 +26,12 @@ pub struct Product {
     /// Description.
     pub description: Option<String>,
     /// Price of one unit before tax.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub unit_price: Decimal,
     /// Currency of the price.
     pub currency: Currency,
     /// Tax rate in percent.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub tax_rate: Decimal,
     /// The unit sold (`pcs`, `h`, `kg`…).
     pub unit: String,
@@ -85,6 +88,7 @@ impl Entity for Product {
 
 /// A node in the category tree.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProductCategory {
     /// Common metadata.
     pub meta: Meta,
@@ -111,6 +115,7 @@ impl Entity for ProductCategory {
 
 /// Input to create a product.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// SKU.
@@ -120,10 +125,12 @@ pub struct NewProduct {
     /// Description.
     pub description: Option<String>,
     /// Unit price.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub unit_price: Decimal,
     /// Currency.
     pub currency: Currency,
     /// Tax rate in percent.
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub tax_rate: Decimal,
     /// Unit; default `pcs`.
     pub unit: Option<String>,
@@ -133,6 +140,7 @@ pub struct NewProduct {
 
 /// Changes to a product.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProductPatch {
     /// The version read; a stale one is a conflict.
@@ -145,10 +153,12 @@ pub struct ProductPatch {
     #[serde(default, deserialize_with = "crate::input::double_option")]
     pub description: Option<Option<String>>,
     /// New price.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub unit_price: Option<Decimal>,
     /// New currency.
     pub currency: Option<Currency>,
     /// New tax rate.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub tax_rate: Option<Decimal>,
     /// New unit.
     pub unit: Option<String>,

@@ -78,6 +78,7 @@ text_enum! {
 
 /// Work for a customer company.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Project {
     /// Common metadata.
     pub meta: Meta,
@@ -88,6 +89,7 @@ pub struct Project {
     /// The deal it came from.
     pub deal_id: Option<Id<Deal>>,
     /// Budget.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub budget: Option<Decimal>,
     /// Currency of the budget.
     pub currency: Option<Currency>,
@@ -151,6 +153,7 @@ impl Entity for Project {
 
 /// A checkpoint of a project.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Milestone {
     /// Common metadata.
     pub meta: Meta,
@@ -192,6 +195,7 @@ impl Entity for Milestone {
 
 /// A piece of work in a project.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Task {
     /// Common metadata.
     pub meta: Meta,
@@ -258,6 +262,7 @@ impl Entity for Task {
 
 /// Input to create a project.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     /// Name.
@@ -267,6 +272,7 @@ pub struct NewProject {
     /// The deal it came from.
     pub deal_id: Option<Id<Deal>>,
     /// Budget.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
     pub budget: Option<Decimal>,
     /// Currency of the budget.
     pub currency: Option<Currency>,
@@ -280,6 +286,7 @@ pub struct NewProject {
 
 /// Changes to a project (status through [`Projects::set_status`]).
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProjectPatch {
     /// The version read; a stale one is a conflict.
@@ -288,6 +295,7 @@ pub struct ProjectPatch {
     pub name: Option<String>,
     /// New budget.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Option<String>>"))]
     pub budget: Option<Option<Decimal>>,
     /// New budget currency.
     #[serde(default, deserialize_with = "crate::input::double_option")]
@@ -316,6 +324,7 @@ pub struct ProjectFilter {
 
 /// Input to create a task.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewTask {
     /// The project.
@@ -336,6 +345,7 @@ pub struct NewTask {
 
 /// Changes to a task (status and assignee through their own calls).
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TaskPatch {
     /// The version read; a stale one is a conflict.
@@ -373,6 +383,7 @@ pub struct TaskFilter {
 
 /// Task counts of one project.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct ProjectProgress {
     /// The project.
     pub project_id: Id<Project>,
@@ -381,6 +392,7 @@ pub struct ProjectProgress {
     /// All tasks.
     pub total: u64,
     /// Done tasks in percent of all, two decimals (0 for a project without tasks).
+    #[cfg_attr(feature = "schema", schemars(with = "String"))]
     pub percent_done: Decimal,
 }
 

@@ -38,6 +38,7 @@ status_enum! {
 
 /// A priced offer to a customer company.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Quote {
     /// Common metadata.
     pub meta: Meta,
@@ -105,6 +106,7 @@ impl Entity for Quote {
 
 /// Input to create a draft quote.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewQuote {
     /// The customer company.
@@ -127,6 +129,7 @@ pub struct NewQuote {
 
 /// Changes to a draft quote.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct QuotePatch {
     /// The version read; a stale one is a conflict.

@@ -106,6 +106,7 @@ impl PasswordPolicy {
 
 /// A person who signs in.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct User {
     /// Common metadata.
     pub meta: Meta,
@@ -123,6 +124,7 @@ pub struct User {
     pub active: bool,
     /// The last successful sign-in.
     pub last_login_at: Option<DateTime<Utc>>,
+    #[cfg_attr(feature = "schema", schemars(skip))]
     password_hash: PasswordHashString,
 }
 
@@ -169,6 +171,7 @@ impl Entity for User {
 
 /// Input to create a user.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct NewUser {
     /// Sign-in email.
@@ -187,6 +190,7 @@ pub struct NewUser {
 
 /// Changes to a user; absent fields stay as they are.
 #[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     /// The version read; a stale one is a conflict.
@@ -208,6 +212,7 @@ pub struct UserPatch {
 
 /// A user carried over from another system with its existing password hash.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ImportedUser {
     /// Sign-in email.
@@ -238,6 +243,7 @@ pub struct UserFilter {
 
 /// The first tenant's data: its name and its first admin.
 #[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Bootstrap {
     /// Tenant name.
     pub tenant_name: String,

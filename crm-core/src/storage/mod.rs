@@ -29,6 +29,7 @@ macro_rules! entity_kinds {
     ($($variant:ident => $name:literal),* $(,)?) => {
         /// Every kind of record the CRM stores.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
         #[serde(rename_all = "snake_case")]
         pub enum EntityKind {
             $(

@@ -3,6 +3,87 @@
 //! parses, calls one core service method with the caller's principal, and presents
 //! the result. Nothing here decides who may do what.
 
+/// The record type a service reads and writes (`entity_of!(contacts)` is `Contact`),
+/// named in the spec as the `data` of the operations' responses.
+macro_rules! entity_of {
+    (users) => {
+        crm_core::users::User
+    };
+    (companies) => {
+        crm_core::companies::Company
+    };
+    (contacts) => {
+        crm_core::contacts::Contact
+    };
+    (leads) => {
+        crm_core::leads::Lead
+    };
+    (deals) => {
+        crm_core::deals::Deal
+    };
+    (quotes) => {
+        crm_core::quotes::Quote
+    };
+    (invoices) => {
+        crm_core::invoices::Invoice
+    };
+    (payments) => {
+        crm_core::payments::Payment
+    };
+    (delivery_notes) => {
+        crm_core::delivery_notes::DeliveryNote
+    };
+    (projects) => {
+        crm_core::projects::Project
+    };
+    (milestones) => {
+        crm_core::projects::Milestone
+    };
+    (tasks) => {
+        crm_core::projects::Task
+    };
+    (products) => {
+        crm_core::products::Product
+    };
+    (product_categories) => {
+        crm_core::products::ProductCategory
+    };
+    (audit) => {
+        crm_core::audit::AuditLog
+    };
+    (api_keys) => {
+        crm_core::api_keys::ApiKey
+    };
+}
+
+/// Declares `$api` as the operations of `$operation` whose success responses carry
+/// `$data` (`One` record or a `Page` of them) as their `data` in the spec.
+macro_rules! typed_api {
+    ($api:ident, $operation:ident, $data:ty, $shape:ident $(, filters: [$($name:ident),*])?) => {
+        impl poem_openapi::OpenApi for $api {
+            fn meta() -> Vec<poem_openapi::registry::MetaApi> {
+                let apis = $operation::meta();
+                $(let apis = $crate::api::with_filters(apis, &[$(stringify!($name)),*]);)?
+                let envelope = $crate::api::schema::envelope_name::<$data>($crate::api::schema::Data::$shape);
+                $crate::api::schema::with_data(apis, &envelope)
+            }
+            fn register(registry: &mut poem_openapi::registry::Registry) {
+                $operation::register(registry);
+                $crate::api::schema::register_envelope::<$data>(registry, $crate::api::schema::Data::$shape);
+            }
+            fn add_routes(
+                self,
+                route_table: &mut std::collections::HashMap<
+                    String,
+                    std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
+                >,
+            ) {
+                $operation.add_routes(route_table);
+            }
+        }
+    };
+}
+
 /// `GET <path>`: a filtered, sorted, paged listing through `crm.<service>().list`. The
 /// filters are read from the query string into the core's filter type, and documented
 /// in the spec as the query parameters `[filters…]`.
@@ -42,23 +123,7 @@ macro_rules! list_op {
                 }
             }
 
-            impl poem_openapi::OpenApi for $api {
-                fn meta() -> Vec<poem_openapi::registry::MetaApi> {
-                    $crate::api::with_filters(Operation::meta(), &[$(stringify!($name)),*])
-                }
-                fn register(registry: &mut poem_openapi::registry::Registry) {
-                    Operation::register(registry);
-                }
-                fn add_routes(
-                    self,
-                    route_table: &mut std::collections::HashMap<
-                        String,
-                        std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
-                    >,
-                ) {
-                    Operation.add_routes(route_table);
-                }
-            }
+            typed_api!($api, Operation, entity_of!($service), Page, filters: [$($name),*]);
         };
     };
 }
@@ -68,21 +133,27 @@ macro_rules! get_op {
     ($api:ident, $path:tt, $tag:tt, $service:ident) => {
         pub(crate) struct $api;
 
-        #[poem_openapi::OpenApi(tag = $tag)]
-        impl $api {
-            /// One record; another tenant's or an unreachable id is 404.
-            #[oai(path = $path, method = "get")]
-            async fn get(
-                &self,
-                ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
-                auth: $crate::auth::Auth,
-                id: poem_openapi::param::Path<uuid::Uuid>,
-            ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
-                let caller = ctx.caller(&auth).await?;
-                let found = ctx.crm.$service().get(&caller.principal, id.0.into()).await?;
-                $crate::output::one(&found)
+        const _: () = {
+            struct Operation;
+
+            #[poem_openapi::OpenApi(tag = $tag)]
+            impl Operation {
+                /// One record; another tenant's or an unreachable id is 404.
+                #[oai(path = $path, method = "get")]
+                async fn get(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    id: poem_openapi::param::Path<uuid::Uuid>,
+                ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let found = ctx.crm.$service().get(&caller.principal, id.0.into()).await?;
+                    $crate::output::one(&found)
+                }
             }
-        }
+
+            typed_api!($api, Operation, entity_of!($service), One);
+        };
     };
 }
 
@@ -91,22 +162,28 @@ macro_rules! create_op {
     ($api:ident, $path:tt, $tag:tt, $service:ident, $method:ident, $input:ty) => {
         pub(crate) struct $api;
 
-        #[poem_openapi::OpenApi(tag = $tag)]
-        impl $api {
-            #[doc = concat!("Creates one; the body is the core's `", stringify!($input), "` (money as decimal strings).")]
-            #[oai(path = $path, method = "post")]
-            async fn create(
-                &self,
-                ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
-                auth: $crate::auth::Auth,
-                body: poem_openapi::payload::Json<serde_json::Value>,
-            ) -> Result<$crate::output::Created, $crate::error::ApiError> {
-                let caller = ctx.caller(&auth).await?;
-                let input: $input = $crate::input::decode(body.0)?;
-                let created = ctx.crm.$service().$method(&caller.principal, input).await?;
-                $crate::output::created(&created)
+        const _: () = {
+            struct Operation;
+
+            #[poem_openapi::OpenApi(tag = $tag)]
+            impl Operation {
+                #[doc = concat!("Creates one; the body is the core's `", stringify!($input), "` (money as decimal strings).")]
+                #[oai(path = $path, method = "post")]
+                async fn create(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    body: poem_openapi::payload::Json<$crate::api::schema::Body<$input>>,
+                ) -> Result<$crate::output::Created, $crate::error::ApiError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let input: $input = body.0.decode()?;
+                    let created = ctx.crm.$service().$method(&caller.principal, input).await?;
+                    $crate::output::created(&created)
+                }
             }
-        }
+
+            typed_api!($api, Operation, entity_of!($service), One);
+        };
     };
 }
 
@@ -116,26 +193,32 @@ macro_rules! update_op {
     ($api:ident, $path:tt, $tag:tt, $service:ident, $patch:ty) => {
         pub(crate) struct $api;
 
-        #[poem_openapi::OpenApi(tag = $tag)]
-        impl $api {
-            #[doc = concat!("Changes the fields sent (the core's `", stringify!($patch), "`); a stale version is 409.")]
-            #[oai(path = $path, method = "patch")]
-            async fn update(
-                &self,
-                ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
-                auth: $crate::auth::Auth,
-                id: poem_openapi::param::Path<uuid::Uuid>,
-                /// The `ETag` of the version read.
-                #[oai(name = "If-Match")]
-                if_match: poem_openapi::param::Header<Option<String>>,
-                body: poem_openapi::payload::Json<serde_json::Value>,
-            ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
-                let caller = ctx.caller(&auth).await?;
-                let patch: $patch = $crate::input::decode_patch(body.0, if_match.0.as_deref())?;
-                let updated = ctx.crm.$service().update(&caller.principal, id.0.into(), patch).await?;
-                $crate::output::one(&updated)
+        const _: () = {
+            struct Operation;
+
+            #[poem_openapi::OpenApi(tag = $tag)]
+            impl Operation {
+                #[doc = concat!("Changes the fields sent (the core's `", stringify!($patch), "`); a stale version is 409.")]
+                #[oai(path = $path, method = "patch")]
+                async fn update(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    id: poem_openapi::param::Path<uuid::Uuid>,
+                    /// The `ETag` of the version read.
+                    #[oai(name = "If-Match")]
+                    if_match: poem_openapi::param::Header<Option<String>>,
+                    body: poem_openapi::payload::Json<$crate::api::schema::Body<$patch>>,
+                ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let patch: $patch = body.0.decode_patch(if_match.0.as_deref())?;
+                    let updated = ctx.crm.$service().update(&caller.principal, id.0.into(), patch).await?;
+                    $crate::output::one(&updated)
+                }
             }
-        }
+
+            typed_api!($api, Operation, entity_of!($service), One);
+        };
     };
 }
 
@@ -171,25 +254,31 @@ macro_rules! action_op {
     ($api:ident, $path:tt, $tag:tt, $doc:tt, $service:ident, $method:ident) => {
         pub(crate) struct $api;
 
-        #[poem_openapi::OpenApi(tag = $tag)]
-        impl $api {
-            #[doc = $doc]
-            #[oai(path = $path, method = "post")]
-            async fn action(
-                &self,
-                ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
-                auth: $crate::auth::Auth,
-                id: poem_openapi::param::Path<uuid::Uuid>,
-                /// The `ETag` of the version read.
-                #[oai(name = "If-Match")]
-                if_match: poem_openapi::param::Header<Option<String>>,
-            ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
-                let caller = ctx.caller(&auth).await?;
-                let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
-                let changed = ctx.crm.$service().$method(&caller.principal, id.0.into(), version).await?;
-                $crate::output::one(&changed)
+        const _: () = {
+            struct Operation;
+
+            #[poem_openapi::OpenApi(tag = $tag)]
+            impl Operation {
+                #[doc = $doc]
+                #[oai(path = $path, method = "post")]
+                async fn action(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    id: poem_openapi::param::Path<uuid::Uuid>,
+                    /// The `ETag` of the version read.
+                    #[oai(name = "If-Match")]
+                    if_match: poem_openapi::param::Header<Option<String>>,
+                ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
+                    let changed = ctx.crm.$service().$method(&caller.principal, id.0.into(), version).await?;
+                    $crate::output::one(&changed)
+                }
             }
-        }
+
+            typed_api!($api, Operation, entity_of!($service), One);
+        };
     };
 }
 
@@ -199,32 +288,54 @@ macro_rules! set_op {
     ($api:ident, $path:tt, $tag:tt, $doc:tt, $service:ident, $method:ident, $field:ident: $ty:ty) => {
         pub(crate) struct $api;
 
-        #[poem_openapi::OpenApi(tag = $tag)]
-        impl $api {
+        const _: () = {
             #[doc = $doc]
-            #[oai(path = $path, method = "post")]
-            async fn set(
-                &self,
-                ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
-                auth: $crate::auth::Auth,
-                id: poem_openapi::param::Path<uuid::Uuid>,
-                /// The `ETag` of the version read.
-                #[oai(name = "If-Match")]
-                if_match: poem_openapi::param::Header<Option<String>>,
-                body: poem_openapi::payload::Json<serde_json::Value>,
-            ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
-                #[derive(serde::Deserialize)]
-                #[serde(deny_unknown_fields)]
-                struct Input {
-                    $field: $ty,
-                    version: Option<u64>,
-                }
-                let caller = ctx.caller(&auth).await?;
-                let input: Input = $crate::input::decode_patch(body.0, if_match.0.as_deref())?;
-                let changed =
-                    ctx.crm.$service().$method(&caller.principal, id.0.into(), input.$field, input.version).await?;
-                $crate::output::one(&changed)
+            #[derive(serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            struct Fields {
+                /// The new value.
+                $field: $ty,
+                /// The version read (or send `If-Match`).
+                version: Option<u64>,
             }
-        }
+
+            /// The body's schema, named after the operation.
+            struct Input;
+
+            impl schemars::JsonSchema for Input {
+                fn schema_name() -> std::borrow::Cow<'static, str> {
+                    concat!(stringify!($api), "Body").into()
+                }
+                fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                    <Fields as schemars::JsonSchema>::json_schema(generator)
+                }
+            }
+
+            struct Operation;
+
+            #[poem_openapi::OpenApi(tag = $tag)]
+            impl Operation {
+                #[doc = $doc]
+                #[oai(path = $path, method = "post")]
+                async fn set(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    id: poem_openapi::param::Path<uuid::Uuid>,
+                    /// The `ETag` of the version read.
+                    #[oai(name = "If-Match")]
+                    if_match: poem_openapi::param::Header<Option<String>>,
+                    body: poem_openapi::payload::Json<$crate::api::schema::Body<Input>>,
+                ) -> Result<$crate::output::Fetched, $crate::error::ApiError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let input: Fields = $crate::input::decode_patch(body.0.into_json(), if_match.0.as_deref())?;
+                    let changed =
+                        ctx.crm.$service().$method(&caller.principal, id.0.into(), input.$field, input.version).await?;
+                    $crate::output::one(&changed)
+                }
+            }
+
+            typed_api!($api, Operation, entity_of!($service), One);
+        };
     };
 }

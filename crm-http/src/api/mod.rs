@@ -4,6 +4,7 @@
 mod crud;
 mod auth;
 mod resources;
+pub(crate) mod schema;
 mod system;
 
 use std::collections::HashMap;

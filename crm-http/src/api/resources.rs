@@ -6,19 +6,20 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use crm_core::{
     Id,
-    api_keys::NewApiKey,
+    api_keys::{ApiKey, NewApiKey},
     audit::AuditFilter,
     companies::{CompanyFilter, CompanyPatch, NewCompany},
     contacts::{ContactFilter, ContactPatch, NewContact},
-    deals::{DealFilter, DealPatch, DealStage, NewDeal},
+    deals::{Deal, DealFilter, DealPatch, DealStage, NewDeal},
     delivery_notes::{DeliveryNoteFilter, NewDeliveryNote},
     invoices::{InvoiceFilter, InvoicePatch, NewInvoice},
     leads::{ConvertLead, LeadFilter, LeadPatch, LeadStatus, NewLead},
+    notifications::Notification,
     payments::{NewPayment, PaymentFilter},
     products::{NewProduct, ProductCategory, ProductFilter, ProductPatch},
     projects::{
-        MilestoneStatus, NewProject, NewTask, ProjectFilter, ProjectPatch, ProjectStatus, TaskFilter, TaskPatch,
-        TaskStatus,
+        Milestone, MilestoneStatus, NewProject, NewTask, ProjectFilter, ProjectPatch, ProjectProgress, ProjectStatus,
+        TaskFilter, TaskPatch, TaskStatus,
     },
     quotes::{NewQuote, QuoteFilter, QuotePatch},
     users::{NewUser, User, UserFilter, UserPatch},
@@ -29,12 +30,16 @@ use poem_openapi::{
     param::{Path, Query},
     payload::Json,
 };
+use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::{
-    api::ApiTags,
+    api::{
+        ApiTags,
+        schema::{self, Body},
+    },
     auth::Auth,
     context::AppCtx,
     error::ApiError,
@@ -313,6 +318,40 @@ action_op!(ApiKeysRevoke, "/api-keys/:id/revoke", "ApiTags::ApiKeys", "Revokes a
 
 type Ctx<'a> = Data<&'a Arc<AppCtx>>;
 
+/// Moves a deal to a stage.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct StageChange {
+    /// The stage to move to.
+    stage: DealStage,
+    /// Why the deal was lost (for `closed_lost`).
+    lost_reason: Option<String>,
+    /// The version read (or send `If-Match`).
+    version: Option<u64>,
+}
+
+/// Input to create a milestone.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NewMilestone {
+    /// The project it belongs to.
+    project_id: Uuid,
+    /// Name.
+    name: String,
+    /// When it is due.
+    due_date: Option<NaiveDate>,
+}
+
+/// Input to create a product category.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct NewCategory {
+    /// Name.
+    name: String,
+    /// The parent category; the top level when absent or `null`.
+    parent_id: Option<Id<ProductCategory>>,
+}
+
 /// Paging parameters, as the list operations take them.
 fn paging(
     limit: Query<Option<u32>>,
@@ -335,10 +374,10 @@ impl Specific {
         auth: Auth,
         id: Path<Uuid>,
         #[oai(name = "If-Match")] if_match: poem_openapi::param::Header<Option<String>>,
-        body: Json<Value>,
+        body: Json<Body<ConvertLead>>,
     ) -> Result<Fetched, ApiError> {
         let caller = ctx.caller(&auth).await?;
-        let input: ConvertLead = input::decode_patch(body.0, if_match.0.as_deref())?;
+        let input = body.0.decode_patch(if_match.0.as_deref())?;
         let done = ctx.crm.leads().convert(&caller.principal, id.0.into(), input).await?;
         let part = |r: Option<Value>| r.unwrap_or(Value::Null);
         Ok(output::data(json!({
@@ -357,17 +396,10 @@ impl Specific {
         auth: Auth,
         id: Path<Uuid>,
         #[oai(name = "If-Match")] if_match: poem_openapi::param::Header<Option<String>>,
-        body: Json<Value>,
+        body: Json<Body<StageChange>>,
     ) -> Result<Fetched, ApiError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct StageChange {
-            stage: DealStage,
-            lost_reason: Option<String>,
-            version: Option<u64>,
-        }
         let caller = ctx.caller(&auth).await?;
-        let input: StageChange = input::decode_patch(body.0, if_match.0.as_deref())?;
+        let input = body.0.decode_patch(if_match.0.as_deref())?;
         let deal = ctx
             .crm
             .deals()
@@ -421,16 +453,14 @@ impl Specific {
 
     /// Creates a milestone: `{"project_id": "…", "name": "Beta", "due_date": "2026-06-30"}`.
     #[oai(path = "/milestones", method = "post", tag = "ApiTags::Milestones")]
-    async fn create_milestone(&self, ctx: Ctx<'_>, auth: Auth, body: Json<Value>) -> Result<Created, ApiError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct NewMilestone {
-            project_id: Uuid,
-            name: String,
-            due_date: Option<NaiveDate>,
-        }
+    async fn create_milestone(
+        &self,
+        ctx: Ctx<'_>,
+        auth: Auth,
+        body: Json<Body<NewMilestone>>,
+    ) -> Result<Created, ApiError> {
         let caller = ctx.caller(&auth).await?;
-        let input: NewMilestone = input::decode(body.0)?;
+        let input = body.0.decode()?;
         let milestone =
             ctx.crm.milestones().create(&caller.principal, input.project_id.into(), input.name, input.due_date).await?;
         output::created(&milestone)
@@ -456,15 +486,14 @@ impl Specific {
 
     /// Creates a category: `{"name": "Hardware", "parent_id": null}`.
     #[oai(path = "/product-categories", method = "post", tag = "ApiTags::ProductCategories")]
-    async fn create_category(&self, ctx: Ctx<'_>, auth: Auth, body: Json<Value>) -> Result<Created, ApiError> {
-        #[derive(Deserialize)]
-        #[serde(deny_unknown_fields)]
-        struct NewCategory {
-            name: String,
-            parent_id: Option<Id<ProductCategory>>,
-        }
+    async fn create_category(
+        &self,
+        ctx: Ctx<'_>,
+        auth: Auth,
+        body: Json<Body<NewCategory>>,
+    ) -> Result<Created, ApiError> {
         let caller = ctx.caller(&auth).await?;
-        let input: NewCategory = input::decode(body.0)?;
+        let input = body.0.decode()?;
         let category = ctx.crm.product_categories().create(&caller.principal, input.name, input.parent_id).await?;
         output::created(&category)
     }
@@ -531,9 +560,9 @@ impl Specific {
 
     /// Creates an API key; the response's `token` is shown this once only.
     #[oai(path = "/api-keys", method = "post", tag = "ApiTags::ApiKeys")]
-    async fn create_api_key(&self, ctx: Ctx<'_>, auth: Auth, body: Json<Value>) -> Result<Created, ApiError> {
+    async fn create_api_key(&self, ctx: Ctx<'_>, auth: Auth, body: Json<Body<NewApiKey>>) -> Result<Created, ApiError> {
         let caller = ctx.caller(&auth).await?;
-        let input: NewApiKey = input::decode(body.0)?;
+        let input = body.0.decode()?;
         let (key, token) = ctx.crm.api_keys().create(&caller.principal, input).await?;
         let (mut data, version) = output::record_json(&key)?;
         if let Value::Object(map) = &mut data {
@@ -613,6 +642,50 @@ pub(crate) fn all() -> impl OpenApi {
         (ProductsList, ProductsGet, ProductsCreate, ProductsUpdate, ProductsDelete),
         (CategoriesGet, CategoriesDelete, CategoriesRename, CategoriesMove),
         (AuditLogsList, AuditLogsGet, ApiKeysGet, ApiKeysDelete, ApiKeysRevoke),
-        Specific,
+        TypedSpecific,
     )
+}
+
+/// [`Specific`], its responses' `data` described where it is a record or a page.
+struct TypedSpecific;
+
+/// The operations of [`Specific`] whose `data` is one record (`One`) or a page (`Page`).
+macro_rules! specific_data {
+    ($($path:literal $method:ident => $data:ty, $shape:ident;)*) => {
+        impl OpenApi for TypedSpecific {
+            fn meta() -> Vec<poem_openapi::registry::MetaApi> {
+                let apis = Specific::meta();
+                $(
+                    let envelope = schema::envelope_name::<$data>(schema::Data::$shape);
+                    let apis = schema::with_data_at(apis, $path, &poem::http::Method::$method, &envelope);
+                )*
+                apis
+            }
+            fn register(registry: &mut poem_openapi::registry::Registry) {
+                Specific::register(registry);
+                $(schema::register_envelope::<$data>(registry, schema::Data::$shape);)*
+            }
+            fn add_routes(
+                self,
+                route_table: &mut std::collections::HashMap<
+                    String,
+                    std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
+                >,
+            ) {
+                Specific.add_routes(route_table);
+            }
+        }
+    };
+}
+
+specific_data! {
+    "/deals/{id}/stage" POST => Deal, One;
+    "/projects/{id}/progress" GET => ProjectProgress, One;
+    "/milestones" GET => Milestone, Page;
+    "/milestones" POST => Milestone, One;
+    "/product-categories" GET => ProductCategory, Page;
+    "/product-categories" POST => ProductCategory, One;
+    "/notifications" GET => Notification, Page;
+    "/notifications/{id}/read" POST => Notification, One;
+    "/api-keys" GET => ApiKey, Page;
 }

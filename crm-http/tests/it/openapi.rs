@@ -113,3 +113,83 @@ async fn every_documented_filter_is_one_the_core_reads() {
     }
     assert!(checked >= 50, "{checked} filters checked");
 }
+
+/// The schema an operation's body or response points at, following `$ref`s.
+fn resolve<'a>(spec: &'a Value, schema: &'a Value) -> &'a Value {
+    match schema["$ref"].as_str() {
+        Some(target) => {
+            let name = target.rsplit('/').next().unwrap();
+            resolve(spec, &spec["components"]["schemas"][name])
+        }
+        None => schema,
+    }
+}
+
+#[test]
+fn every_body_is_described_field_by_field() {
+    let spec = spec();
+    let mut bodies = 0;
+    for (path, methods) in spec["paths"].as_object().unwrap() {
+        for (method, op) in methods.as_object().unwrap() {
+            if method != "post" && method != "patch" {
+                continue;
+            }
+            let Some(body) = op.get("requestBody") else {
+                // Actions without input (the version comes from If-Match).
+                continue;
+            };
+            let content = body["content"].as_object().unwrap();
+            let schema = resolve(&spec, &content.values().next().unwrap()["schema"]);
+            let properties = schema["properties"].as_object();
+            assert!(
+                properties.is_some_and(|p| !p.is_empty()),
+                "{method} {path}: the body is not described field by field: {schema}"
+            );
+            bodies += 1;
+        }
+    }
+    assert!(bodies >= 30, "{bodies} bodies checked");
+
+    // The body of POST /contacts is the core's NewContact.
+    let create = &spec["paths"]["/contacts"]["post"]["requestBody"]["content"];
+    let new_contact = resolve(&spec, &create.as_object().unwrap().values().next().unwrap()["schema"]);
+    for field in ["first_name", "last_name", "email", "company_id"] {
+        assert!(new_contact["properties"].get(field).is_some(), "NewContact lacks {field}");
+    }
+    assert_eq!(new_contact["properties"]["company_id"]["format"], "uuid");
+    let required: Vec<&str> = new_contact["required"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    assert_eq!(required, ["first_name", "last_name"]);
+
+    // Money travels as strings.
+    let line = &spec["components"]["schemas"]["LineInput"];
+    for field in ["quantity", "unit_price", "discount_percent", "tax_rate"] {
+        assert_eq!(line["properties"][field]["type"], "string", "LineInput.{field}");
+    }
+    let invoice = &spec["components"]["schemas"]["NewInvoice"];
+    assert_eq!(invoice["properties"]["lines"]["items"]["$ref"], "#/components/schemas/LineInput");
+}
+
+#[test]
+fn record_responses_describe_their_data() {
+    let spec = spec();
+    let data_of = |path: &str, method: &str, status: &str| {
+        let content = &spec["paths"][path][method]["responses"][status]["content"];
+        resolve(&spec, &content.as_object().unwrap().values().next().unwrap()["schema"])["properties"]["data"].clone()
+    };
+    let one = data_of("/contacts/{id}", "get", "200");
+    assert_eq!(one["allOf"][0]["$ref"], "#/components/schemas/Contact");
+    let page = data_of("/invoices", "get", "200");
+    assert_eq!(page["items"]["$ref"], "#/components/schemas/Invoice");
+    let created = data_of("/contacts", "post", "201");
+    assert_eq!(created["allOf"][0]["$ref"], "#/components/schemas/Contact");
+
+    let schemas = &spec["components"]["schemas"];
+    let contact = &schemas["Contact"]["properties"];
+    for field in ["meta", "first_name", "last_name", "email", "company_id", "owner_id"] {
+        assert!(contact.get(field).is_some(), "Contact lacks {field}");
+    }
+    assert_eq!(schemas["Invoice"]["properties"]["balance_due"]["type"], "string");
+    // Secrets are not part of a record as the API shows it.
+    assert!(schemas["User"]["properties"].get("password_hash").is_none());
+    assert!(schemas["ApiKey"]["properties"].get("secret_hash").is_none());
+}

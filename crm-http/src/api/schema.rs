@@ -1,0 +1,293 @@
+//! The core's types in the spec: their JSON Schemas (derived in crm-core with
+//! `schemars`, feature `schema`) converted into poem-openapi's registry, so request
+//! bodies and the `data` of responses are described field by field without writing
+//! the core's types a second time here.
+//!
+//! Only the spec comes from here. Bodies are still read as plain JSON and decoded by
+//! [`crate::input`] (every refused field named, no float money), exactly as before.
+
+use std::{
+    borrow::Cow,
+    collections::HashSet,
+    marker::PhantomData,
+    sync::{Mutex, OnceLock},
+};
+
+use poem::http::Method;
+use poem_openapi::{
+    registry::{MetaApi, MetaSchema, MetaSchemaRef, Registry},
+    types::{ParseFromJSON, ParseResult, Type},
+};
+use schemars::{
+    JsonSchema,
+    generate::{Contract, SchemaSettings},
+};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::{error::ApiError, input, output::Pagination};
+
+/// A JSON request body described in the spec by `T`'s schema. It holds the JSON as
+/// sent; [`Body::decode`] reads it into `T` through [`input::decode`].
+#[derive(Debug, Clone)]
+pub(crate) struct Body<T> {
+    json: Value,
+    _input: PhantomData<fn() -> T>,
+}
+
+impl<T> Body<T> {
+    /// The JSON as sent.
+    pub(crate) fn into_json(self) -> Value {
+        self.json
+    }
+}
+
+impl<T: DeserializeOwned> Body<T> {
+    /// Reads the body into `T` (422 naming the refused field).
+    pub(crate) fn decode(self) -> Result<T, ApiError> {
+        input::decode(self.json)
+    }
+
+    /// Reads a patch body, its `version` from `If-Match` when the header is sent.
+    pub(crate) fn decode_patch(self, if_match: Option<&str>) -> Result<T, ApiError> {
+        input::decode_patch(self.json, if_match)
+    }
+}
+
+impl<T: JsonSchema + Send + Sync> Type for Body<T> {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Value;
+    type RawElementValueType = Value;
+
+    fn name() -> Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference(T::schema_name().into_owned())
+    }
+
+    fn register(registry: &mut Registry) {
+        register_schema::<T>(registry, Contract::Deserialize);
+    }
+
+    fn as_raw_value(&self) -> Option<&Value> {
+        Some(&self.json)
+    }
+
+    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
+        Box::new(std::iter::once(&self.json))
+    }
+}
+
+impl<T: JsonSchema + Send + Sync> ParseFromJSON for Body<T> {
+    /// Takes any JSON, as `Json<Value>` did: the fields are checked by [`Body::decode`].
+    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
+        Ok(Self { json: value.unwrap_or_default(), _input: PhantomData })
+    }
+}
+
+/// Registers `T`'s schema (and every schema it refers to) under schemars' names;
+/// returns the name of `T`'s own.
+fn register_schema<T: JsonSchema>(registry: &mut Registry, contract: Contract) -> String {
+    let settings = SchemaSettings::openapi3().with(|s| s.contract = contract);
+    let root = settings.into_generator().into_root_schema_for::<T>();
+    let mut root = root.to_value();
+    let definitions = root
+        .as_object_mut()
+        .and_then(|r| r.remove("components"))
+        .and_then(|mut c| c.as_object_mut().and_then(|c| c.remove("schemas")));
+    if let Some(Value::Object(definitions)) = definitions {
+        for (name, schema) in definitions {
+            create(registry, name, &schema);
+        }
+    }
+    if let Value::Object(map) = &mut root {
+        for key in ["$schema", "title"] {
+            map.remove(key);
+        }
+    }
+    let name = T::schema_name().into_owned();
+    create(registry, name.clone(), &root);
+    name
+}
+
+/// Every schema converted from schemars is registered under this type name, so the
+/// same name met again (a type used by several bodies) is kept, not refused. The
+/// first registration wins: the types shared by inputs and records (enums, `Currency`,
+/// `DeliveryLine`) have the same shape whether read or written.
+///
+/// `additionalProperties: false` (serde's `deny_unknown_fields`) has no place in
+/// poem-openapi's schemas and is left out; unknown fields are still refused (422).
+struct FromSchemars;
+
+fn create(registry: &mut Registry, name: String, schema: &Value) {
+    registry.create_schema::<FromSchemars, _>(name, |_| match convert(schema) {
+        MetaSchemaRef::Inline(meta) => *meta,
+        MetaSchemaRef::Reference(target) => {
+            MetaSchema { all_of: vec![MetaSchemaRef::Reference(target)], ..MetaSchema::ANY }
+        }
+    });
+}
+
+/// poem-openapi's schemas take `&'static str` names and descriptions. Each distinct
+/// string is leaked once, when a spec is first built: the set is bounded by the
+/// field names and doc comments of the core's types.
+fn intern(s: &str) -> &'static str {
+    static STRINGS: OnceLock<Mutex<HashSet<&'static str>>> = OnceLock::new();
+    let mut strings = STRINGS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner());
+    match strings.get(s) {
+        Some(interned) => interned,
+        None => {
+            let leaked: &'static str = Box::leak(s.to_owned().into_boxed_str());
+            strings.insert(leaked);
+            leaked
+        }
+    }
+}
+
+fn convert_all(value: Option<&Value>) -> Vec<MetaSchemaRef> {
+    value.and_then(Value::as_array).map(|items| items.iter().map(convert).collect()).unwrap_or_default()
+}
+
+/// One JSON Schema (OpenAPI 3.0 flavour, as schemars writes it) as a poem-openapi schema.
+fn convert(schema: &Value) -> MetaSchemaRef {
+    let Value::Object(map) = schema else {
+        // `true` (anything) is all a boolean schema can be here.
+        return MetaSchemaRef::Inline(Box::new(MetaSchema::ANY));
+    };
+    if let Some(target) = map.get("$ref").and_then(Value::as_str) {
+        let name = target.rsplit('/').next().unwrap_or(target);
+        return MetaSchemaRef::Reference(name.to_owned());
+    }
+    let mut meta = MetaSchema::ANY;
+    let mut nullable = map.get("nullable").and_then(Value::as_bool).unwrap_or(false);
+    match map.get("type") {
+        Some(Value::String(ty)) => meta.ty = intern(ty),
+        Some(Value::Array(types)) => {
+            nullable |= types.iter().any(|t| t == "null");
+            if let Some(ty) = types.iter().filter_map(Value::as_str).find(|t| *t != "null") {
+                meta.ty = intern(ty);
+            }
+        }
+        _ => {}
+    }
+    meta.nullable = nullable;
+    meta.format = map.get("format").and_then(Value::as_str).map(intern);
+    meta.description = map.get("description").and_then(Value::as_str).map(intern);
+    meta.pattern = map.get("pattern").and_then(Value::as_str).map(str::to_owned);
+    meta.default = map.get("default").cloned();
+    meta.example = map.get("example").cloned();
+    meta.deprecated = map.get("deprecated").and_then(Value::as_bool).unwrap_or(false);
+    meta.read_only = map.get("readOnly").and_then(Value::as_bool).unwrap_or(false);
+    meta.write_only = map.get("writeOnly").and_then(Value::as_bool).unwrap_or(false);
+    meta.minimum = map.get("minimum").and_then(Value::as_f64);
+    meta.maximum = map.get("maximum").and_then(Value::as_f64);
+    meta.min_length = map.get("minLength").and_then(Value::as_u64).map(|n| n as usize);
+    meta.max_length = map.get("maxLength").and_then(Value::as_u64).map(|n| n as usize);
+    meta.min_items = map.get("minItems").and_then(Value::as_u64).map(|n| n as usize);
+    meta.max_items = map.get("maxItems").and_then(Value::as_u64).map(|n| n as usize);
+    meta.enum_items = match (map.get("enum"), map.get("const")) {
+        (Some(Value::Array(items)), _) => items.clone(),
+        (_, Some(only)) => vec![only.clone()],
+        _ => Vec::new(),
+    };
+    if let Some(Value::Object(properties)) = map.get("properties") {
+        meta.properties = properties.iter().map(|(name, s)| (intern(name), convert(s))).collect();
+    }
+    meta.required = map
+        .get("required")
+        .and_then(Value::as_array)
+        .map(|r| r.iter().filter_map(Value::as_str).map(intern).collect())
+        .unwrap_or_default();
+    meta.items = map.get("items").filter(|i| i.is_object()).map(|i| Box::new(convert(i)));
+    meta.additional_properties =
+        map.get("additionalProperties").filter(|a| a.is_object()).map(|a| Box::new(convert(a)));
+    meta.one_of = convert_all(map.get("oneOf"));
+    meta.any_of = convert_all(map.get("anyOf"));
+    meta.all_of = convert_all(map.get("allOf"));
+    MetaSchemaRef::Inline(Box::new(meta))
+}
+
+/// What the `data` of a successful response is.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Data {
+    /// One record.
+    One,
+    /// A page of records, with `pagination`.
+    Page,
+}
+
+/// Registers the envelope of a response whose `data` is `T` (one, or a page of them)
+/// and returns its name: `<T>Envelope` or `<T>Page`.
+pub(crate) fn register_envelope<T: JsonSchema>(registry: &mut Registry, data: Data) -> String {
+    let record = register_schema::<T>(registry, Contract::Serialize);
+    <Pagination as Type>::register(registry);
+    let name = envelope_name::<T>(data);
+    registry.create_schema::<FromSchemars, _>(name.clone(), |_| {
+        let record_ref = MetaSchemaRef::Reference(record.clone());
+        let (data_schema, data_doc) = match data {
+            Data::One => (record_ref, "The record."),
+            Data::Page => (
+                MetaSchemaRef::Inline(Box::new(MetaSchema {
+                    items: Some(Box::new(record_ref)),
+                    ..MetaSchema::new("array")
+                })),
+                "The records of this page.",
+            ),
+        };
+        let data_schema = match data_schema {
+            MetaSchemaRef::Reference(r) => MetaSchemaRef::Inline(Box::new(MetaSchema {
+                description: Some(data_doc),
+                all_of: vec![MetaSchemaRef::Reference(r)],
+                ..MetaSchema::ANY
+            })),
+            MetaSchemaRef::Inline(mut s) => {
+                s.description = Some(data_doc);
+                MetaSchemaRef::Inline(s)
+            }
+        };
+        let success = MetaSchema { description: Some("Always `true`."), ..MetaSchema::new("boolean") };
+        let mut properties = vec![("success", MetaSchemaRef::Inline(Box::new(success))), ("data", data_schema)];
+        let mut required = vec!["success", "data"];
+        if let Data::Page = data {
+            properties.push(("pagination", <Pagination as Type>::schema_ref()));
+            required.push("pagination");
+        }
+        MetaSchema { description: Some("A successful response."), properties, required, ..MetaSchema::new("object") }
+    });
+    name
+}
+
+/// Points the success responses (`200`, `201`) of `apis`' operations at a typed
+/// envelope (see [`register_envelope`]) instead of the free-form one.
+pub(crate) fn with_data(apis: Vec<MetaApi>, envelope: &str) -> Vec<MetaApi> {
+    with_data_where(apis, envelope, |_, _| true)
+}
+
+/// [`with_data`] for the one operation at `path` (`/notifications/{id}/read`) and `method`.
+pub(crate) fn with_data_at(apis: Vec<MetaApi>, path: &str, method: &Method, envelope: &str) -> Vec<MetaApi> {
+    with_data_where(apis, envelope, |p, m| p.replace(":id", "{id}") == path && m == method)
+}
+
+fn with_data_where(mut apis: Vec<MetaApi>, envelope: &str, only: impl Fn(&str, &Method) -> bool) -> Vec<MetaApi> {
+    for path in apis.iter_mut().flat_map(|a| a.paths.iter_mut()) {
+        for operation in path.operations.iter_mut().filter(|o| only(&path.path, &o.method)) {
+            let responses = operation.responses.responses.iter_mut();
+            for response in responses.filter(|r| matches!(r.status, Some(200 | 201))) {
+                for content in &mut response.content {
+                    content.schema = MetaSchemaRef::Reference(envelope.to_owned());
+                }
+            }
+        }
+    }
+    apis
+}
+
+/// The name of the envelope [`register_envelope`] registers for `T`.
+pub(crate) fn envelope_name<T: JsonSchema>(data: Data) -> String {
+    match data {
+        Data::One => format!("{}Envelope", T::schema_name()),
+        Data::Page => format!("{}Page", T::schema_name()),
+    }
+}
