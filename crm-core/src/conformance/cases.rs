@@ -34,7 +34,9 @@ fn amount(text: &str) -> Decimal {
     Decimal::from_str_exact(text).unwrap()
 }
 
-fn company(w: &World, name: &str) -> Company {
+/// A company of the world's tenant, owned by its admin and not stored yet: for cases
+/// (here and in adapters' own tests) that write records straight to the storage.
+pub fn company(w: &World, name: &str) -> Company {
     Company {
         meta: Meta::new(w.admin.tenant_id(), w.crm.now()),
         name: name.into(),

@@ -4,9 +4,8 @@
 use std::sync::Arc;
 
 use crm_core::{
-    Meta, Role,
-    companies::Company,
-    conformance::World,
+    Role,
+    conformance::{World, cases::company},
     entity::to_record,
     storage::{EntityKind, FieldValue, Filter, ListQuery, Record, Storage, StorageError, WriteBatch, WriteOp},
     users::NewUser,
@@ -18,19 +17,6 @@ async fn world() -> (Arc<dyn Storage>, World) {
     let s: Arc<dyn Storage> = Arc::new(fresh_storage().await);
     let w = World::new(s.clone()).await;
     (s, w)
-}
-
-fn company(w: &World, name: &str) -> Company {
-    Company {
-        meta: Meta::new(w.admin.tenant_id(), w.crm.now()),
-        name: name.into(),
-        industry: None,
-        website: None,
-        email: None,
-        phone: None,
-        address: None,
-        owner_id: w.admin.user_id(),
-    }
 }
 
 async fn insert(s: &Arc<dyn Storage>, w: &World, record: Record) -> Result<(), StorageError> {
