@@ -11,16 +11,31 @@ use std::{
 };
 
 use crm_core::{
-    Meta, TenantId,
+    Id, Meta, TenantId,
     companies::Company,
     conformance::World,
     entity::to_record,
     storage::{EntityKind, Storage, StorageError, WriteBatch, WriteOp},
+    users::User,
 };
 use crm_storage_postgres::{
     PostgresOptions, PostgresStorage,
     testing::{TestServer, create_database},
 };
+
+/// A company the writers insert, one name each.
+fn new_company(tenant: TenantId, owner: Id<User>, name: String) -> Company {
+    Company {
+        meta: Meta::new(tenant, chrono::Utc::now()),
+        name,
+        industry: None,
+        website: None,
+        email: None,
+        phone: None,
+        address: None,
+        owner_id: owner,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_pool_recovers_when_postgres_restarts_under_load() {
@@ -49,16 +64,7 @@ async fn the_pool_recovers_when_postgres_restarts_under_load() {
             let mut n = 0;
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
-                let company = Company {
-                    meta: Meta::new(tenant, chrono::Utc::now()),
-                    name: format!("w{worker}-{n}"),
-                    industry: None,
-                    website: None,
-                    email: None,
-                    phone: None,
-                    address: None,
-                    owner_id: owner,
-                };
+                let company = new_company(tenant, owner, format!("w{worker}-{n}"));
                 let id = company.meta.id;
                 let batch =
                     WriteBatch { ops: vec![WriteOp::Insert(to_record(&company).unwrap())], ..WriteBatch::default() };
@@ -145,16 +151,7 @@ async fn acknowledged_commits_survive_a_crash_of_postgres() {
             let (s, acknowledged, crashed) = (s.clone(), acknowledged.clone(), crashed.clone());
             tokio::spawn(async move {
                 for n in 0.. {
-                    let company = Company {
-                        meta: Meta::new(tenant, chrono::Utc::now()),
-                        name: format!("c{worker}-{n}"),
-                        industry: None,
-                        website: None,
-                        email: None,
-                        phone: None,
-                        address: None,
-                        owner_id: owner,
-                    };
+                    let company = new_company(tenant, owner, format!("c{worker}-{n}"));
                     let id = company.meta.id;
                     let batch = WriteBatch {
                         ops: vec![WriteOp::Insert(to_record(&company).unwrap())],
