@@ -4,12 +4,14 @@ use std::sync::Arc;
 
 use crm_core::{TenantId, sessions::IssuedSession};
 use poem::{Request, web::Data, web::cookie::CookieJar};
-use poem_openapi::{Object, OpenApi, payload::Json};
+use poem_openapi::{OpenApi, payload::Json};
+use schemars::JsonSchema;
+use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    api::ApiTags,
+    api::{ApiTags, schema::Body},
     auth::{ACCESS_TTL, Auth, REFRESH_COOKIE},
     context::{AppCtx, limit},
     edge,
@@ -17,34 +19,41 @@ use crate::{
     output::{self, Fetched},
 };
 
+// The bodies are read like every other (`Body::decode`): a missing, unknown or
+// wrong-typed field is a 422 naming it, never coerced.
+
 /// Sign-in input.
-#[derive(Debug, Object)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct LoginRequest {
     /// The tenant; default: the tenant this server bootstrapped.
     tenant_id: Option<Uuid>,
     /// Sign-in email.
     email: String,
     /// Password.
-    #[oai(write_only)]
+    #[schemars(extend("writeOnly" = true))]
     password: String,
 }
 
 /// Refresh input: the refresh token, unless the refresh cookie carries it.
-#[derive(Debug, Object)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct RefreshRequest {
     /// The refresh token from sign-in or the previous refresh.
-    #[oai(write_only)]
+    #[serde(default)]
+    #[schemars(extend("writeOnly" = true))]
     refresh_token: Option<String>,
 }
 
 /// Password change input.
-#[derive(Debug, Object)]
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ChangePasswordRequest {
     /// The current password.
-    #[oai(write_only)]
+    #[schemars(extend("writeOnly" = true))]
     current_password: String,
     /// The new password (8 to 1024 characters).
-    #[oai(write_only)]
+    #[schemars(extend("writeOnly" = true))]
     new_password: String,
 }
 
@@ -61,15 +70,16 @@ impl AuthApi {
         ctx: Data<&Arc<AppCtx>>,
         req: &Request,
         cookies: &CookieJar,
-        body: Json<LoginRequest>,
+        body: Json<Body<LoginRequest>>,
     ) -> Result<Fetched, ApiError> {
-        let tenant = body.0.tenant_id.map(TenantId).or(ctx.default_tenant);
+        let body: LoginRequest = body.0.decode()?;
+        let tenant = body.tenant_id.map(TenantId).or(ctx.default_tenant);
         let tenant = tenant.ok_or_else(|| ApiError::invalid("tenant_id", "is required on this server"))?;
         let ip = edge::client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
         limit(ctx.limits.login_per_ip.as_ref(), &format!("login-ip:{ip}")).await?;
-        let account = format!("login:{tenant}:{}", body.0.email.trim().to_lowercase());
+        let account = format!("login:{tenant}:{}", body.email.trim().to_lowercase());
         limit(ctx.limits.login_per_account.as_ref(), &account).await?;
-        let (user, principal) = ctx.crm.users().authenticate(tenant, &body.0.email, &body.0.password).await?;
+        let (user, principal) = ctx.crm.users().authenticate(tenant, &body.email, &body.password).await?;
         edge::set_current_user(user.meta.id.to_string());
         let issued = ctx.crm.sessions().start(&principal).await?;
         let mut data = sign_in(&ctx, &issued, cookies)?;
@@ -84,9 +94,10 @@ impl AuthApi {
         &self,
         ctx: Data<&Arc<AppCtx>>,
         cookies: &CookieJar,
-        body: Json<RefreshRequest>,
+        body: Json<Body<RefreshRequest>>,
     ) -> Result<Fetched, ApiError> {
-        let token = body.0.refresh_token.or_else(|| cookies.get(REFRESH_COOKIE).map(|c| c.value_str().to_owned()));
+        let body: RefreshRequest = body.0.decode()?;
+        let token = body.refresh_token.or_else(|| cookies.get(REFRESH_COOKIE).map(|c| c.value_str().to_owned()));
         let token = token.ok_or_else(ApiError::unauthorized)?;
         let issued = ctx.crm.sessions().refresh(&token).await?;
         let tenant = issued.session.meta.tenant_id;
@@ -128,10 +139,10 @@ impl AuthApi {
         &self,
         ctx: Data<&Arc<AppCtx>>,
         auth: Auth,
-        body: Json<ChangePasswordRequest>,
+        body: Json<Body<ChangePasswordRequest>>,
     ) -> Result<Fetched, ApiError> {
         let caller = ctx.caller(&auth).await?;
-        let Json(input) = body;
+        let input: ChangePasswordRequest = body.0.decode()?;
         ctx.crm.users().change_password(&caller.principal, &input.current_password, &input.new_password).await?;
         Ok(output::data(json!({ "changed": true })))
     }

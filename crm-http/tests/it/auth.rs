@@ -250,3 +250,19 @@ async fn each_user_is_rate_limited_with_ratelimit_headers() {
     let other = h.token(&h.w.manager).await;
     assert_eq!(h.get(&other, "/api/v1/contacts").await.status, StatusCode::OK, "others are not affected");
 }
+
+#[tokio::test]
+async fn auth_bodies_name_their_bad_fields() {
+    let h = harness().await;
+    for (body, field) in [
+        (json!({ "password": "user-password" }), "email"),
+        (json!({ "email": 5, "password": "user-password" }), "email"),
+        (json!({ "email": "user@acme.test", "password": "user-password", "remember": true }), "remember"),
+    ] {
+        let reply = h.call(Method::POST, "/api/v1/auth/login", &[], Body::Json(body.clone())).await;
+        assert_eq!(reply.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {:?}", reply.body);
+        assert_eq!(reply.body["error"]["details"][0]["field"], json!(field), "{body}: {:?}", reply.body);
+    }
+    let refresh = h.call(Method::POST, "/api/v1/auth/refresh", &[], Body::Json(json!({ "refresh_token": 42 }))).await;
+    assert_eq!(refresh.status, StatusCode::UNPROCESSABLE_ENTITY, "{:?}", refresh.body);
+}
