@@ -8,9 +8,9 @@ use std::{
 
 use criterion::{Criterion, measurement::WallTime};
 use crm_core::{
-    Crm, PageRequest, Principal,
+    Crm, Meta, PageRequest, Principal,
     companies::{Company, NewCompany},
-    contacts::{ContactFilter, NewContact},
+    contacts::{Contact, ContactFilter, NewContact},
     entity::Entity,
     invoices::NewInvoice,
     leads::{ConvertCompany, ConvertLead, LeadSource, NewLead},
@@ -53,6 +53,23 @@ pub fn new_contact(i: usize, company: &Company) -> NewContact {
         email: Some(format!("contact{i}@bench.test")),
         company_id: Some(company.id()),
         ..NewContact::default()
+    }
+}
+
+/// The `i`-th contact of [`new_contact`]'s shape as an entity of `admin`'s tenant, not
+/// stored: for bulk loads that commit records straight to a storage.
+pub fn unsaved_contact(admin: &Principal, company: &Company, i: usize) -> Contact {
+    let input = new_contact(i, company);
+    Contact {
+        meta: Meta::new(admin.tenant_id(), chrono::Utc::now()),
+        first_name: input.first_name,
+        last_name: input.last_name,
+        email: input.email,
+        phone: None,
+        position: None,
+        company_id: input.company_id,
+        owner_id: admin.user_id(),
+        lead_id: None,
     }
 }
 

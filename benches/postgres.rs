@@ -18,11 +18,10 @@ use std::{
 };
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use crm_benches::unsaved_contact;
 use crm_core::{
-    Meta,
     companies::{Company, NewCompany},
     conformance::World,
-    contacts::Contact,
     entity::{Entity, to_record},
     storage::{Cursor, EntityKind, Filter, ListQuery, Record, Storage, WriteBatch, WriteOp},
 };
@@ -42,20 +41,9 @@ fn contacts() -> usize {
     std::env::var("CRM_BENCH_CONTACTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
 }
 
-/// The `i`-th contact record of the data set (same shape as the core benches).
-fn contact(w: &World, i: usize, company: &Company) -> Record {
-    let c = Contact {
-        meta: Meta::new(w.admin.tenant_id(), w.crm.now()),
-        first_name: format!("First{i}"),
-        last_name: format!("Last{:04}", i % 5000),
-        email: Some(format!("contact{i}@bench.test")),
-        phone: None,
-        position: None,
-        company_id: Some(company.id()),
-        owner_id: w.admin.user_id(),
-        lead_id: None,
-    };
-    to_record(&c).expect("contact record")
+/// The `i`-th contact of the data set as a record to commit.
+fn contact_record(w: &World, i: usize, company: &Company) -> Record {
+    to_record(&unsaved_contact(&w.admin, company, i)).expect("contact record")
 }
 
 async fn import(s: &dyn Storage, w: &World, companies: &[Company], from: usize, n: usize) -> Vec<Uuid> {
@@ -64,7 +52,7 @@ async fn import(s: &dyn Storage, w: &World, companies: &[Company], from: usize, 
     while i < from + n {
         let end = (i + LOAD_BATCH).min(from + n);
         let ops: Vec<WriteOp> =
-            (i..end).map(|k| WriteOp::Insert(contact(w, k, &companies[k % companies.len()]))).collect();
+            (i..end).map(|k| WriteOp::Insert(contact_record(w, k, &companies[k % companies.len()]))).collect();
         ids.extend(ops.iter().map(|op| op.target().1));
         s.commit(w.admin.tenant_id(), WriteBatch { ops, ..WriteBatch::default() }).await.expect("bulk import");
         i = end;
@@ -208,7 +196,7 @@ fn postgres(c: &mut Criterion) {
     group.bench_function("insert_one_contact", |b| {
         b.to_async(&rt).iter(|| {
             next += 1;
-            let record = contact(&world, next, &companies[next % COMPANIES]);
+            let record = contact_record(&world, next, &companies[next % COMPANIES]);
             let s = s.clone();
             async move {
                 let batch = WriteBatch { ops: vec![WriteOp::Insert(record)], ..WriteBatch::default() };

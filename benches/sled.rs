@@ -11,13 +11,12 @@ use std::{
 };
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use crm_benches::{core_calls, seed};
+use crm_benches::{core_calls, seed, unsaved_contact};
 use crm_core::{
-    Crm, Meta, Principal,
-    companies::{Company, NewCompany},
+    Crm,
+    companies::NewCompany,
     conformance::World,
-    contacts::Contact,
-    entity::{Entity, to_record},
+    entity::to_record,
     storage::{Storage, WriteBatch, WriteOp},
     users::PasswordPolicy,
 };
@@ -54,20 +53,6 @@ fn sled_core_calls(c: &mut Criterion) {
     core_calls(c, &rt, "sled", &crm, &world.admin, &data);
 }
 
-fn contact(admin: &Principal, company: &Company, i: usize) -> Contact {
-    Contact {
-        meta: Meta::new(admin.tenant_id(), chrono::Utc::now()),
-        first_name: format!("Bulk{i}"),
-        last_name: format!("Contact{:04}", i % 5000),
-        email: Some(format!("bulk{i}@bench.test")),
-        phone: None,
-        position: None,
-        company_id: Some(company.id()),
-        owner_id: admin.user_id(),
-        lead_id: None,
-    }
-}
-
 /// 100k contacts committed through the contract in batches of 1,000, into a fresh store.
 fn sled_bulk_insert(c: &mut Criterion) {
     let rt = Runtime::new().expect("tokio runtime");
@@ -87,7 +72,7 @@ fn sled_bulk_insert(c: &mut Criterion) {
                     .await
                     .expect("company");
                 let batches: Vec<WriteBatch> = (0..CONTACTS)
-                    .map(|i| WriteOp::Insert(to_record(&contact(&world.admin, &company, i)).expect("record")))
+                    .map(|i| WriteOp::Insert(to_record(&unsaved_contact(&world.admin, &company, i)).expect("record")))
                     .collect::<Vec<_>>()
                     .chunks(BULK_BATCH)
                     .map(|ops| WriteBatch { ops: ops.to_vec(), ..WriteBatch::default() })
