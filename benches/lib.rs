@@ -9,13 +9,14 @@ use std::{
 use criterion::{Criterion, measurement::WallTime};
 use crm_core::{
     Crm, Meta, PageRequest, Principal,
-    companies::{Company, NewCompany},
-    contacts::{Contact, ContactFilter, NewContact},
+    customers::companies::{Company, NewCompany},
+    customers::contacts::{Contact, ContactFilter, NewContact},
+    customers::leads::{ConvertCompany, ConvertLead, LeadSource, NewLead},
     entity::Entity,
-    invoices::NewInvoice,
-    leads::{ConvertCompany, ConvertLead, LeadSource, NewLead},
-    money::{Currency, LineInput},
-    payments::{NewPayment, PaymentMethod},
+    money::Currency,
+    sales::invoices::NewInvoice,
+    sales::lines::LineInput,
+    sales::payments::{NewPayment, PaymentMethod},
 };
 use rust_decimal::Decimal;
 use tokio::runtime::Runtime;
@@ -26,7 +27,7 @@ pub struct Dataset {
     /// The companies, in creation order.
     pub companies: Vec<Company>,
     /// Ids of every seeded contact, in creation order.
-    pub contact_ids: Vec<crm_core::Id<crm_core::contacts::Contact>>,
+    pub contact_ids: Vec<crm_core::Id<crm_core::customers::contacts::Contact>>,
 }
 
 /// Seeds companies and contacts through the services (with their audit entries).

@@ -20,8 +20,8 @@ use std::{
 use criterion::{Criterion, criterion_group, criterion_main};
 use crm_benches::unsaved_contact;
 use crm_core::{
-    companies::{Company, NewCompany},
     conformance::World,
+    customers::companies::{Company, NewCompany},
     entity::{Entity, to_record},
     storage::{Cursor, EntityKind, Filter, ListQuery, Record, Storage, WriteBatch, WriteOp},
 };

@@ -14,11 +14,11 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use crm_benches::{core_calls, seed, unsaved_contact};
 use crm_core::{
     Crm,
-    companies::NewCompany,
     conformance::World,
+    customers::companies::NewCompany,
     entity::to_record,
+    passwords::PasswordPolicy,
     storage::{Storage, WriteBatch, WriteOp},
-    users::PasswordPolicy,
 };
 use crm_storage_sled::{Durability, SledStorage};
 use tokio::runtime::Runtime;

@@ -7,13 +7,14 @@
 use chrono::Duration;
 use crm_core::{
     Crm, Result,
+    access::users::Bootstrap,
+    customers::leads::{ConvertCompany, ConvertDeal, ConvertLead, LeadSource, NewLead},
     entity::Entity,
-    leads::{ConvertCompany, ConvertDeal, ConvertLead, LeadSource, NewLead},
-    money::{Currency, LineInput},
-    payments::{NewPayment, PaymentMethod},
-    quotes::NewQuote,
+    money::Currency,
+    sales::lines::LineInput,
+    sales::payments::{NewPayment, PaymentMethod},
+    sales::quotes::NewQuote,
     storage::memory::MemoryStorage,
-    users::Bootstrap,
 };
 use rust_decimal::Decimal;
 

@@ -7,12 +7,9 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{
-    api_keys::ApiKey,
-    companies::Company,
-    id::{Id, TenantId},
-    users::User,
-};
+use uuid::Uuid;
+
+use crate::id::TenantId;
 
 /// A user's role within its tenant.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -311,52 +308,48 @@ pub struct ApiScopeList(pub Vec<ApiScope>);
 
 /// Who is acting: a user, or an API key acting for its owner within its scopes.
 ///
-/// Built by the core from stored users ([`crate::users::Users::principal`]) or keys
-/// ([`crate::api_keys::ApiKeys::authenticate`]), never from caller-supplied roles.
+/// Built by the core from stored users (`Users::principal`) or keys
+/// (`ApiKeys::authenticate`), never from caller-supplied roles. The kernel holds the
+/// ids untyped; the access and customer areas add the typed accessors (`user_id`,
+/// `api_key_id`, `company_id`), since the types they name live there.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
     tenant_id: TenantId,
-    user_id: Id<User>,
+    user: Uuid,
     role: Role,
-    company_id: Option<Id<Company>>,
-    api_key: Option<(Id<ApiKey>, Vec<ApiScope>)>,
+    company: Option<Uuid>,
+    api_key: Option<(Uuid, Vec<ApiScope>)>,
 }
 
 impl Principal {
-    /// The principal of an active user.
-    pub(crate) fn for_user(user: &User) -> Self {
-        Self {
-            tenant_id: user.meta.tenant_id,
-            user_id: crate::entity::Entity::id(user),
-            role: user.role,
-            company_id: user.company_id,
-            api_key: None,
-        }
+    /// The principal of user `user` with `role` (and, for clients, its `company`).
+    pub(crate) fn new(tenant_id: TenantId, user: Uuid, role: Role, company: Option<Uuid>) -> Self {
+        Self { tenant_id, user, role, company, api_key: None }
     }
 
-    /// The principal of an API key, acting as its owner within `scopes`.
-    pub(crate) fn for_api_key(owner: &User, key: Id<ApiKey>, scopes: Vec<ApiScope>) -> Self {
-        Self { api_key: Some((key, scopes)), ..Self::for_user(owner) }
+    /// The same user acting through API key `key`, within `scopes`.
+    pub(crate) fn through_api_key(self, key: Uuid, scopes: Vec<ApiScope>) -> Self {
+        Self { api_key: Some((key, scopes)), ..self }
     }
 
     /// The tenant it acts in.
     pub fn tenant_id(&self) -> TenantId {
         self.tenant_id
     }
-    /// The acting user (the key's owner for API keys).
-    pub fn user_id(&self) -> Id<User> {
-        self.user_id
-    }
     /// The acting user's role.
     pub fn role(&self) -> Role {
         self.role
     }
-    /// The customer company of a client.
-    pub fn company_id(&self) -> Option<Id<Company>> {
-        self.company_id
+    /// The acting user's id (the key's owner for API keys).
+    pub fn user_uuid(&self) -> Uuid {
+        self.user
     }
-    /// The API key in use, if any.
-    pub fn api_key_id(&self) -> Option<Id<ApiKey>> {
+    /// The customer company of a client, as an id.
+    pub fn company_uuid(&self) -> Option<Uuid> {
+        self.company
+    }
+    /// The id of the API key in use, if any.
+    pub fn api_key_uuid(&self) -> Option<Uuid> {
         self.api_key.as_ref().map(|(id, _)| *id)
     }
 

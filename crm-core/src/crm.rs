@@ -1,5 +1,10 @@
 //! [`Crm`]: the entry point that holds the storage and hands out services, plus the
 //! machinery every service shares (authorization checks, the unit of work, paging).
+//!
+//! This is the kernel's top: it knows the storage, session and password contracts,
+//! never a business area. Areas add their services to [`Crm`] from their own modules,
+//! and the crate root assembles a [`Crm`] with the [`Journal`] that stores audit
+//! entries and notifications.
 
 use std::{
     future::Future,
@@ -13,18 +18,17 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::{
-    audit::AuditLog,
     authz::{Access, Action, Principal, Resource},
     entity::{Entity, from_stored, to_record},
     error::{CrmError, Result},
     id::{Id, Meta, TenantId},
-    notifications::Notification,
-    sessions::{DEFAULT_SESSION_TTL, SessionStore, StorageSessionStore},
+    journal::{AssignmentNotice, AuditFact, Journal},
+    passwords::{Inline, Offload, PasswordHashString, PasswordPolicy, offloaded},
+    session_store::{DEFAULT_SESSION_TTL, SessionStore, StorageSessionStore},
     storage::{
         CounterUpdate, Cursor, EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch,
         WriteBatch, WriteOp,
     },
-    users::{PasswordPolicy, User},
 };
 
 /// The source of "now", replaceable in tests.
@@ -71,8 +75,10 @@ pub struct Crm {
     pub(crate) storage: Arc<dyn Storage>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) passwords: PasswordPolicy,
+    pub(crate) offload: Arc<dyn Offload>,
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) session_ttl: chrono::Duration,
+    pub(crate) journal: Journal,
 }
 
 impl std::fmt::Debug for Crm {
@@ -81,12 +87,35 @@ impl std::fmt::Debug for Crm {
     }
 }
 
-/// Builds a [`Crm`] with a non-default clock or password hashing cost.
+/// Builds a [`Crm`] with a non-default clock, password hashing cost, offload or
+/// session store. Made by `Crm::builder`.
 pub struct CrmBuilder {
     crm: Crm,
 }
 
 impl CrmBuilder {
+    /// A builder over `storage` with the system clock, production password hashing
+    /// run inline, sessions in the storage, and `journal`.
+    pub(crate) fn assemble(storage: Arc<dyn Storage>, journal: Journal) -> Self {
+        let sessions = Arc::new(StorageSessionStore::new(storage.clone()));
+        Self {
+            crm: Crm {
+                storage,
+                clock: Arc::new(SystemClock),
+                passwords: PasswordPolicy::default(),
+                offload: Arc::new(Inline),
+                sessions,
+                session_ttl: DEFAULT_SESSION_TTL,
+                journal,
+            },
+        }
+    }
+    /// Runs password hashing and verification through `offload` (default: inline on
+    /// the calling task). Servers pass their runtime's blocking pool, bounded.
+    pub fn offload(mut self, offload: Arc<dyn Offload>) -> Self {
+        self.crm.offload = offload;
+        self
+    }
     /// Uses this clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.crm.clock = clock;
@@ -102,7 +131,7 @@ impl CrmBuilder {
         self.crm.sessions = store;
         self
     }
-    /// Lets sessions live this long (default: [`crate::sessions::DEFAULT_SESSION_TTL`]).
+    /// Lets sessions live this long (default: [`crate::session_store::DEFAULT_SESSION_TTL`]).
     pub fn session_ttl(mut self, ttl: chrono::Duration) -> Self {
         self.crm.session_ttl = ttl;
         self
@@ -114,25 +143,6 @@ impl CrmBuilder {
 }
 
 impl Crm {
-    /// A CRM over `storage` with the system clock and production password hashing.
-    pub fn new(storage: Arc<dyn Storage>) -> Self {
-        Self::builder(storage).build()
-    }
-
-    /// A builder over `storage`.
-    pub fn builder(storage: Arc<dyn Storage>) -> CrmBuilder {
-        let sessions = Arc::new(StorageSessionStore::new(storage.clone()));
-        CrmBuilder {
-            crm: Self {
-                storage,
-                clock: Arc::new(SystemClock),
-                passwords: PasswordPolicy::default(),
-                sessions,
-                session_ttl: DEFAULT_SESSION_TTL,
-            },
-        }
-    }
-
     /// The storage underneath (for readiness checks and the outbox worker).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
@@ -146,6 +156,18 @@ impl Crm {
     /// Today's date (UTC), by the CRM's clock.
     pub fn today(&self) -> NaiveDate {
         self.now().date_naive()
+    }
+
+    /// Hashes a password by the CRM's policy, through its offload.
+    pub(crate) async fn hash_password(&self, password: &str) -> Result<PasswordHashString> {
+        let (policy, password) = (self.passwords.clone(), password.to_owned());
+        offloaded(&*self.offload, move || policy.hash(&password)).await?
+    }
+
+    /// Checks a password against a stored hash, through the CRM's offload.
+    pub(crate) async fn verify_password(&self, password: &str, hash: &PasswordHashString) -> Result<bool> {
+        let (policy, password, hash) = (self.passwords.clone(), password.to_owned(), hash.clone());
+        offloaded(&*self.offload, move || policy.verify(&password, &hash)).await
     }
 
     /// Fresh metadata for a record the principal creates.
@@ -171,8 +193,8 @@ impl Crm {
         match access {
             Access::Denied => false,
             Access::Tenant => true,
-            Access::Own => record.owners().contains(&p.user_id().uuid()),
-            Access::Company => p.company_id().is_some_and(|c| record.company() == Some(c.uuid())),
+            Access::Own => record.owners().contains(&p.user_uuid()),
+            Access::Company => p.company_uuid().is_some_and(|c| record.company() == Some(c)),
         }
     }
 
@@ -231,10 +253,10 @@ impl Crm {
             // `authorize` has already refused `Denied`.
             Access::Tenant | Access::Denied => {}
             Access::Own => match E::OWNER_FIELD {
-                Some(field) => filters.push(Filter::eq(field, p.user_id())),
+                Some(field) => filters.push(Filter::eq(field, p.user_uuid())),
                 None => return Err(CrmError::Forbidden(format!("{} may not list {}", p.role().as_str(), E::RESOURCE))),
             },
-            Access::Company => filters.push(Filter::eq("company_id", p.company_id().map(Id::uuid))),
+            Access::Company => filters.push(Filter::eq("company_id", p.company_uuid())),
         }
         let query = page.to_query::<E>(filters)?;
         let stored = self.storage.list(p.tenant_id(), E::KIND, &query).await?;
@@ -412,13 +434,18 @@ impl Tx<'_> {
     }
 
     /// Tells `user` that `entity` was assigned to them, unless they assigned it themselves.
-    pub(crate) fn notify_assigned<E: Entity>(&mut self, user: Id<User>, entity: &E, title: String) -> Result<()> {
-        if user == self.principal.user_id() {
+    pub(crate) fn notify_assigned<E: Entity>(&mut self, user: Uuid, entity: &E, title: String) -> Result<()> {
+        if user == self.principal.user_uuid() {
             return Ok(());
         }
-        let notification =
-            Notification::new(Meta::new(self.principal.tenant_id(), self.now), user, title, E::KIND, entity.meta().id);
-        self.batch.ops.push(WriteOp::Insert(to_record(&notification)?));
+        let notice = AssignmentNotice {
+            meta: Meta::new(self.principal.tenant_id(), self.now),
+            user,
+            title,
+            entity_kind: E::KIND,
+            entity_id: entity.meta().id,
+        };
+        self.batch.ops.push(WriteOp::Insert((self.crm.journal.notice)(notice)?));
         self.event("assigned", entity, json!({ "user_id": user }));
         Ok(())
     }
@@ -427,16 +454,16 @@ impl Tx<'_> {
         if matches!(E::KIND, EntityKind::AuditLog | EntityKind::Notification) {
             return Ok(());
         }
-        let entry = AuditLog {
+        let fact = AuditFact {
             meta: Meta::new(self.principal.tenant_id(), self.now),
-            actor_id: Some(self.principal.user_id()),
-            api_key_id: self.principal.api_key_id(),
+            actor: self.principal.user_uuid(),
+            api_key: self.principal.api_key_uuid(),
             action: format!("{}.{action}", E::KIND),
             entity_kind: E::KIND,
             entity_id,
             changes,
         };
-        self.batch.ops.push(WriteOp::Insert(to_record(&entry)?));
+        self.batch.ops.push(WriteOp::Insert((self.crm.journal.audit)(fact)?));
         Ok(())
     }
 
@@ -451,7 +478,7 @@ fn redact<E: Entity>(value: &Value) -> Value {
     match value {
         Value::Object(map) => Value::Object(
             map.iter()
-                .filter(|(k, _)| k.as_str() != "meta" && !E::AUDIT_REDACT.contains(&k.as_str()))
+                .filter(|(k, _)| k.as_str() != "meta" && !E::SECRET_FIELDS.contains(&k.as_str()))
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect(),
         ),

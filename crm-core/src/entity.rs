@@ -24,7 +24,7 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// The indexed field naming the owning user, used to scope listings to "own" records.
     const OWNER_FIELD: Option<&'static str> = None;
     /// JSON fields never copied into the audit log (secrets).
-    const AUDIT_REDACT: &'static [&'static str] = &[];
+    const SECRET_FIELDS: &'static [&'static str] = &[];
 
     /// The common metadata.
     fn meta(&self) -> &Meta;

@@ -5,13 +5,14 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
+    access::users::User,
     authz::{Action, Principal, Resource},
     crm::{Crm, PageRequest},
-    entity::{Entity, entity_meta, reference},
+    entity::{Entity, entity_meta, reference, to_record},
     error::Result,
     id::{Id, Meta},
-    storage::{EntityKind, FieldValue, Filter, Page, Reference},
-    users::User,
+    journal::AssignmentNotice,
+    storage::{EntityKind, FieldValue, Filter, Page, Record, Reference},
 };
 
 /// A message for one user.
@@ -33,8 +34,16 @@ pub struct Notification {
 }
 
 impl Notification {
-    pub(crate) fn new(meta: Meta, user_id: Id<User>, title: String, entity_kind: EntityKind, entity_id: Uuid) -> Self {
-        Self { meta, user_id, title, entity_kind, entity_id, read_at: None }
+    /// The record of an assignment notice the unit of work journaled.
+    pub(crate) fn record_notice(notice: AssignmentNotice) -> Result<Record> {
+        to_record(&Self {
+            meta: notice.meta,
+            user_id: Id::from_uuid(notice.user),
+            title: notice.title,
+            entity_kind: notice.entity_kind,
+            entity_id: notice.entity_id,
+            read_at: None,
+        })
     }
 }
 

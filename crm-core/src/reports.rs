@@ -11,17 +11,17 @@ use serde::Serialize;
 use crate::{
     authz::{Action, Principal, Resource},
     crm::Crm,
-    deals::{Deal, DealStage},
+    customers::deals::{Deal, DealStage},
+    customers::leads::{Lead, LeadSource, LeadStatus},
     entity::{Entity, from_stored},
     error::{CrmError, Result},
     id::Id,
-    invoices::{Invoice, InvoiceStatus},
-    leads::{Lead, LeadSource, LeadStatus},
     money::Currency,
-    payments::{Payment, PaymentStatus},
-    products::Product,
-    projects::{Project, ProjectProgress},
+    sales::invoices::{Invoice, InvoiceStatus},
+    sales::payments::{Payment, PaymentStatus},
+    sales::products::Product,
     storage::{AggregateQuery, AggregateRow, FieldValue, Filter, GroupKey, ListQuery},
+    work::{progress::ProjectProgress, projects::Project},
 };
 
 /// One stage of the pipeline in one currency.

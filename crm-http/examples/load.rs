@@ -19,9 +19,10 @@ use std::{
 
 use crm_core::{
     Crm, PageRequest,
-    contacts::NewContact,
+    access::users::Bootstrap,
+    customers::contacts::NewContact,
+    passwords::PasswordPolicy,
     storage::{Storage, memory::MemoryStorage},
-    users::{Bootstrap, PasswordPolicy},
 };
 use crm_http::{
     AppCtx, AppOptions,

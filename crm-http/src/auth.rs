@@ -2,7 +2,7 @@
 //! carry (bearer token, `X-API-Key`, the access cookie), and the session cookies.
 
 use chrono::{DateTime, Duration, Utc};
-use crm_core::{Principal, TenantId, sessions::Session};
+use crm_core::{Principal, TenantId, session_store::Session};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use poem::web::cookie::{Cookie, SameSite};
 use poem_openapi::{
@@ -88,7 +88,7 @@ impl TokenKeys {
     pub fn issue(&self, session: &Session) -> Result<String, ApiError> {
         let now = Utc::now();
         let claims = Claims {
-            sub: session.user_id.uuid(),
+            sub: session.user_id,
             tid: session.meta.tenant_id.0,
             sid: session.meta.id,
             iss: self.issuer.clone(),

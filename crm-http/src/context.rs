@@ -45,7 +45,7 @@ impl AppCtx {
                 let claims = self.tokens.verify(token).ok_or_else(ApiError::unauthorized)?;
                 let tenant = TenantId(claims.tid);
                 let session = self.crm.sessions().active(tenant, Id::from_uuid(claims.sid)).await?;
-                if session.user_id.uuid() != claims.sub {
+                if session.user_id != claims.sub {
                     return Err(ApiError::unauthorized());
                 }
                 let principal = self.crm.users().principal(tenant, Id::from_uuid(claims.sub)).await?;

@@ -59,7 +59,7 @@ pub fn etag(version: u64) -> String {
 pub fn record_json<E: Entity>(record: &E) -> Result<(Value, u64), ApiError> {
     let mut value = serde_json::to_value(record).map_err(|e| ApiError::internal(&e))?;
     if let Value::Object(map) = &mut value {
-        for secret in E::AUDIT_REDACT {
+        for secret in E::SECRET_FIELDS {
             map.remove(*secret);
         }
     }

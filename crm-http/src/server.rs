@@ -3,7 +3,7 @@
 
 use std::{io, path::Path, sync::Arc, time::Duration};
 
-use crm_core::{Crm, CrmError, TenantId, storage::EntityKind, users::Bootstrap};
+use crm_core::{Crm, CrmError, TenantId, access::users::Bootstrap, storage::EntityKind};
 use poem::{
     Server,
     listener::{Acceptor, Listener, TcpListener},

@@ -7,9 +7,10 @@ use chrono::{TimeZone, Utc};
 
 use crate::{
     Crm, ManualClock, Principal, Role,
-    companies::{Company, NewCompany},
+    access::users::{Bootstrap, NewUser},
+    customers::companies::{Company, NewCompany},
+    passwords::PasswordPolicy,
     storage::Storage,
-    users::{Bootstrap, NewUser, PasswordPolicy},
 };
 
 /// A tenant with an admin, a manager, two users, and a client of one customer company.
@@ -66,7 +67,7 @@ impl World {
                         first_name: role.as_str().into(),
                         last_name: "Tester".into(),
                         role,
-                        company_id: company.map(crate::entity::Entity::id),
+                        company_id: company.map(|c| c.meta.id),
                     },
                 )
                 .await

@@ -13,6 +13,11 @@
 
 pub mod cases;
 mod fixture;
+pub mod flows;
+pub mod listing;
+pub mod records;
+pub mod services;
+mod support;
 
 pub use fixture::World;
 

@@ -3,13 +3,13 @@
 use chrono::Duration;
 use crm_core::{
     CrmError, PageRequest,
-    api_keys::NewApiKey,
+    access::api_keys::NewApiKey,
     authz::ApiScope,
-    contacts::{ContactFilter, NewContact},
-    deals::DealFilter,
+    customers::contacts::{ContactFilter, NewContact},
+    customers::deals::DealFilter,
     entity::Entity,
     money::Currency,
-    products::NewProduct,
+    sales::products::NewProduct,
 };
 use rust_decimal_macros::dec;
 
@@ -50,7 +50,7 @@ async fn a_scoped_key_reads_what_it_may_and_nothing_more() {
         .create(&writer, NewContact { first_name: "K".into(), last_name: "Ey".into(), ..NewContact::default() })
         .await
         .unwrap();
-    let filter = crm_core::audit::AuditFilter { entity_id: Some(c.meta.id), ..Default::default() };
+    let filter = crm_core::access::audit::AuditFilter { entity_id: Some(c.meta.id), ..Default::default() };
     let entries = w.crm.audit().list(&w.admin, &filter, &PageRequest::default()).await.unwrap();
     assert_eq!(entries.items[0].api_key_id, writer.api_key_id());
 }

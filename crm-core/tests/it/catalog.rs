@@ -4,7 +4,7 @@ use crm_core::{
     CrmError, PageRequest,
     entity::Entity,
     money::Currency,
-    products::{NewProduct, ProductFilter, ProductPatch},
+    sales::products::{NewProduct, ProductFilter, ProductPatch},
     storage::EntityKind,
 };
 use rust_decimal_macros::dec;

@@ -3,20 +3,20 @@
 use chrono::Duration;
 use crm_core::{
     CrmError, PageRequest, Role, StateMachine,
-    companies::NewCompany,
-    contacts::{ContactFilter, ContactPatch, NewContact},
-    deals::{DealPatch, DealStage, NewDeal},
+    access::users::{NewUser, UserPatch},
+    customers::companies::NewCompany,
+    customers::contacts::{ContactFilter, ContactPatch, NewContact},
+    customers::deals::{DealPatch, DealStage, NewDeal},
+    customers::leads::{ConvertCompany, ConvertDeal, ConvertLead, LeadFilter, LeadSource, LeadStatus, NewLead},
     entity::Entity,
-    leads::{ConvertCompany, ConvertDeal, ConvertLead, LeadFilter, LeadSource, LeadStatus, NewLead},
     money::Currency,
     storage::EntityKind,
-    users::{NewUser, UserPatch},
 };
 use rust_decimal_macros::dec;
 
 use crate::support::{World, world};
 
-fn lead(owner: Option<crm_core::Id<crm_core::users::User>>) -> NewLead {
+fn lead(owner: Option<crm_core::Id<crm_core::access::users::User>>) -> NewLead {
     NewLead {
         first_name: "Grace".into(),
         last_name: "Hopper".into(),

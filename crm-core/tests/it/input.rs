@@ -2,8 +2,8 @@
 //! refused, list filters read comma-separated names.
 
 use crm_core::{
-    contacts::{ContactPatch, NewContact},
-    leads::{LeadFilter, LeadStatus},
+    customers::contacts::{ContactPatch, NewContact},
+    customers::leads::{LeadFilter, LeadStatus},
 };
 use serde_json::json;
 

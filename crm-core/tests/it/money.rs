@@ -1,6 +1,9 @@
 //! The rounding rule on fixed examples, and line/document totals under proptest.
 
-use crm_core::money::{Currency, LineInput, Totals, price_lines};
+use crm_core::{
+    money::Currency,
+    sales::lines::{LineInput, Totals, price_lines},
+};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 use rust_decimal_macros::dec;

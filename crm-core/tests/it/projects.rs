@@ -2,10 +2,14 @@
 
 use crm_core::{
     CrmError, PageRequest,
-    companies::{Company, NewCompany},
+    customers::companies::{Company, NewCompany},
     entity::Entity,
-    projects::{MilestoneStatus, NewProject, NewTask, Project, ProjectStatus, TaskFilter, TaskStatus},
     storage::EntityKind,
+    work::{
+        milestones::MilestoneStatus,
+        projects::{NewProject, Project, ProjectStatus},
+        tasks::{NewTask, TaskFilter, TaskStatus},
+    },
 };
 use rust_decimal_macros::dec;
 
@@ -68,14 +72,14 @@ async fn only_managers_assign_others_and_assignees_are_notified() {
     let err = w
         .crm
         .tasks()
-        .create(&w.user, crm_core::projects::NewTask { assignee_id: Some(w.other_user.user_id()), ..task(&p, "x") })
+        .create(&w.user, crm_core::work::tasks::NewTask { assignee_id: Some(w.other_user.user_id()), ..task(&p, "x") })
         .await
         .unwrap_err();
     assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
     let mine = w
         .crm
         .tasks()
-        .create(&w.user, crm_core::projects::NewTask { assignee_id: Some(w.user.user_id()), ..task(&p, "Mine") })
+        .create(&w.user, crm_core::work::tasks::NewTask { assignee_id: Some(w.user.user_id()), ..task(&p, "Mine") })
         .await
         .unwrap();
     let err = w.crm.tasks().assign(&w.user, mine.id(), Some(w.other_user.user_id()), None).await.unwrap_err();

@@ -3,14 +3,15 @@
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 use crm_core::{
     CrmError,
-    companies::NewCompany,
-    deals::{DealStage, NewDeal},
+    customers::companies::NewCompany,
+    customers::deals::{DealStage, NewDeal},
+    customers::leads::{ConvertLead, LeadSource, NewLead},
     entity::Entity,
-    invoices::NewInvoice,
-    leads::{ConvertLead, LeadSource, NewLead},
-    money::{Currency, LineInput},
-    payments::{NewPayment, PaymentMethod},
-    products::NewProduct,
+    money::Currency,
+    sales::invoices::NewInvoice,
+    sales::lines::LineInput,
+    sales::payments::{NewPayment, PaymentMethod},
+    sales::products::NewProduct,
 };
 use rust_decimal_macros::dec;
 

@@ -5,12 +5,13 @@ use std::sync::Arc;
 use chrono::{Duration, TimeZone, Utc};
 use crm_core::{
     CrmError, PageRequest,
-    companies::{Company, NewCompany},
+    customers::companies::{Company, NewCompany},
     entity::Entity,
-    invoices::{Invoice, InvoiceFilter, InvoicePatch, InvoiceStatus, NewInvoice},
-    money::{Currency, LineInput},
-    payments::{NewPayment, PaymentMethod},
-    quotes::{NewQuote, QuotePatch, QuoteStatus},
+    money::Currency,
+    sales::invoices::{Invoice, InvoiceFilter, InvoicePatch, InvoiceStatus, NewInvoice},
+    sales::lines::LineInput,
+    sales::payments::{NewPayment, PaymentMethod},
+    sales::quotes::{NewQuote, QuotePatch, QuoteStatus},
     storage::EntityKind,
 };
 use rust_decimal_macros::dec;

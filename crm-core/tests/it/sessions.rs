@@ -5,9 +5,10 @@ use std::sync::Arc;
 use chrono::Duration;
 use crm_core::{
     Crm, CrmError,
-    sessions::{MemorySessionStore, SessionStore, StorageSessionStore},
+    access::users::ImportedUser,
+    passwords::PasswordPolicy,
+    session_store::{MemorySessionStore, SessionStore, StorageSessionStore},
     storage::memory::MemoryStorage,
-    users::{ImportedUser, PasswordPolicy},
 };
 
 use crate::support::{World, world};
@@ -43,7 +44,7 @@ async fn a_refresh_token_rotates_and_works_once() {
         assert_eq!(second.session.meta.id, first.session.meta.id, "rotation keeps the session");
         assert_ne!(second.refresh_token, first.refresh_token);
         let third = sessions.refresh(&second.refresh_token).await.unwrap();
-        assert_eq!(third.session.user_id, w.user.user_id());
+        assert_eq!(third.session.user_id, w.user.user_uuid());
         sessions.active(w.user.tenant_id(), third.session.meta.id.into()).await.unwrap();
     }
 }
@@ -96,7 +97,7 @@ async fn expired_forged_and_foreign_tokens_are_refused() {
 #[tokio::test]
 async fn api_keys_cannot_start_sessions() {
     let w = world().await;
-    let input = crm_core::api_keys::NewApiKey {
+    let input = crm_core::access::api_keys::NewApiKey {
         name: "k".into(),
         owner_id: None,
         scopes: vec!["*:read".parse().unwrap()],
@@ -137,7 +138,7 @@ async fn bcrypt_users_sign_in_and_are_rehashed_to_argon2id() {
     assert!(stored_hash.starts_with("$argon2id$"), "rehashed on sign-in, got {}", &stored_hash[..10]);
     // The new hash works, and the audit entry of the sign-in does not carry it.
     users.authenticate(tenant, "legacy@acme.test", "legacy-password").await.unwrap();
-    let filter = crm_core::audit::AuditFilter { entity_id: Some(user.meta.id), ..Default::default() };
+    let filter = crm_core::access::audit::AuditFilter { entity_id: Some(user.meta.id), ..Default::default() };
     let entries = w.crm.audit().list(&w.admin, &filter, &crm_core::PageRequest::default()).await.unwrap();
     assert!(!entries.items.is_empty());
     assert!(entries.items.iter().all(|e| !e.changes.to_string().contains("argon2id")));

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crm_core::{TenantId, sessions::IssuedSession};
+use crm_core::{Id, TenantId, access::sessions::IssuedSession};
 use poem::{Request, web::Data, web::cookie::CookieJar};
 use poem_openapi::{OpenApi, payload::Json};
 use schemars::JsonSchema;
@@ -102,7 +102,7 @@ impl AuthApi {
         let issued = ctx.crm.sessions().refresh(&token).await?;
         let tenant = issued.session.meta.tenant_id;
         // The user may have been deactivated since signing in.
-        ctx.crm.users().principal(tenant, issued.session.user_id).await?;
+        ctx.crm.users().principal(tenant, Id::from_uuid(issued.session.user_id)).await?;
         Ok(output::data(sign_in(&ctx, &issued, cookies)?))
     }
 

@@ -7,52 +7,52 @@
 /// named in the spec as the `data` of the operations' responses.
 macro_rules! entity_of {
     (users) => {
-        crm_core::users::User
+        crm_core::access::users::User
     };
     (companies) => {
-        crm_core::companies::Company
+        crm_core::customers::companies::Company
     };
     (contacts) => {
-        crm_core::contacts::Contact
+        crm_core::customers::contacts::Contact
     };
     (leads) => {
-        crm_core::leads::Lead
+        crm_core::customers::leads::Lead
     };
     (deals) => {
-        crm_core::deals::Deal
+        crm_core::customers::deals::Deal
     };
     (quotes) => {
-        crm_core::quotes::Quote
+        crm_core::sales::quotes::Quote
     };
     (invoices) => {
-        crm_core::invoices::Invoice
+        crm_core::sales::invoices::Invoice
     };
     (payments) => {
-        crm_core::payments::Payment
+        crm_core::sales::payments::Payment
     };
     (delivery_notes) => {
-        crm_core::delivery_notes::DeliveryNote
+        crm_core::sales::delivery_notes::DeliveryNote
     };
     (projects) => {
-        crm_core::projects::Project
+        crm_core::work::projects::Project
     };
     (milestones) => {
-        crm_core::projects::Milestone
+        crm_core::work::milestones::Milestone
     };
     (tasks) => {
-        crm_core::projects::Task
+        crm_core::work::tasks::Task
     };
     (products) => {
-        crm_core::products::Product
+        crm_core::sales::products::Product
     };
     (product_categories) => {
-        crm_core::products::ProductCategory
+        crm_core::sales::products::ProductCategory
     };
     (audit) => {
-        crm_core::audit::AuditLog
+        crm_core::access::audit::AuditLog
     };
     (api_keys) => {
-        crm_core::api_keys::ApiKey
+        crm_core::access::api_keys::ApiKey
     };
 }
 

@@ -6,23 +6,25 @@ use std::sync::Arc;
 use chrono::NaiveDate;
 use crm_core::{
     Id,
-    api_keys::{ApiKey, NewApiKey},
-    audit::AuditFilter,
-    companies::{CompanyFilter, CompanyPatch, NewCompany},
-    contacts::{ContactFilter, ContactPatch, NewContact},
-    deals::{Deal, DealFilter, DealPatch, DealStage, NewDeal},
-    delivery_notes::{DeliveryNoteFilter, NewDeliveryNote},
-    invoices::{InvoiceFilter, InvoicePatch, NewInvoice},
-    leads::{ConvertLead, LeadFilter, LeadPatch, LeadStatus, NewLead},
+    access::api_keys::{ApiKey, NewApiKey},
+    access::audit::AuditFilter,
+    access::users::{NewUser, User, UserFilter, UserPatch},
+    customers::companies::{CompanyFilter, CompanyPatch, NewCompany},
+    customers::contacts::{ContactFilter, ContactPatch, NewContact},
+    customers::deals::{Deal, DealFilter, DealPatch, DealStage, NewDeal},
+    customers::leads::{ConvertLead, LeadFilter, LeadPatch, LeadStatus, NewLead},
     notifications::Notification,
-    payments::{NewPayment, PaymentFilter},
-    products::{NewProduct, ProductCategory, ProductFilter, ProductPatch},
-    projects::{
-        Milestone, MilestoneStatus, NewProject, NewTask, ProjectFilter, ProjectPatch, ProjectProgress, ProjectStatus,
-        TaskFilter, TaskPatch, TaskStatus,
+    sales::delivery_notes::{DeliveryNoteFilter, NewDeliveryNote},
+    sales::invoices::{InvoiceFilter, InvoicePatch, NewInvoice},
+    sales::payments::{NewPayment, PaymentFilter},
+    sales::products::{NewProduct, ProductCategory, ProductFilter, ProductPatch},
+    sales::quotes::{NewQuote, QuoteFilter, QuotePatch},
+    work::{
+        milestones::{Milestone, MilestoneStatus},
+        progress::ProjectProgress,
+        projects::{NewProject, ProjectFilter, ProjectPatch, ProjectStatus},
+        tasks::{NewTask, TaskFilter, TaskPatch, TaskStatus},
     },
-    quotes::{NewQuote, QuoteFilter, QuotePatch},
-    users::{NewUser, User, UserFilter, UserPatch},
 };
 use poem::web::Data;
 use poem_openapi::{

@@ -4,11 +4,11 @@
 use crm_core::{
     Access, Action, Resource, Role,
     authz::access,
-    companies::NewCompany,
-    contacts::NewContact,
-    leads::{LeadSource, NewLead},
+    customers::companies::NewCompany,
+    customers::contacts::NewContact,
+    customers::leads::{LeadSource, NewLead},
     money::Currency,
-    products::NewProduct,
+    sales::products::NewProduct,
 };
 use poem::http::StatusCode;
 use rust_decimal::Decimal;

@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use crm_core::{
     Role,
+    access::users::NewUser,
     conformance::{World, cases::company},
     entity::to_record,
     storage::{EntityKind, FieldValue, Filter, ListQuery, Record, Storage, StorageError, WriteBatch, WriteOp},
-    users::NewUser,
 };
 use crm_storage_postgres::testing::fresh_storage;
 use futures::future::join_all;

@@ -23,7 +23,7 @@ mod conformance_postgres {
 
 /// Contacts of the world's tenant, built directly as records (not through services).
 pub(crate) fn contact_records(w: &crm_core::conformance::World, n: usize) -> Vec<crm_core::storage::Record> {
-    use crm_core::{Meta, contacts::Contact, entity::to_record};
+    use crm_core::{Meta, customers::contacts::Contact, entity::to_record};
     (0..n)
         .map(|i| {
             let c = Contact {

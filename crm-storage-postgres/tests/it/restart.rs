@@ -12,11 +12,11 @@ use std::{
 
 use crm_core::{
     Id, Meta, TenantId,
-    companies::Company,
+    access::users::User,
     conformance::World,
+    customers::companies::Company,
     entity::to_record,
     storage::{EntityKind, Storage, StorageError, WriteBatch, WriteOp},
-    users::User,
 };
 use crm_storage_postgres::{
     PostgresOptions, PostgresStorage,

@@ -121,13 +121,17 @@ async fn debug_output_never_shows_the_password() {
 async fn status_checks_accept_every_value_the_core_knows() {
     use crm_core::{
         Role,
-        deals::DealStage,
-        delivery_notes::DeliveryStatus,
-        invoices::InvoiceStatus,
-        leads::{LeadSource, LeadStatus},
-        payments::{PaymentMethod, PaymentStatus},
-        projects::{MilestoneStatus, ProjectStatus, TaskPriority, TaskStatus},
-        quotes::QuoteStatus,
+        customers::deals::DealStage,
+        customers::leads::{LeadSource, LeadStatus},
+        sales::delivery_notes::DeliveryStatus,
+        sales::invoices::InvoiceStatus,
+        sales::payments::{PaymentMethod, PaymentStatus},
+        sales::quotes::QuoteStatus,
+        work::{
+            milestones::MilestoneStatus,
+            projects::ProjectStatus,
+            tasks::{TaskPriority, TaskStatus},
+        },
     };
     fn names<T: Copy>(all: &[T], name: impl Fn(T) -> &'static str) -> Vec<&'static str> {
         all.iter().map(|v| name(*v)).collect()

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use crm_core::{
     PageRequest,
     conformance::World,
-    contacts::{ContactFilter, NewContact},
+    customers::contacts::{ContactFilter, NewContact},
     storage::Storage,
 };
 use crm_storage_postgres::testing::fresh_storage;

@@ -4,14 +4,15 @@ use std::sync::Arc;
 
 use crm_core::{
     CrmError, Id, PageRequest, Role,
-    companies::{Company, NewCompany},
+    access::users::NewUser,
     conformance::World,
-    contacts::{ContactFilter, NewContact},
+    customers::companies::{Company, NewCompany},
+    customers::contacts::{ContactFilter, NewContact},
     entity::Entity,
-    invoices::NewInvoice,
-    money::{Currency, LineInput},
-    payments::{NewPayment, PaymentMethod},
-    users::NewUser,
+    money::Currency,
+    sales::invoices::NewInvoice,
+    sales::lines::LineInput,
+    sales::payments::{NewPayment, PaymentMethod},
 };
 use crm_storage_sled::{DumpError, SledStorage};
 use rust_decimal::Decimal;

@@ -9,16 +9,16 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
+    access::users::User,
     authz::{Action, Principal, Resource},
-    companies::Company,
     crm::{Crm, Filters, PageRequest, retry_on_conflict},
+    customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta},
-    invoices::{Invoice, InvoiceStatus},
+    sales::invoices::{Invoice, InvoiceStatus},
     state::{StateMachine, status_enum},
     storage::{EntityKind, FieldValue, Page, Reference},
-    users::User,
 };
 
 status_enum! {

@@ -8,13 +8,13 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::{
+    access::users::User,
     authz::{Action, ApiScope, ApiScopeList, Principal, Resource},
     crm::{Crm, PageRequest},
     entity::{Entity, entity_meta, from_stored, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta, TenantId},
     storage::{EntityKind, FieldValue, Filter, ListQuery, Page, Reference, UniqueKey},
-    users::User,
 };
 
 /// An API key. Its secret hash is private and never leaves the core.
@@ -44,7 +44,7 @@ impl Entity for ApiKey {
     const RESOURCE: Resource = Resource::ApiKeys;
     const SORTABLE: &'static [&'static str] = &["name", "created_at", "updated_at"];
     const OWNER_FIELD: Option<&'static str> = Some("owner_id");
-    const AUDIT_REDACT: &'static [&'static str] = &["secret_hash"];
+    const SECRET_FIELDS: &'static [&'static str] = &["secret_hash"];
     entity_meta!();
 
     fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
@@ -63,6 +63,13 @@ impl Entity for ApiKey {
     }
     fn owners(&self) -> Vec<uuid::Uuid> {
         vec![self.owner_id.uuid()]
+    }
+}
+
+impl Principal {
+    /// The API key in use, if any.
+    pub fn api_key_id(&self) -> Option<Id<ApiKey>> {
+        self.api_key_uuid().map(Id::from_uuid)
     }
 }
 
@@ -169,7 +176,7 @@ impl ApiKeys<'_> {
             Ok(_) | Err(CrmError::NotFound { .. }) => return Err(CrmError::Unauthenticated),
             Err(e) => return Err(e),
         };
-        Ok(Principal::for_api_key(&owner, key.id(), key.scopes.0))
+        Ok(Principal::for_user(&owner).through_api_key(key.meta.id, key.scopes.0))
     }
 
     /// One key.

@@ -3,13 +3,13 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    access::users::User,
     authz::{Action, Principal, Resource},
     crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     id::{Id, Meta},
     storage::{EntityKind, FieldValue, Page, Reference},
-    users::User,
 };
 
 /// A customer company.
@@ -59,6 +59,13 @@ impl Entity for Company {
     }
     fn company(&self) -> Option<uuid::Uuid> {
         Some(self.meta.id)
+    }
+}
+
+impl Principal {
+    /// The customer company of a client.
+    pub fn company_id(&self) -> Option<Id<Company>> {
+        self.company_uuid().map(Id::from_uuid)
     }
 }
 

@@ -6,18 +6,18 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
+    access::users::User,
     authz::{Action, Principal, Resource},
-    companies::Company,
-    contacts::Contact,
     crm::{Crm, Filters, PageRequest, apply_patch},
-    deals::{Deal, NewDeal},
+    customers::companies::Company,
+    customers::contacts::Contact,
+    customers::deals::{Deal, NewDeal},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta},
     money::Currency,
     state::{StateMachine, status_enum, text_enum},
     storage::{EntityKind, FieldValue, Page, Reference},
-    users::User,
 };
 
 status_enum! {
@@ -307,7 +307,7 @@ impl Leads<'_> {
         lead.validate()?;
         let mut tx = self.crm.tx(p);
         tx.insert(&lead)?;
-        tx.notify_assigned(lead.owner_id, &lead, assigned_title(&lead))?;
+        tx.notify_assigned(lead.owner_id.uuid(), &lead, assigned_title(&lead))?;
         tx.commit().await?;
         Ok(lead)
     }
@@ -341,7 +341,7 @@ impl Leads<'_> {
         let mut tx = self.crm.tx(p);
         tx.update(&before, &mut after)?;
         if after.owner_id != before.owner_id {
-            tx.notify_assigned(after.owner_id, &after, assigned_title(&after))?;
+            tx.notify_assigned(after.owner_id.uuid(), &after, assigned_title(&after))?;
         }
         tx.commit().await?;
         Ok(after)
@@ -414,7 +414,7 @@ impl Leads<'_> {
             position: None,
             company_id,
             owner_id: before.owner_id,
-            lead_id: Some(id),
+            lead_id: Some(id.uuid()),
         };
         contact.validate()?;
 

@@ -1,23 +1,26 @@
 //! Quotes: priced offers that, once accepted, become invoices.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
+    access::users::User,
     authz::{Action, Principal, Resource},
-    companies::Company,
-    contacts::Contact,
     crm::{Crm, Filters, PageRequest, apply_patch},
-    deals::Deal,
+    customers::companies::Company,
+    customers::contacts::Contact,
+    customers::deals::Deal,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta},
-    invoices::{Invoice, product_references},
-    money::{Currency, Line, LineInput, Totals, price_lines, validate_lines},
+    money::Currency,
+    sales::invoices::{DEFAULT_PAYMENT_TERMS_DAYS, Invoice, InvoiceStatus},
+    sales::lines::product_references,
+    sales::lines::{Line, LineInput, Totals, price_lines, validate_lines},
     state::{StateMachine, status_enum},
     storage::{EntityKind, FieldValue, Page, Reference},
-    users::User,
 };
 
 status_enum! {
@@ -297,7 +300,7 @@ impl Quotes<'_> {
             return Err(CrmError::invalid("valid_until", format!("the quote expired on {}", before.valid_until)));
         }
         self.crm.authorize(p, Resource::Invoices, Action::Create)?;
-        let invoice = self.crm.invoices().draft_from_quote(&before);
+        let invoice = draft_invoice(self.crm, &before);
         after.invoice_id = Some(invoice.id());
         let mut tx = self.crm.tx(p);
         after.decided_at = Some(tx.now());
@@ -317,5 +320,27 @@ impl Quotes<'_> {
         let mut tx = self.crm.tx(p);
         tx.delete(&quote)?;
         tx.commit().await
+    }
+}
+
+/// A draft invoice for an accepted quote: same company, contact, owner and lines.
+fn draft_invoice(crm: &Crm, quote: &Quote) -> Invoice {
+    Invoice {
+        meta: crm.new_meta(quote.meta.tenant_id),
+        number: None,
+        company_id: quote.company_id,
+        contact_id: quote.contact_id,
+        quote_id: Some(quote.meta.id),
+        owner_id: quote.owner_id,
+        currency: quote.currency,
+        lines: quote.lines.clone(),
+        totals: quote.totals,
+        amount_paid: Decimal::ZERO,
+        balance_due: quote.totals.total,
+        status: InvoiceStatus::Draft,
+        issue_date: None,
+        due_date: None,
+        payment_terms_days: DEFAULT_PAYMENT_TERMS_DAYS,
+        notes: quote.notes.clone(),
     }
 }

@@ -3,15 +3,14 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
+    access::users::User,
     authz::{Action, Principal, Resource},
-    companies::Company,
     crm::{Crm, Filters, PageRequest, apply_patch},
+    customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     id::{Id, Meta},
-    leads::Lead,
     storage::{EntityKind, FieldValue, Page, Reference},
-    users::User,
 };
 
 /// A person the business deals with.
@@ -34,8 +33,9 @@ pub struct Contact {
     pub company_id: Option<Id<Company>>,
     /// The responsible user.
     pub owner_id: Id<User>,
-    /// The lead this contact was converted from.
-    pub lead_id: Option<Id<Lead>>,
+    /// The lead this contact was converted from (a `Lead` id: leads sit above
+    /// contacts, since converting one creates a contact).
+    pub lead_id: Option<uuid::Uuid>,
 }
 
 impl Entity for Contact {

@@ -1,16 +1,16 @@
 //! Tenants, users, passwords and the principals they act as.
 
-use argon2::{Algorithm, Argon2, Params, PasswordHash, PasswordHasher as _, PasswordVerifier as _, Version};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::{
     authz::{Action, Principal, Resource, Role},
-    companies::Company,
     crm::{Crm, Filters, PageRequest, apply_patch},
-    entity::{Entity, entity_meta, reference},
+    entity::{Entity, entity_meta},
     error::{CrmError, Result, Validator},
     id::{Id, Meta, TenantId},
+    passwords::{PasswordHashString, PasswordPolicy},
     storage::{EntityKind, FieldValue, Filter, ListQuery, Page, Reference, UniqueKey},
 };
 
@@ -29,81 +29,6 @@ impl Entity for Tenant {
     entity_meta!();
 }
 
-/// An argon2id password hash in PHC string form. Its `Debug` never shows it, and the
-/// core never hands it out: [`User`] keeps it private.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub(crate) struct PasswordHashString(String);
-
-impl PasswordHashString {
-    /// Whether this is a bcrypt hash (`$2a$`, `$2b$`, `$2y$`) from an older system.
-    fn is_bcrypt(&self) -> bool {
-        ["$2a$", "$2b$", "$2y$"].iter().any(|p| self.0.starts_with(p))
-    }
-
-    /// Accepts an imported hash: bcrypt, or argon2 in PHC form.
-    fn parse_imported(hash: String) -> Option<Self> {
-        let hash = Self(hash);
-        let well_formed = if hash.is_bcrypt() {
-            hash.0.len() == 60
-        } else {
-            PasswordHash::new(&hash.0).is_ok_and(|h| h.algorithm == argon2::Algorithm::Argon2id.ident())
-        };
-        well_formed.then_some(hash)
-    }
-}
-
-impl std::fmt::Debug for PasswordHashString {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PasswordHash(<redacted>)")
-    }
-}
-
-/// How passwords are hashed: argon2id with configurable cost.
-#[derive(Clone, Debug)]
-pub struct PasswordPolicy {
-    params: Params,
-}
-
-impl Default for PasswordPolicy {
-    /// argon2id with the OWASP minimum (m = 19 MiB, t = 2, p = 1).
-    fn default() -> Self {
-        Self { params: Params::default() }
-    }
-}
-
-impl PasswordPolicy {
-    /// Minimum password length accepted.
-    pub const MIN_LENGTH: usize = 8;
-
-    /// A cheap policy (m = 64 KiB, t = 1) for tests and benchmarks; never for real data.
-    pub fn insecure_fast() -> Self {
-        // These constants are within argon2's accepted ranges.
-        let params = Params::new(64, 1, 1, None).unwrap_or_default();
-        Self { params }
-    }
-
-    fn hasher(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
-    }
-
-    pub(crate) fn hash(&self, password: &str) -> Result<PasswordHashString> {
-        self.hasher()
-            .hash_password(password.as_bytes())
-            .map(|h| PasswordHashString(h.to_string()))
-            .map_err(|e| CrmError::Internal(format!("password hashing failed: {e}")))
-    }
-
-    /// Checks a password against an argon2id hash, or a bcrypt hash imported from an
-    /// older system (rehashed to argon2id at the next sign-in).
-    pub(crate) fn verify(&self, password: &str, hash: &PasswordHashString) -> bool {
-        if hash.is_bcrypt() {
-            return bcrypt::verify(password, &hash.0).unwrap_or(false);
-        }
-        PasswordHash::new(&hash.0).is_ok_and(|h| self.hasher().verify_password(password.as_bytes(), &h).is_ok())
-    }
-}
-
 /// A person who signs in.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -119,7 +44,8 @@ pub struct User {
     /// Role in the tenant.
     pub role: Role,
     /// The customer company of a `client` (required for clients, absent otherwise).
-    pub company_id: Option<Id<Company>>,
+    /// A `Company` id, untyped because companies sit in an area above this one.
+    pub company_id: Option<Uuid>,
     /// Inactive users cannot sign in or act.
     pub active: bool,
     /// The last successful sign-in.
@@ -141,7 +67,7 @@ impl Entity for User {
     const SORTABLE: &'static [&'static str] = &["email", "last_name", "created_at", "updated_at"];
     const SEARCHABLE: &'static [&'static str] = &["email", "first_name", "last_name"];
     const OWNER_FIELD: Option<&'static str> = Some("id");
-    const AUDIT_REDACT: &'static [&'static str] = &["password_hash"];
+    const SECRET_FIELDS: &'static [&'static str] = &["password_hash"];
     entity_meta!();
 
     fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
@@ -159,13 +85,26 @@ impl Entity for User {
         vec![UniqueKey { field: "email", value: self.email.to_lowercase() }]
     }
     fn references(&self) -> Vec<Reference> {
-        self.company_id.map(|c| reference("company_id", c)).into_iter().collect()
+        let company = self.company_id.map(|id| Reference { field: "company_id", kind: EntityKind::Company, id });
+        company.into_iter().collect()
     }
     fn owners(&self) -> Vec<uuid::Uuid> {
         vec![self.meta.id]
     }
-    fn company(&self) -> Option<uuid::Uuid> {
-        self.company_id.map(Id::uuid)
+    fn company(&self) -> Option<Uuid> {
+        self.company_id
+    }
+}
+
+impl Principal {
+    /// The principal of an active user.
+    pub(crate) fn for_user(user: &User) -> Self {
+        Self::new(user.meta.tenant_id, user.meta.id, user.role, user.company_id)
+    }
+
+    /// The acting user (the key's owner for API keys).
+    pub fn user_id(&self) -> Id<User> {
+        Id::from_uuid(self.user_uuid())
     }
 }
 
@@ -185,7 +124,7 @@ pub struct NewUser {
     /// Role.
     pub role: Role,
     /// Customer company, required for clients.
-    pub company_id: Option<Id<Company>>,
+    pub company_id: Option<Uuid>,
 }
 
 /// Changes to a user; absent fields stay as they are.
@@ -205,7 +144,7 @@ pub struct UserPatch {
     pub role: Option<Role>,
     /// New customer company (admins only; `Some(None)` clears it).
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    pub company_id: Option<Option<Id<Company>>>,
+    pub company_id: Option<Option<Uuid>>,
     /// Activate or deactivate (admins only).
     pub active: Option<bool>,
 }
@@ -224,7 +163,7 @@ pub struct ImportedUser {
     /// Role.
     pub role: Role,
     /// Customer company, required for clients.
-    pub company_id: Option<Id<Company>>,
+    pub company_id: Option<Uuid>,
     /// Whether the user may sign in.
     pub active: bool,
     /// A bcrypt hash (`$2b$12$…`) or an argon2id PHC string.
@@ -270,14 +209,7 @@ impl Crm {
     }
 }
 
-fn validate_user_fields(
-    v: &mut Validator,
-    email: &str,
-    first: &str,
-    last: &str,
-    role: Role,
-    company: Option<Id<Company>>,
-) {
+fn validate_user_fields(v: &mut Validator, email: &str, first: &str, last: &str, role: Role, company: Option<Uuid>) {
     v.email("email", email);
     v.text("first_name", first, 100);
     v.text("last_name", last, 100);
@@ -324,7 +256,7 @@ impl Users<'_> {
             company_id: None,
             active: true,
             last_login_at: None,
-            password_hash: self.crm.passwords.hash(&input.admin_password)?,
+            password_hash: self.crm.hash_password(&input.admin_password).await?,
         };
         let principal = Principal::for_user(&admin);
         let mut tx = self.crm.tx(&principal);
@@ -348,16 +280,20 @@ impl Users<'_> {
     /// password and an inactive user. Records the sign-in time.
     pub async fn authenticate(&self, tenant: TenantId, email: &str, password: &str) -> Result<(User, Principal)> {
         let found = self.find_by_email(tenant, email).await?;
-        let Some(user) = found.filter(|u| u.active && self.crm.passwords.verify(password, &u.password_hash)) else {
-            // Spend the same time as a real check so unknown emails are not revealed.
-            let _ = self.crm.passwords.hash(password);
-            return Err(CrmError::Unauthenticated);
+        let user = match found.filter(|u| u.active) {
+            Some(user) if self.crm.verify_password(password, &user.password_hash).await? => user,
+            Some(_) => return Err(CrmError::Unauthenticated),
+            None => {
+                // Spend the same time as a real check so unknown emails are not revealed.
+                let _ = self.crm.hash_password(password).await;
+                return Err(CrmError::Unauthenticated);
+            }
         };
         let principal = Principal::for_user(&user);
         let mut after = user.clone();
         after.last_login_at = Some(self.crm.now());
         if user.password_hash.is_bcrypt() {
-            after.password_hash = self.crm.passwords.hash(password)?;
+            after.password_hash = self.crm.hash_password(password).await?;
         }
         let mut tx = self.crm.tx(&principal);
         tx.update_as("signed_in", &user, &mut after)?;
@@ -387,7 +323,7 @@ impl Users<'_> {
             company_id: input.company_id,
             active: true,
             last_login_at: None,
-            password_hash: self.crm.passwords.hash(&input.password)?,
+            password_hash: self.crm.hash_password(&input.password).await?,
         };
         let mut tx = self.crm.tx(p);
         tx.insert(&user)?;
@@ -466,14 +402,14 @@ impl Users<'_> {
     /// Changes the principal's own password after checking the current one.
     pub async fn change_password(&self, p: &Principal, current: &str, new: &str) -> Result<()> {
         let before: User = self.crm.fetch(p.tenant_id(), p.user_id()).await?;
-        if !self.crm.passwords.verify(current, &before.password_hash) {
+        if !self.crm.verify_password(current, &before.password_hash).await? {
             return Err(CrmError::invalid("current_password", "is not the current password"));
         }
         let mut v = Validator::new();
         validate_password(&mut v, "new_password", new);
         v.finish()?;
         let mut after = before.clone();
-        after.password_hash = self.crm.passwords.hash(new)?;
+        after.password_hash = self.crm.hash_password(new).await?;
         let mut tx = self.crm.tx(p);
         tx.update_as("password_changed", &before, &mut after)?;
         tx.commit().await

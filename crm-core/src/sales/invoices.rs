@@ -1,26 +1,24 @@
 //! Invoices: priced lines, gapless per-tenant numbering at issue, payments settle them.
 
-use std::collections::BTreeSet;
-
 use chrono::{Datelike, Duration, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::{
+    access::users::User,
     authz::{Action, Principal, Resource},
-    companies::Company,
-    contacts::Contact,
     crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
+    customers::companies::Company,
+    customers::contacts::Contact,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     id::{Id, Meta},
-    money::{Currency, Line, LineInput, Totals, price_lines, validate_lines},
-    products::Product,
-    quotes::Quote,
+    money::Currency,
+    sales::lines::{Line, LineInput, Totals, price_lines, product_references, validate_lines},
     state::{StateMachine, status_enum},
     storage::{EntityKind, FieldValue, Page, Reference, UniqueKey},
-    users::User,
 };
 
 status_enum! {
@@ -62,8 +60,9 @@ pub struct Invoice {
     pub company_id: Id<Company>,
     /// The billed contact.
     pub contact_id: Option<Id<Contact>>,
-    /// The quote it came from.
-    pub quote_id: Option<Id<Quote>>,
+    /// The quote it came from (a `Quote` id: quotes sit above invoices, since
+    /// accepting one drafts an invoice).
+    pub quote_id: Option<Uuid>,
     /// The responsible user.
     pub owner_id: Id<User>,
     /// The currency of every amount.
@@ -133,12 +132,6 @@ impl Invoice {
     }
 }
 
-/// References from priced lines to their catalog products, once per product.
-pub(crate) fn product_references(lines: &[Line]) -> Vec<Reference> {
-    let products: BTreeSet<Id<Product>> = lines.iter().filter_map(|l| l.product_id).collect();
-    products.into_iter().map(|p| reference("lines.product_id", p)).collect()
-}
-
 impl Entity for Invoice {
     const KIND: EntityKind = EntityKind::Invoice;
     const RESOURCE: Resource = Resource::Invoices;
@@ -170,7 +163,7 @@ impl Entity for Invoice {
     fn references(&self) -> Vec<Reference> {
         let mut refs = vec![reference("company_id", self.company_id), reference("owner_id", self.owner_id)];
         refs.extend(self.contact_id.map(|c| reference("contact_id", c)));
-        refs.extend(self.quote_id.map(|q| reference("quote_id", q)));
+        refs.extend(self.quote_id.map(|id| Reference { field: "quote_id", kind: EntityKind::Quote, id }));
         refs.extend(product_references(&self.lines));
         refs
     }
@@ -263,28 +256,6 @@ fn validate_terms(v: &mut Validator, days: u32) {
 }
 
 impl Invoices<'_> {
-    /// A draft invoice for an accepted quote: same company, contact, owner and lines.
-    pub(crate) fn draft_from_quote(&self, quote: &Quote) -> Invoice {
-        Invoice {
-            meta: self.crm.new_meta(quote.meta.tenant_id),
-            number: None,
-            company_id: quote.company_id,
-            contact_id: quote.contact_id,
-            quote_id: Some(quote.id()),
-            owner_id: quote.owner_id,
-            currency: quote.currency,
-            lines: quote.lines.clone(),
-            totals: quote.totals,
-            amount_paid: Decimal::ZERO,
-            balance_due: quote.totals.total,
-            status: InvoiceStatus::Draft,
-            issue_date: None,
-            due_date: None,
-            payment_terms_days: DEFAULT_PAYMENT_TERMS_DAYS,
-            notes: quote.notes.clone(),
-        }
-    }
-
     /// Creates a draft invoice.
     pub async fn create(&self, p: &Principal, input: NewInvoice) -> Result<Invoice> {
         self.crm.authorize(p, Resource::Invoices, Action::Create)?;

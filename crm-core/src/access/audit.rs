@@ -7,14 +7,15 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::{
-    api_keys::ApiKey,
+    access::api_keys::ApiKey,
+    access::users::User,
     authz::{Principal, Resource},
     crm::{Crm, Filters, PageRequest},
-    entity::{Entity, entity_meta},
+    entity::{Entity, entity_meta, to_record},
     error::Result,
     id::{Id, Meta},
-    storage::{EntityKind, FieldValue, Page},
-    users::User,
+    journal::AuditFact,
+    storage::{EntityKind, FieldValue, Page, Record},
 };
 
 /// One audited change, written in the same atomic batch as the change itself.
@@ -50,6 +51,21 @@ impl Entity for AuditLog {
             ("entity_kind", self.entity_kind.as_str().into()),
             ("entity_id", self.entity_id.into()),
         ]);
+    }
+}
+
+impl AuditLog {
+    /// The record of an audited change the unit of work journaled.
+    pub(crate) fn record_fact(fact: AuditFact) -> Result<Record> {
+        to_record(&Self {
+            meta: fact.meta,
+            actor_id: Some(Id::from_uuid(fact.actor)),
+            api_key_id: fact.api_key.map(Id::from_uuid),
+            action: fact.action,
+            entity_kind: fact.entity_kind,
+            entity_id: fact.entity_id,
+            changes: fact.changes,
+        })
     }
 }
 

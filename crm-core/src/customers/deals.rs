@@ -6,17 +6,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::{
+    access::users::User,
     authz::{Action, Principal, Resource},
-    companies::Company,
-    contacts::Contact,
     crm::{Crm, Filters, PageRequest, apply_patch},
+    customers::companies::Company,
+    customers::contacts::Contact,
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     id::{Id, Meta},
     money::Currency,
     state::{StateMachine, status_enum},
     storage::{EntityKind, FieldValue, Page, Reference},
-    users::User,
 };
 
 status_enum! {
@@ -261,7 +261,7 @@ impl Deals<'_> {
         let deal = self.build(p, input)?;
         let mut tx = self.crm.tx(p);
         tx.insert(&deal)?;
-        tx.notify_assigned(deal.owner_id, &deal, format!("Deal assigned to you: {}", deal.title))?;
+        tx.notify_assigned(deal.owner_id.uuid(), &deal, format!("Deal assigned to you: {}", deal.title))?;
         tx.commit().await?;
         Ok(deal)
     }
@@ -292,7 +292,7 @@ impl Deals<'_> {
         let mut tx = self.crm.tx(p);
         tx.update(&before, &mut after)?;
         if after.owner_id != before.owner_id {
-            tx.notify_assigned(after.owner_id, &after, format!("Deal assigned to you: {}", after.title))?;
+            tx.notify_assigned(after.owner_id.uuid(), &after, format!("Deal assigned to you: {}", after.title))?;
         }
         tx.commit().await?;
         Ok(after)

@@ -1,0 +1,269 @@
+//! Business flows end to end, and the numbering and payments races.
+
+// A failing case is a panic with a message: that is how the suite reports.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use chrono::Duration;
+use futures::future::join_all;
+use rust_decimal::Decimal;
+
+use super::World;
+use crate::{CrmError, PageRequest, customers::companies::NewCompany, entity::Entity, money::Currency};
+
+/// An exact decimal from its text.
+#[allow(unused_imports)]
+use super::support::*;
+
+/// Lead → contact, company and deal, atomically, through the services.
+pub async fn flow_lead_conversion(s: Store) {
+    use crate::customers::leads::{ConvertCompany, ConvertDeal, ConvertLead, LeadStatus, NewLead};
+    let w = World::new(s.clone()).await;
+    let lead = w
+        .crm
+        .leads()
+        .create(
+            &w.manager,
+            NewLead {
+                first_name: "Grace".into(),
+                last_name: "Hopper".into(),
+                email: Some("grace@globex.test".into()),
+                phone: None,
+                company_name: Some("Globex".into()),
+                source: crate::customers::leads::LeadSource::Referral,
+                score: Some(90),
+                owner_id: Some(w.user.user_id()),
+                notes: None,
+            },
+        )
+        .await
+        .unwrap();
+    let lead = w.crm.leads().change_status(&w.user, lead.id(), LeadStatus::Qualified, Some(1)).await.unwrap();
+    let input = ConvertLead {
+        version: Some(lead.meta.version),
+        company: ConvertCompany::New(None),
+        deal: Some(ConvertDeal { title: "Globex rollout".into(), amount: amount("12000.00"), currency: Currency::EUR }),
+    };
+    let done = w.crm.leads().convert(&w.user, lead.id(), input).await.unwrap();
+    let (company, deal) = (done.company.clone().unwrap(), done.deal.clone().unwrap());
+    // Everything it created is stored, linked and owned by the lead's owner.
+    assert_eq!(w.crm.companies().get(&w.user, company.id()).await.unwrap(), company);
+    assert_eq!(w.crm.contacts().get(&w.user, done.contact.id()).await.unwrap(), done.contact);
+    assert_eq!(w.crm.deals().get(&w.user, deal.id()).await.unwrap(), deal);
+    assert_eq!(w.crm.leads().get(&w.user, lead.id()).await.unwrap(), done.lead);
+    assert_eq!(done.contact.lead_id, Some(lead.meta.id));
+    assert_eq!(
+        (deal.owner_id, done.contact.owner_id, company.owner_id),
+        (w.user.user_id(), w.user.user_id(), w.user.user_id())
+    );
+    let events = s.outbox_pending(10_000).await.unwrap();
+    assert!(events.iter().any(|e| e.name == "lead.converted" && e.entity_id == lead.meta.id));
+    // A stale version is refused and writes nothing.
+    let again =
+        w.crm.leads().create(&w.user, NewLead { company_name: Some("Initech".into()), ..lead_input() }).await.unwrap();
+    let stale = ConvertLead { version: Some(7), company: ConvertCompany::New(None), deal: None };
+    assert!(matches!(w.crm.leads().convert(&w.user, again.id(), stale).await, Err(CrmError::Conflict { .. })));
+    let companies = w.crm.companies().list(&w.admin, &Default::default(), &PageRequest::default()).await.unwrap();
+    assert!(!companies.items.iter().any(|c| c.name == "Initech"));
+}
+
+fn lead_input() -> crate::customers::leads::NewLead {
+    crate::customers::leads::NewLead {
+        first_name: "Ann".into(),
+        last_name: "Other".into(),
+        email: None,
+        phone: None,
+        company_name: None,
+        source: crate::customers::leads::LeadSource::Website,
+        score: None,
+        owner_id: None,
+        notes: None,
+    }
+}
+
+/// Quote → accepted → invoice → issued → partial and final payments → paid.
+pub async fn flow_quote_to_paid_invoice(s: Store) {
+    use crate::{
+        sales::invoices::InvoiceStatus,
+        sales::lines::LineInput,
+        sales::payments::{NewPayment, PaymentFilter, PaymentMethod},
+        sales::quotes::{NewQuote, QuoteStatus},
+    };
+    let w = World::new(s.clone()).await;
+    let customer = w
+        .crm
+        .companies()
+        .create(&w.user, NewCompany { name: "Customer".into(), ..NewCompany::default() })
+        .await
+        .unwrap();
+    let lines = vec![
+        LineInput { tax_rate: amount("20"), ..LineInput::new("Licence", amount("10"), amount("99.99")) },
+        LineInput { discount_percent: amount("10"), ..LineInput::new("Setup", amount("1"), amount("500")) },
+    ];
+    let quote = w
+        .crm
+        .quotes()
+        .create(
+            &w.user,
+            NewQuote {
+                company_id: customer.id(),
+                contact_id: None,
+                deal_id: None,
+                owner_id: None,
+                currency: Currency::EUR,
+                lines,
+                valid_until: w.crm.today() + Duration::days(30),
+                notes: None,
+            },
+        )
+        .await
+        .unwrap();
+    // 999.90 + 199.98 tax, 500.00 − 50.00 discount: 1649.88.
+    assert_eq!(quote.totals.total, amount("1649.88"));
+    let sent = w.crm.quotes().send(&w.user, quote.id(), Some(1)).await.unwrap();
+    let (accepted, invoice) = w.crm.quotes().accept(&w.user, sent.id(), Some(sent.meta.version)).await.unwrap();
+    assert_eq!((accepted.status, accepted.invoice_id), (QuoteStatus::Accepted, Some(invoice.id())));
+    assert_eq!(
+        (invoice.status, invoice.totals, invoice.quote_id),
+        (InvoiceStatus::Draft, quote.totals, Some(quote.meta.id))
+    );
+    assert_eq!(w.crm.invoices().get(&w.user, invoice.id()).await.unwrap(), invoice);
+
+    let issued = w.crm.invoices().issue(&w.user, invoice.id(), Some(1)).await.unwrap();
+    assert_eq!(issued.number.as_deref(), Some("INV-2026-000001"));
+    assert_eq!((issued.issue_date, issued.due_date), (Some(w.crm.today()), Some(w.crm.today() + Duration::days(30))));
+    let pay = |value: &str| NewPayment {
+        invoice_id: invoice.id(),
+        amount: amount(value),
+        method: PaymentMethod::BankTransfer,
+        paid_on: None,
+        reference: None,
+    };
+    w.crm.payments().record(&w.user, pay("649.88")).await.unwrap();
+    let partly = w.crm.invoices().get(&w.user, invoice.id()).await.unwrap();
+    assert_eq!(
+        (partly.status, partly.amount_paid, partly.balance_due),
+        (InvoiceStatus::PartiallyPaid, amount("649.88"), amount("1000.00"))
+    );
+    let err = w.crm.payments().record(&w.user, pay("1000.01")).await.unwrap_err();
+    assert!(matches!(&err, CrmError::Validation(v) if v.fields[0].field == "amount"), "overpayment: {err:?}");
+    let last = w.crm.payments().record(&w.user, pay("1000.00")).await.unwrap();
+    let paid = w.crm.invoices().get(&w.user, invoice.id()).await.unwrap();
+    assert_eq!((paid.status, paid.balance_due), (InvoiceStatus::Paid, Decimal::ZERO));
+    let events = s.outbox_pending(10_000).await.unwrap();
+    for name in ["quote.accepted", "invoice.issued", "payment.recorded", "invoice.paid"] {
+        assert!(events.iter().any(|e| e.name == name), "missing event {name}");
+    }
+    // Voiding the last payment reopens the balance, atomically.
+    w.crm.payments().void(&w.manager, last.id(), None).await.unwrap();
+    let reopened = w.crm.invoices().get(&w.user, invoice.id()).await.unwrap();
+    assert_eq!((reopened.status, reopened.balance_due), (InvoiceStatus::PartiallyPaid, amount("1000.00")));
+    let filter = PaymentFilter { invoice_id: Some(invoice.id()), ..Default::default() };
+    assert_eq!(w.crm.payments().list(&w.user, &filter, &PageRequest::default()).await.unwrap().items.len(), 2);
+    // A cancelled or paid invoice takes no payment; a paid-in-part one cannot be cancelled.
+    let err = w.crm.invoices().cancel(&w.manager, invoice.id(), None).await.unwrap_err();
+    assert!(matches!(err, CrmError::InvalidTransition { .. }), "{err:?}");
+}
+
+/// Invoice → delivery notes that never exceed the invoiced quantities.
+pub async fn flow_invoice_to_delivery(s: Store) {
+    use crate::sales::delivery_notes::{DeliveryLine, DeliveryStatus, NewDeliveryNote};
+    let w = World::new(s).await;
+    let invoice = issued_invoice(&w, "10", "5").await;
+    let note = |qty: &str| NewDeliveryNote {
+        invoice_id: invoice.id(),
+        lines: vec![DeliveryLine { line_index: 0, quantity: amount(qty) }],
+        notes: None,
+    };
+    let first = w.crm.delivery_notes().create(&w.user, note("6")).await.unwrap();
+    let err = w.crm.delivery_notes().create(&w.user, note("5")).await.unwrap_err();
+    assert!(matches!(&err, CrmError::Validation(v) if v.fields[0].field == "lines[0].quantity"), "{err:?}");
+    let second = w.crm.delivery_notes().create(&w.user, note("4")).await.unwrap();
+    let booked = w.crm.invoices().get(&w.user, invoice.id()).await.unwrap();
+    assert_eq!(booked.lines[0].quantity_delivered, amount("10"));
+    let shipped = w.crm.delivery_notes().ship(&w.user, first.id(), Some(1)).await.unwrap();
+    assert_eq!(shipped.status, DeliveryStatus::Shipped);
+    let delivered = w.crm.delivery_notes().deliver(&w.user, first.id(), None).await.unwrap();
+    assert!(delivered.delivered_at.is_some());
+    let err = w.crm.delivery_notes().ship(&w.user, first.id(), None).await.unwrap_err();
+    assert!(matches!(err, CrmError::InvalidTransition { .. }));
+    // Deleting the pending note gives its quantity back.
+    w.crm.delivery_notes().delete(&w.user, second.id(), None).await.unwrap();
+    let released = w.crm.invoices().get(&w.user, invoice.id()).await.unwrap();
+    assert_eq!(released.lines[0].quantity_delivered, amount("6"));
+    let err = w
+        .crm
+        .delivery_notes()
+        .create(
+            &w.user,
+            NewDeliveryNote { lines: vec![DeliveryLine { line_index: 3, quantity: amount("1") }], ..note("1") },
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, CrmError::Validation(v) if v.fields[0].field == "lines[0].line_index"), "{err:?}");
+}
+
+/// 64 concurrent issues get 64 distinct, consecutive numbers (joined futures: real
+/// interleaving on adapters whose calls yield).
+pub async fn invoice_numbers_under_concurrency(s: Store) {
+    use crate::{sales::invoices::NewInvoice, sales::lines::LineInput};
+    let w = World::new(s.clone()).await;
+    let company = w
+        .crm
+        .companies()
+        .create(&w.admin, NewCompany { name: "Numbered".into(), ..NewCompany::default() })
+        .await
+        .unwrap();
+    let mut drafts = Vec::new();
+    for i in 0..64 {
+        let input = NewInvoice {
+            company_id: company.id(),
+            contact_id: None,
+            owner_id: None,
+            currency: Currency::EUR,
+            lines: vec![LineInput::new(format!("Item {i}"), amount("1"), amount("10"))],
+            payment_terms_days: None,
+            notes: None,
+        };
+        drafts.push(w.crm.invoices().create(&w.admin, input).await.unwrap());
+    }
+    let invoices = w.crm.invoices();
+    let issued = join_all(drafts.iter().map(|d| invoices.issue(&w.admin, d.id(), None))).await;
+    let mut numbers: Vec<String> = issued.into_iter().map(|r| r.unwrap().number.unwrap()).collect();
+    numbers.sort();
+    let expected: Vec<String> = (1..=64).map(|n| format!("INV-2026-{n:06}")).collect();
+    assert_eq!(numbers, expected);
+    assert_eq!(s.counter(tenant(&w), "invoice:2026").await.unwrap(), 64);
+}
+
+/// 64 concurrent payments of 10.00 on a 500.00 invoice: exactly 50 succeed, and the
+/// invoice's paid amount is the sum of the accepted payments.
+pub async fn payments_under_concurrency(s: Store) {
+    use crate::sales::payments::{NewPayment, PaymentFilter, PaymentMethod};
+    let w = World::new(s).await;
+    let invoice = issued_invoice(&w, "50", "10").await;
+    let payments = w.crm.payments();
+    let attempts = (0..64).map(|_| {
+        let input = NewPayment {
+            invoice_id: invoice.id(),
+            amount: amount("10.00"),
+            method: PaymentMethod::Card,
+            paid_on: None,
+            reference: None,
+        };
+        payments.record(&w.user, input)
+    });
+    let results = join_all(attempts).await;
+    let accepted = results.iter().filter(|r| r.is_ok()).count();
+    for r in &results {
+        if let Err(e) = r {
+            assert!(matches!(e, CrmError::Validation(_)), "a refused payment names the amount or status: {e:?}");
+        }
+    }
+    assert_eq!(accepted, 50);
+    let paid = w.crm.invoices().get(&w.admin, invoice.id()).await.unwrap();
+    let filter = PaymentFilter { invoice_id: Some(invoice.id()), ..Default::default() };
+    let listed = w.crm.payments().list(&w.admin, &filter, &PageRequest::first(500)).await.unwrap();
+    let sum: Decimal = listed.items.iter().map(|p| p.amount).sum();
+    assert_eq!((paid.amount_paid, sum, listed.items.len()), (amount("500.00"), amount("500.00"), 50));
+    assert_eq!(paid.balance_due, Decimal::ZERO);
+}

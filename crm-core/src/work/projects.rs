@@ -1,0 +1,264 @@
+//! Projects: work for a customer company, with a budget, a manager and a life cycle.
+
+use chrono::NaiveDate;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::{
+    access::users::User,
+    authz::{Action, Principal, Resource},
+    crm::{Crm, Filters, PageRequest, apply_patch},
+    customers::companies::Company,
+    customers::deals::Deal,
+    entity::{Entity, entity_meta, reference},
+    error::{Result, Validator},
+    id::{Id, Meta},
+    money::Currency,
+    state::{StateMachine, status_enum},
+    storage::{EntityKind, FieldValue, Page, Reference},
+};
+
+status_enum! {
+    /// A project's life: `planning → active ⇄ on_hold → completed`, or `cancelled`.
+    ProjectStatus for Project {
+        /// Being planned.
+        Planning = "planning" => [Active, Cancelled],
+        /// Under way.
+        Active = "active" => [OnHold, Completed, Cancelled],
+        /// Paused.
+        OnHold = "on_hold" => [Active, Cancelled],
+        /// Done. Final.
+        Completed = "completed" => [],
+        /// Abandoned. Final.
+        Cancelled = "cancelled" => [],
+    }
+}
+
+/// Work for a customer company.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct Project {
+    /// Common metadata.
+    pub meta: Meta,
+    /// Name.
+    pub name: String,
+    /// The customer company.
+    pub company_id: Id<Company>,
+    /// The deal it came from.
+    pub deal_id: Option<Id<Deal>>,
+    /// Budget.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    pub budget: Option<Decimal>,
+    /// Currency of the budget.
+    pub currency: Option<Currency>,
+    /// Life-cycle status.
+    pub status: ProjectStatus,
+    /// Planned start.
+    pub start_date: Option<NaiveDate>,
+    /// Planned end (on or after the start).
+    pub end_date: Option<NaiveDate>,
+    /// The responsible manager.
+    pub manager_id: Id<User>,
+}
+
+impl Project {
+    fn validate(&self) -> Result<()> {
+        let mut v = Validator::new();
+        v.text("name", &self.name, 200);
+        v.check(
+            self.budget.is_none_or(|b| b >= Decimal::ZERO && self.currency.is_some_and(|c| c.round(b) == b)),
+            "budget",
+            "must be a non-negative amount, exact in its currency, which is required with it",
+        );
+        if let (Some(start), Some(end)) = (self.start_date, self.end_date) {
+            v.check(end >= start, "end_date", "must not be before start_date");
+        }
+        v.finish()
+    }
+}
+
+impl Entity for Project {
+    const KIND: EntityKind = EntityKind::Project;
+    const RESOURCE: Resource = Resource::Projects;
+    const SORTABLE: &'static [&'static str] = &["name", "start_date", "end_date", "created_at", "updated_at"];
+    const SEARCHABLE: &'static [&'static str] = &["name"];
+    const OWNER_FIELD: Option<&'static str> = Some("manager_id");
+    entity_meta!();
+
+    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
+        f.extend([
+            ("name", self.name.as_str().into()),
+            ("company_id", self.company_id.into()),
+            ("deal_id", self.deal_id.into()),
+            ("status", self.status.into()),
+            ("manager_id", self.manager_id.into()),
+            ("start_date", self.start_date.into()),
+            ("end_date", self.end_date.into()),
+        ]);
+    }
+    fn references(&self) -> Vec<Reference> {
+        let mut refs = vec![reference("company_id", self.company_id), reference("manager_id", self.manager_id)];
+        refs.extend(self.deal_id.map(|d| reference("deal_id", d)));
+        refs
+    }
+    fn owners(&self) -> Vec<uuid::Uuid> {
+        vec![self.manager_id.uuid()]
+    }
+    fn company(&self) -> Option<uuid::Uuid> {
+        Some(self.company_id.uuid())
+    }
+}
+
+/// Input to create a project.
+#[derive(Clone, Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NewProject {
+    /// Name.
+    pub name: String,
+    /// The customer company.
+    pub company_id: Id<Company>,
+    /// The deal it came from.
+    pub deal_id: Option<Id<Deal>>,
+    /// Budget.
+    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    pub budget: Option<Decimal>,
+    /// Currency of the budget.
+    pub currency: Option<Currency>,
+    /// Planned start.
+    pub start_date: Option<NaiveDate>,
+    /// Planned end.
+    pub end_date: Option<NaiveDate>,
+    /// The responsible manager; default: the creator.
+    pub manager_id: Option<Id<User>>,
+}
+
+/// Changes to a project (status through [`Projects::set_status`]).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProjectPatch {
+    /// The version read; a stale one is a conflict.
+    pub version: Option<u64>,
+    /// New name.
+    pub name: Option<String>,
+    /// New budget.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Option<String>>"))]
+    pub budget: Option<Option<Decimal>>,
+    /// New budget currency.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    pub currency: Option<Option<Currency>>,
+    /// New start.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    pub start_date: Option<Option<NaiveDate>>,
+    /// New end.
+    #[serde(default, deserialize_with = "crate::input::double_option")]
+    pub end_date: Option<Option<NaiveDate>>,
+    /// New manager.
+    pub manager_id: Option<Id<User>>,
+}
+
+/// Filters for listing projects.
+#[derive(Clone, Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProjectFilter {
+    /// Only this company's.
+    pub company_id: Option<Id<Company>>,
+    /// Only this status.
+    pub status: Option<ProjectStatus>,
+    /// Only this manager's.
+    pub manager_id: Option<Id<User>>,
+}
+
+/// The projects service.
+#[derive(Clone, Copy, Debug)]
+pub struct Projects<'a> {
+    pub(crate) crm: &'a Crm,
+}
+
+impl Crm {
+    /// The projects service.
+    pub fn projects(&self) -> Projects<'_> {
+        Projects { crm: self }
+    }
+}
+
+impl Projects<'_> {
+    /// Creates a project in `planning`.
+    pub async fn create(&self, p: &Principal, input: NewProject) -> Result<Project> {
+        self.crm.authorize(p, Resource::Projects, Action::Create)?;
+        let project = Project {
+            meta: self.crm.new_meta(p.tenant_id()),
+            name: input.name,
+            company_id: input.company_id,
+            deal_id: input.deal_id,
+            budget: input.budget,
+            currency: input.currency,
+            status: ProjectStatus::Planning,
+            start_date: input.start_date,
+            end_date: input.end_date,
+            manager_id: input.manager_id.unwrap_or(p.user_id()),
+        };
+        project.validate()?;
+        let mut tx = self.crm.tx(p);
+        tx.insert(&project)?;
+        tx.notify_assigned(project.manager_id.uuid(), &project, format!("Project assigned to you: {}", project.name))?;
+        tx.commit().await?;
+        Ok(project)
+    }
+
+    /// One project.
+    pub async fn get(&self, p: &Principal, id: Id<Project>) -> Result<Project> {
+        self.crm.read(p, id).await
+    }
+
+    /// A page of projects.
+    pub async fn list(&self, p: &Principal, filter: &ProjectFilter, page: &PageRequest) -> Result<Page<Project>> {
+        let filters = Filters::default()
+            .eq("company_id", filter.company_id)
+            .eq("status", filter.status)
+            .eq("manager_id", filter.manager_id)
+            .build();
+        self.crm.list(p, filters, page).await
+    }
+
+    /// Changes a project.
+    pub async fn update(&self, p: &Principal, id: Id<Project>, patch: ProjectPatch) -> Result<Project> {
+        let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
+        let mut after = before.clone();
+        apply_patch!(patch => after { name, budget, currency, start_date, end_date, manager_id });
+        after.validate()?;
+        let mut tx = self.crm.tx(p);
+        tx.update(&before, &mut after)?;
+        if after.manager_id != before.manager_id {
+            tx.notify_assigned(after.manager_id.uuid(), &after, format!("Project assigned to you: {}", after.name))?;
+        }
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Moves a project along its life cycle.
+    pub async fn set_status(
+        &self,
+        p: &Principal,
+        id: Id<Project>,
+        status: ProjectStatus,
+        version: Option<u64>,
+    ) -> Result<Project> {
+        let before = self.crm.load_for(p, id, Action::Update, version).await?;
+        let mut after = before.clone();
+        after.status = before.status.transition(status)?;
+        let mut tx = self.crm.tx(p);
+        tx.update_as("status_changed", &before, &mut after)?;
+        tx.event("status_changed", &after, json!({ "from": before.status, "to": after.status }));
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Deletes a project; refused while milestones or tasks reference it.
+    pub async fn delete(&self, p: &Principal, id: Id<Project>, version: Option<u64>) -> Result<()> {
+        self.crm.delete(p, id, version).await
+    }
+}
