@@ -20,6 +20,7 @@
 //!   and the pool reconnects by itself.
 
 mod commit;
+mod decode;
 mod error;
 mod query;
 mod schema;
@@ -27,7 +28,7 @@ mod schema;
 pub mod testing;
 mod values;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use crm_core::{
@@ -40,11 +41,11 @@ use crm_core::{
 use sqlx::{
     AssertSqlSafe, PgPool, Row,
     migrate::{MigrateError, Migrator},
-    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+    postgres::{PgConnectOptions, PgPoolOptions},
 };
 use uuid::Uuid;
 
-use crate::{error::map, schema::Table};
+use crate::{decode::stored, error::map, schema::Table};
 
 /// How long a pooled connection may sit idle before it is tested on acquire.
 const IDLE_BEFORE_PING: Duration = Duration::from_millis(250);
@@ -161,17 +162,6 @@ impl PostgresStorage {
 /// The newest migration version embedded in this binary.
 pub fn latest_migration() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
-}
-
-/// Builds a [`StoredRecord`] from `id, version, data` at positions 0..3.
-pub(crate) fn stored(kind: EntityKind, row: &PgRow) -> Result<StoredRecord, sqlx::Error> {
-    let version: i64 = row.try_get(1)?;
-    Ok(StoredRecord {
-        kind,
-        id: row.try_get(0)?,
-        version: u64::try_from(version).unwrap_or(0),
-        data: Arc::new(row.try_get::<serde_json::Value, _>(2)?),
-    })
 }
 
 /// Restores the exact instant of a `timestamptz` (microseconds) from its nanoseconds.

@@ -10,9 +10,9 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::{
+    decode::stored,
     error::map,
     schema::{ColumnType, Table},
-    stored,
     values::{Typed, TypedArray, read},
 };
 
