@@ -25,6 +25,7 @@ use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::{
+    decode,
     error::{Failure, map},
     schema::{self, ColumnType, Table},
     values::{Typed, TypedArray},
@@ -204,8 +205,9 @@ async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -
         .fetch_all(&mut *conn)
         .await?;
         for row in rows {
-            let value: i64 = row.try_get(1)?;
-            snapshot.counters.insert(row.try_get(0)?, u64::try_from(value).unwrap_or(0));
+            let key: String = row.try_get(0)?;
+            let value = decode::counter(&key, row.try_get(1)?)?;
+            snapshot.counters.insert(key, value);
         }
     }
 
@@ -253,8 +255,8 @@ async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -
             );
             let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant).bind(&ids).fetch_all(&mut *conn).await?;
             for row in rows {
-                let version: i64 = row.try_get(1)?;
-                snapshot.versions.insert((*kind, row.try_get(0)?), u64::try_from(version).unwrap_or(0));
+                let id: Uuid = row.try_get(0)?;
+                snapshot.versions.insert((*kind, id), decode::version(*kind, id, row.try_get(1)?)?);
             }
         }
     }
@@ -294,7 +296,7 @@ async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -
         .await?;
         for row in rows {
             let by: String = row.try_get(0)?;
-            let by: EntityKind = by.parse().map_err(|e: String| Failure::Storage(crate::error::backend(e)))?;
+            let by = decode::entity_kind("record_refs.kind", &by)?;
             let target: Uuid = row.try_get(2)?;
             snapshot.referrers.entry((*kind, target)).or_default().push((by, row.try_get(1)?));
         }
@@ -450,7 +452,11 @@ async fn apply(
             entities.push(e.entity_id);
             payloads.push(sqlx::types::Json(&e.payload));
             ats.push(e.occurred_at);
-            nanos.push(i32::try_from(e.occurred_at.nanosecond()).unwrap_or(0));
+            // chrono's nanoseconds are below 2·10⁹ (a leap second's included): an `int`.
+            let nano = e.occurred_at.nanosecond();
+            nanos.push(i32::try_from(nano).map_err(|_| {
+                StorageError::Invalid(format!("event {}: {nano} nanoseconds do not fit an `int`", e.id))
+            })?);
         }
         sqlx::query(
             "INSERT INTO outbox (id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos) \

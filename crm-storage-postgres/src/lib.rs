@@ -164,12 +164,6 @@ pub fn latest_migration() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-/// Restores the exact instant of a `timestamptz` (microseconds) from its nanoseconds.
-fn with_nanos(at: chrono::DateTime<chrono::Utc>, nanos: i32) -> chrono::DateTime<chrono::Utc> {
-    use chrono::Timelike;
-    u32::try_from(nanos).ok().and_then(|n| at.with_nanosecond(n)).unwrap_or(at)
-}
-
 #[async_trait]
 impl Storage for PostgresStorage {
     fn name(&self) -> &str {
@@ -181,7 +175,7 @@ impl Storage for PostgresStorage {
         let sql = format!("SELECT id, version, data FROM {} WHERE tenant_id = $1 AND id = $2", table.name);
         let row =
             sqlx::query(AssertSqlSafe(sql)).bind(tenant.0).bind(id).fetch_optional(&self.pool).await.map_err(map)?;
-        row.map(|r| stored(kind, &r)).transpose().map_err(map)
+        row.map(|r| stored(kind, &r)).transpose()
     }
 
     async fn get_many(
@@ -196,7 +190,7 @@ impl Storage for PostgresStorage {
         let table = Self::table(kind)?;
         let sql = format!("SELECT id, version, data FROM {} WHERE tenant_id = $1 AND id = ANY($2)", table.name);
         let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant.0).bind(ids).fetch_all(&self.pool).await.map_err(map)?;
-        rows.iter().map(|r| stored(kind, r)).collect::<Result<_, _>>().map_err(map)
+        rows.iter().map(|r| stored(kind, r)).collect()
     }
 
     async fn list(
@@ -224,7 +218,8 @@ impl Storage for PostgresStorage {
             .fetch_optional(&self.pool)
             .await
             .map_err(map)?;
-        Ok(value.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+        // A counter never written has no row: it is 0.
+        value.map_or(Ok(0), |v| decode::counter(key, v))
     }
 
     async fn commit(&self, tenant: TenantId, batch: WriteBatch) -> Result<(), StorageError> {
@@ -247,10 +242,14 @@ impl Storage for PostgresStorage {
                     id: r.try_get(0).map_err(map)?,
                     tenant_id: TenantId(r.try_get(1).map_err(map)?),
                     name: r.try_get(2).map_err(map)?,
-                    entity_kind: kind.parse().map_err(|e: String| error::backend(e))?,
+                    entity_kind: decode::entity_kind("outbox.entity_kind", &kind)?,
                     entity_id: r.try_get(4).map_err(map)?,
                     payload: r.try_get(5).map_err(map)?,
-                    occurred_at: with_nanos(r.try_get(6).map_err(map)?, r.try_get(7).map_err(map)?),
+                    occurred_at: decode::instant(
+                        "outbox.occurred_at_nanos",
+                        r.try_get(6).map_err(map)?,
+                        r.try_get(7).map_err(map)?,
+                    )?,
                 })
             })
             .collect()

@@ -10,7 +10,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::{
-    decode::stored,
+    decode::{self, stored},
     error::map,
     schema::{ColumnType, Table},
     values::{Typed, TypedArray, read},
@@ -212,7 +212,7 @@ pub(crate) async fn list(
         if i == query.limit {
             break;
         }
-        items.push(stored(kind, row).map_err(map)?);
+        items.push(stored(kind, row)?);
         if i + 1 == query.limit && rows.len() > query.limit {
             let value = match sort_col {
                 Some(col) => read(row, 3, col.ty).map_err(map)?,
@@ -227,7 +227,7 @@ pub(crate) async fn list(
         push_filters(&mut qb, table, &query.filters)?;
         push_search(&mut qb, table, query.search.as_ref())?;
         let count: i64 = qb.build_query_scalar().fetch_one(pool).await.map_err(map)?;
-        Some(u64::try_from(count).unwrap_or(0))
+        Some(decode::count(count)?)
     } else {
         None
     };
@@ -301,7 +301,7 @@ pub(crate) async fn aggregate(
         for i in 0..query.sums.len() {
             sums.push(row.try_get::<Decimal, _>(keys.len() + 1 + i).map_err(map)?);
         }
-        out.push(AggregateRow { key, count: u64::try_from(count).unwrap_or(0), sums });
+        out.push(AggregateRow { key, count: decode::count(count)?, sums });
     }
     Ok(out)
 }
