@@ -1,12 +1,16 @@
 //! Applying a [`WriteBatch`] in one transaction.
 //!
-//! 1. Every record the batch touches or points at is locked and its version read
-//!    (`FOR UPDATE` / `FOR SHARE` / `FOR KEY SHARE`, in a fixed order), with the unique
-//!    keys' current owners, the referrers of deleted records and the counters.
+//! 1. Lock and read (`read_state`), always in this order: the batch's counters (created
+//!    at 0 when new, then `FOR UPDATE` in key order); every record it writes, deletes,
+//!    checks or points at, with its version (`FOR NO KEY UPDATE` / `FOR UPDATE` /
+//!    `FOR SHARE` / `FOR KEY SHARE`, kind by kind in id order); the current owners of
+//!    the unique keys it writes; the referrers of the records it deletes.
 //! 2. The core's [`check_batch`] decides on that state: the same rules, errors and
 //!    precedence as every other adapter.
-//! 3. The writes go out grouped per kind (multi-row `UNNEST` inserts), updates and
-//!    deletes re-check the version in their `WHERE`, counters move by compare-and-set.
+//! 3. Write (`apply`): updates and deletes in batch order, each re-checking the version
+//!    in its `WHERE`; the recorded references of those records dropped; inserts per kind
+//!    as multi-row `UNNEST` statements; the written records' references in one
+//!    statement; counters moved by compare-and-set; the events appended to the outbox.
 //! 4. `COMMIT` runs the deferred foreign keys and unique constraints.
 //!
 //! A serialization failure, a deadlock or a constraint that a concurrent commit made
@@ -137,6 +141,22 @@ pub(crate) async fn commit(pool: &PgPool, attempts: u32, tenant: Uuid, batch: &W
     if batch.is_empty() {
         return Ok(());
     }
+    let prepared = prepare_all(batch)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_commit(pool, tenant, batch, &prepared).await {
+            Ok(()) => return Ok(()),
+            Err(Failure::Storage(e)) => return Err(e),
+            Err(Failure::Retry(e)) if attempt >= attempts.max(1) => return Err(map(e)),
+            Err(Failure::Retry(_)) => pause_before_retry(attempt).await,
+        }
+    }
+}
+
+/// Converts every written record to its columns, and refuses kinds without a table,
+/// before any database work (and once for all attempts).
+fn prepare_all(batch: &WriteBatch) -> Result<Vec<Prepared<'_>>, StorageError> {
     let mut prepared = Vec::new();
     for op in &batch.ops {
         match op {
@@ -146,25 +166,18 @@ pub(crate) async fn commit(pool: &PgPool, attempts: u32, tenant: Uuid, batch: &W
             }
         }
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match attempt_commit(pool, tenant, batch, &prepared).await {
-            Ok(()) => return Ok(()),
-            Err(Failure::Storage(e)) => return Err(e),
-            Err(Failure::Retry(e)) if attempt >= attempts.max(1) => return Err(map(e)),
-            Err(Failure::Retry(_)) => {
-                // Back off a little, more each time, staggered so racers do not collide again.
-                let since_epoch =
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                let jitter = u64::from(since_epoch.subsec_nanos() % 7);
-                let pause = 2u64.saturating_pow(attempt.min(6)) + jitter;
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-            }
-        }
-    }
+    Ok(prepared)
 }
 
+/// Backs off a little, more after each attempt, staggered so racers do not collide again.
+async fn pause_before_retry(attempt: u32) {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let jitter = u64::from(since_epoch.subsec_nanos() % 7);
+    let pause = 2u64.saturating_pow(attempt.min(6)) + jitter;
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+}
+
+/// One attempt: the steps of the module header, in one transaction.
 async fn attempt_commit(
     pool: &PgPool,
     tenant: Uuid,
@@ -179,68 +192,93 @@ async fn attempt_commit(
     Ok(())
 }
 
-/// Locks and reads everything [`check_batch`] asks about.
+// Step 1: lock and read.
+
+/// Locks and reads everything [`check_batch`] asks about, in the one order every commit
+/// takes its locks in.
 async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -> Result<Snapshot, Failure> {
-    let mut snapshot = Snapshot::default();
+    // Counters first: a stale counter is what a racing batch must be told about.
+    let counters = lock_counters(conn, tenant, batch).await?;
+    let versions = lock_records(conn, tenant, &records_to_lock(batch)).await?;
+    let owners = read_unique_owners(conn, tenant, unique_keys_written(batch)).await?;
+    let referrers = read_referrers(conn, tenant, &deleted_per_kind(batch)).await?;
+    Ok(Snapshot { versions, owners, referrers, counters })
+}
 
-    // Counters first, in key order.
+/// Creates the batch's counters that have no row yet and locks them all, in key order;
+/// returns their values.
+async fn lock_counters(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    batch: &WriteBatch,
+) -> Result<HashMap<String, u64>, Failure> {
     let keys: BTreeSet<&str> = batch.counters.iter().map(|c| c.key.as_str()).collect();
-    if !keys.is_empty() {
-        let keys: Vec<&str> = keys.into_iter().collect();
-        // A counter never written has no row to lock: create it (at 0, inside this
-        // transaction) so racing batches queue on it instead of reading "0" in turn.
-        sqlx::query(
-            "INSERT INTO counters (tenant_id, key, value) SELECT $1, k, 0 FROM UNNEST($2::text[]) AS k \
-             ORDER BY k ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await?;
-        let rows = sqlx::query(
-            "SELECT key, value FROM counters WHERE tenant_id = $1 AND key = ANY($2) ORDER BY key FOR UPDATE",
-        )
-        .bind(tenant)
-        .bind(&keys)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
-            let key: String = row.try_get(0)?;
-            let value = decode::counter(&key, row.try_get(1)?)?;
-            snapshot.counters.insert(key, value);
-        }
+    let mut counters = HashMap::new();
+    if keys.is_empty() {
+        return Ok(counters);
     }
+    let keys: Vec<&str> = keys.into_iter().collect();
+    // A counter never written has no row to lock: create it (at 0, inside this
+    // transaction) so racing batches queue on it instead of reading "0" in turn.
+    sqlx::query(
+        "INSERT INTO counters (tenant_id, key, value) SELECT $1, k, 0 FROM UNNEST($2::text[]) AS k \
+         ORDER BY k ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    let rows =
+        sqlx::query("SELECT key, value FROM counters WHERE tenant_id = $1 AND key = ANY($2) ORDER BY key FOR UPDATE")
+            .bind(tenant)
+            .bind(&keys)
+            .fetch_all(&mut *conn)
+            .await?;
+    for row in rows {
+        let key: String = row.try_get(0)?;
+        let value = decode::counter(&key, row.try_get(1)?)?;
+        counters.insert(key, value);
+    }
+    Ok(counters)
+}
 
-    // The rows to lock, per kind, with the strongest lock each needs.
-    let mut locks: BTreeMap<&'static str, (EntityKind, BTreeMap<Uuid, Lock>)> = BTreeMap::new();
+/// The records a batch locks, per kind in name order, each with the strongest lock it
+/// needs.
+type LockPlan = BTreeMap<&'static str, (EntityKind, BTreeMap<Uuid, Lock>)>;
+
+/// Written records are locked `FOR NO KEY UPDATE`, deleted ones `FOR UPDATE`, checked
+/// ones `FOR SHARE`, and the targets of written references `FOR KEY SHARE`.
+fn records_to_lock(batch: &WriteBatch) -> LockPlan {
+    let mut plan = LockPlan::new();
     let mut want = |kind: EntityKind, id: Uuid, lock: Lock| {
-        let entry = locks.entry(kind.as_str()).or_insert_with(|| (kind, BTreeMap::new()));
+        let entry = plan.entry(kind.as_str()).or_insert_with(|| (kind, BTreeMap::new()));
         let slot = entry.1.entry(id).or_insert(lock);
         *slot = (*slot).min(lock);
     };
-    let mut deleted: BTreeMap<&'static str, (EntityKind, Vec<Uuid>)> = BTreeMap::new();
     for op in &batch.ops {
         match op {
-            WriteOp::Insert(r) => {
+            WriteOp::Insert(r) | WriteOp::Update { record: r, .. } => {
                 want(r.kind, r.id, Lock::NoKeyUpdate);
                 for target in &r.references {
                     want(target.kind, target.id, Lock::KeyShare);
                 }
             }
-            WriteOp::Update { record: r, .. } => {
-                want(r.kind, r.id, Lock::NoKeyUpdate);
-                for target in &r.references {
-                    want(target.kind, target.id, Lock::KeyShare);
-                }
-            }
-            WriteOp::Delete { kind, id, .. } => {
-                want(*kind, *id, Lock::Update);
-                deleted.entry(kind.as_str()).or_insert_with(|| (*kind, Vec::new())).1.push(*id);
-            }
+            WriteOp::Delete { kind, id, .. } => want(*kind, *id, Lock::Update),
             WriteOp::Check { kind, id, .. } => want(*kind, *id, Lock::Share),
         }
     }
-    for (kind, ids) in locks.values() {
+    plan
+}
+
+/// Locks the planned rows that exist, one statement per kind and lock strength, in id
+/// order; returns their versions.
+async fn lock_records(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    plan: &LockPlan,
+) -> Result<HashMap<(EntityKind, Uuid), u64>, Failure> {
+    let mut versions = HashMap::new();
+    for (kind, ids) in plan.values() {
         // A kind without a table has no rows: its references read as missing.
         let Some(table) = schema::table(*kind) else { continue };
         let mut by_lock: BTreeMap<Lock, Vec<Uuid>> = BTreeMap::new();
@@ -256,34 +294,70 @@ async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -
             let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant).bind(&ids).fetch_all(&mut *conn).await?;
             for row in rows {
                 let id: Uuid = row.try_get(0)?;
-                snapshot.versions.insert((*kind, id), decode::version(*kind, id, row.try_get(1)?)?);
+                versions.insert((*kind, id), decode::version(*kind, id, row.try_get(1)?)?);
             }
         }
     }
+    Ok(versions)
+}
 
-    // Current owners of the unique keys written.
-    let mut uniques: BTreeMap<(&'static str, &'static str), (EntityKind, Vec<String>)> = BTreeMap::new();
+/// The unique keys a batch writes: per kind and field, the values.
+type UniqueKeys = BTreeMap<(&'static str, &'static str), (EntityKind, Vec<String>)>;
+
+fn unique_keys_written(batch: &WriteBatch) -> UniqueKeys {
+    let mut keys = UniqueKeys::new();
     for op in &batch.ops {
         if let WriteOp::Insert(r) | WriteOp::Update { record: r, .. } = op {
             for key in &r.uniques {
-                uniques
-                    .entry((r.kind.as_str(), key.field))
+                keys.entry((r.kind.as_str(), key.field))
                     .or_insert_with(|| (r.kind, Vec::new()))
                     .1
                     .push(key.value.clone());
             }
         }
     }
-    for ((_, field), (kind, values)) in uniques {
+    keys
+}
+
+/// The records currently holding the written unique keys, one statement per kind and
+/// field.
+async fn read_unique_owners(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    keys: UniqueKeys,
+) -> Result<HashMap<(EntityKind, &'static str, String), Uuid>, Failure> {
+    let mut owners = HashMap::new();
+    for ((_, field), (kind, values)) in keys {
         let table = table_of(kind)?;
         let sql = format!("SELECT \"{field}\", id FROM {} WHERE tenant_id = $1 AND \"{field}\" = ANY($2)", table.name);
         let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant).bind(&values).fetch_all(&mut *conn).await?;
         for row in rows {
-            snapshot.owners.insert((kind, field, row.try_get(0)?), row.try_get(1)?);
+            owners.insert((kind, field, row.try_get(0)?), row.try_get(1)?);
         }
     }
+    Ok(owners)
+}
 
-    // Who points at the records deleted.
+/// The records a batch deletes, per kind in name order.
+type Deleted = BTreeMap<&'static str, (EntityKind, Vec<Uuid>)>;
+
+fn deleted_per_kind(batch: &WriteBatch) -> Deleted {
+    let mut deleted = Deleted::new();
+    for op in &batch.ops {
+        if let WriteOp::Delete { kind, id, .. } = op {
+            deleted.entry(kind.as_str()).or_insert_with(|| (*kind, Vec::new())).1.push(*id);
+        }
+    }
+    deleted
+}
+
+/// Who points at the deleted records, one statement per kind.
+async fn read_referrers(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    deleted: &Deleted,
+) -> Result<HashMap<(EntityKind, Uuid), Vec<(EntityKind, Uuid)>>, Failure> {
+    let mut referrers: HashMap<_, Vec<_>> = HashMap::new();
     for (kind, ids) in deleted.values() {
         let rows = sqlx::query(
             "SELECT kind, id, target_id FROM record_refs WHERE tenant_id = $1 AND target_kind = $2 \
@@ -298,10 +372,10 @@ async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -
             let by: String = row.try_get(0)?;
             let by = decode::entity_kind("record_refs.kind", &by)?;
             let target: Uuid = row.try_get(2)?;
-            snapshot.referrers.entry((*kind, target)).or_default().push((by, row.try_get(1)?));
+            referrers.entry((*kind, target)).or_default().push((by, row.try_get(1)?));
         }
     }
-    Ok(snapshot)
+    Ok(referrers)
 }
 
 /// Writes the batch (already checked) inside the transaction.
