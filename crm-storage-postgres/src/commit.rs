@@ -22,8 +22,10 @@ use std::{
     time::Duration,
 };
 
+use chrono::Timelike;
 use crm_core::storage::{
-    EntityKind, FieldValue, Record, StateView, StorageError, UniqueKey, WriteBatch, WriteOp, check_batch,
+    CounterUpdate, EntityKind, FieldValue, OutboxEvent, Record, StateView, StorageError, UniqueKey, WriteBatch,
+    WriteOp, check_batch,
 };
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
@@ -93,7 +95,6 @@ fn prepare(record: &Record) -> Result<Prepared<'_>, StorageError> {
 }
 
 /// What the transaction read, as the core's batch rules see it.
-#[derive(Default)]
 struct Snapshot {
     versions: HashMap<(EntityKind, Uuid), u64>,
     owners: HashMap<(EntityKind, &'static str, String), Uuid>,
@@ -185,10 +186,10 @@ async fn attempt_commit(
     prepared: &[Prepared<'_>],
 ) -> Result<(), Failure> {
     let mut tx = pool.begin().await?;
-    let snapshot = read_state(&mut tx, tenant, batch).await?;
-    check_batch(&snapshot, tenant, batch)?;
-    apply(&mut tx, tenant, batch, prepared).await?;
-    tx.commit().await?;
+    let snapshot = read_state(&mut tx, tenant, batch).await?; // 1
+    check_batch(&snapshot, tenant, batch)?; // 2
+    apply(&mut tx, tenant, batch, prepared).await?; // 3
+    tx.commit().await?; // 4
     Ok(())
 }
 
@@ -197,7 +198,8 @@ async fn attempt_commit(
 /// Locks and reads everything [`check_batch`] asks about, in the one order every commit
 /// takes its locks in.
 async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -> Result<Snapshot, Failure> {
-    // Counters first: a stale counter is what a racing batch must be told about.
+    // Counters first: batches racing for one counter queue on it before they lock
+    // anything else.
     let counters = lock_counters(conn, tenant, batch).await?;
     let versions = lock_records(conn, tenant, &records_to_lock(batch)).await?;
     let owners = read_unique_owners(conn, tenant, unique_keys_written(batch)).await?;
@@ -378,6 +380,11 @@ async fn read_referrers(
     Ok(referrers)
 }
 
+// Step 3: write.
+
+/// The prepared records, by kind and id.
+type ById<'p, 'r> = HashMap<(EntityKind, Uuid), &'p Prepared<'r>>;
+
 /// Writes the batch (already checked) inside the transaction.
 async fn apply(
     conn: &mut PgConnection,
@@ -385,170 +392,132 @@ async fn apply(
     batch: &WriteBatch,
     prepared: &[Prepared<'_>],
 ) -> Result<(), Failure> {
-    let by_id: HashMap<(EntityKind, Uuid), &Prepared<'_>> =
-        prepared.iter().map(|p| ((p.record.kind, p.record.id), p)).collect();
-    let mut inserts: BTreeMap<&'static str, Vec<&Prepared<'_>>> = BTreeMap::new();
-    let mut rewritten: Vec<(EntityKind, Uuid)> = Vec::new();
+    let by_id: ById<'_, '_> = prepared.iter().map(|p| ((p.record.kind, p.record.id), p)).collect();
+    let rewritten = update_and_delete(conn, tenant, batch, &by_id).await?;
+    forget_references(conn, tenant, &rewritten).await?;
+    for rows in inserts_per_table(batch, &by_id).values() {
+        insert_rows(conn, tenant, rows).await?;
+    }
+    record_references(conn, tenant, prepared).await?;
+    move_counters(conn, tenant, &batch.counters).await?;
+    append_to_outbox(conn, tenant, &batch.events).await
+}
 
+/// Runs the batch's updates and deletes in its order, one statement each, every one
+/// guarded by the version the batch expects; returns the records they touched.
+async fn update_and_delete(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    batch: &WriteBatch,
+    by_id: &ById<'_, '_>,
+) -> Result<Vec<(EntityKind, Uuid)>, Failure> {
+    let mut rewritten = Vec::new();
     for op in &batch.ops {
         match op {
-            WriteOp::Insert(r) => {
-                if let Some(p) = by_id.get(&(r.kind, r.id)) {
-                    inserts.entry(p.table.name).or_default().push(p);
-                }
-            }
             WriteOp::Update { record, expected_version } => {
                 let Some(p) = by_id.get(&(record.kind, record.id)) else { continue };
-                let mut qb = QueryBuilder::<Postgres>::new(format!("UPDATE {} SET version = ", p.table.name));
-                qb.push_bind(p.version);
-                qb.push(", data = ");
-                qb.push_bind(sqlx::types::Json(&*record.data));
-                for (col, value) in p.table.written_columns().zip(&p.values) {
-                    qb.push(format!(", \"{}\" = ", col.field));
-                    value.clone().push(&mut qb);
-                }
-                qb.push(" WHERE tenant_id = ");
-                qb.push_bind(tenant);
-                qb.push(" AND id = ");
-                qb.push_bind(record.id);
-                qb.push(" AND version = ");
-                qb.push_bind(to_i64(*expected_version, "version")?);
-                let done = qb.build().execute(&mut *conn).await?;
-                if done.rows_affected() != 1 {
-                    return Err(StorageError::Conflict { kind: record.kind, id: record.id }.into());
-                }
+                update_record(conn, tenant, p, *expected_version).await?;
                 rewritten.push((record.kind, record.id));
             }
             WriteOp::Delete { kind, id, expected_version } => {
-                let table = table_of(*kind)?;
-                let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2 AND version = $3", table.name);
-                let done = sqlx::query(AssertSqlSafe(sql))
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(to_i64(*expected_version, "version")?)
-                    .execute(&mut *conn)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StorageError::Conflict { kind: *kind, id: *id }.into());
-                }
+                delete_record(conn, tenant, *kind, *id, *expected_version).await?;
                 rewritten.push((*kind, *id));
             }
-            WriteOp::Check { .. } => {}
+            WriteOp::Insert(_) | WriteOp::Check { .. } => {}
         }
     }
+    Ok(rewritten)
+}
 
-    // References of rewritten and deleted records are replaced.
-    if !rewritten.is_empty() {
-        let kinds: Vec<&str> = rewritten.iter().map(|(k, _)| k.as_str()).collect();
-        let ids: Vec<Uuid> = rewritten.iter().map(|(_, id)| *id).collect();
-        sqlx::query(
-            "DELETE FROM record_refs r USING UNNEST($2::text[], $3::uuid[]) AS x(kind, id) \
-             WHERE r.tenant_id = $1 AND r.kind = x.kind AND r.id = x.id",
-        )
-        .bind(tenant)
-        .bind(&kinds)
-        .bind(&ids)
-        .execute(&mut *conn)
-        .await?;
+/// `UPDATE … WHERE version = expected`: no row updated is a [`StorageError::Conflict`].
+async fn update_record(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    p: &Prepared<'_>,
+    expected_version: u64,
+) -> Result<(), Failure> {
+    let record = p.record;
+    let mut qb = QueryBuilder::<Postgres>::new(format!("UPDATE {} SET version = ", p.table.name));
+    qb.push_bind(p.version);
+    qb.push(", data = ");
+    qb.push_bind(sqlx::types::Json(&*record.data));
+    for (col, value) in p.table.written_columns().zip(&p.values) {
+        qb.push(format!(", \"{}\" = ", col.field));
+        value.clone().push(&mut qb);
     }
-
-    for rows in inserts.values() {
-        insert_rows(conn, tenant, rows).await?;
-    }
-
-    let mut ref_kind = Vec::new();
-    let mut ref_id = Vec::new();
-    let mut ref_field = Vec::new();
-    let mut ref_target_kind = Vec::new();
-    let mut ref_target = Vec::new();
-    for p in prepared {
-        for target in &p.record.references {
-            ref_kind.push(p.record.kind.as_str());
-            ref_id.push(p.record.id);
-            ref_field.push(target.field);
-            ref_target_kind.push(target.kind.as_str());
-            ref_target.push(target.id);
-        }
-    }
-    if !ref_id.is_empty() {
-        sqlx::query(
-            "INSERT INTO record_refs (tenant_id, kind, id, field, target_kind, target_id) \
-             SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::uuid[]) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&ref_kind)
-        .bind(&ref_id)
-        .bind(&ref_field)
-        .bind(&ref_target_kind)
-        .bind(&ref_target)
-        .execute(&mut *conn)
-        .await?;
-    }
-
-    for counter in &batch.counters {
-        let done = sqlx::query(
-            "INSERT INTO counters (tenant_id, key, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value WHERE counters.value = $4",
-        )
-        .bind(tenant)
-        .bind(&counter.key)
-        .bind(to_i64(counter.new, "counter value")?)
-        .bind(to_i64(counter.expected, "counter value")?)
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(StorageError::Conflict { kind: EntityKind::Tenant, id: tenant }.into());
-        }
-    }
-
-    if !batch.events.is_empty() {
-        use chrono::Timelike;
-        let n = batch.events.len();
-        let (mut ids, mut tenants, mut names, mut kinds, mut entities, mut payloads, mut ats, mut nanos) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for e in &batch.events {
-            if e.tenant_id.0 != tenant {
-                return Err(StorageError::Invalid(format!("event {} belongs to another tenant", e.id)).into());
-            }
-            ids.push(e.id);
-            tenants.push(e.tenant_id.0);
-            names.push(e.name.as_str());
-            kinds.push(e.entity_kind.as_str());
-            entities.push(e.entity_id);
-            payloads.push(sqlx::types::Json(&e.payload));
-            ats.push(e.occurred_at);
-            // chrono's nanoseconds are below 2·10⁹ (a leap second's included): an `int`.
-            let nano = e.occurred_at.nanosecond();
-            nanos.push(i32::try_from(nano).map_err(|_| {
-                StorageError::Invalid(format!("event {}: {nano} nanoseconds do not fit an `int`", e.id))
-            })?);
-        }
-        sqlx::query(
-            "INSERT INTO outbox (id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos) \
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::jsonb[], \
-             $7::timestamptz[], $8::int[])",
-        )
-        .bind(&ids)
-        .bind(&tenants)
-        .bind(&names)
-        .bind(&kinds)
-        .bind(&entities)
-        .bind(&payloads)
-        .bind(&ats)
-        .bind(&nanos)
-        .execute(&mut *conn)
-        .await?;
+    qb.push(" WHERE tenant_id = ");
+    qb.push_bind(tenant);
+    qb.push(" AND id = ");
+    qb.push_bind(record.id);
+    qb.push(" AND version = ");
+    qb.push_bind(to_i64(expected_version, "version")?);
+    let done = qb.build().execute(&mut *conn).await?;
+    if done.rows_affected() != 1 {
+        return Err(StorageError::Conflict { kind: record.kind, id: record.id }.into());
     }
     Ok(())
+}
+
+/// `DELETE … WHERE version = expected`: no row deleted is a [`StorageError::Conflict`].
+async fn delete_record(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    kind: EntityKind,
+    id: Uuid,
+    expected_version: u64,
+) -> Result<(), Failure> {
+    let table = table_of(kind)?;
+    let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2 AND version = $3", table.name);
+    let done = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .bind(to_i64(expected_version, "version")?)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() != 1 {
+        return Err(StorageError::Conflict { kind, id }.into());
+    }
+    Ok(())
+}
+
+/// Drops the recorded references of rewritten and deleted records, in one statement:
+/// [`record_references`] writes the current ones of rewritten records again.
+async fn forget_references(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    rewritten: &[(EntityKind, Uuid)],
+) -> Result<(), Failure> {
+    if rewritten.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = rewritten.iter().map(|(k, _)| k.as_str()).collect();
+    let ids: Vec<Uuid> = rewritten.iter().map(|(_, id)| *id).collect();
+    sqlx::query(
+        "DELETE FROM record_refs r USING UNNEST($2::text[], $3::uuid[]) AS x(kind, id) \
+         WHERE r.tenant_id = $1 AND r.kind = x.kind AND r.id = x.id",
+    )
+    .bind(tenant)
+    .bind(&kinds)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The batch's inserts, per table in name order, each table's in batch order.
+fn inserts_per_table<'p, 'r>(
+    batch: &WriteBatch,
+    by_id: &ById<'p, 'r>,
+) -> BTreeMap<&'static str, Vec<&'p Prepared<'r>>> {
+    let mut inserts: BTreeMap<&'static str, Vec<&Prepared<'_>>> = BTreeMap::new();
+    for op in &batch.ops {
+        if let WriteOp::Insert(r) = op
+            && let Some(p) = by_id.get(&(r.kind, r.id))
+        {
+            inserts.entry(p.table.name).or_default().push(p);
+        }
+    }
+    inserts
 }
 
 /// Most rows one `INSERT … SELECT FROM UNNEST` carries.
@@ -593,4 +562,139 @@ async fn insert_rows(conn: &mut PgConnection, tenant: Uuid, rows: &[&Prepared<'_
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Records every reference of the written records, in one multi-row statement.
+async fn record_references(conn: &mut PgConnection, tenant: Uuid, prepared: &[Prepared<'_>]) -> Result<(), Failure> {
+    let mut ref_kind = Vec::new();
+    let mut ref_id = Vec::new();
+    let mut ref_field = Vec::new();
+    let mut ref_target_kind = Vec::new();
+    let mut ref_target = Vec::new();
+    for p in prepared {
+        for target in &p.record.references {
+            ref_kind.push(p.record.kind.as_str());
+            ref_id.push(p.record.id);
+            ref_field.push(target.field);
+            ref_target_kind.push(target.kind.as_str());
+            ref_target.push(target.id);
+        }
+    }
+    if ref_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO record_refs (tenant_id, kind, id, field, target_kind, target_id) \
+         SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::uuid[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&ref_kind)
+    .bind(&ref_id)
+    .bind(&ref_field)
+    .bind(&ref_target_kind)
+    .bind(&ref_target)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves each counter by compare-and-set, one statement each: a counter not at the
+/// expected value is a [`StorageError::Conflict`] of the tenant.
+async fn move_counters(conn: &mut PgConnection, tenant: Uuid, counters: &[CounterUpdate]) -> Result<(), Failure> {
+    for counter in counters {
+        let done = sqlx::query(
+            "INSERT INTO counters (tenant_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value WHERE counters.value = $4",
+        )
+        .bind(tenant)
+        .bind(&counter.key)
+        .bind(to_i64(counter.new, "counter value")?)
+        .bind(to_i64(counter.expected, "counter value")?)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StorageError::Conflict { kind: EntityKind::Tenant, id: tenant }.into());
+        }
+    }
+    Ok(())
+}
+
+/// Appends the batch's events to the outbox in one multi-row statement, with the
+/// nanoseconds a `timestamptz` cannot hold beside it.
+async fn append_to_outbox(conn: &mut PgConnection, tenant: Uuid, events: &[OutboxEvent]) -> Result<(), Failure> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut nanos = Vec::with_capacity(events.len());
+    for e in events {
+        if e.tenant_id.0 != tenant {
+            return Err(StorageError::Invalid(format!("event {} belongs to another tenant", e.id)).into());
+        }
+        // chrono's nanoseconds are below 2·10⁹ (a leap second's included): an `int`.
+        let nano = e.occurred_at.nanosecond();
+        nanos.push(
+            i32::try_from(nano).map_err(|_| {
+                StorageError::Invalid(format!("event {}: {nano} nanoseconds do not fit an `int`", e.id))
+            })?,
+        );
+    }
+    sqlx::query(
+        "INSERT INTO outbox (id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::jsonb[], \
+         $7::timestamptz[], $8::int[])",
+    )
+    .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.tenant_id.0).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.entity_kind.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.entity_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| sqlx::types::Json(&e.payload)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(&nanos)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crm_core::storage::Reference;
+
+    use super::*;
+
+    fn contact_pointing_at(id: Uuid, company: Uuid) -> Record {
+        Record {
+            kind: EntityKind::Contact,
+            id,
+            version: 1,
+            data: Arc::new(serde_json::Value::Null),
+            fields: Vec::new(),
+            uniques: Vec::new(),
+            references: vec![Reference { field: "company_id", kind: EntityKind::Company, id: company }],
+        }
+    }
+
+    #[test]
+    fn each_record_is_locked_once_with_the_strongest_lock_it_needs() {
+        let (contact, checked, deleted) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let batch = WriteBatch {
+            ops: vec![
+                WriteOp::Check { kind: EntityKind::Company, id: checked, version: 1 },
+                WriteOp::Insert(contact_pointing_at(contact, checked)),
+                WriteOp::Delete { kind: EntityKind::Company, id: deleted, expected_version: 1 },
+                WriteOp::Update { record: contact_pointing_at(Uuid::now_v7(), deleted), expected_version: 1 },
+            ],
+            ..WriteBatch::default()
+        };
+        let plan = records_to_lock(&batch);
+        assert_eq!(plan.keys().copied().collect::<Vec<_>>(), ["company", "contact"]);
+        let companies = &plan["company"].1;
+        assert_eq!(companies.get(&checked), Some(&Lock::Share), "FOR SHARE outranks FOR KEY SHARE");
+        assert_eq!(companies.get(&deleted), Some(&Lock::Update), "FOR UPDATE outranks FOR KEY SHARE");
+        assert_eq!(plan["contact"].1.get(&contact), Some(&Lock::NoKeyUpdate));
+        assert_eq!(plan["contact"].1.len(), 2);
+    }
 }
