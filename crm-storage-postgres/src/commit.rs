@@ -78,7 +78,7 @@ fn prepare(record: &Record) -> Result<Prepared<'_>, StorageError> {
             }
             (v, _) => v.clone(),
         };
-        values.push(Typed::new(table, col, &value)?);
+        values.push(Typed::for_storage(table, col, &value)?);
     }
     for key in &record.uniques {
         match table.column(key.field) {
@@ -538,7 +538,7 @@ async fn insert_rows(conn: &mut PgConnection, tenant: Uuid, rows: &[&Prepared<'_
             versions.push(p.version);
             data.push(sqlx::types::Json(&*p.record.data));
             for (array, value) in arrays.iter_mut().zip(&p.values) {
-                array.add(value.clone());
+                array.add(value.clone())?;
             }
         }
         let names: Vec<String> = columns.iter().map(|c| format!("\"{}\"", c.field)).collect();

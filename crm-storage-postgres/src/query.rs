@@ -48,8 +48,14 @@ fn push_filters(qb: &mut QueryBuilder<Postgres>, table: &Table, filters: &[Filte
                 let mut array = TypedArray::new(col.ty, values.len());
                 let mut any = false;
                 for v in values.iter().filter(|v| **v != FieldValue::Null) {
-                    array.add(Typed::new(table, col, v)?);
-                    any = true;
+                    match Typed::new(table, col, v)? {
+                        // A decimal with a fraction equals no integer.
+                        Typed::Decimal(_) if col.ty == ColumnType::Int => {}
+                        typed => {
+                            array.add(typed)?;
+                            any = true;
+                        }
+                    }
                 }
                 qb.push("(");
                 if any {
@@ -304,4 +310,25 @@ pub(crate) async fn aggregate(
         out.push(AggregateRow { key, count: decode::count(count)?, sums });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crm_core::storage::EntityKind;
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    #[test]
+    fn a_fraction_in_a_list_matches_no_integer() {
+        let Some(leads) = crate::schema::table(EntityKind::Lead) else { unreachable!("leads have a table") };
+        let sql = |values: Vec<FieldValue>| {
+            let mut qb = QueryBuilder::<Postgres>::new("");
+            push_filters(&mut qb, leads, &[Filter::one_of("score", values)]).map(|()| qb.into_string())
+        };
+        let fraction = sql(vec![FieldValue::Decimal(Decimal::new(25, 1))]);
+        assert_eq!(fraction.ok().as_deref(), Some(" AND (FALSE)"));
+        let whole = sql(vec![FieldValue::Decimal(Decimal::new(20, 1)), FieldValue::Int(3)]);
+        assert_eq!(whole.ok().as_deref(), Some(" AND (\"score\" = ANY($1))"));
+    }
 }
