@@ -17,7 +17,8 @@
 //! - **Reads** are single statements on typed columns: keyset pagination on
 //!   `(tenant_id, field, id)` indexes, trigram-indexed text search, `GROUP BY` aggregates.
 //! - **Failures** are the contract's [`StorageError`]s: connection loss is `Unavailable`
-//!   and the pool reconnects by itself.
+//!   and the pool reconnects by itself. A value read back that the contract cannot hold
+//!   (a negative version or counter, an unknown entity kind) is `Backend`, naming it.
 
 mod commit;
 mod decode;
