@@ -1,12 +1,16 @@
 //! Applying a [`WriteBatch`] in one transaction.
 //!
-//! 1. Every record the batch touches or points at is locked and its version read
-//!    (`FOR UPDATE` / `FOR SHARE` / `FOR KEY SHARE`, in a fixed order), with the unique
-//!    keys' current owners, the referrers of deleted records and the counters.
+//! 1. Lock and read (`read_state`), always in this order: the batch's counters (created
+//!    at 0 when new, then `FOR UPDATE` in key order); every record it writes, deletes,
+//!    checks or points at, with its version (`FOR NO KEY UPDATE` / `FOR UPDATE` /
+//!    `FOR SHARE` / `FOR KEY SHARE`, kind by kind in id order); the current owners of
+//!    the unique keys it writes; the referrers of the records it deletes.
 //! 2. The core's [`check_batch`] decides on that state: the same rules, errors and
 //!    precedence as every other adapter.
-//! 3. The writes go out grouped per kind (multi-row `UNNEST` inserts), updates and
-//!    deletes re-check the version in their `WHERE`, counters move by compare-and-set.
+//! 3. Write (`apply`): updates and deletes in batch order, each re-checking the version
+//!    in its `WHERE`; the recorded references of those records dropped; inserts per kind
+//!    as multi-row `UNNEST` statements; the written records' references in one
+//!    statement; counters moved by compare-and-set; the events appended to the outbox.
 //! 4. `COMMIT` runs the deferred foreign keys and unique constraints.
 //!
 //! A serialization failure, a deadlock or a constraint that a concurrent commit made
@@ -18,13 +22,16 @@ use std::{
     time::Duration,
 };
 
+use chrono::Timelike;
 use crm_core::storage::{
-    EntityKind, FieldValue, Record, StateView, StorageError, UniqueKey, WriteBatch, WriteOp, check_batch,
+    CounterUpdate, EntityKind, FieldValue, OutboxEvent, Record, StateView, StorageError, UniqueKey, WriteBatch,
+    WriteOp, check_batch,
 };
 use sqlx::{AssertSqlSafe, PgConnection, PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::{
+    decode,
     error::{Failure, map},
     schema::{self, ColumnType, Table},
     values::{Typed, TypedArray},
@@ -71,7 +78,7 @@ fn prepare(record: &Record) -> Result<Prepared<'_>, StorageError> {
             }
             (v, _) => v.clone(),
         };
-        values.push(Typed::new(table, col, &value)?);
+        values.push(Typed::for_storage(table, col, &value)?);
     }
     for key in &record.uniques {
         match table.column(key.field) {
@@ -88,7 +95,6 @@ fn prepare(record: &Record) -> Result<Prepared<'_>, StorageError> {
 }
 
 /// What the transaction read, as the core's batch rules see it.
-#[derive(Default)]
 struct Snapshot {
     versions: HashMap<(EntityKind, Uuid), u64>,
     owners: HashMap<(EntityKind, &'static str, String), Uuid>,
@@ -136,6 +142,22 @@ pub(crate) async fn commit(pool: &PgPool, attempts: u32, tenant: Uuid, batch: &W
     if batch.is_empty() {
         return Ok(());
     }
+    let prepared = prepare_all(batch)?;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match attempt_commit(pool, tenant, batch, &prepared).await {
+            Ok(()) => return Ok(()),
+            Err(Failure::Storage(e)) => return Err(e),
+            Err(Failure::Retry(e)) if attempt >= attempts.max(1) => return Err(map(e)),
+            Err(Failure::Retry(_)) => pause_before_retry(attempt).await,
+        }
+    }
+}
+
+/// Converts every written record to its columns, and refuses kinds without a table,
+/// before any database work (and once for all attempts).
+fn prepare_all(batch: &WriteBatch) -> Result<Vec<Prepared<'_>>, StorageError> {
     let mut prepared = Vec::new();
     for op in &batch.ops {
         match op {
@@ -145,25 +167,18 @@ pub(crate) async fn commit(pool: &PgPool, attempts: u32, tenant: Uuid, batch: &W
             }
         }
     }
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match attempt_commit(pool, tenant, batch, &prepared).await {
-            Ok(()) => return Ok(()),
-            Err(Failure::Storage(e)) => return Err(e),
-            Err(Failure::Retry(e)) if attempt >= attempts.max(1) => return Err(map(e)),
-            Err(Failure::Retry(_)) => {
-                // Back off a little, more each time, staggered so racers do not collide again.
-                let since_epoch =
-                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                let jitter = u64::from(since_epoch.subsec_nanos() % 7);
-                let pause = 2u64.saturating_pow(attempt.min(6)) + jitter;
-                tokio::time::sleep(Duration::from_millis(pause)).await;
-            }
-        }
-    }
+    Ok(prepared)
 }
 
+/// Backs off a little, more after each attempt, staggered so racers do not collide again.
+async fn pause_before_retry(attempt: u32) {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let jitter = u64::from(since_epoch.subsec_nanos() % 7);
+    let pause = 2u64.saturating_pow(attempt.min(6)) + jitter;
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+}
+
+/// One attempt: the steps of the module header, in one transaction.
 async fn attempt_commit(
     pool: &PgPool,
     tenant: Uuid,
@@ -171,74 +186,101 @@ async fn attempt_commit(
     prepared: &[Prepared<'_>],
 ) -> Result<(), Failure> {
     let mut tx = pool.begin().await?;
-    let snapshot = read_state(&mut tx, tenant, batch).await?;
-    check_batch(&snapshot, tenant, batch)?;
-    apply(&mut tx, tenant, batch, prepared).await?;
-    tx.commit().await?;
+    let snapshot = read_state(&mut tx, tenant, batch).await?; // 1
+    check_batch(&snapshot, tenant, batch)?; // 2
+    apply(&mut tx, tenant, batch, prepared).await?; // 3
+    tx.commit().await?; // 4
     Ok(())
 }
 
-/// Locks and reads everything [`check_batch`] asks about.
+// Step 1: lock and read.
+
+/// Locks and reads everything [`check_batch`] asks about, in the one order every commit
+/// takes its locks in.
 async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -> Result<Snapshot, Failure> {
-    let mut snapshot = Snapshot::default();
+    // Counters first: batches racing for one counter queue on it before they lock
+    // anything else.
+    let counters = lock_counters(conn, tenant, batch).await?;
+    let versions = lock_records(conn, tenant, &records_to_lock(batch)).await?;
+    let owners = read_unique_owners(conn, tenant, unique_keys_written(batch)).await?;
+    let referrers = read_referrers(conn, tenant, &deleted_per_kind(batch)).await?;
+    Ok(Snapshot { versions, owners, referrers, counters })
+}
 
-    // Counters first, in key order.
+/// Creates the batch's counters that have no row yet and locks them all, in key order;
+/// returns their values.
+async fn lock_counters(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    batch: &WriteBatch,
+) -> Result<HashMap<String, u64>, Failure> {
     let keys: BTreeSet<&str> = batch.counters.iter().map(|c| c.key.as_str()).collect();
-    if !keys.is_empty() {
-        let keys: Vec<&str> = keys.into_iter().collect();
-        // A counter never written has no row to lock: create it (at 0, inside this
-        // transaction) so racing batches queue on it instead of reading "0" in turn.
-        sqlx::query(
-            "INSERT INTO counters (tenant_id, key, value) SELECT $1, k, 0 FROM UNNEST($2::text[]) AS k \
-             ORDER BY k ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&keys)
-        .execute(&mut *conn)
-        .await?;
-        let rows = sqlx::query(
-            "SELECT key, value FROM counters WHERE tenant_id = $1 AND key = ANY($2) ORDER BY key FOR UPDATE",
-        )
-        .bind(tenant)
-        .bind(&keys)
-        .fetch_all(&mut *conn)
-        .await?;
-        for row in rows {
-            let value: i64 = row.try_get(1)?;
-            snapshot.counters.insert(row.try_get(0)?, u64::try_from(value).unwrap_or(0));
-        }
+    let mut counters = HashMap::new();
+    if keys.is_empty() {
+        return Ok(counters);
     }
+    let keys: Vec<&str> = keys.into_iter().collect();
+    // A counter never written has no row to lock: create it (at 0, inside this
+    // transaction) so racing batches queue on it instead of reading "0" in turn.
+    sqlx::query(
+        "INSERT INTO counters (tenant_id, key, value) SELECT $1, k, 0 FROM UNNEST($2::text[]) AS k \
+         ORDER BY k ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&keys)
+    .execute(&mut *conn)
+    .await?;
+    let rows =
+        sqlx::query("SELECT key, value FROM counters WHERE tenant_id = $1 AND key = ANY($2) ORDER BY key FOR UPDATE")
+            .bind(tenant)
+            .bind(&keys)
+            .fetch_all(&mut *conn)
+            .await?;
+    for row in rows {
+        let key: String = row.try_get(0)?;
+        let value = decode::counter(&key, row.try_get(1)?)?;
+        counters.insert(key, value);
+    }
+    Ok(counters)
+}
 
-    // The rows to lock, per kind, with the strongest lock each needs.
-    let mut locks: BTreeMap<&'static str, (EntityKind, BTreeMap<Uuid, Lock>)> = BTreeMap::new();
+/// The records a batch locks, per kind in name order, each with the strongest lock it
+/// needs.
+type LockPlan = BTreeMap<&'static str, (EntityKind, BTreeMap<Uuid, Lock>)>;
+
+/// Written records are locked `FOR NO KEY UPDATE`, deleted ones `FOR UPDATE`, checked
+/// ones `FOR SHARE`, and the targets of written references `FOR KEY SHARE`.
+fn records_to_lock(batch: &WriteBatch) -> LockPlan {
+    let mut plan = LockPlan::new();
     let mut want = |kind: EntityKind, id: Uuid, lock: Lock| {
-        let entry = locks.entry(kind.as_str()).or_insert_with(|| (kind, BTreeMap::new()));
+        let entry = plan.entry(kind.as_str()).or_insert_with(|| (kind, BTreeMap::new()));
         let slot = entry.1.entry(id).or_insert(lock);
         *slot = (*slot).min(lock);
     };
-    let mut deleted: BTreeMap<&'static str, (EntityKind, Vec<Uuid>)> = BTreeMap::new();
     for op in &batch.ops {
         match op {
-            WriteOp::Insert(r) => {
+            WriteOp::Insert(r) | WriteOp::Update { record: r, .. } => {
                 want(r.kind, r.id, Lock::NoKeyUpdate);
                 for target in &r.references {
                     want(target.kind, target.id, Lock::KeyShare);
                 }
             }
-            WriteOp::Update { record: r, .. } => {
-                want(r.kind, r.id, Lock::NoKeyUpdate);
-                for target in &r.references {
-                    want(target.kind, target.id, Lock::KeyShare);
-                }
-            }
-            WriteOp::Delete { kind, id, .. } => {
-                want(*kind, *id, Lock::Update);
-                deleted.entry(kind.as_str()).or_insert_with(|| (*kind, Vec::new())).1.push(*id);
-            }
+            WriteOp::Delete { kind, id, .. } => want(*kind, *id, Lock::Update),
             WriteOp::Check { kind, id, .. } => want(*kind, *id, Lock::Share),
         }
     }
-    for (kind, ids) in locks.values() {
+    plan
+}
+
+/// Locks the planned rows that exist, one statement per kind and lock strength, in id
+/// order; returns their versions.
+async fn lock_records(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    plan: &LockPlan,
+) -> Result<HashMap<(EntityKind, Uuid), u64>, Failure> {
+    let mut versions = HashMap::new();
+    for (kind, ids) in plan.values() {
         // A kind without a table has no rows: its references read as missing.
         let Some(table) = schema::table(*kind) else { continue };
         let mut by_lock: BTreeMap<Lock, Vec<Uuid>> = BTreeMap::new();
@@ -253,35 +295,71 @@ async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -
             );
             let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant).bind(&ids).fetch_all(&mut *conn).await?;
             for row in rows {
-                let version: i64 = row.try_get(1)?;
-                snapshot.versions.insert((*kind, row.try_get(0)?), u64::try_from(version).unwrap_or(0));
+                let id: Uuid = row.try_get(0)?;
+                versions.insert((*kind, id), decode::version(*kind, id, row.try_get(1)?)?);
             }
         }
     }
+    Ok(versions)
+}
 
-    // Current owners of the unique keys written.
-    let mut uniques: BTreeMap<(&'static str, &'static str), (EntityKind, Vec<String>)> = BTreeMap::new();
+/// The unique keys a batch writes: per kind and field, the values.
+type UniqueKeys = BTreeMap<(&'static str, &'static str), (EntityKind, Vec<String>)>;
+
+fn unique_keys_written(batch: &WriteBatch) -> UniqueKeys {
+    let mut keys = UniqueKeys::new();
     for op in &batch.ops {
         if let WriteOp::Insert(r) | WriteOp::Update { record: r, .. } = op {
             for key in &r.uniques {
-                uniques
-                    .entry((r.kind.as_str(), key.field))
+                keys.entry((r.kind.as_str(), key.field))
                     .or_insert_with(|| (r.kind, Vec::new()))
                     .1
                     .push(key.value.clone());
             }
         }
     }
-    for ((_, field), (kind, values)) in uniques {
+    keys
+}
+
+/// The records currently holding the written unique keys, one statement per kind and
+/// field.
+async fn read_unique_owners(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    keys: UniqueKeys,
+) -> Result<HashMap<(EntityKind, &'static str, String), Uuid>, Failure> {
+    let mut owners = HashMap::new();
+    for ((_, field), (kind, values)) in keys {
         let table = table_of(kind)?;
         let sql = format!("SELECT \"{field}\", id FROM {} WHERE tenant_id = $1 AND \"{field}\" = ANY($2)", table.name);
         let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant).bind(&values).fetch_all(&mut *conn).await?;
         for row in rows {
-            snapshot.owners.insert((kind, field, row.try_get(0)?), row.try_get(1)?);
+            owners.insert((kind, field, row.try_get(0)?), row.try_get(1)?);
         }
     }
+    Ok(owners)
+}
 
-    // Who points at the records deleted.
+/// The records a batch deletes, per kind in name order.
+type Deleted = BTreeMap<&'static str, (EntityKind, Vec<Uuid>)>;
+
+fn deleted_per_kind(batch: &WriteBatch) -> Deleted {
+    let mut deleted = Deleted::new();
+    for op in &batch.ops {
+        if let WriteOp::Delete { kind, id, .. } = op {
+            deleted.entry(kind.as_str()).or_insert_with(|| (*kind, Vec::new())).1.push(*id);
+        }
+    }
+    deleted
+}
+
+/// Who points at the deleted records, one statement per kind.
+async fn read_referrers(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    deleted: &Deleted,
+) -> Result<HashMap<(EntityKind, Uuid), Vec<(EntityKind, Uuid)>>, Failure> {
+    let mut referrers: HashMap<_, Vec<_>> = HashMap::new();
     for (kind, ids) in deleted.values() {
         let rows = sqlx::query(
             "SELECT kind, id, target_id FROM record_refs WHERE tenant_id = $1 AND target_kind = $2 \
@@ -294,13 +372,18 @@ async fn read_state(conn: &mut PgConnection, tenant: Uuid, batch: &WriteBatch) -
         .await?;
         for row in rows {
             let by: String = row.try_get(0)?;
-            let by: EntityKind = by.parse().map_err(|e: String| Failure::Storage(crate::error::backend(e)))?;
+            let by = decode::entity_kind("record_refs.kind", &by)?;
             let target: Uuid = row.try_get(2)?;
-            snapshot.referrers.entry((*kind, target)).or_default().push((by, row.try_get(1)?));
+            referrers.entry((*kind, target)).or_default().push((by, row.try_get(1)?));
         }
     }
-    Ok(snapshot)
+    Ok(referrers)
 }
+
+// Step 3: write.
+
+/// The prepared records, by kind and id.
+type ById<'p, 'r> = HashMap<(EntityKind, Uuid), &'p Prepared<'r>>;
 
 /// Writes the batch (already checked) inside the transaction.
 async fn apply(
@@ -309,166 +392,132 @@ async fn apply(
     batch: &WriteBatch,
     prepared: &[Prepared<'_>],
 ) -> Result<(), Failure> {
-    let by_id: HashMap<(EntityKind, Uuid), &Prepared<'_>> =
-        prepared.iter().map(|p| ((p.record.kind, p.record.id), p)).collect();
-    let mut inserts: BTreeMap<&'static str, Vec<&Prepared<'_>>> = BTreeMap::new();
-    let mut rewritten: Vec<(EntityKind, Uuid)> = Vec::new();
+    let by_id: ById<'_, '_> = prepared.iter().map(|p| ((p.record.kind, p.record.id), p)).collect();
+    let rewritten = update_and_delete(conn, tenant, batch, &by_id).await?;
+    forget_references(conn, tenant, &rewritten).await?;
+    for rows in inserts_per_table(batch, &by_id).values() {
+        insert_rows(conn, tenant, rows).await?;
+    }
+    record_references(conn, tenant, prepared).await?;
+    move_counters(conn, tenant, &batch.counters).await?;
+    append_to_outbox(conn, tenant, &batch.events).await
+}
 
+/// Runs the batch's updates and deletes in its order, one statement each, every one
+/// guarded by the version the batch expects; returns the records they touched.
+async fn update_and_delete(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    batch: &WriteBatch,
+    by_id: &ById<'_, '_>,
+) -> Result<Vec<(EntityKind, Uuid)>, Failure> {
+    let mut rewritten = Vec::new();
     for op in &batch.ops {
         match op {
-            WriteOp::Insert(r) => {
-                if let Some(p) = by_id.get(&(r.kind, r.id)) {
-                    inserts.entry(p.table.name).or_default().push(p);
-                }
-            }
             WriteOp::Update { record, expected_version } => {
                 let Some(p) = by_id.get(&(record.kind, record.id)) else { continue };
-                let mut qb = QueryBuilder::<Postgres>::new(format!("UPDATE {} SET version = ", p.table.name));
-                qb.push_bind(p.version);
-                qb.push(", data = ");
-                qb.push_bind(sqlx::types::Json(&*record.data));
-                for (col, value) in p.table.written_columns().zip(&p.values) {
-                    qb.push(format!(", \"{}\" = ", col.field));
-                    value.clone().push(&mut qb);
-                }
-                qb.push(" WHERE tenant_id = ");
-                qb.push_bind(tenant);
-                qb.push(" AND id = ");
-                qb.push_bind(record.id);
-                qb.push(" AND version = ");
-                qb.push_bind(to_i64(*expected_version, "version")?);
-                let done = qb.build().execute(&mut *conn).await?;
-                if done.rows_affected() != 1 {
-                    return Err(StorageError::Conflict { kind: record.kind, id: record.id }.into());
-                }
+                update_record(conn, tenant, p, *expected_version).await?;
                 rewritten.push((record.kind, record.id));
             }
             WriteOp::Delete { kind, id, expected_version } => {
-                let table = table_of(*kind)?;
-                let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2 AND version = $3", table.name);
-                let done = sqlx::query(AssertSqlSafe(sql))
-                    .bind(tenant)
-                    .bind(id)
-                    .bind(to_i64(*expected_version, "version")?)
-                    .execute(&mut *conn)
-                    .await?;
-                if done.rows_affected() != 1 {
-                    return Err(StorageError::Conflict { kind: *kind, id: *id }.into());
-                }
+                delete_record(conn, tenant, *kind, *id, *expected_version).await?;
                 rewritten.push((*kind, *id));
             }
-            WriteOp::Check { .. } => {}
+            WriteOp::Insert(_) | WriteOp::Check { .. } => {}
         }
     }
+    Ok(rewritten)
+}
 
-    // References of rewritten and deleted records are replaced.
-    if !rewritten.is_empty() {
-        let kinds: Vec<&str> = rewritten.iter().map(|(k, _)| k.as_str()).collect();
-        let ids: Vec<Uuid> = rewritten.iter().map(|(_, id)| *id).collect();
-        sqlx::query(
-            "DELETE FROM record_refs r USING UNNEST($2::text[], $3::uuid[]) AS x(kind, id) \
-             WHERE r.tenant_id = $1 AND r.kind = x.kind AND r.id = x.id",
-        )
-        .bind(tenant)
-        .bind(&kinds)
-        .bind(&ids)
-        .execute(&mut *conn)
-        .await?;
+/// `UPDATE … WHERE version = expected`: no row updated is a [`StorageError::Conflict`].
+async fn update_record(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    p: &Prepared<'_>,
+    expected_version: u64,
+) -> Result<(), Failure> {
+    let record = p.record;
+    let mut qb = QueryBuilder::<Postgres>::new(format!("UPDATE {} SET version = ", p.table.name));
+    qb.push_bind(p.version);
+    qb.push(", data = ");
+    qb.push_bind(sqlx::types::Json(&*record.data));
+    for (col, value) in p.table.written_columns().zip(&p.values) {
+        qb.push(format!(", \"{}\" = ", col.field));
+        value.clone().push(&mut qb);
     }
-
-    for rows in inserts.values() {
-        insert_rows(conn, tenant, rows).await?;
-    }
-
-    let mut ref_kind = Vec::new();
-    let mut ref_id = Vec::new();
-    let mut ref_field = Vec::new();
-    let mut ref_target_kind = Vec::new();
-    let mut ref_target = Vec::new();
-    for p in prepared {
-        for target in &p.record.references {
-            ref_kind.push(p.record.kind.as_str());
-            ref_id.push(p.record.id);
-            ref_field.push(target.field);
-            ref_target_kind.push(target.kind.as_str());
-            ref_target.push(target.id);
-        }
-    }
-    if !ref_id.is_empty() {
-        sqlx::query(
-            "INSERT INTO record_refs (tenant_id, kind, id, field, target_kind, target_id) \
-             SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::uuid[]) \
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(tenant)
-        .bind(&ref_kind)
-        .bind(&ref_id)
-        .bind(&ref_field)
-        .bind(&ref_target_kind)
-        .bind(&ref_target)
-        .execute(&mut *conn)
-        .await?;
-    }
-
-    for counter in &batch.counters {
-        let done = sqlx::query(
-            "INSERT INTO counters (tenant_id, key, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value WHERE counters.value = $4",
-        )
-        .bind(tenant)
-        .bind(&counter.key)
-        .bind(to_i64(counter.new, "counter value")?)
-        .bind(to_i64(counter.expected, "counter value")?)
-        .execute(&mut *conn)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(StorageError::Conflict { kind: EntityKind::Tenant, id: tenant }.into());
-        }
-    }
-
-    if !batch.events.is_empty() {
-        use chrono::Timelike;
-        let n = batch.events.len();
-        let (mut ids, mut tenants, mut names, mut kinds, mut entities, mut payloads, mut ats, mut nanos) = (
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-            Vec::with_capacity(n),
-        );
-        for e in &batch.events {
-            if e.tenant_id.0 != tenant {
-                return Err(StorageError::Invalid(format!("event {} belongs to another tenant", e.id)).into());
-            }
-            ids.push(e.id);
-            tenants.push(e.tenant_id.0);
-            names.push(e.name.as_str());
-            kinds.push(e.entity_kind.as_str());
-            entities.push(e.entity_id);
-            payloads.push(sqlx::types::Json(&e.payload));
-            ats.push(e.occurred_at);
-            nanos.push(i32::try_from(e.occurred_at.nanosecond()).unwrap_or(0));
-        }
-        sqlx::query(
-            "INSERT INTO outbox (id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos) \
-             SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::jsonb[], \
-             $7::timestamptz[], $8::int[])",
-        )
-        .bind(&ids)
-        .bind(&tenants)
-        .bind(&names)
-        .bind(&kinds)
-        .bind(&entities)
-        .bind(&payloads)
-        .bind(&ats)
-        .bind(&nanos)
-        .execute(&mut *conn)
-        .await?;
+    qb.push(" WHERE tenant_id = ");
+    qb.push_bind(tenant);
+    qb.push(" AND id = ");
+    qb.push_bind(record.id);
+    qb.push(" AND version = ");
+    qb.push_bind(to_i64(expected_version, "version")?);
+    let done = qb.build().execute(&mut *conn).await?;
+    if done.rows_affected() != 1 {
+        return Err(StorageError::Conflict { kind: record.kind, id: record.id }.into());
     }
     Ok(())
+}
+
+/// `DELETE … WHERE version = expected`: no row deleted is a [`StorageError::Conflict`].
+async fn delete_record(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    kind: EntityKind,
+    id: Uuid,
+    expected_version: u64,
+) -> Result<(), Failure> {
+    let table = table_of(kind)?;
+    let sql = format!("DELETE FROM {} WHERE tenant_id = $1 AND id = $2 AND version = $3", table.name);
+    let done = sqlx::query(AssertSqlSafe(sql))
+        .bind(tenant)
+        .bind(id)
+        .bind(to_i64(expected_version, "version")?)
+        .execute(&mut *conn)
+        .await?;
+    if done.rows_affected() != 1 {
+        return Err(StorageError::Conflict { kind, id }.into());
+    }
+    Ok(())
+}
+
+/// Drops the recorded references of rewritten and deleted records, in one statement:
+/// [`record_references`] writes the current ones of rewritten records again.
+async fn forget_references(
+    conn: &mut PgConnection,
+    tenant: Uuid,
+    rewritten: &[(EntityKind, Uuid)],
+) -> Result<(), Failure> {
+    if rewritten.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = rewritten.iter().map(|(k, _)| k.as_str()).collect();
+    let ids: Vec<Uuid> = rewritten.iter().map(|(_, id)| *id).collect();
+    sqlx::query(
+        "DELETE FROM record_refs r USING UNNEST($2::text[], $3::uuid[]) AS x(kind, id) \
+         WHERE r.tenant_id = $1 AND r.kind = x.kind AND r.id = x.id",
+    )
+    .bind(tenant)
+    .bind(&kinds)
+    .bind(&ids)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// The batch's inserts, per table in name order, each table's in batch order.
+fn inserts_per_table<'p, 'r>(
+    batch: &WriteBatch,
+    by_id: &ById<'p, 'r>,
+) -> BTreeMap<&'static str, Vec<&'p Prepared<'r>>> {
+    let mut inserts: BTreeMap<&'static str, Vec<&Prepared<'_>>> = BTreeMap::new();
+    for op in &batch.ops {
+        if let WriteOp::Insert(r) = op
+            && let Some(p) = by_id.get(&(r.kind, r.id))
+        {
+            inserts.entry(p.table.name).or_default().push(p);
+        }
+    }
+    inserts
 }
 
 /// Most rows one `INSERT … SELECT FROM UNNEST` carries.
@@ -489,7 +538,7 @@ async fn insert_rows(conn: &mut PgConnection, tenant: Uuid, rows: &[&Prepared<'_
             versions.push(p.version);
             data.push(sqlx::types::Json(&*p.record.data));
             for (array, value) in arrays.iter_mut().zip(&p.values) {
-                array.add(value.clone());
+                array.add(value.clone())?;
             }
         }
         let names: Vec<String> = columns.iter().map(|c| format!("\"{}\"", c.field)).collect();
@@ -513,4 +562,139 @@ async fn insert_rows(conn: &mut PgConnection, tenant: Uuid, rows: &[&Prepared<'_
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())
+}
+
+/// Records every reference of the written records, in one multi-row statement.
+async fn record_references(conn: &mut PgConnection, tenant: Uuid, prepared: &[Prepared<'_>]) -> Result<(), Failure> {
+    let mut ref_kind = Vec::new();
+    let mut ref_id = Vec::new();
+    let mut ref_field = Vec::new();
+    let mut ref_target_kind = Vec::new();
+    let mut ref_target = Vec::new();
+    for p in prepared {
+        for target in &p.record.references {
+            ref_kind.push(p.record.kind.as_str());
+            ref_id.push(p.record.id);
+            ref_field.push(target.field);
+            ref_target_kind.push(target.kind.as_str());
+            ref_target.push(target.id);
+        }
+    }
+    if ref_id.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO record_refs (tenant_id, kind, id, field, target_kind, target_id) \
+         SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::uuid[]) \
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(tenant)
+    .bind(&ref_kind)
+    .bind(&ref_id)
+    .bind(&ref_field)
+    .bind(&ref_target_kind)
+    .bind(&ref_target)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Moves each counter by compare-and-set, one statement each: a counter not at the
+/// expected value is a [`StorageError::Conflict`] of the tenant.
+async fn move_counters(conn: &mut PgConnection, tenant: Uuid, counters: &[CounterUpdate]) -> Result<(), Failure> {
+    for counter in counters {
+        let done = sqlx::query(
+            "INSERT INTO counters (tenant_id, key, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id, key) DO UPDATE SET value = EXCLUDED.value WHERE counters.value = $4",
+        )
+        .bind(tenant)
+        .bind(&counter.key)
+        .bind(to_i64(counter.new, "counter value")?)
+        .bind(to_i64(counter.expected, "counter value")?)
+        .execute(&mut *conn)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(StorageError::Conflict { kind: EntityKind::Tenant, id: tenant }.into());
+        }
+    }
+    Ok(())
+}
+
+/// Appends the batch's events to the outbox in one multi-row statement, with the
+/// nanoseconds a `timestamptz` cannot hold beside it.
+async fn append_to_outbox(conn: &mut PgConnection, tenant: Uuid, events: &[OutboxEvent]) -> Result<(), Failure> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let mut nanos = Vec::with_capacity(events.len());
+    for e in events {
+        if e.tenant_id.0 != tenant {
+            return Err(StorageError::Invalid(format!("event {} belongs to another tenant", e.id)).into());
+        }
+        // chrono's nanoseconds are below 2·10⁹ (a leap second's included): an `int`.
+        let nano = e.occurred_at.nanosecond();
+        nanos.push(
+            i32::try_from(nano).map_err(|_| {
+                StorageError::Invalid(format!("event {}: {nano} nanoseconds do not fit an `int`", e.id))
+            })?,
+        );
+    }
+    sqlx::query(
+        "INSERT INTO outbox (id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos) \
+         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::jsonb[], \
+         $7::timestamptz[], $8::int[])",
+    )
+    .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.tenant_id.0).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.entity_kind.as_str()).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.entity_id).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| sqlx::types::Json(&e.payload)).collect::<Vec<_>>())
+    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+    .bind(&nanos)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use crm_core::storage::Reference;
+
+    use super::*;
+
+    fn contact_pointing_at(id: Uuid, company: Uuid) -> Record {
+        Record {
+            kind: EntityKind::Contact,
+            id,
+            version: 1,
+            data: Arc::new(serde_json::Value::Null),
+            fields: Vec::new(),
+            uniques: Vec::new(),
+            references: vec![Reference { field: "company_id", kind: EntityKind::Company, id: company }],
+        }
+    }
+
+    #[test]
+    fn each_record_is_locked_once_with_the_strongest_lock_it_needs() {
+        let (contact, checked, deleted) = (Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7());
+        let batch = WriteBatch {
+            ops: vec![
+                WriteOp::Check { kind: EntityKind::Company, id: checked, version: 1 },
+                WriteOp::Insert(contact_pointing_at(contact, checked)),
+                WriteOp::Delete { kind: EntityKind::Company, id: deleted, expected_version: 1 },
+                WriteOp::Update { record: contact_pointing_at(Uuid::now_v7(), deleted), expected_version: 1 },
+            ],
+            ..WriteBatch::default()
+        };
+        let plan = records_to_lock(&batch);
+        assert_eq!(plan.keys().copied().collect::<Vec<_>>(), ["company", "contact"]);
+        let companies = &plan["company"].1;
+        assert_eq!(companies.get(&checked), Some(&Lock::Share), "FOR SHARE outranks FOR KEY SHARE");
+        assert_eq!(companies.get(&deleted), Some(&Lock::Update), "FOR UPDATE outranks FOR KEY SHARE");
+        assert_eq!(plan["contact"].1.get(&contact), Some(&Lock::NoKeyUpdate));
+        assert_eq!(plan["contact"].1.len(), 2);
+    }
 }

@@ -17,9 +17,11 @@
 //! - **Reads** are single statements on typed columns: keyset pagination on
 //!   `(tenant_id, field, id)` indexes, trigram-indexed text search, `GROUP BY` aggregates.
 //! - **Failures** are the contract's [`StorageError`]s: connection loss is `Unavailable`
-//!   and the pool reconnects by itself.
+//!   and the pool reconnects by itself. A value read back that the contract cannot hold
+//!   (a negative version or counter, an unknown entity kind) is `Backend`, naming it.
 
 mod commit;
+mod decode;
 mod error;
 mod query;
 mod schema;
@@ -27,7 +29,7 @@ mod schema;
 pub mod testing;
 mod values;
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use crm_core::{
@@ -40,11 +42,11 @@ use crm_core::{
 use sqlx::{
     AssertSqlSafe, PgPool, Row,
     migrate::{MigrateError, Migrator},
-    postgres::{PgConnectOptions, PgPoolOptions, PgRow},
+    postgres::{PgConnectOptions, PgPoolOptions},
 };
 use uuid::Uuid;
 
-use crate::{error::map, schema::Table};
+use crate::{decode::stored, error::map, schema::Table};
 
 /// How long a pooled connection may sit idle before it is tested on acquire.
 const IDLE_BEFORE_PING: Duration = Duration::from_millis(250);
@@ -163,23 +165,6 @@ pub fn latest_migration() -> i64 {
     MIGRATOR.iter().map(|m| m.version).max().unwrap_or(0)
 }
 
-/// Builds a [`StoredRecord`] from `id, version, data` at positions 0..3.
-pub(crate) fn stored(kind: EntityKind, row: &PgRow) -> Result<StoredRecord, sqlx::Error> {
-    let version: i64 = row.try_get(1)?;
-    Ok(StoredRecord {
-        kind,
-        id: row.try_get(0)?,
-        version: u64::try_from(version).unwrap_or(0),
-        data: Arc::new(row.try_get::<serde_json::Value, _>(2)?),
-    })
-}
-
-/// Restores the exact instant of a `timestamptz` (microseconds) from its nanoseconds.
-fn with_nanos(at: chrono::DateTime<chrono::Utc>, nanos: i32) -> chrono::DateTime<chrono::Utc> {
-    use chrono::Timelike;
-    u32::try_from(nanos).ok().and_then(|n| at.with_nanosecond(n)).unwrap_or(at)
-}
-
 #[async_trait]
 impl Storage for PostgresStorage {
     fn name(&self) -> &str {
@@ -191,7 +176,7 @@ impl Storage for PostgresStorage {
         let sql = format!("SELECT id, version, data FROM {} WHERE tenant_id = $1 AND id = $2", table.name);
         let row =
             sqlx::query(AssertSqlSafe(sql)).bind(tenant.0).bind(id).fetch_optional(&self.pool).await.map_err(map)?;
-        row.map(|r| stored(kind, &r)).transpose().map_err(map)
+        row.map(|r| stored(kind, &r)).transpose()
     }
 
     async fn get_many(
@@ -206,7 +191,7 @@ impl Storage for PostgresStorage {
         let table = Self::table(kind)?;
         let sql = format!("SELECT id, version, data FROM {} WHERE tenant_id = $1 AND id = ANY($2)", table.name);
         let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant.0).bind(ids).fetch_all(&self.pool).await.map_err(map)?;
-        rows.iter().map(|r| stored(kind, r)).collect::<Result<_, _>>().map_err(map)
+        rows.iter().map(|r| stored(kind, r)).collect()
     }
 
     async fn list(
@@ -234,7 +219,8 @@ impl Storage for PostgresStorage {
             .fetch_optional(&self.pool)
             .await
             .map_err(map)?;
-        Ok(value.and_then(|v| u64::try_from(v).ok()).unwrap_or(0))
+        // A counter never written has no row: it is 0.
+        value.map_or(Ok(0), |v| decode::counter(key, v))
     }
 
     async fn commit(&self, tenant: TenantId, batch: WriteBatch) -> Result<(), StorageError> {
@@ -257,10 +243,14 @@ impl Storage for PostgresStorage {
                     id: r.try_get(0).map_err(map)?,
                     tenant_id: TenantId(r.try_get(1).map_err(map)?),
                     name: r.try_get(2).map_err(map)?,
-                    entity_kind: kind.parse().map_err(|e: String| error::backend(e))?,
+                    entity_kind: decode::entity_kind("outbox.entity_kind", &kind)?,
                     entity_id: r.try_get(4).map_err(map)?,
                     payload: r.try_get(5).map_err(map)?,
-                    occurred_at: with_nanos(r.try_get(6).map_err(map)?, r.try_get(7).map_err(map)?),
+                    occurred_at: decode::instant(
+                        "outbox.occurred_at_nanos",
+                        r.try_get(6).map_err(map)?,
+                        r.try_get(7).map_err(map)?,
+                    )?,
                 })
             })
             .collect()

@@ -10,9 +10,9 @@ use sqlx::{PgPool, Postgres, QueryBuilder, Row};
 use uuid::Uuid;
 
 use crate::{
+    decode::{self, stored},
     error::map,
     schema::{ColumnType, Table},
-    stored,
     values::{Typed, TypedArray, read},
 };
 
@@ -48,8 +48,14 @@ fn push_filters(qb: &mut QueryBuilder<Postgres>, table: &Table, filters: &[Filte
                 let mut array = TypedArray::new(col.ty, values.len());
                 let mut any = false;
                 for v in values.iter().filter(|v| **v != FieldValue::Null) {
-                    array.add(Typed::new(table, col, v)?);
-                    any = true;
+                    match Typed::new(table, col, v)? {
+                        // A decimal with a fraction equals no integer.
+                        Typed::Decimal(_) if col.ty == ColumnType::Int => {}
+                        typed => {
+                            array.add(typed)?;
+                            any = true;
+                        }
+                    }
                 }
                 qb.push("(");
                 if any {
@@ -212,7 +218,7 @@ pub(crate) async fn list(
         if i == query.limit {
             break;
         }
-        items.push(stored(kind, row).map_err(map)?);
+        items.push(stored(kind, row)?);
         if i + 1 == query.limit && rows.len() > query.limit {
             let value = match sort_col {
                 Some(col) => read(row, 3, col.ty).map_err(map)?,
@@ -227,7 +233,7 @@ pub(crate) async fn list(
         push_filters(&mut qb, table, &query.filters)?;
         push_search(&mut qb, table, query.search.as_ref())?;
         let count: i64 = qb.build_query_scalar().fetch_one(pool).await.map_err(map)?;
-        Some(u64::try_from(count).unwrap_or(0))
+        Some(decode::count(count)?)
     } else {
         None
     };
@@ -301,7 +307,28 @@ pub(crate) async fn aggregate(
         for i in 0..query.sums.len() {
             sums.push(row.try_get::<Decimal, _>(keys.len() + 1 + i).map_err(map)?);
         }
-        out.push(AggregateRow { key, count: u64::try_from(count).unwrap_or(0), sums });
+        out.push(AggregateRow { key, count: decode::count(count)?, sums });
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use crm_core::storage::EntityKind;
+    use rust_decimal::Decimal;
+
+    use super::*;
+
+    #[test]
+    fn a_fraction_in_a_list_matches_no_integer() {
+        let Some(leads) = crate::schema::table(EntityKind::Lead) else { unreachable!("leads have a table") };
+        let sql = |values: Vec<FieldValue>| {
+            let mut qb = QueryBuilder::<Postgres>::new("");
+            push_filters(&mut qb, leads, &[Filter::one_of("score", values)]).map(|()| qb.into_string())
+        };
+        let fraction = sql(vec![FieldValue::Decimal(Decimal::new(25, 1))]);
+        assert_eq!(fraction.ok().as_deref(), Some(" AND (FALSE)"));
+        let whole = sql(vec![FieldValue::Decimal(Decimal::new(20, 1)), FieldValue::Int(3)]);
+        assert_eq!(whole.ok().as_deref(), Some(" AND (\"score\" = ANY($1))"));
+    }
 }
