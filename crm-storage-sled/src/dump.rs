@@ -11,10 +11,10 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    entry::{self, Entry, IndexData, backend},
+    entry::{self, Entry, IndexData, backend, corrupt},
     keys,
     open::IMPORTING_KEY,
-    store::{SledStorage, TreeRef, Writes},
+    store::{SledStorage, TreeRef, Writes, decode_counter},
 };
 
 /// The `format` of a dump's header line.
@@ -101,7 +101,7 @@ impl SledStorage {
                 let (key, value) = item.map_err(backend)?;
                 let (tenant, id) = split_tenant(&key)
                     .and_then(|(t, rest)| Some((t, Uuid::from_slice(rest).ok()?)))
-                    .ok_or_else(corrupt_key)?;
+                    .ok_or_else(|| corrupt(format_args!("a {kind} record key is not tenant ‖ id")))?;
                 let entry = Entry::parse(&value)?;
                 let record =
                     RecordLine { tenant, kind, id, version: entry.version, data: entry.data()?, index: entry.index()? };
@@ -111,9 +111,9 @@ impl SledStorage {
         }
         for item in shared.counters.iter() {
             let (key, value) = item.map_err(backend)?;
-            let (tenant, name) = split_tenant(&key).ok_or_else(corrupt_key)?;
-            let key = String::from_utf8(name.to_vec()).map_err(|_| corrupt_key())?;
-            let value = <[u8; 8]>::try_from(value.as_ref()).map(u64::from_be_bytes).map_err(|_| corrupt_key())?;
+            let (tenant, name) = split_tenant(&key).ok_or_else(|| corrupt("a counter key without a tenant"))?;
+            let key = String::from_utf8(name.to_vec()).map_err(|_| corrupt("a counter name is not UTF-8"))?;
+            let value = decode_counter(&key, &value)?;
             write_line(&mut out, &Line::Counter { tenant, key, value })?;
             stats.counters += 1;
         }
@@ -233,8 +233,4 @@ fn write_line(out: &mut impl Write, line: &Line) -> Result<(), DumpError> {
 fn split_tenant(key: &[u8]) -> Option<(TenantId, &[u8])> {
     let tenant = Uuid::from_slice(key.get(..16)?).ok()?;
     Some((TenantId(tenant), &key[16..]))
-}
-
-fn corrupt_key() -> StorageError {
-    StorageError::Backend { source: "a corrupt key".into() }
 }

@@ -21,7 +21,7 @@ use sled::{IVec, Transactional, Tree};
 use uuid::Uuid;
 
 use crate::{
-    entry::{self, Entry, IndexData, backend},
+    entry::{self, Entry, IndexData, backend, corrupt},
     flusher::Flusher,
     keys,
     open::{self, Durability, OpenError, SledOptions},
@@ -352,8 +352,14 @@ impl StateView for View<'_> {
     }
 
     fn unique_owner(&self, kind: EntityKind, key: &UniqueKey) -> Result<Option<Uuid>, StorageError> {
-        let holder = self.shared.kind(kind)?.uniques.get(keys::unique_key(self.tenant, key.field, &key.value));
-        Ok(holder.map_err(backend)?.and_then(|id| Uuid::from_slice(&id).ok()))
+        let uniques = &self.shared.kind(kind)?.uniques;
+        let holder = uniques.get(keys::unique_key(self.tenant, key.field, &key.value)).map_err(backend)?;
+        holder
+            .map(|id| {
+                Uuid::from_slice(&id)
+                    .map_err(|_| corrupt(format_args!("the holder of a {kind} {} is not an id", key.field)))
+            })
+            .transpose()
     }
 
     fn referrers(&self, kind: EntityKind, id: Uuid) -> Result<Vec<(EntityKind, Uuid)>, StorageError> {
@@ -363,7 +369,7 @@ impl StateView for View<'_> {
             let (key, _) = item.map_err(backend)?;
             let parsed = keys::split_referrer(&key[prefix.len()..])
                 .and_then(|(by, by_id)| EntityKind::from_str(by).ok().map(|by| (by, by_id)));
-            referrers.push(parsed.ok_or_else(|| StorageError::Backend { source: "a corrupt reference key".into() })?);
+            referrers.push(parsed.ok_or_else(|| corrupt(format_args!("a reference key to {kind} {id}")))?);
         }
         Ok(referrers)
     }
@@ -373,16 +379,19 @@ impl StateView for View<'_> {
     }
 }
 
+/// A counter's value: 0 if it was never written, an error if it does not decode.
 fn read_counter(counters: &Tree, tenant: TenantId, key: &str) -> Result<u64, StorageError> {
-    let value = counters.get(keys::counter_key(tenant, key)).map_err(backend)?;
-    value
-        .map(|v| {
-            <[u8; 8]>::try_from(v.as_ref())
-                .map(u64::from_be_bytes)
-                .map_err(|_| StorageError::Backend { source: "a corrupt counter".into() })
-        })
-        .transpose()
-        .map(Option::unwrap_or_default)
+    let Some(value) = counters.get(keys::counter_key(tenant, key)).map_err(backend)? else {
+        return Ok(0);
+    };
+    decode_counter(key, &value)
+}
+
+/// A stored counter value: exactly 8 bytes, big-endian.
+pub(crate) fn decode_counter(key: &str, value: &[u8]) -> Result<u64, StorageError> {
+    <[u8; 8]>::try_from(value)
+        .map(u64::from_be_bytes)
+        .map_err(|_| corrupt(format_args!("counter {key:?} holds {} bytes, not an 8-byte number", value.len())))
 }
 
 /// A candidate row of a listing: its id, stored value and sort value.
@@ -470,7 +479,7 @@ impl Reader<'_> {
         let range = self.trees.index.range::<Vec<u8>, _>((lower, upper));
         let ids = move |item: sled::Result<(IVec, IVec)>| {
             let (key, _) = item.map_err(backend)?;
-            keys::trailing_id(&key).ok_or_else(|| StorageError::Backend { source: "a corrupt index key".into() })
+            keys::trailing_id(&key).ok_or_else(|| corrupt("an index key without a record id"))
         };
         if descending { Box::new(range.rev().map(ids)) } else { Box::new(range.map(ids)) }
     }
@@ -559,7 +568,7 @@ impl Reader<'_> {
         let range = self.trees.records.range::<Vec<u8>, _>((lower, upper));
         let rows = |item: sled::Result<(IVec, IVec)>| {
             let (key, value) = item.map_err(backend)?;
-            let id = keys::trailing_id(&key).ok_or_else(|| StorageError::Backend { source: "a corrupt key".into() })?;
+            let id = keys::trailing_id(&key).ok_or_else(|| corrupt("a record key without an id"))?;
             Ok((id, value))
         };
         if descending { Box::new(range.rev().map(rows)) } else { Box::new(range.map(rows)) }
