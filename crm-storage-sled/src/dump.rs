@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
+    commit::{TreeRef, Writes},
     entry::{self, Entry, IndexData, backend, corrupt},
-    keys,
-    open::IMPORTING_KEY,
-    store::{SledStorage, TreeRef, Writes, decode_counter},
+    keys::{self, IMPORTING_KEY},
+    shared::decode_counter,
+    store::SledStorage,
 };
 
 /// The `format` of a dump's header line.

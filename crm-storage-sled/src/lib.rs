@@ -26,11 +26,15 @@
 //! # let _ = crm; Ok(()) }
 //! ```
 
+mod commit;
 mod dump;
 mod entry;
 mod flusher;
 mod keys;
+mod listing;
 mod open;
+mod outbox;
+mod shared;
 mod store;
 
 pub use dump::{DUMP_FORMAT, DumpError, DumpStats};
