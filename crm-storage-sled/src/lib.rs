@@ -9,6 +9,9 @@
 //! after a crash; with the default [`Durability::Flush`] it is on disk before `commit`
 //! returns.
 //!
+//! Every sled call runs on tokio's blocking pool, never on a runtime worker: the
+//! storage must be used inside a tokio runtime.
+//!
 //! A record's value holds its version, its JSON document and the index data it was
 //! written with (so an update removes exactly the index entries it replaces); keys are
 //! binary and order-preserving. The data directory records a format version ([`FORMAT_VERSION`]);

@@ -9,7 +9,8 @@
 //! sorted first. Text search has no index: it scans, bounded by the limit.
 //!
 //! Every function here reads many keys in many sled calls; they run under the store's
-//! read lock, so they never see half of a commit.
+//! read lock, so they never see half of a commit, and on tokio's blocking pool
+//! ([`crate::store`]), since a listing may read every record of a kind.
 
 use std::ops::Bound;
 

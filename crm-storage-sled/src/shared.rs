@@ -3,8 +3,8 @@
 //!
 //! It is one value per directory and process ([`crate::open`] keeps the registry), so
 //! two handles opened on the same directory also share the locks that serialize commits.
-//! The `*_blocking` methods call sled and may wait for the disk: they are the
-//! synchronous halves of the contract's point reads. `get_many` reads its
+//! The `*_blocking` methods call sled and may wait for the disk: they are synchronous
+//! halves that [`crate::store`] runs on tokio's blocking pool. `get_many` reads its
 //! records one by one, without a lock: each is whole, but a commit may land between two.
 
 use std::{

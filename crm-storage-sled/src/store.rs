@@ -1,10 +1,17 @@
 //! [`SledStorage`]: the handle, how it opens, and the storage contract on it.
 //!
-//! Each contract method calls its synchronous half (the `*_blocking` functions of
-//! [`crate::shared`], [`crate::listing`], [`crate::commit`] and [`crate::outbox`]),
-//! which block the calling thread on sled. Waiting for the disk takes no thread: the
-//! group-commit thread ([`crate::flusher`]) answers through a oneshot that the commit
-//! awaits, after its transaction is applied and its lock released.
+//! Every sled call may block: a read that misses the page cache goes to the disk, a
+//! listing may read every record of a kind, a commit waits for the store's write lock.
+//! On a runtime worker that would park the worker and every task
+//! queued behind it, so each contract method hands its synchronous half (the
+//! `*_blocking` functions of [`crate::shared`], [`crate::listing`], [`crate::commit`] and
+//! [`crate::outbox`]) to tokio's blocking pool and awaits it.
+//!
+//! A caller that drops the future does not stop that half: a commit still runs to the
+//! end of its sled transaction (applied whole or not at all) and is simply not
+//! acknowledged. Waiting for the disk takes no thread: the group-commit thread
+//! ([`crate::flusher`]) answers through a oneshot that the commit awaits, after its
+//! transaction is applied and its lock released.
 
 use std::{path::Path, sync::Arc};
 
@@ -16,6 +23,7 @@ use crm_core::{
         WriteBatch,
     },
 };
+use tokio::{runtime::Handle, task::JoinError};
 use uuid::Uuid;
 
 use crate::{
@@ -29,6 +37,10 @@ use crate::{
 
 /// The sled adapter. Cheap to clone; every clone (and every open of the same
 /// directory in this process) shares one `sled::Db`.
+///
+/// Its [`Storage`] methods run their sled calls on tokio's blocking pool, so they must
+/// be called inside a tokio runtime (either flavor); outside one they fail with
+/// [`StorageError::Unavailable`].
 ///
 /// Layout: per entity kind a records tree (`records/<kind>`: `tenant ‖ id` → entry), an
 /// index tree (`index/<kind>`: `tenant ‖ field ‖ 0 ‖ value ‖ id`, one entry per indexed
@@ -99,6 +111,28 @@ impl SledStorage {
         &self.shared
     }
 
+    /// Runs `call` on tokio's blocking pool and waits for it without blocking the
+    /// runtime. Once started it runs to the end, even if this future is dropped.
+    pub(crate) async fn on_blocking_pool<T, E>(
+        &self,
+        call: impl FnOnce(&Shared) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StorageError> + Send + 'static,
+    {
+        let runtime = Handle::try_current().map_err(|_| {
+            StorageError::Unavailable(
+                "crm-storage-sled runs its sled calls on tokio's blocking pool: call it inside a tokio runtime".into(),
+            )
+        })?;
+        let shared = Arc::clone(&self.shared);
+        match runtime.spawn_blocking(move || call(&shared)).await {
+            Ok(result) => result,
+            Err(failure) => Err(E::from(join_failure(failure))),
+        }
+    }
+
     /// Returns once a commit applied before the call is as durable as this handle promises.
     async fn acknowledge(&self) -> Result<(), StorageError> {
         match self.durability {
@@ -108,6 +142,21 @@ impl SledStorage {
     }
 }
 
+/// A blocking call that panicked (sled panics on some corruption) or that the runtime
+/// dropped while shutting down.
+fn join_failure(failure: JoinError) -> StorageError {
+    if !failure.is_panic() {
+        return StorageError::Unavailable("the runtime shut down during a sled call".into());
+    }
+    let panic = failure.into_panic();
+    let message = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic without a message");
+    StorageError::Backend { source: format!("a sled call panicked: {message}").into() }
+}
+
 #[async_trait]
 impl Storage for SledStorage {
     fn name(&self) -> &str {
@@ -115,7 +164,7 @@ impl Storage for SledStorage {
     }
 
     async fn get(&self, tenant: TenantId, kind: EntityKind, id: Uuid) -> Result<Option<StoredRecord>, StorageError> {
-        self.shared.get_blocking(tenant, kind, id)
+        self.on_blocking_pool(move |shared| shared.get_blocking(tenant, kind, id)).await
     }
 
     async fn get_many(
@@ -124,7 +173,8 @@ impl Storage for SledStorage {
         kind: EntityKind,
         ids: &[Uuid],
     ) -> Result<Vec<StoredRecord>, StorageError> {
-        self.shared.get_many_blocking(tenant, kind, ids)
+        let ids = ids.to_vec();
+        self.on_blocking_pool(move |shared| shared.get_many_blocking(tenant, kind, &ids)).await
     }
 
     async fn list(
@@ -133,7 +183,8 @@ impl Storage for SledStorage {
         kind: EntityKind,
         query: &ListQuery,
     ) -> Result<Page<StoredRecord>, StorageError> {
-        list_blocking(&self.shared, tenant, kind, query)
+        let query = query.clone();
+        self.on_blocking_pool(move |shared| list_blocking(shared, tenant, kind, &query)).await
     }
 
     async fn aggregate(
@@ -142,31 +193,137 @@ impl Storage for SledStorage {
         kind: EntityKind,
         query: &AggregateQuery,
     ) -> Result<Vec<AggregateRow>, StorageError> {
-        aggregate_blocking(&self.shared, tenant, kind, query)
+        let query = query.clone();
+        self.on_blocking_pool(move |shared| aggregate_blocking(shared, tenant, kind, &query)).await
     }
 
     async fn counter(&self, tenant: TenantId, key: &str) -> Result<u64, StorageError> {
-        self.shared.counter_blocking(tenant, key)
+        let key = key.to_owned();
+        self.on_blocking_pool(move |shared| shared.counter_blocking(tenant, &key)).await
     }
 
     async fn commit(&self, tenant: TenantId, batch: WriteBatch) -> Result<(), StorageError> {
         if batch.is_empty() {
             return Ok(());
         }
-        commit_blocking(&self.shared, tenant, &batch)?;
+        self.on_blocking_pool(move |shared| commit_blocking(shared, tenant, &batch)).await?;
         self.acknowledge().await
     }
 
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StorageError> {
-        outbox::pending_blocking(&self.shared, limit)
+        self.on_blocking_pool(move |shared| outbox::pending_blocking(shared, limit)).await
     }
 
     async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
-        outbox::ack_blocking(&self.shared, ids)?;
+        let ids = ids.to_vec();
+        self.on_blocking_pool(move |shared| outbox::ack_blocking(shared, &ids)).await?;
         self.acknowledge().await
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
-        self.shared.ping_blocking()
+        self.on_blocking_pool(Shared::ping_blocking).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{Barrier, mpsc},
+        thread,
+        time::Duration,
+    };
+
+    use crm_core::storage::{CounterUpdate, FieldValue, Record, WriteOp};
+    use serde_json::json;
+
+    use super::*;
+
+    const BUSY: TenantId = TenantId(Uuid::from_u128(1));
+
+    /// Holds the commit lock on a thread of its own until the sender is used.
+    fn hold_commit_lock(storage: &SledStorage) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+        let (release, released) = mpsc::channel::<()>();
+        let entered = Arc::new(Barrier::new(2));
+        let (shared, inside) = (Arc::clone(&storage.shared), Arc::clone(&entered));
+        let holder = thread::spawn(move || {
+            let _exclusive = shared.write_lock();
+            inside.wait();
+            released.recv().expect("the test releases the lock");
+        });
+        entered.wait();
+        (release, holder)
+    }
+
+    /// Three companies and a counter advance from 0 to 1.
+    fn batch() -> WriteBatch {
+        let company = |n: u128| Record {
+            kind: EntityKind::Company,
+            id: Uuid::from_u128(n),
+            version: 1,
+            data: Arc::new(json!({ "n": n })),
+            fields: vec![("n", FieldValue::Int(n as i64))],
+            uniques: Vec::new(),
+            references: Vec::new(),
+        };
+        WriteBatch {
+            ops: (1..=3).map(|n| WriteOp::Insert(company(n))).collect(),
+            counters: vec![CounterUpdate { key: "batches".into(), expected: 0, new: 1 }],
+            events: Vec::new(),
+        }
+    }
+
+    fn everything() -> ListQuery {
+        ListQuery { with_total: true, ..ListQuery::default() }
+    }
+
+    // One runtime thread: a listing blocked on that thread would stop the whole test.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_waiting_listing_parks_no_runtime_thread() {
+        let storage = SledStorage::temporary().expect("store");
+        let (release, holder) = hold_commit_lock(&storage);
+        let waiting = tokio::spawn({
+            let storage = storage.clone();
+            async move { storage.list(BUSY, EntityKind::Company, &everything()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+
+        assert_eq!(storage.counter(BUSY, "batches").await.expect("a point read needs no lock"), 0);
+        assert!(!waiting.is_finished(), "the listing ran inside a commit");
+
+        release.send(()).expect("holder alive");
+        let page = waiting.await.expect("joined").expect("listed once the commit is done");
+        assert_eq!(page.total, Some(0));
+        holder.join().expect("holder finished");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_dropped_commit_is_applied_whole() {
+        let storage = SledStorage::temporary().expect("store");
+        let (release, holder) = hold_commit_lock(&storage);
+        let commit = tokio::spawn({
+            let storage = storage.clone();
+            async move { storage.commit(BUSY, batch()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        commit.abort();
+        assert!(commit.await.is_err_and(|e| e.is_cancelled()), "the caller went away");
+
+        release.send(()).expect("holder alive");
+        holder.join().expect("holder finished");
+        // The blocking half still runs to its end: the whole batch lands, never a part.
+        let mut waited = Duration::ZERO;
+        while storage.counter(BUSY, "batches").await.expect("counter") == 0 && waited < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            waited += Duration::from_millis(10);
+        }
+        let page = storage.list(BUSY, EntityKind::Company, &everything()).await.expect("listed");
+        assert_eq!((storage.counter(BUSY, "batches").await.expect("counter"), page.total), (1, Some(3)));
+    }
+
+    #[test]
+    fn outside_a_runtime_calls_fail_instead_of_panicking() {
+        let storage = SledStorage::temporary().expect("store");
+        let ping = futures::executor::block_on(storage.ping());
+        assert!(matches!(ping, Err(StorageError::Unavailable(_))), "{ping:?}");
     }
 }
