@@ -1,7 +1,7 @@
 //! Applying a [`WriteBatch`] in one sled transaction.
 //!
-//! 1. Take the store's write lock: from here to step 4 no other commit or listing
-//!    runs, so what step 2 reads stays true.
+//! 1. Take the tenant's commit lock ([`crate::locks`]): from here to step 4 no other
+//!    commit or listing of the tenant runs, so what step 2 reads stays true.
 //! 2. The core's [`check_batch`] decides on the committed state ([`View`]: versions,
 //!    unique-key holders, referrers, counters): the same rules, errors and precedence as
 //!    every other adapter. Nothing has been written if it refuses.
@@ -34,11 +34,12 @@ use crate::{
 };
 
 /// Checks and applies `batch` for `tenant`, all of it or none of it. Blocks on the
-/// store's write lock and on sled.
+/// tenant's lock and on sled.
 pub(crate) fn commit_blocking(shared: &Shared, tenant: TenantId, batch: &WriteBatch) -> Result<(), StorageError> {
-    let _exclusive = shared.write_lock();
-    check_batch(&View { shared, tenant }, tenant.0, batch)?;
-    writes_of(shared, tenant, batch)?.apply(shared)
+    shared.locks.commit(tenant, || {
+        check_batch(&View { shared, tenant }, tenant.0, batch)?;
+        writes_of(shared, tenant, batch)?.apply(shared)
+    })
 }
 
 /// The key changes of a checked batch.
@@ -183,7 +184,7 @@ impl Writes {
     }
 }
 
-/// Committed state as `check_batch` sees it; read under the write lock.
+/// Committed state as `check_batch` sees it; read under the tenant's commit lock.
 struct View<'a> {
     shared: &'a Shared,
     tenant: TenantId,

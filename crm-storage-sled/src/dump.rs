@@ -82,8 +82,8 @@ pub enum DumpError {
 
 impl SledStorage {
     /// Writes every record, counter and pending outbox event as JSON lines. Commits and
-    /// outbox acknowledgements wait while it runs, so the dump is one consistent state.
-    /// It blocks the calling thread until the whole store is
+    /// outbox acknowledgements wait while it runs, so the dump is one consistent state;
+    /// listings and reads go on. It blocks the calling thread until the whole store is
     /// written: from async code, call it on a blocking thread
     /// ([`tokio::task::spawn_blocking`]).
     ///
@@ -96,8 +96,7 @@ impl SledStorage {
     /// - `{"outbox":{…}}` (an [`crm_core::storage::OutboxEvent`] not yet acknowledged).
     pub fn export(&self, out: impl Write) -> Result<DumpStats, DumpError> {
         let shared = self.shared();
-        let _shared_lock = shared.read_lock();
-        export_blocking(shared, out)
+        shared.locks.export(|| export_blocking(shared, out))
     }
 
     /// Loads a dump made by [`SledStorage::export`] into this store, which must be empty,
@@ -150,20 +149,20 @@ fn export_blocking(shared: &Shared, out: impl Write) -> Result<DumpStats, DumpEr
 
 /// Refuses a store that holds data; marks an empty one as being imported into.
 fn mark_importing_blocking(shared: &Shared) -> Result<(), DumpError> {
-    let _exclusive = shared.write_lock();
-    let mut trees = EntityKind::ALL.iter().map(|&kind| shared.kind(kind).map(|trees| &trees.records));
-    let records_empty = trees.try_fold(true, |empty, tree| Ok::<_, StorageError>(empty && tree?.is_empty()))?;
-    if !records_empty || !shared.counters.is_empty() || !shared.outbox.is_empty() {
-        return Err(DumpError::NotEmpty);
-    }
-    shared.meta.insert(IMPORTING_KEY, &[]).map_err(backend)?;
-    Ok(())
+    shared.locks.import(|| {
+        let mut trees = EntityKind::ALL.iter().map(|&kind| shared.kind(kind).map(|trees| &trees.records));
+        let records_empty = trees.try_fold(true, |empty, tree| Ok::<_, StorageError>(empty && tree?.is_empty()))?;
+        if !records_empty || !shared.counters.is_empty() || !shared.outbox.is_empty() {
+            return Err(DumpError::NotEmpty);
+        }
+        shared.meta.insert(IMPORTING_KEY, &[]).map_err(backend)?;
+        Ok(())
+    })
 }
 
 /// Loads the dump and removes the import marker; on failure, removes everything loaded.
 fn load_or_wipe_blocking(shared: &Shared, input: impl BufRead) -> Result<DumpStats, DumpError> {
-    let _exclusive = shared.write_lock();
-    match load(shared, input) {
+    shared.locks.import(|| match load(shared, input) {
         Ok(stats) => {
             shared.meta.remove(IMPORTING_KEY).map_err(backend)?;
             Ok(stats)
@@ -172,7 +171,7 @@ fn load_or_wipe_blocking(shared: &Shared, input: impl BufRead) -> Result<DumpSta
             wipe(shared)?;
             Err(e)
         }
-    }
+    })
 }
 
 fn load(shared: &Shared, input: impl BufRead) -> Result<DumpStats, DumpError> {

@@ -8,9 +8,9 @@
 //! `limit + 1` rows (the extra one says a next page exists) unless the rows must be
 //! sorted first. Text search has no index: it scans, bounded by the limit.
 //!
-//! Every function here reads many keys in many sled calls; they run under the store's
-//! read lock, so they never see half of a commit, and on tokio's blocking pool
-//! ([`crate::store`]), since a listing may read every record of a kind.
+//! Every function here reads many keys in many sled calls; they run under the tenant's
+//! read lock ([`crate::locks`]), so they never see half of a commit, and on tokio's
+//! blocking pool ([`crate::store`]), since a listing may read every record of a kind.
 
 use std::ops::Bound;
 
@@ -38,8 +38,7 @@ pub(crate) fn list_blocking(
     query: &ListQuery,
 ) -> Result<Page<StoredRecord>, StorageError> {
     let reader = Reader { trees: shared.kind(kind)?, tenant };
-    let _shared_lock = shared.read_lock();
-    reader.page(kind, query)
+    shared.locks.read(tenant, || reader.page(kind, query))
 }
 
 /// The groups of an aggregate query.
@@ -51,8 +50,9 @@ pub(crate) fn aggregate_blocking(
 ) -> Result<Vec<AggregateRow>, StorageError> {
     let reader = Reader { trees: shared.kind(kind)?, tenant };
     let mut aggregation = Aggregation::new(query);
-    let _shared_lock = shared.read_lock();
-    reader.for_each_candidate(&query.filters, |index| aggregation.add(|name| index.field(name)))?;
+    shared.locks.read(tenant, || {
+        reader.for_each_candidate(&query.filters, |index| aggregation.add(|name| index.field(name)))
+    })?;
     Ok(aggregation.finish())
 }
 

@@ -2,7 +2,7 @@
 //!
 //! Events are keyed by their id (UUID v7, so the tree's order is creation order) and
 //! written by commits in the same transaction as the records they describe
-//! ([`crate::commit`]).
+//! ([`crate::commit`]). They belong to no tenant's lock: no commit's check reads them.
 
 use crm_core::storage::{OutboxEvent, StorageError};
 use uuid::Uuid;
@@ -20,12 +20,11 @@ pub(crate) fn pending_blocking(shared: &Shared, limit: usize) -> Result<Vec<Outb
 }
 
 /// Removes acknowledged events; ids that are not pending are ignored. Waits for an
-/// export to finish (it holds the read lock), so a dump is one consistent state.
+/// export to finish, so a dump never holds an event acknowledged while it was written.
 pub(crate) fn ack_blocking(shared: &Shared, ids: &[Uuid]) -> Result<(), StorageError> {
     let mut batch = sled::Batch::default();
     for id in ids {
         batch.remove(id.as_bytes());
     }
-    let _exclusive = shared.write_lock();
-    shared.outbox.apply_batch(batch).map_err(backend)
+    shared.locks.outbox_ack(|| shared.outbox.apply_batch(batch).map_err(backend))
 }

@@ -7,11 +7,7 @@
 //! halves that [`crate::store`] runs on tokio's blocking pool. `get_many` reads its
 //! records one by one, without a lock: each is whole, but a commit may land between two.
 
-use std::{
-    collections::HashMap,
-    path::PathBuf,
-    sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard},
-};
+use std::{collections::HashMap, path::PathBuf};
 
 use crm_core::{
     TenantId,
@@ -24,6 +20,7 @@ use crate::{
     entry::{Entry, backend, corrupt},
     flusher::Flusher,
     keys,
+    locks::Locks,
 };
 
 /// The trees of one entity kind.
@@ -51,9 +48,7 @@ pub(crate) struct Shared {
     /// The format version and the import marker ([`keys::FORMAT_VERSION_KEY`]).
     pub(crate) meta: Tree,
     pub(crate) flusher: Flusher,
-    /// Commits hold it exclusively while they check and apply; multi-tree reads
-    /// (listings, aggregates) hold it shared, so they never see half of a commit.
-    lock: RwLock<()>,
+    pub(crate) locks: Locks,
 }
 
 impl Shared {
@@ -76,7 +71,7 @@ impl Shared {
             outbox: db.open_tree("outbox")?,
             meta: db.open_tree("meta")?,
             flusher,
-            lock: RwLock::new(()),
+            locks: Locks::default(),
             kinds,
             path,
             db,
@@ -86,14 +81,6 @@ impl Shared {
     /// The trees of `kind`.
     pub(crate) fn kind(&self, kind: EntityKind) -> Result<&KindTrees, StorageError> {
         self.kinds.get(&kind).ok_or_else(|| StorageError::Invalid(format!("no trees for kind {kind}")))
-    }
-
-    pub(crate) fn read_lock(&self) -> RwLockReadGuard<'_, ()> {
-        self.lock.read().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn write_lock(&self) -> RwLockWriteGuard<'_, ()> {
-        self.lock.write().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The stored entry of one record.

@@ -1,8 +1,8 @@
 //! [`SledStorage`]: the handle, how it opens, and the storage contract on it.
 //!
 //! Every sled call may block: a read that misses the page cache goes to the disk, a
-//! listing may read every record of a kind, a commit waits for the store's write lock.
-//! On a runtime worker that would park the worker and every task
+//! listing may read every record of a kind, a commit waits for its tenant's lock
+//! ([`crate::locks`]). On a runtime worker that would park the worker and every task
 //! queued behind it, so each contract method hands its synchronous half (the
 //! `*_blocking` functions of [`crate::shared`], [`crate::listing`], [`crate::commit`] and
 //! [`crate::outbox`]) to tokio's blocking pool and awaits it.
@@ -239,16 +239,18 @@ mod tests {
     use super::*;
 
     const BUSY: TenantId = TenantId(Uuid::from_u128(1));
+    const OTHER: TenantId = TenantId(Uuid::from_u128(2));
 
-    /// Holds the commit lock on a thread of its own until the sender is used.
-    fn hold_commit_lock(storage: &SledStorage) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
+    /// Holds `tenant`'s commit lock on a thread of its own until the sender is used.
+    fn hold_commit_lock(storage: &SledStorage, tenant: TenantId) -> (mpsc::Sender<()>, thread::JoinHandle<()>) {
         let (release, released) = mpsc::channel::<()>();
         let entered = Arc::new(Barrier::new(2));
         let (shared, inside) = (Arc::clone(&storage.shared), Arc::clone(&entered));
         let holder = thread::spawn(move || {
-            let _exclusive = shared.write_lock();
-            inside.wait();
-            released.recv().expect("the test releases the lock");
+            shared.locks.commit(tenant, || {
+                inside.wait();
+                released.recv().expect("the test releases the lock");
+            });
         });
         entered.wait();
         (release, holder)
@@ -278,17 +280,19 @@ mod tests {
 
     // One runtime thread: a listing blocked on that thread would stop the whole test.
     #[tokio::test(flavor = "current_thread")]
-    async fn a_waiting_listing_parks_no_runtime_thread() {
+    async fn a_waiting_listing_parks_no_runtime_thread_and_no_other_tenant() {
         let storage = SledStorage::temporary().expect("store");
-        let (release, holder) = hold_commit_lock(&storage);
+        let (release, holder) = hold_commit_lock(&storage, BUSY);
         let waiting = tokio::spawn({
             let storage = storage.clone();
             async move { storage.list(BUSY, EntityKind::Company, &everything()).await }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
 
-        assert_eq!(storage.counter(BUSY, "batches").await.expect("a point read needs no lock"), 0);
-        assert!(!waiting.is_finished(), "the listing ran inside a commit");
+        storage.commit(OTHER, batch()).await.expect("the other tenant commits");
+        let page = storage.list(OTHER, EntityKind::Company, &everything()).await.expect("the other tenant lists");
+        assert_eq!(page.total, Some(3));
+        assert!(!waiting.is_finished(), "the listing ran inside the busy tenant's commit");
 
         release.send(()).expect("holder alive");
         let page = waiting.await.expect("joined").expect("listed once the commit is done");
@@ -299,7 +303,7 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_dropped_commit_is_applied_whole() {
         let storage = SledStorage::temporary().expect("store");
-        let (release, holder) = hold_commit_lock(&storage);
+        let (release, holder) = hold_commit_lock(&storage, BUSY);
         let commit = tokio::spawn({
             let storage = storage.clone();
             async move { storage.commit(BUSY, batch()).await }
@@ -318,6 +322,51 @@ mod tests {
         }
         let page = storage.list(BUSY, EntityKind::Company, &everything()).await.expect("listed");
         assert_eq!((storage.counter(BUSY, "batches").await.expect("counter"), page.total), (1, Some(3)));
+    }
+
+    /// Advances `tenant`'s counter from what it reads, inserting the record it numbers;
+    /// a conflict (another writer got there first) reads again.
+    async fn number_one_record(storage: &SledStorage, tenant: TenantId) {
+        loop {
+            let done = storage.counter(tenant, "batches").await.expect("counter");
+            let mut numbered = batch();
+            numbered.ops.truncate(1);
+            if let WriteOp::Insert(record) = &mut numbered.ops[0] {
+                record.id = Uuid::from_u128(u128::from(done) + 1);
+            }
+            numbered.counters[0] = CounterUpdate { key: "batches".into(), expected: done, new: done + 1 };
+            match storage.commit(tenant, numbered).await {
+                Ok(()) => return,
+                Err(StorageError::Conflict { .. }) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn tenants_commit_side_by_side_and_lose_no_write() {
+        let storage = SledStorage::temporary().expect("store").with_durability(Durability::Background);
+        let (tenants, writers, each) = (4, 3, 20);
+        let mut tasks = Vec::new();
+        for tenant in (1..=tenants).map(|t| TenantId(Uuid::from_u128(t))) {
+            for _ in 0..writers {
+                let storage = storage.clone();
+                tasks.push(tokio::spawn(async move {
+                    for _ in 0..each {
+                        number_one_record(&storage, tenant).await;
+                    }
+                }));
+            }
+        }
+        for task in tasks {
+            task.await.expect("writer finished");
+        }
+        for tenant in (1..=tenants).map(|t| TenantId(Uuid::from_u128(t))) {
+            let expected = writers * each;
+            assert_eq!(storage.counter(tenant, "batches").await.expect("counter"), expected);
+            let page = storage.list(tenant, EntityKind::Company, &everything()).await.expect("listed");
+            assert_eq!(page.total, Some(expected), "every numbered record of {tenant:?} is there once");
+        }
     }
 
     #[test]
