@@ -11,10 +11,11 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    entry::{self, Entry, IndexData, backend},
-    keys,
-    open::IMPORTING_KEY,
-    store::{SledStorage, TreeRef, Writes},
+    commit::{TreeRef, Writes},
+    entry::{self, Entry, IndexData, backend, corrupt},
+    keys::{self, IMPORTING_KEY},
+    shared::{Shared, decode_counter},
+    store::SledStorage,
 };
 
 /// The `format` of a dump's header line.
@@ -80,8 +81,11 @@ pub enum DumpError {
 }
 
 impl SledStorage {
-    /// Writes every record, counter and pending outbox event as JSON lines. Commits wait
-    /// while it runs, so the dump is one consistent state.
+    /// Writes every record, counter and pending outbox event as JSON lines. Commits and
+    /// outbox acknowledgements wait while it runs, so the dump is one consistent state;
+    /// listings and reads go on. It blocks the calling thread until the whole store is
+    /// written: from async code, call it on a blocking thread
+    /// ([`tokio::task::spawn_blocking`]).
     ///
     /// The first line is `{"header":{"format":"crm-rs-dump","version":1}}`; every other line
     /// is one of
@@ -91,137 +95,149 @@ impl SledStorage {
     /// - `{"counter":{"tenant":…,"key":…,"value":…}}`,
     /// - `{"outbox":{…}}` (an [`crm_core::storage::OutboxEvent`] not yet acknowledged).
     pub fn export(&self, out: impl Write) -> Result<DumpStats, DumpError> {
-        let mut out = io::BufWriter::new(out);
         let shared = self.shared();
-        let _shared_lock = shared.read_lock();
-        let mut stats = DumpStats::default();
-        write_line(&mut out, &Line::Header { format: DUMP_FORMAT.into(), version: DUMP_VERSION })?;
-        for &kind in EntityKind::ALL {
-            for item in shared.kind(kind)?.records.iter() {
-                let (key, value) = item.map_err(backend)?;
-                let (tenant, id) = split_tenant(&key)
-                    .and_then(|(t, rest)| Some((t, Uuid::from_slice(rest).ok()?)))
-                    .ok_or_else(corrupt_key)?;
-                let entry = Entry::parse(&value)?;
-                let record =
-                    RecordLine { tenant, kind, id, version: entry.version, data: entry.data()?, index: entry.index()? };
-                write_line(&mut out, &Line::Record(record))?;
-                stats.records += 1;
-            }
-        }
-        for item in shared.counters.iter() {
-            let (key, value) = item.map_err(backend)?;
-            let (tenant, name) = split_tenant(&key).ok_or_else(corrupt_key)?;
-            let key = String::from_utf8(name.to_vec()).map_err(|_| corrupt_key())?;
-            let value = <[u8; 8]>::try_from(value.as_ref()).map(u64::from_be_bytes).map_err(|_| corrupt_key())?;
-            write_line(&mut out, &Line::Counter { tenant, key, value })?;
-            stats.counters += 1;
-        }
-        for item in shared.outbox.iter() {
-            let (_, value) = item.map_err(backend)?;
-            let event: OutboxEvent = serde_json::from_slice(&value).map_err(backend)?;
-            write_line(&mut out, &Line::Outbox(event))?;
-            stats.events += 1;
-        }
-        out.flush()?;
-        Ok(stats)
+        shared.locks.export(|| export_blocking(shared, out))
     }
 
     /// Loads a dump made by [`SledStorage::export`] into this store, which must be empty,
-    /// and flushes it to disk. A failed import leaves the store empty again; a crash
-    /// during one leaves it marked, and opening it then says so.
-    pub async fn import(&self, input: impl BufRead) -> Result<DumpStats, DumpError> {
-        let shared = self.shared();
-        {
-            let _exclusive = shared.write_lock();
-            let empty = EntityKind::ALL
-                .iter()
-                .try_fold(true, |empty, &kind| Ok::<_, StorageError>(empty && shared.kind(kind)?.records.is_empty()))?;
-            if !empty || !shared.counters.is_empty() || !shared.outbox.is_empty() {
-                return Err(DumpError::NotEmpty);
-            }
-            shared.meta.insert(IMPORTING_KEY, &[]).map_err(backend)?;
-        }
+    /// and flushes it to disk. Reading `input` and writing the store run on tokio's
+    /// blocking pool. A failed import leaves the store empty again; a crash during one
+    /// leaves it marked, and opening it then says so.
+    pub async fn import(&self, input: impl BufRead + Send + 'static) -> Result<DumpStats, DumpError> {
+        self.on_blocking_pool(mark_importing_blocking).await?;
         self.flush().await?;
-        let loaded = self.load(input);
-        if loaded.is_err() {
-            self.wipe()?;
-        }
-        let stats = loaded?;
-        shared.meta.remove(IMPORTING_KEY).map_err(backend)?;
+        let stats = self.on_blocking_pool(move |shared| load_or_wipe_blocking(shared, input)).await?;
         self.flush().await?;
         Ok(stats)
     }
+}
 
-    fn load(&self, input: impl BufRead) -> Result<DumpStats, DumpError> {
-        let shared = self.shared();
-        let _exclusive = shared.write_lock();
-        let mut stats = DumpStats::default();
-        let mut writes = Writes::default();
-        let mut pending = 0;
-        let mut saw_header = false;
-        for (number, line) in input.lines().enumerate() {
-            let line = line?;
-            let number = number + 1;
-            let parsed: Line =
-                serde_json::from_str(&line).map_err(|e| DumpError::Parse { line: number, message: e.to_string() })?;
-            match parsed {
-                Line::Header { format, version } if number == 1 => {
-                    if format != DUMP_FORMAT || version != DUMP_VERSION {
-                        return Err(DumpError::Format(format!("its header says {format} version {version}")));
-                    }
-                    saw_header = true;
-                    continue;
-                }
-                _ if number == 1 => return Err(DumpError::Format("the first line is not a header".into())),
-                Line::Header { .. } => {
-                    return Err(DumpError::Parse { line: number, message: "a second header".into() });
-                }
-                Line::Record(r) => {
-                    let value = entry::encode(r.version, &r.data, &r.index)?;
-                    writes.put(TreeRef::Records(r.kind), keys::record_key(r.tenant, r.id), value);
-                    writes.index(r.tenant, r.kind, r.id, &r.index);
-                    stats.records += 1;
-                }
-                Line::Counter { tenant, key, value } => {
-                    writes.put(TreeRef::Counters, keys::counter_key(tenant, &key), value.to_be_bytes().to_vec());
-                    stats.counters += 1;
-                }
-                Line::Outbox(event) => {
-                    let value = serde_json::to_vec(&event).map_err(backend)?;
-                    writes.put(TreeRef::Outbox, event.id.as_bytes().to_vec(), value);
-                    stats.events += 1;
-                }
-            }
-            pending += 1;
-            if pending == IMPORT_CHUNK {
-                std::mem::take(&mut writes).apply(shared)?;
-                pending = 0;
-            }
+fn export_blocking(shared: &Shared, out: impl Write) -> Result<DumpStats, DumpError> {
+    let mut out = io::BufWriter::new(out);
+    let mut stats = DumpStats::default();
+    write_line(&mut out, &Line::Header { format: DUMP_FORMAT.into(), version: DUMP_VERSION })?;
+    for &kind in EntityKind::ALL {
+        for item in shared.kind(kind)?.records.iter() {
+            let (key, value) = item.map_err(backend)?;
+            let (tenant, id) = split_tenant(&key)
+                .and_then(|(t, rest)| Some((t, Uuid::from_slice(rest).ok()?)))
+                .ok_or_else(|| corrupt(format_args!("a {kind} record key is not tenant ‖ id")))?;
+            let entry = Entry::parse(&value)?;
+            let record =
+                RecordLine { tenant, kind, id, version: entry.version, data: entry.data()?, index: entry.index()? };
+            write_line(&mut out, &Line::Record(record))?;
+            stats.records += 1;
         }
-        if !saw_header {
-            return Err(DumpError::Format("the file is empty".into()));
-        }
-        writes.apply(shared)?;
-        Ok(stats)
     }
+    for item in shared.counters.iter() {
+        let (key, value) = item.map_err(backend)?;
+        let (tenant, name) = split_tenant(&key).ok_or_else(|| corrupt("a counter key without a tenant"))?;
+        let key = String::from_utf8(name.to_vec()).map_err(|_| corrupt("a counter name is not UTF-8"))?;
+        let value = decode_counter(&key, &value)?;
+        write_line(&mut out, &Line::Counter { tenant, key, value })?;
+        stats.counters += 1;
+    }
+    for item in shared.outbox.iter() {
+        let (_, value) = item.map_err(backend)?;
+        let event: OutboxEvent = serde_json::from_slice(&value).map_err(backend)?;
+        write_line(&mut out, &Line::Outbox(event))?;
+        stats.events += 1;
+    }
+    out.flush()?;
+    Ok(stats)
+}
 
-    /// Removes everything an interrupted import wrote.
-    fn wipe(&self) -> Result<(), StorageError> {
-        let shared = self.shared();
-        let _exclusive = shared.write_lock();
-        for &kind in EntityKind::ALL {
-            let trees = shared.kind(kind)?;
-            for tree in [&trees.records, &trees.index, &trees.uniques] {
-                tree.clear().map_err(backend)?;
+/// Refuses a store that holds data; marks an empty one as being imported into.
+fn mark_importing_blocking(shared: &Shared) -> Result<(), DumpError> {
+    shared.locks.import(|| {
+        let mut trees = EntityKind::ALL.iter().map(|&kind| shared.kind(kind).map(|trees| &trees.records));
+        let records_empty = trees.try_fold(true, |empty, tree| Ok::<_, StorageError>(empty && tree?.is_empty()))?;
+        if !records_empty || !shared.counters.is_empty() || !shared.outbox.is_empty() {
+            return Err(DumpError::NotEmpty);
+        }
+        shared.meta.insert(IMPORTING_KEY, &[]).map_err(backend)?;
+        Ok(())
+    })
+}
+
+/// Loads the dump and removes the import marker; on failure, removes everything loaded.
+fn load_or_wipe_blocking(shared: &Shared, input: impl BufRead) -> Result<DumpStats, DumpError> {
+    shared.locks.import(|| match load(shared, input) {
+        Ok(stats) => {
+            shared.meta.remove(IMPORTING_KEY).map_err(backend)?;
+            Ok(stats)
+        }
+        Err(e) => {
+            wipe(shared)?;
+            Err(e)
+        }
+    })
+}
+
+fn load(shared: &Shared, input: impl BufRead) -> Result<DumpStats, DumpError> {
+    let mut stats = DumpStats::default();
+    let mut writes = Writes::default();
+    let mut pending = 0;
+    let mut saw_header = false;
+    for (number, line) in input.lines().enumerate() {
+        let line = line?;
+        let number = number + 1;
+        let parsed: Line =
+            serde_json::from_str(&line).map_err(|e| DumpError::Parse { line: number, message: e.to_string() })?;
+        match parsed {
+            Line::Header { format, version } if number == 1 => {
+                if format != DUMP_FORMAT || version != DUMP_VERSION {
+                    return Err(DumpError::Format(format!("its header says {format} version {version}")));
+                }
+                saw_header = true;
+                continue;
+            }
+            _ if number == 1 => return Err(DumpError::Format("the first line is not a header".into())),
+            Line::Header { .. } => {
+                return Err(DumpError::Parse { line: number, message: "a second header".into() });
+            }
+            Line::Record(r) => {
+                let value = entry::encode(r.version, &r.data, &r.index)?;
+                writes.put(TreeRef::Records(r.kind), keys::record_key(r.tenant, r.id), value);
+                writes.index(r.tenant, r.kind, r.id, &r.index);
+                stats.records += 1;
+            }
+            Line::Counter { tenant, key, value } => {
+                writes.put(TreeRef::Counters, keys::counter_key(tenant, &key), value.to_be_bytes().to_vec());
+                stats.counters += 1;
+            }
+            Line::Outbox(event) => {
+                let value = serde_json::to_vec(&event).map_err(backend)?;
+                writes.put(TreeRef::Outbox, event.id.as_bytes().to_vec(), value);
+                stats.events += 1;
             }
         }
-        for tree in [&shared.references, &shared.counters, &shared.outbox] {
+        pending += 1;
+        if pending == IMPORT_CHUNK {
+            std::mem::take(&mut writes).apply(shared)?;
+            pending = 0;
+        }
+    }
+    if !saw_header {
+        return Err(DumpError::Format("the file is empty".into()));
+    }
+    writes.apply(shared)?;
+    Ok(stats)
+}
+
+/// Removes everything an interrupted import wrote, and its marker.
+fn wipe(shared: &Shared) -> Result<(), StorageError> {
+    for &kind in EntityKind::ALL {
+        let trees = shared.kind(kind)?;
+        for tree in [&trees.records, &trees.index, &trees.uniques] {
             tree.clear().map_err(backend)?;
         }
-        shared.meta.remove(IMPORTING_KEY).map_err(backend)?;
-        Ok(())
     }
+    for tree in [&shared.references, &shared.counters, &shared.outbox] {
+        tree.clear().map_err(backend)?;
+    }
+    shared.meta.remove(IMPORTING_KEY).map_err(backend)?;
+    Ok(())
 }
 
 fn write_line(out: &mut impl Write, line: &Line) -> Result<(), DumpError> {
@@ -233,8 +249,4 @@ fn write_line(out: &mut impl Write, line: &Line) -> Result<(), DumpError> {
 fn split_tenant(key: &[u8]) -> Option<(TenantId, &[u8])> {
     let tenant = Uuid::from_slice(key.get(..16)?).ok()?;
     Some((TenantId(tenant), &key[16..]))
-}
-
-fn corrupt_key() -> StorageError {
-    StorageError::Backend { source: "a corrupt key".into() }
 }

@@ -65,7 +65,7 @@ pub(crate) struct Entry<'a> {
 impl<'a> Entry<'a> {
     /// Splits a stored value; a value of another shape is corruption.
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, StorageError> {
-        let corrupt = || StorageError::Backend { source: "a stored record is truncated or corrupt".into() };
+        let corrupt = || corrupt("a stored record is truncated");
         let header = bytes.get(..HEADER).ok_or_else(corrupt)?;
         let version = u64::from_be_bytes(header[..8].try_into().map_err(|_| corrupt())?);
         let length = u32::from_be_bytes(header[8..].try_into().map_err(|_| corrupt())?) as usize;
@@ -98,6 +98,12 @@ pub(crate) fn backend(e: impl std::error::Error + Send + Sync + 'static) -> Stor
     StorageError::Backend { source: Box::new(e) }
 }
 
+/// A value read from the store that cannot be what was written there: an error naming
+/// it, never a default in its place.
+pub(crate) fn corrupt(what: impl std::fmt::Display) -> StorageError {
+    StorageError::Backend { source: format!("corrupt sled data: {what}").into() }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -112,8 +118,8 @@ mod tests {
             references: vec![("company_id".into(), EntityKind::Company, Uuid::nil())],
         };
         let data = json!({"name": "Globex", "nested": {"n": [1, 2]}});
-        let bytes = encode(7, &data, &index).unwrap_or_default();
-        let entry = Entry::parse(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = encode(7, &data, &index).expect("encodable");
+        let entry = Entry::parse(&bytes).expect("parses");
         assert_eq!(entry.version, 7);
         assert_eq!(entry.data().ok(), Some(data));
         assert_eq!(entry.index().ok(), Some(index));
@@ -121,7 +127,7 @@ mod tests {
 
     #[test]
     fn truncated_entries_are_errors_not_panics() {
-        let bytes = encode(1, &json!({"a": 1}), &IndexData::default()).unwrap_or_default();
+        let bytes = encode(1, &json!({"a": 1}), &IndexData::default()).expect("encodable");
         for cut in 0..bytes.len() {
             if let Ok(entry) = Entry::parse(&bytes[..cut]) {
                 assert!(entry.index().is_err(), "a value cut at {cut} bytes must not decode");

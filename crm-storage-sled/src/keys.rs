@@ -13,6 +13,11 @@ use uuid::Uuid;
 /// Separates a name (field, kind) from what follows it; names never contain it.
 const NAME_END: u8 = 0;
 
+/// In `meta`: the data directory's format version (a big-endian u32), written at creation.
+pub(crate) const FORMAT_VERSION_KEY: &[u8] = b"format_version";
+/// In `meta`: set while an import runs; a store that still has it was left half-imported.
+pub(crate) const IMPORTING_KEY: &[u8] = b"import_in_progress";
+
 /// `tenant ‖ id`: a record in its kind's records tree.
 pub(crate) fn record_key(tenant: TenantId, id: Uuid) -> Vec<u8> {
     let mut key = Vec::with_capacity(32);

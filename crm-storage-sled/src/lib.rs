@@ -7,7 +7,10 @@
 //! has one. A commit checks the batch with [`crm_core::storage::check_batch`] and writes
 //! every tree it touches in one sled transaction, which sled recovers all-or-nothing
 //! after a crash; with the default [`Durability::Flush`] it is on disk before `commit`
-//! returns.
+//! returns. Commits of one tenant run one at a time; tenants never wait for each other.
+//!
+//! Every sled call runs on tokio's blocking pool, never on a runtime worker: the
+//! storage must be used inside a tokio runtime.
 //!
 //! A record's value holds its version, its JSON document and the index data it was
 //! written with (so an update removes exactly the index entries it replaces); keys are
@@ -26,11 +29,16 @@
 //! # let _ = crm; Ok(()) }
 //! ```
 
+mod commit;
 mod dump;
 mod entry;
 mod flusher;
 mod keys;
+mod listing;
+mod locks;
 mod open;
+mod outbox;
+mod shared;
 mod store;
 
 pub use dump::{DUMP_FORMAT, DumpError, DumpStats};

@@ -1,5 +1,9 @@
 //! Opening a store: options, the one-`Db`-per-process registry, the format version,
 //! and the errors of a data directory that cannot be used.
+//!
+//! sled locks its directory per `Db` and does not release the lock at once when a `Db`
+//! drops, so a second open of a directory in the same process joins the first one's
+//! [`Shared`] (its `Db`, flushing thread and commit locks) instead of opening it again.
 
 use std::{
     collections::HashMap,
@@ -10,13 +14,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use crate::store::Shared;
+use crate::{
+    keys::{FORMAT_VERSION_KEY, IMPORTING_KEY},
+    shared::Shared,
+};
 
 /// The format this build writes and reads, stored in every data directory at creation.
 pub const FORMAT_VERSION: u32 = 1;
-const FORMAT_KEY: &[u8] = b"format_version";
-/// Set while an import runs; a store that still has it was left half-imported.
-pub(crate) const IMPORTING_KEY: &[u8] = b"import_in_progress";
 
 /// When a commit is acknowledged relative to reaching the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -170,7 +174,7 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> OpenError {
 /// Writes the format version into a new store, or checks the one an existing store has.
 fn check_format(path: &Path, db: &sled::Db) -> Result<(), OpenError> {
     let meta = db.open_tree("meta").map_err(|e| corrupt(path, e))?;
-    match meta.get(FORMAT_KEY).map_err(|e| corrupt(path, e))? {
+    match meta.get(FORMAT_VERSION_KEY).map_err(|e| corrupt(path, e))? {
         Some(found) => {
             let found = <[u8; 4]>::try_from(found.as_ref())
                 .map(u32::from_be_bytes)
@@ -196,7 +200,7 @@ fn check_format(path: &Path, db: &sled::Db) -> Result<(), OpenError> {
                     reason: "it holds sled data without a crm-rs format version".into(),
                 });
             }
-            meta.insert(FORMAT_KEY, &FORMAT_VERSION.to_be_bytes()).map_err(|e| corrupt(path, e))?;
+            meta.insert(FORMAT_VERSION_KEY, &FORMAT_VERSION.to_be_bytes()).map_err(|e| corrupt(path, e))?;
             db.flush().map_err(|e| corrupt(path, e))?;
             Ok(())
         }

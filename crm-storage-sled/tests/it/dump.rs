@@ -1,6 +1,6 @@
 //! Export to JSON lines and import back: the same store, byte for byte, and usable.
 
-use std::sync::Arc;
+use std::{io::Cursor, sync::Arc};
 
 use crm_core::{
     CrmError, Id, PageRequest, Role,
@@ -69,7 +69,7 @@ async fn export_then_import_restores_the_same_store() {
     let (original, world) = populated().await;
     let dump = export(&original);
     let restored = SledStorage::temporary().unwrap();
-    let stats = restored.import(dump.as_slice()).await.unwrap();
+    let stats = restored.import(Cursor::new(dump.clone())).await.unwrap();
     assert!(stats.records > 10 && stats.counters > 0 && stats.events > 0, "{stats:?}");
     assert_eq!(export(&restored), dump, "a restored store exports exactly what it imported");
 
@@ -102,7 +102,7 @@ async fn export_then_import_restores_the_same_store() {
 async fn import_refuses_a_store_with_data() {
     let (original, _world) = populated().await;
     let dump = export(&original);
-    let err = original.import(dump.as_slice()).await.expect_err("importing over data must be refused");
+    let err = original.import(Cursor::new(dump)).await.expect_err("importing over data must be refused");
     assert!(matches!(err, DumpError::NotEmpty), "{err:?}");
 }
 
@@ -114,7 +114,7 @@ async fn a_bad_dump_leaves_the_store_empty() {
     let lines: Vec<&str> = dump.lines().collect();
     let broken = format!("{}\n{}\n{{\"record\": 42}}\n", lines[0], lines[1]);
     let target = SledStorage::temporary().unwrap();
-    let err = target.import(broken.as_bytes()).await.expect_err("a broken line must fail the import");
+    let err = target.import(Cursor::new(broken)).await.expect_err("a broken line must fail the import");
     assert!(matches!(err, DumpError::Parse { line: 3, .. }), "{err:?}");
     let empty = export(&target);
     assert_eq!(String::from_utf8(empty).unwrap().lines().count(), 1, "only the header: nothing was kept");

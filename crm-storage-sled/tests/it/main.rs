@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 mod child;
+mod corrupt;
 mod dump;
 mod durability;
 mod open;

@@ -1,0 +1,431 @@
+//! Listings, counts and aggregates: which index a query walks, and the rows it keeps.
+//!
+//! A listing picks a [`Plan`]: walk the sort field's index (within the range its
+//! filters allow), walk an equality's entries (already in id order), collect a set's
+//! or range's entries and put them in id order or sort them, or walk every record of the
+//! tenant in id order. Each candidate's stored index data is then checked against every
+//! filter and the text search, so a plan only has to find a superset. A walk stops at
+//! `limit + 1` rows (the extra one says a next page exists) unless the rows must be
+//! sorted first. Text search has no index: it scans, bounded by the limit.
+//!
+//! Every function here reads many keys in many sled calls; they run under the tenant's
+//! read lock ([`crate::locks`]), so they never see half of a commit, and on tokio's
+//! blocking pool ([`crate::store`]), since a listing may read every record of a kind.
+
+use std::ops::Bound;
+
+use crm_core::{
+    TenantId,
+    storage::{
+        AggregateQuery, AggregateRow, Aggregation, Cursor, EntityKind, FieldValue, Filter, FilterOp, ListQuery, Page,
+        StorageError, StoredRecord, TextSearch, row_matches,
+    },
+};
+use sled::IVec;
+use uuid::Uuid;
+
+use crate::{
+    entry::{Entry, IndexData, backend, corrupt},
+    keys,
+    shared::{KindTrees, Shared},
+};
+
+/// One page of a listing, with its total if asked for.
+pub(crate) fn list_blocking(
+    shared: &Shared,
+    tenant: TenantId,
+    kind: EntityKind,
+    query: &ListQuery,
+) -> Result<Page<StoredRecord>, StorageError> {
+    let reader = Reader { trees: shared.kind(kind)?, tenant };
+    shared.locks.read(tenant, || reader.page(kind, query))
+}
+
+/// The groups of an aggregate query.
+pub(crate) fn aggregate_blocking(
+    shared: &Shared,
+    tenant: TenantId,
+    kind: EntityKind,
+    query: &AggregateQuery,
+) -> Result<Vec<AggregateRow>, StorageError> {
+    let reader = Reader { trees: shared.kind(kind)?, tenant };
+    let mut aggregation = Aggregation::new(query);
+    shared.locks.read(tenant, || {
+        reader.for_each_candidate(&query.filters, |index| aggregation.add(|name| index.field(name)))
+    })?;
+    Ok(aggregation.finish())
+}
+
+/// A candidate row of a listing: its id, stored value and sort value.
+struct Row {
+    id: Uuid,
+    bytes: IVec,
+    sort_value: FieldValue,
+}
+
+/// The ids a walk yields, in the walk's order.
+type Ids<'a> = Box<dyn Iterator<Item = Result<Uuid, StorageError>> + 'a>;
+
+/// Reads one kind of one tenant.
+struct Reader<'a> {
+    trees: &'a KindTrees,
+    tenant: TenantId,
+}
+
+/// The filter whose index drives a walk in id order.
+enum Driver<'q> {
+    /// One value's entries, already in id order: walked lazily.
+    Eq(&'static str, &'q FieldValue),
+    /// Several values' entries, merged into id order.
+    In(&'static str, &'q [FieldValue]),
+    /// A range of one field's entries, collected and put in id order.
+    Range(&'static str, Bound<&'q FieldValue>, Bound<&'q FieldValue>),
+}
+
+impl<'q> Driver<'q> {
+    /// The most selective index the filters allow: an equality, then a set, then a range.
+    fn choose(filters: &'q [Filter]) -> Option<Self> {
+        let eq = filters.iter().find_map(|f| match &f.op {
+            FilterOp::Eq(v) => Some(Self::Eq(f.field, v)),
+            _ => None,
+        });
+        let set = || {
+            filters.iter().find_map(|f| match &f.op {
+                FilterOp::In(vs) => Some(Self::In(f.field, vs)),
+                _ => None,
+            })
+        };
+        let range = || {
+            let first = filters.iter().find(|f| matches!(f.op, FilterOp::Gte(_) | FilterOp::Lt(_)))?;
+            let (lower, upper) = range_bounds(filters, first.field);
+            Some(Self::Range(first.field, lower, upper))
+        };
+        eq.or_else(set).or_else(range)
+    }
+}
+
+/// How a listing finds its rows.
+enum Plan<'q> {
+    /// Walk the sort field's index (within the range its filters allow).
+    SortIndex(&'static str),
+    /// Collect what a filter's index selects, then sort it by the sort field.
+    SortSelection(Driver<'q>),
+    /// Walk what a filter's index selects, in id order.
+    IdSelection(Driver<'q>),
+    /// Walk every record in id order.
+    All,
+}
+
+impl<'q> Plan<'q> {
+    fn choose(query: &'q ListQuery) -> Self {
+        match (query.sort.field, Driver::choose(&query.filters)) {
+            // Sorted by a field with no selective filter, or within a range of that field.
+            (Some(field), None) => Self::SortIndex(field),
+            (Some(field), Some(Driver::Range(range_field, ..))) if range_field == field => Self::SortIndex(field),
+            // Sorted by the field an equality selects: its entries are in id order.
+            (Some(field), Some(Driver::Eq(eq_field, value))) if eq_field == field => {
+                Self::IdSelection(Driver::Eq(eq_field, value))
+            }
+            (Some(_), Some(driver)) => Self::SortSelection(driver),
+            (None, Some(driver)) => Self::IdSelection(driver),
+            (None, None) => Self::All,
+        }
+    }
+}
+
+/// The bounds the `Gte`/`Lt` filters on `field` put on its values.
+fn range_bounds<'q>(filters: &'q [Filter], field: &str) -> (Bound<&'q FieldValue>, Bound<&'q FieldValue>) {
+    let mut bounds = (Bound::Unbounded, Bound::Unbounded);
+    for filter in filters.iter().filter(|f| f.field == field) {
+        match &filter.op {
+            FilterOp::Gte(v) => bounds.0 = Bound::Included(v),
+            FilterOp::Lt(v) => bounds.1 = Bound::Excluded(v),
+            FilterOp::Eq(_) | FilterOp::In(_) => {}
+        }
+    }
+    bounds
+}
+
+/// The bound just past every key starting with a value's prefix, as `Included` (a lower
+/// bound) or `Excluded` (an upper bound).
+fn after_value(prefix: Vec<u8>, bound: fn(Vec<u8>) -> Bound<Vec<u8>>) -> Bound<Vec<u8>> {
+    keys::prefix_end(&prefix).map_or(Bound::Unbounded, bound)
+}
+
+/// Which stored values are rows of a listing, and their sort values.
+struct RowTest<'q> {
+    query: &'q ListQuery,
+    /// In id order under a lone equality, the index entry already proves the match (the
+    /// read lock keeps index and records in step): the index data need not be decoded.
+    proven: bool,
+}
+
+impl<'q> RowTest<'q> {
+    fn new(query: &'q ListQuery) -> Self {
+        let proven = query.sort.field.is_none()
+            && query.search.is_none()
+            && matches!(query.filters.as_slice(), [Filter { op: FilterOp::Eq(_), .. }]);
+        Self { query, proven }
+    }
+
+    fn row(&self, id: Uuid, bytes: IVec) -> Result<Option<Row>, StorageError> {
+        if self.proven {
+            return Ok(Some(Row { id, sort_value: FieldValue::Null, bytes }));
+        }
+        let index = Entry::parse(&bytes)?.index()?;
+        let query = self.query;
+        if !row_matches(|name| index.field(name), &query.filters, query.search.as_ref()) {
+            return Ok(None);
+        }
+        let sort_value = query.sort.field.map_or(FieldValue::Null, |f| index.field(f).clone());
+        Ok(Some(Row { id, sort_value, bytes }))
+    }
+}
+
+impl Reader<'_> {
+    /// A listing's page: its total, its rows, and the cursor after the last one.
+    fn page(&self, kind: EntityKind, query: &ListQuery) -> Result<Page<StoredRecord>, StorageError> {
+        let total = if query.with_total { Some(self.count(&query.filters, query.search.as_ref())?) } else { None };
+        let mut rows = self.rows(query)?;
+        let next = if rows.len() > query.limit {
+            rows.truncate(query.limit);
+            rows.last().map(|row| Cursor { value: row.sort_value.clone(), id: row.id })
+        } else {
+            None
+        };
+        let items =
+            rows.iter().map(|row| Entry::parse(&row.bytes)?.to_stored(kind, row.id)).collect::<Result<Vec<_>, _>>()?;
+        Ok(Page { items, next, total })
+    }
+
+    fn record(&self, id: Uuid) -> Result<Option<IVec>, StorageError> {
+        self.trees.records.get(keys::record_key(self.tenant, id)).map_err(backend)
+    }
+
+    /// Ids in one field's index, in `(value, id)` order, between two index keys.
+    fn index_ids(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>, descending: bool) -> Ids<'_> {
+        let range = self.trees.index.range::<Vec<u8>, _>((lower, upper));
+        let ids = move |item: sled::Result<(IVec, IVec)>| {
+            let (key, _) = item.map_err(backend)?;
+            keys::trailing_id(&key).ok_or_else(|| corrupt("an index key without a record id"))
+        };
+        if descending { Box::new(range.rev().map(ids)) } else { Box::new(range.map(ids)) }
+    }
+
+    /// The index keys bounding one field's entries with values in `(lower, upper)`.
+    fn value_bounds(
+        &self,
+        field: &str,
+        lower: Bound<&FieldValue>,
+        upper: Bound<&FieldValue>,
+    ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+        let prefix = keys::index_field_prefix(self.tenant, field);
+        let lower = match lower {
+            Bound::Included(v) => Bound::Included(keys::index_value_prefix(self.tenant, field, v)),
+            Bound::Excluded(v) => after_value(keys::index_value_prefix(self.tenant, field, v), Bound::Included),
+            Bound::Unbounded => Bound::Included(prefix.clone()),
+        };
+        let upper = match upper {
+            Bound::Included(v) => after_value(keys::index_value_prefix(self.tenant, field, v), Bound::Excluded),
+            Bound::Excluded(v) => Bound::Excluded(keys::index_value_prefix(self.tenant, field, v)),
+            Bound::Unbounded => keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
+        };
+        (lower, upper)
+    }
+
+    /// The ids a driver selects, in id order, strictly after `after` in the listing's direction.
+    fn driven_ids(&self, driver: &Driver<'_>, after: Option<Uuid>, descending: bool) -> Result<Ids<'_>, StorageError> {
+        if let Driver::Eq(field, value) = driver {
+            return Ok(self.equal_ids(field, value, after, descending));
+        }
+        let mut ids = Vec::new();
+        let mut collect = |(lower, upper)| -> Result<(), StorageError> {
+            for id in self.index_ids(lower, upper, false) {
+                ids.push(id?);
+            }
+            Ok(())
+        };
+        match driver {
+            Driver::In(field, values) => {
+                for value in *values {
+                    collect(self.value_bounds(field, Bound::Included(value), Bound::Included(value)))?;
+                }
+            }
+            Driver::Range(field, lower, upper) => collect(self.value_bounds(field, *lower, *upper))?,
+            Driver::Eq(..) => {}
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        if descending {
+            ids.reverse();
+        }
+        let after_cursor = move |id: &Uuid| after.is_none_or(|a| if descending { *id < a } else { *id > a });
+        Ok(Box::new(ids.into_iter().filter(after_cursor).map(Ok)))
+    }
+
+    /// The ids of one value's index entries (in id order), walked lazily.
+    fn equal_ids(&self, field: &str, value: &FieldValue, after: Option<Uuid>, descending: bool) -> Ids<'_> {
+        let prefix = keys::index_value_prefix(self.tenant, field, value);
+        let mut lower = Bound::Included(prefix.clone());
+        let mut upper = keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        if let Some(id) = after {
+            let mut at = prefix;
+            at.extend_from_slice(id.as_bytes());
+            if descending { upper = Bound::Excluded(at) } else { lower = Bound::Excluded(at) }
+        }
+        self.index_ids(lower, upper, descending)
+    }
+
+    /// Every record of the tenant in id order, strictly after `after`.
+    fn all_rows(
+        &self,
+        after: Option<Uuid>,
+        descending: bool,
+    ) -> Box<dyn Iterator<Item = Result<(Uuid, IVec), StorageError>> + '_> {
+        let prefix = keys::tenant_prefix(self.tenant);
+        let mut lower = Bound::Included(prefix.clone());
+        let mut upper = keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
+        if let Some(id) = after {
+            let at = keys::record_key(self.tenant, id);
+            if descending { upper = Bound::Excluded(at) } else { lower = Bound::Excluded(at) }
+        }
+        let range = self.trees.records.range::<Vec<u8>, _>((lower, upper));
+        let rows = |item: sled::Result<(IVec, IVec)>| {
+            let (key, value) = item.map_err(backend)?;
+            let id = keys::trailing_id(&key).ok_or_else(|| corrupt("a record key without an id"))?;
+            Ok((id, value))
+        };
+        if descending { Box::new(range.rev().map(rows)) } else { Box::new(range.map(rows)) }
+    }
+
+    /// The listing's rows, at most `limit + 1` (the extra one says a next page exists).
+    fn rows(&self, query: &ListQuery) -> Result<Vec<Row>, StorageError> {
+        let wanted = query.limit.saturating_add(1);
+        let test = RowTest::new(query);
+        let descending = query.sort.descending;
+        match Plan::choose(query) {
+            Plan::SortIndex(field) => self.rows_by_sort_index(query, field, &test, wanted),
+            Plan::SortSelection(driver) => self.rows_sorted(&driver, query, &test, wanted),
+            // Id order within a filter's selection.
+            Plan::IdSelection(driver) => {
+                let ids = self.driven_ids(&driver, query.after.as_ref().map(|c| c.id), descending)?;
+                self.rows_of(ids, &test, wanted)
+            }
+            // Id order over everything (creation order: ids are UUID v7).
+            Plan::All => self.rows_in_id_order(query, &test, wanted),
+        }
+    }
+
+    /// The rows among `ids`, in their order, until there are `limit`.
+    fn rows_of(&self, ids: Ids<'_>, test: &RowTest<'_>, limit: usize) -> Result<Vec<Row>, StorageError> {
+        let mut rows = Vec::new();
+        for id in ids {
+            let id = id?;
+            if let Some(bytes) = self.record(id)?
+                && let Some(row) = test.row(id, bytes)?
+            {
+                rows.push(row);
+                if rows.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Walks the sort field's index from the cursor, within the filters' range of it.
+    fn rows_by_sort_index(
+        &self,
+        query: &ListQuery,
+        field: &str,
+        test: &RowTest<'_>,
+        wanted: usize,
+    ) -> Result<Vec<Row>, StorageError> {
+        let descending = query.sort.descending;
+        let (lower_value, upper_value) = range_bounds(&query.filters, field);
+        let (mut lower, mut upper) = self.value_bounds(field, lower_value, upper_value);
+        if let Some(cursor) = &query.after {
+            let at = keys::index_key(self.tenant, field, &cursor.value, cursor.id);
+            if descending { upper = Bound::Excluded(at) } else { lower = Bound::Excluded(at) }
+        }
+        self.rows_of(self.index_ids(lower, upper, descending), test, wanted)
+    }
+
+    /// Collects a filter's whole selection, sorts it by the sort field and keeps the
+    /// rows after the cursor.
+    fn rows_sorted(
+        &self,
+        driver: &Driver<'_>,
+        query: &ListQuery,
+        test: &RowTest<'_>,
+        wanted: usize,
+    ) -> Result<Vec<Row>, StorageError> {
+        let descending = query.sort.descending;
+        let mut rows = self.rows_of(self.driven_ids(driver, None, false)?, test, usize::MAX)?;
+        rows.sort_unstable_by(|a, b| {
+            let ord = a.sort_value.cmp(&b.sort_value).then(a.id.cmp(&b.id));
+            if descending { ord.reverse() } else { ord }
+        });
+        if let Some(cursor) = &query.after {
+            rows.retain(|row| cursor.compare(&row.sort_value, row.id, descending).is_gt());
+        }
+        rows.truncate(wanted);
+        Ok(rows)
+    }
+
+    /// Walks every record of the tenant from the cursor, in id order.
+    fn rows_in_id_order(&self, query: &ListQuery, test: &RowTest<'_>, wanted: usize) -> Result<Vec<Row>, StorageError> {
+        let mut rows = Vec::new();
+        for row in self.all_rows(query.after.as_ref().map(|c| c.id), query.sort.descending) {
+            let (id, bytes) = row?;
+            if let Some(row) = test.row(id, bytes)? {
+                rows.push(row);
+                if rows.len() >= wanted {
+                    break;
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// Calls `f` with the index data of every row the filters' driver selects (or every
+    /// row), unfiltered.
+    fn for_each_candidate(&self, filters: &[Filter], mut f: impl FnMut(&IndexData)) -> Result<(), StorageError> {
+        match Driver::choose(filters) {
+            Some(driver) => {
+                for id in self.driven_ids(&driver, None, false)? {
+                    if let Some(bytes) = self.record(id?)? {
+                        f(&Entry::parse(&bytes)?.index()?);
+                    }
+                }
+            }
+            None => {
+                for row in self.all_rows(None, false) {
+                    let (_, bytes) = row?;
+                    f(&Entry::parse(&bytes)?.index()?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// How many rows match the filters and the search, whatever the limit.
+    fn count(&self, filters: &[Filter], search: Option<&TextSearch>) -> Result<u64, StorageError> {
+        // One equality and nothing else: the index entries are the answer.
+        if let ([Filter { field, op: FilterOp::Eq(value) }], None) = (filters, search) {
+            let mut count = 0;
+            for id in self.equal_ids(field, value, None, false) {
+                id?;
+                count += 1;
+            }
+            return Ok(count);
+        }
+        let mut count = 0;
+        self.for_each_candidate(filters, |index| {
+            if row_matches(|name| index.field(name), filters, search) {
+                count += 1;
+            }
+        })?;
+        Ok(count)
+    }
+}
