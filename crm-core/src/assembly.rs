@@ -5,11 +5,23 @@
 use std::sync::Arc;
 
 use crate::{
-    access::audit::AuditLog,
+    access::{api_keys::ApiKey, audit::AuditLog, users::Tenant, users::User},
     crm::{Crm, CrmBuilder},
+    customers::{companies::Company, contacts::Contact, deals::Deal, leads::Lead},
+    entity::Entity,
+    fields::Field,
     journal::Journal,
     notifications::Notification,
-    storage::Storage,
+    sales::{
+        delivery_notes::DeliveryNote,
+        invoices::Invoice,
+        payments::Payment,
+        products::{Product, ProductCategory},
+        quotes::Quote,
+    },
+    session_store::Session,
+    storage::{EntityKind, Storage},
+    work::{milestones::Milestone, projects::Project, tasks::Task},
 };
 
 /// Audit entries become [`AuditLog`] records, assignment notices [`Notification`]s.
@@ -24,5 +36,31 @@ impl Crm {
     /// A builder over `storage`.
     pub fn builder(storage: Arc<dyn Storage>) -> CrmBuilder {
         CrmBuilder::assemble(storage, JOURNAL)
+    }
+}
+
+/// The indexed fields of every stored kind, as its entity declares them: what a
+/// storage adapter indexes (PostgreSQL's columns are these) and listings filter on.
+pub fn fields_of(kind: EntityKind) -> &'static [Field] {
+    match kind {
+        EntityKind::Tenant => Tenant::FIELDS,
+        EntityKind::User => User::FIELDS,
+        EntityKind::Company => Company::FIELDS,
+        EntityKind::Contact => Contact::FIELDS,
+        EntityKind::Lead => Lead::FIELDS,
+        EntityKind::Deal => Deal::FIELDS,
+        EntityKind::Quote => Quote::FIELDS,
+        EntityKind::Invoice => Invoice::FIELDS,
+        EntityKind::Payment => Payment::FIELDS,
+        EntityKind::DeliveryNote => DeliveryNote::FIELDS,
+        EntityKind::Project => Project::FIELDS,
+        EntityKind::Milestone => Milestone::FIELDS,
+        EntityKind::Task => Task::FIELDS,
+        EntityKind::Product => Product::FIELDS,
+        EntityKind::ProductCategory => ProductCategory::FIELDS,
+        EntityKind::Notification => Notification::FIELDS,
+        EntityKind::ApiKey => ApiKey::FIELDS,
+        EntityKind::AuditLog => AuditLog::FIELDS,
+        EntityKind::Session => Session::FIELDS,
     }
 }

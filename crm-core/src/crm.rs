@@ -21,6 +21,7 @@ use crate::{
     authz::{Access, Action, Principal, Resource},
     entity::{Entity, from_stored, to_record},
     error::{CrmError, Result},
+    fields,
     id::{Id, Meta, TenantId},
     journal::{AssignmentNotice, AuditFact, Journal},
     passwords::{Inline, Offload, PasswordHashString, PasswordPolicy, offloaded},
@@ -322,10 +323,11 @@ impl PageRequest {
         v.check((1..=Self::MAX_LIMIT).contains(&limit), "limit", format!("must be between 1 and {}", Self::MAX_LIMIT));
         let sort_field = match self.sort.as_deref() {
             None | Some("id") => None,
-            Some(s) => match E::SORTABLE.iter().find(|f| **f == s) {
-                Some(f) => Some(*f),
+            Some(s) => match fields::sortable(E::FIELDS).find(|f| *f == s) {
+                Some(f) => Some(f),
                 None => {
-                    v.push("sort", format!("must be one of: id, {}", E::SORTABLE.join(", ")));
+                    let names: Vec<&str> = fields::sortable(E::FIELDS).collect();
+                    v.push("sort", format!("must be one of: id, {}", names.join(", ")));
                     None
                 }
             },
@@ -341,9 +343,10 @@ impl PageRequest {
         let search = match self.search.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(term) => {
-                v.check(!E::SEARCHABLE.is_empty(), "search", "this listing has no text search");
+                let searched = fields::searchable(E::FIELDS);
+                v.check(!searched.is_empty(), "search", "this listing has no text search");
                 v.check(term.chars().count() <= 200, "search", "must be at most 200 characters");
-                Some(TextSearch { fields: E::SEARCHABLE, term: term.to_lowercase() })
+                Some(TextSearch { fields: searched, term: term.to_lowercase() })
             }
         };
         v.finish()?;

@@ -6,6 +6,7 @@ use uuid::Uuid;
 use crate::{
     authz::Resource,
     error::{CrmError, Result},
+    fields::{CREATED_AT, Field, UPDATED_AT},
     id::{Id, Meta},
     storage::{EntityKind, FieldValue, Record, Reference, StoredRecord, UniqueKey},
 };
@@ -17,13 +18,12 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     const KIND: EntityKind;
     /// The resource the permission matrix governs it under.
     const RESOURCE: Resource;
-    /// Indexed fields a listing may sort by (besides the default id order).
-    const SORTABLE: &'static [&'static str] = &["created_at", "updated_at"];
-    /// Indexed text fields the listing's `search` looks into.
-    const SEARCHABLE: &'static [&'static str] = &[];
+    /// The indexed fields, declared once with `indexed_fields!` (which also writes
+    /// [`Entity::index`]): what listings filter, sort and search, and what is unique.
+    const FIELDS: &'static [Field] = &[CREATED_AT, UPDATED_AT];
     /// The indexed field naming the owning user, used to scope listings to "own" records.
     const OWNER_FIELD: Option<&'static str> = None;
-    /// JSON fields never copied into the audit log (secrets).
+    /// JSON fields that never leave the core: not in the audit log, not in API output.
     const SECRET_FIELDS: &'static [&'static str] = &[];
 
     /// The common metadata.
@@ -31,12 +31,10 @@ pub trait Entity: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
     /// The common metadata, mutably (services only).
     fn meta_mut(&mut self) -> &mut Meta;
 
-    /// Adds the entity's indexed values. Emit every field every time (`Null` for absent
-    /// values) so adapters can index and sort completely.
-    fn index(&self, _fields: &mut Vec<(&'static str, FieldValue)>) {}
-    /// Values unique per tenant among this kind.
-    fn unique_keys(&self) -> Vec<UniqueKey> {
-        Vec::new()
+    /// Adds the values of [`Entity::FIELDS`], in their order. Emits every field every
+    /// time (`Null` for absent values) so adapters can index and sort completely.
+    fn index(&self, fields: &mut Vec<(&'static str, FieldValue)>) {
+        fields.extend([("created_at", self.meta().created_at.into()), ("updated_at", self.meta().updated_at.into())]);
     }
     /// Records this one points at.
     fn references(&self) -> Vec<Reference> {
@@ -79,17 +77,30 @@ pub fn reference<E: Entity>(field: &'static str, id: Id<E>) -> Reference {
 pub fn to_record<E: Entity>(entity: &E) -> Result<Record> {
     let meta = entity.meta();
     let data = serde_json::to_value(entity).map_err(|e| CrmError::Internal(format!("encode {}: {e}", E::KIND)))?;
-    let mut fields = vec![("created_at", FieldValue::from(meta.created_at)), ("updated_at", meta.updated_at.into())];
+    let mut fields = Vec::with_capacity(E::FIELDS.len());
     entity.index(&mut fields);
+    let uniques = unique_keys(E::FIELDS, &fields);
     Ok(Record {
         kind: E::KIND,
         id: meta.id,
         version: meta.version,
         data: std::sync::Arc::new(data),
         fields,
-        uniques: entity.unique_keys(),
+        uniques,
         references: entity.references(),
     })
+}
+
+/// The values of the fields declared unique, as unique keys; absent values hold none.
+fn unique_keys(declared: &[Field], values: &[(&'static str, FieldValue)]) -> Vec<UniqueKey> {
+    declared
+        .iter()
+        .filter(|f| f.unique)
+        .filter_map(|f| match values.iter().find(|(name, _)| *name == f.name) {
+            Some((_, FieldValue::Text(text))) => Some(UniqueKey { field: f.name, value: text.clone() }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Reads an entity back from a stored record.

@@ -31,6 +31,7 @@ pub mod authz;
 mod crm;
 pub mod entity;
 mod error;
+pub mod fields;
 mod id;
 mod input;
 mod journal;
@@ -56,6 +57,7 @@ mod assembly;
 pub mod conformance;
 
 pub use crate::{
+    assembly::fields_of,
     authz::{Access, Action, Principal, Resource, Role},
     crm::{Clock, Crm, CrmBuilder, ManualClock, PageRequest, SystemClock},
     error::{CrmError, FieldError, Result, ValidationErrors, Validator},

@@ -10,9 +10,10 @@ use crate::{
     crm::{Crm, PageRequest},
     entity::{Entity, entity_meta, reference, to_record},
     error::Result,
+    fields::indexed_fields,
     id::{Id, Meta},
     journal::AssignmentNotice,
-    storage::{EntityKind, FieldValue, Filter, Page, Record, Reference},
+    storage::{EntityKind, Filter, Page, Record, Reference},
 };
 
 /// A message for one user.
@@ -53,9 +54,13 @@ impl Entity for Notification {
     const OWNER_FIELD: Option<&'static str> = Some("user_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([("user_id", self.user_id.into()), ("read", self.read_at.is_some().into())]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        user_id: Uuid [] = |e| e.user_id,
+        read: Bool [] = |e| e.read_at.is_some(),
     }
+
     fn references(&self) -> Vec<Reference> {
         vec![reference("user_id", self.user_id)]
     }

@@ -17,8 +17,9 @@ use crate::{
     authz::Resource,
     entity::{Entity, entity_meta, from_stored, to_record},
     error::{CrmError, Result},
+    fields::indexed_fields,
     id::{Id, Meta, TenantId},
-    storage::{EntityKind, FieldValue, Filter, ListQuery, Storage, StorageError, WriteBatch, WriteOp},
+    storage::{EntityKind, Filter, ListQuery, Storage, StorageError, WriteBatch, WriteOp},
 };
 
 /// How long a session lives when nothing else is configured.
@@ -51,13 +52,14 @@ impl Entity for Session {
     const SECRET_FIELDS: &'static [&'static str] = &["refresh_hash"];
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("user_id", self.user_id.into()),
-            ("expires_at", self.expires_at.into()),
-            ("revoked", self.revoked.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        user_id: Uuid [] = |e| e.user_id,
+        expires_at: Timestamp [] = |e| e.expires_at,
+        revoked: Bool [] = |e| e.revoked,
     }
+
     fn owners(&self) -> Vec<uuid::Uuid> {
         vec![self.user_id]
     }

@@ -407,13 +407,7 @@ pub async fn fresh_storage_with(options: PostgresOptions) -> PostgresStorage {
 pub fn expected_columns() -> Vec<(&'static str, &'static str, &'static str)> {
     crate::schema::TABLES
         .iter()
-        .flat_map(|t| {
-            t.columns
-                .iter()
-                .chain(crate::schema::COMMON)
-                .filter(|c| c.field != "id")
-                .map(move |c| (t.name, c.field, c.ty.sql_name()))
-        })
+        .flat_map(|t| t.written_columns().map(move |c| (t.name, c.field, crate::schema::sql_name(c.ty))))
         .collect()
 }
 

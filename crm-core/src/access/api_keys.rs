@@ -13,8 +13,9 @@ use crate::{
     crm::{Crm, PageRequest},
     entity::{Entity, entity_meta, from_stored, reference},
     error::{CrmError, Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta, TenantId},
-    storage::{EntityKind, FieldValue, Filter, ListQuery, Page, Reference, UniqueKey},
+    storage::{EntityKind, Filter, ListQuery, Page, Reference},
 };
 
 /// An API key. Its secret hash is private and never leaves the core.
@@ -42,22 +43,19 @@ pub struct ApiKey {
 impl Entity for ApiKey {
     const KIND: EntityKind = EntityKind::ApiKey;
     const RESOURCE: Resource = Resource::ApiKeys;
-    const SORTABLE: &'static [&'static str] = &["name", "created_at", "updated_at"];
     const OWNER_FIELD: Option<&'static str> = Some("owner_id");
     const SECRET_FIELDS: &'static [&'static str] = &["secret_hash"];
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("name", self.name.as_str().into()),
-            ("owner_id", self.owner_id.into()),
-            ("prefix", self.prefix.as_str().into()),
-            ("revoked", self.revoked.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        name: Text [sort] = |e| e.name.as_str(),
+        owner_id: Uuid [] = |e| e.owner_id,
+        prefix: Text [unique] = |e| e.prefix.as_str(),
+        revoked: Bool [] = |e| e.revoked,
     }
-    fn unique_keys(&self) -> Vec<UniqueKey> {
-        vec![UniqueKey { field: "prefix", value: self.prefix.clone() }]
-    }
+
     fn references(&self) -> Vec<Reference> {
         vec![reference("owner_id", self.owner_id)]
     }

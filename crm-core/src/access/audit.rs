@@ -13,9 +13,10 @@ use crate::{
     crm::{Crm, Filters, PageRequest},
     entity::{Entity, entity_meta, to_record},
     error::Result,
+    fields::indexed_fields,
     id::{Id, Meta},
     journal::AuditFact,
-    storage::{EntityKind, FieldValue, Page, Record},
+    storage::{EntityKind, Page, Record},
 };
 
 /// One audited change, written in the same atomic batch as the change itself.
@@ -44,13 +45,13 @@ impl Entity for AuditLog {
     const RESOURCE: Resource = Resource::AuditLogs;
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("actor_id", self.actor_id.into()),
-            ("action", self.action.as_str().into()),
-            ("entity_kind", self.entity_kind.as_str().into()),
-            ("entity_id", self.entity_id.into()),
-        ]);
+    indexed_fields! {
+        created_at [range(from, to)],
+        updated_at [],
+        actor_id: Uuid [eq] = |e| e.actor_id,
+        action: Text [] = |e| e.action.as_str(),
+        entity_kind: Text [eq] = |e| e.entity_kind.as_str(),
+        entity_id: Uuid [eq] = |e| e.entity_id,
     }
 }
 

@@ -9,9 +9,10 @@ use crate::{
     crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta},
     error::{CrmError, Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta, TenantId},
     passwords::{PasswordHashString, PasswordPolicy},
-    storage::{EntityKind, FieldValue, Filter, ListQuery, Page, Reference, UniqueKey},
+    storage::{EntityKind, Filter, ListQuery, Page, Reference},
 };
 
 /// A tenant: one organisation using the CRM. Its record is stored inside itself.
@@ -27,6 +28,11 @@ impl Entity for Tenant {
     const KIND: EntityKind = EntityKind::Tenant;
     const RESOURCE: Resource = Resource::Users;
     entity_meta!();
+
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+    }
 }
 
 /// A person who signs in.
@@ -64,26 +70,22 @@ impl User {
 impl Entity for User {
     const KIND: EntityKind = EntityKind::User;
     const RESOURCE: Resource = Resource::Users;
-    const SORTABLE: &'static [&'static str] = &["email", "last_name", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["email", "first_name", "last_name"];
     const OWNER_FIELD: Option<&'static str> = Some("id");
     const SECRET_FIELDS: &'static [&'static str] = &["password_hash"];
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("id", self.meta.id.into()),
-            ("email", self.email.to_lowercase().into()),
-            ("first_name", self.first_name.as_str().into()),
-            ("last_name", self.last_name.as_str().into()),
-            ("role", self.role.as_str().into()),
-            ("company_id", self.company_id.into()),
-            ("active", self.active.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        id: Uuid [] = |e| e.meta.id,
+        email: Text [sort, search, unique] = |e| e.email.to_lowercase(),
+        first_name: Text [search] = |e| e.first_name.as_str(),
+        last_name: Text [sort, search] = |e| e.last_name.as_str(),
+        role: Text [eq] = |e| e.role.as_str(),
+        company_id: Uuid [] = |e| e.company_id,
+        active: Bool [eq] = |e| e.active,
     }
-    fn unique_keys(&self) -> Vec<UniqueKey> {
-        vec![UniqueKey { field: "email", value: self.email.to_lowercase() }]
-    }
+
     fn references(&self) -> Vec<Reference> {
         let company = self.company_id.map(|id| Reference { field: "company_id", kind: EntityKind::Company, id });
         company.into_iter().collect()

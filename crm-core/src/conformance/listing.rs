@@ -198,7 +198,7 @@ pub async fn text_search_ignores_case(s: Store) {
     assert_eq!(search("jones").await.len(), 10);
     assert!(search("zzz").await.is_empty());
     let raw = ListQuery {
-        search: Some(TextSearch { fields: Contact::SEARCHABLE, term: "alice".into() }),
+        search: Some(TextSearch { fields: crate::fields::searchable(Contact::FIELDS), term: "alice".into() }),
         ..ListQuery::default()
     };
     assert_eq!(s.list(tenant(&w), EntityKind::Contact, &raw).await.unwrap().items.len(), 1);

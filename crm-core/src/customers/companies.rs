@@ -8,8 +8,9 @@ use crate::{
     crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
-    storage::{EntityKind, FieldValue, Page, Reference},
+    storage::{EntityKind, Page, Reference},
 };
 
 /// A customer company.
@@ -37,20 +38,19 @@ pub struct Company {
 impl Entity for Company {
     const KIND: EntityKind = EntityKind::Company;
     const RESOURCE: Resource = Resource::Companies;
-    const SORTABLE: &'static [&'static str] = &["name", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["name", "email"];
     const OWNER_FIELD: Option<&'static str> = Some("owner_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("name", self.name.as_str().into()),
-            ("email", self.email.as_ref().map(|e| e.to_lowercase()).into()),
-            ("industry", self.industry.clone().into()),
-            ("owner_id", self.owner_id.into()),
-            ("company_id", self.meta.id.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        name: Text [sort, search] = |e| e.name.as_str(),
+        email: Text [search] = |e| e.email.as_ref().map(|e| e.to_lowercase()),
+        industry: Text [eq] = |e| e.industry.clone(),
+        owner_id: Uuid [eq] = |e| e.owner_id,
+        company_id: Uuid [] = |e| e.meta.id,
     }
+
     fn references(&self) -> Vec<Reference> {
         vec![reference("owner_id", self.owner_id)]
     }

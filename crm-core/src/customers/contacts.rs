@@ -9,8 +9,9 @@ use crate::{
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
-    storage::{EntityKind, FieldValue, Page, Reference},
+    storage::{EntityKind, Page, Reference},
 };
 
 /// A person the business deals with.
@@ -41,21 +42,20 @@ pub struct Contact {
 impl Entity for Contact {
     const KIND: EntityKind = EntityKind::Contact;
     const RESOURCE: Resource = Resource::Contacts;
-    const SORTABLE: &'static [&'static str] = &["last_name", "email", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["first_name", "last_name", "email"];
     const OWNER_FIELD: Option<&'static str> = Some("owner_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("first_name", self.first_name.as_str().into()),
-            ("last_name", self.last_name.as_str().into()),
-            ("email", self.email.as_ref().map(|e| e.to_lowercase()).into()),
-            ("company_id", self.company_id.into()),
-            ("owner_id", self.owner_id.into()),
-            ("lead_id", self.lead_id.into()),
-        ]);
+    indexed_fields! {
+        created_at [range(created_from, created_to)],
+        updated_at [],
+        first_name: Text [search] = |e| e.first_name.as_str(),
+        last_name: Text [sort, search] = |e| e.last_name.as_str(),
+        email: Text [sort, search, eq] = |e| e.email.as_ref().map(|e| e.to_lowercase()),
+        company_id: Uuid [eq] = |e| e.company_id,
+        owner_id: Uuid [eq] = |e| e.owner_id,
+        lead_id: Uuid [] = |e| e.lead_id,
     }
+
     fn references(&self) -> Vec<Reference> {
         let mut refs = vec![reference("owner_id", self.owner_id)];
         refs.extend(self.company_id.map(|c| reference("company_id", c)));

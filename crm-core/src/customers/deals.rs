@@ -13,10 +13,11 @@ use crate::{
     customers::contacts::Contact,
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Page, Reference},
+    storage::{EntityKind, Page, Reference},
 };
 
 status_enum! {
@@ -111,26 +112,24 @@ impl Deal {
 impl Entity for Deal {
     const KIND: EntityKind = EntityKind::Deal;
     const RESOURCE: Resource = Resource::Deals;
-    const SORTABLE: &'static [&'static str] =
-        &["title", "amount", "expected_close_date", "closed_at", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["title"];
     const OWNER_FIELD: Option<&'static str> = Some("owner_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("title", self.title.as_str().into()),
-            ("company_id", self.company_id.into()),
-            ("contact_id", self.contact_id.into()),
-            ("owner_id", self.owner_id.into()),
-            ("stage", self.stage.into()),
-            ("currency", self.currency.as_str().into()),
-            ("amount", self.amount.into()),
-            ("weighted_amount", self.weighted_amount().into()),
-            ("expected_close_date", self.expected_close_date.into()),
-            ("closed_at", self.closed_at.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        title: Text [sort, search] = |e| e.title.as_str(),
+        company_id: Uuid [eq] = |e| e.company_id,
+        contact_id: Uuid [eq] = |e| e.contact_id,
+        owner_id: Uuid [eq] = |e| e.owner_id,
+        stage: Text [any(stages)] = |e| e.stage,
+        currency: Text [] = |e| e.currency.as_str(),
+        amount: Decimal [sort] = |e| e.amount,
+        weighted_amount: Decimal [] = |e| e.weighted_amount(),
+        expected_close_date: Date [sort, range(close_from, close_to)] = |e| e.expected_close_date,
+        closed_at: Timestamp [sort] = |e| e.closed_at,
     }
+
     fn references(&self) -> Vec<Reference> {
         let mut refs = vec![reference("owner_id", self.owner_id)];
         refs.extend(self.company_id.map(|c| reference("company_id", c)));

@@ -14,10 +14,11 @@ use crate::{
     customers::deals::{Deal, NewDeal},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
     state::{StateMachine, status_enum, text_enum},
-    storage::{EntityKind, FieldValue, Page, Reference},
+    storage::{EntityKind, Page, Reference},
 };
 
 status_enum! {
@@ -112,23 +113,22 @@ impl Lead {
 impl Entity for Lead {
     const KIND: EntityKind = EntityKind::Lead;
     const RESOURCE: Resource = Resource::Leads;
-    const SORTABLE: &'static [&'static str] = &["last_name", "score", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["first_name", "last_name", "email", "company_name"];
     const OWNER_FIELD: Option<&'static str> = Some("owner_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("first_name", self.first_name.as_str().into()),
-            ("last_name", self.last_name.as_str().into()),
-            ("email", self.email.as_ref().map(|e| e.to_lowercase()).into()),
-            ("company_name", self.company_name.clone().into()),
-            ("source", self.source.into()),
-            ("score", i64::from(self.score).into()),
-            ("status", self.status.into()),
-            ("owner_id", self.owner_id.into()),
-        ]);
+    indexed_fields! {
+        created_at [range(created_from, created_to)],
+        updated_at [],
+        first_name: Text [search] = |e| e.first_name.as_str(),
+        last_name: Text [sort, search] = |e| e.last_name.as_str(),
+        email: Text [search] = |e| e.email.as_ref().map(|e| e.to_lowercase()),
+        company_name: Text [search] = |e| e.company_name.clone(),
+        source: Text [eq] = |e| e.source,
+        score: Int [sort, min(min_score)] = |e| i64::from(e.score),
+        status: Text [any(statuses)] = |e| e.status,
+        owner_id: Uuid [eq] = |e| e.owner_id,
     }
+
     fn references(&self) -> Vec<Reference> {
         vec![reference("owner_id", self.owner_id)]
     }

@@ -15,10 +15,11 @@ use crate::{
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     sales::invoices::{Invoice, InvoiceStatus},
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Page, Reference},
+    storage::{EntityKind, Page, Reference},
 };
 
 status_enum! {
@@ -74,14 +75,15 @@ impl Entity for DeliveryNote {
     const OWNER_FIELD: Option<&'static str> = Some("created_by");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("invoice_id", self.invoice_id.into()),
-            ("company_id", self.company_id.into()),
-            ("status", self.status.into()),
-            ("created_by", self.created_by.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        invoice_id: Uuid [eq] = |e| e.invoice_id,
+        company_id: Uuid [eq] = |e| e.company_id,
+        status: Text [eq] = |e| e.status,
+        created_by: Uuid [] = |e| e.created_by,
     }
+
     fn references(&self) -> Vec<Reference> {
         vec![reference("invoice_id", self.invoice_id), reference("created_by", self.created_by)]
     }

@@ -14,11 +14,12 @@ use crate::{
     customers::contacts::Contact,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
     sales::lines::{Line, LineInput, Totals, price_lines, product_references, validate_lines},
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Page, Reference, UniqueKey},
+    storage::{EntityKind, Page, Reference},
 };
 
 status_enum! {
@@ -135,31 +136,26 @@ impl Invoice {
 impl Entity for Invoice {
     const KIND: EntityKind = EntityKind::Invoice;
     const RESOURCE: Resource = Resource::Invoices;
-    const SORTABLE: &'static [&'static str] =
-        &["number", "issue_date", "due_date", "total", "balance_due", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["number"];
     const OWNER_FIELD: Option<&'static str> = Some("owner_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("number", self.number.clone().into()),
-            ("company_id", self.company_id.into()),
-            ("contact_id", self.contact_id.into()),
-            ("quote_id", self.quote_id.into()),
-            ("owner_id", self.owner_id.into()),
-            ("status", self.status.into()),
-            ("currency", self.currency.as_str().into()),
-            ("total", self.totals.total.into()),
-            ("amount_paid", self.amount_paid.into()),
-            ("balance_due", self.balance_due.into()),
-            ("issue_date", self.issue_date.into()),
-            ("due_date", self.due_date.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        number: Text [sort, search, unique] = |e| e.number.clone(),
+        company_id: Uuid [eq] = |e| e.company_id,
+        contact_id: Uuid [] = |e| e.contact_id,
+        quote_id: Uuid [] = |e| e.quote_id,
+        owner_id: Uuid [eq] = |e| e.owner_id,
+        status: Text [any(statuses)] = |e| e.status,
+        currency: Text [] = |e| e.currency.as_str(),
+        total: Decimal [sort] = |e| e.totals.total,
+        amount_paid: Decimal [] = |e| e.amount_paid,
+        balance_due: Decimal [sort] = |e| e.balance_due,
+        issue_date: Date [sort, range(issued_from, issued_to)] = |e| e.issue_date,
+        due_date: Date [sort, passed(overdue), range(due_from, due_to)] = |e| e.due_date,
     }
-    fn unique_keys(&self) -> Vec<UniqueKey> {
-        self.number.iter().map(|n| UniqueKey { field: "number", value: n.clone() }).collect()
-    }
+
     fn references(&self) -> Vec<Reference> {
         let mut refs = vec![reference("company_id", self.company_id), reference("owner_id", self.owner_id)];
         refs.extend(self.contact_id.map(|c| reference("contact_id", c)));

@@ -13,11 +13,12 @@ use crate::{
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     money::{Currency, validate_amount},
     sales::invoices::{Invoice, InvoiceStatus},
     state::{StateMachine, status_enum, text_enum},
-    storage::{EntityKind, FieldValue, Page, Reference},
+    storage::{EntityKind, Page, Reference},
 };
 
 text_enum! {
@@ -78,22 +79,22 @@ pub struct Payment {
 impl Entity for Payment {
     const KIND: EntityKind = EntityKind::Payment;
     const RESOURCE: Resource = Resource::Payments;
-    const SORTABLE: &'static [&'static str] = &["paid_on", "amount", "created_at", "updated_at"];
     const OWNER_FIELD: Option<&'static str> = Some("recorded_by");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("invoice_id", self.invoice_id.into()),
-            ("company_id", self.company_id.into()),
-            ("amount", self.amount.into()),
-            ("currency", self.currency.as_str().into()),
-            ("method", self.method.into()),
-            ("paid_on", self.paid_on.into()),
-            ("status", self.status.into()),
-            ("recorded_by", self.recorded_by.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        invoice_id: Uuid [eq] = |e| e.invoice_id,
+        company_id: Uuid [eq] = |e| e.company_id,
+        amount: Decimal [sort] = |e| e.amount,
+        currency: Text [] = |e| e.currency.as_str(),
+        method: Text [] = |e| e.method,
+        paid_on: Date [sort, range(paid_from, paid_to)] = |e| e.paid_on,
+        status: Text [eq] = |e| e.status,
+        recorded_by: Uuid [] = |e| e.recorded_by,
     }
+
     fn references(&self) -> Vec<Reference> {
         vec![reference("invoice_id", self.invoice_id), reference("recorded_by", self.recorded_by)]
     }

@@ -8,9 +8,10 @@ use crate::{
     crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
-    storage::{EntityKind, FieldValue, Filter, Page, Reference, UniqueKey},
+    storage::{EntityKind, Filter, Page, Reference},
 };
 
 /// A sellable product.
@@ -65,22 +66,18 @@ impl Product {
 impl Entity for Product {
     const KIND: EntityKind = EntityKind::Product;
     const RESOURCE: Resource = Resource::Products;
-    const SORTABLE: &'static [&'static str] = &["sku", "name", "unit_price", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["sku", "name"];
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("sku", self.sku.to_lowercase().into()),
-            ("name", self.name.as_str().into()),
-            ("unit_price", self.unit_price.into()),
-            ("active", self.active.into()),
-            ("category_id", self.category_id.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        sku: Text [sort, search, unique] = |e| e.sku.to_lowercase(),
+        name: Text [sort, search] = |e| e.name.as_str(),
+        unit_price: Decimal [sort] = |e| e.unit_price,
+        active: Bool [eq] = |e| e.active,
+        category_id: Uuid [eq] = |e| e.category_id,
     }
-    fn unique_keys(&self) -> Vec<UniqueKey> {
-        vec![UniqueKey { field: "sku", value: self.sku.to_lowercase() }]
-    }
+
     fn references(&self) -> Vec<Reference> {
         self.category_id.map(|c| reference("category_id", c)).into_iter().collect()
     }
@@ -101,13 +98,15 @@ pub struct ProductCategory {
 impl Entity for ProductCategory {
     const KIND: EntityKind = EntityKind::ProductCategory;
     const RESOURCE: Resource = Resource::ProductCategories;
-    const SORTABLE: &'static [&'static str] = &["name", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["name"];
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([("name", self.name.as_str().into()), ("parent_id", self.parent_id.into())]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        name: Text [sort, search] = |e| e.name.as_str(),
+        parent_id: Uuid [] = |e| e.parent_id,
     }
+
     fn references(&self) -> Vec<Reference> {
         self.parent_id.map(|p| reference("parent_id", p)).into_iter().collect()
     }

@@ -14,13 +14,14 @@ use crate::{
     customers::deals::Deal,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
     sales::invoices::{DEFAULT_PAYMENT_TERMS_DAYS, Invoice, InvoiceStatus},
     sales::lines::product_references,
     sales::lines::{Line, LineInput, Totals, price_lines, validate_lines},
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Page, Reference},
+    storage::{EntityKind, Page, Reference},
 };
 
 status_enum! {
@@ -76,22 +77,22 @@ pub struct Quote {
 impl Entity for Quote {
     const KIND: EntityKind = EntityKind::Quote;
     const RESOURCE: Resource = Resource::Quotes;
-    const SORTABLE: &'static [&'static str] = &["valid_until", "total", "created_at", "updated_at"];
     const OWNER_FIELD: Option<&'static str> = Some("owner_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("company_id", self.company_id.into()),
-            ("contact_id", self.contact_id.into()),
-            ("deal_id", self.deal_id.into()),
-            ("owner_id", self.owner_id.into()),
-            ("status", self.status.into()),
-            ("currency", self.currency.as_str().into()),
-            ("total", self.totals.total.into()),
-            ("valid_until", self.valid_until.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        company_id: Uuid [eq] = |e| e.company_id,
+        contact_id: Uuid [] = |e| e.contact_id,
+        deal_id: Uuid [eq] = |e| e.deal_id,
+        owner_id: Uuid [eq] = |e| e.owner_id,
+        status: Text [any(statuses)] = |e| e.status,
+        currency: Text [] = |e| e.currency.as_str(),
+        total: Decimal [sort] = |e| e.totals.total,
+        valid_until: Date [sort, range(valid_from, valid_to)] = |e| e.valid_until,
     }
+
     fn references(&self) -> Vec<Reference> {
         let mut refs = vec![reference("company_id", self.company_id), reference("owner_id", self.owner_id)];
         refs.extend(self.contact_id.map(|c| reference("contact_id", c)));

@@ -147,7 +147,7 @@ pub fn row_matches<'a>(
 #[derive(Clone, Debug, PartialEq)]
 pub struct TextSearch {
     /// The fields searched; a record matches when any of them contains the term.
-    pub fields: &'static [&'static str],
+    pub fields: Vec<&'static str>,
     /// The term, already lower-cased by the caller.
     pub term: String,
 }

@@ -9,9 +9,10 @@ use crate::{
     crm::{Crm, PageRequest},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Filter, Page, Reference},
+    storage::{EntityKind, Filter, Page, Reference},
     work::projects::Project,
 };
 
@@ -48,19 +49,19 @@ pub struct Milestone {
 impl Entity for Milestone {
     const KIND: EntityKind = EntityKind::Milestone;
     const RESOURCE: Resource = Resource::Milestones;
-    const SORTABLE: &'static [&'static str] = &["due_date", "name", "created_at", "updated_at"];
     const OWNER_FIELD: Option<&'static str> = Some("owner_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("project_id", self.project_id.into()),
-            ("name", self.name.as_str().into()),
-            ("due_date", self.due_date.into()),
-            ("status", self.status.into()),
-            ("owner_id", self.owner_id.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        project_id: Uuid [] = |e| e.project_id,
+        name: Text [sort] = |e| e.name.as_str(),
+        due_date: Date [sort] = |e| e.due_date,
+        status: Text [] = |e| e.status,
+        owner_id: Uuid [] = |e| e.owner_id,
     }
+
     fn references(&self) -> Vec<Reference> {
         vec![reference("project_id", self.project_id), reference("owner_id", self.owner_id)]
     }

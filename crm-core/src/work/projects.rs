@@ -13,10 +13,11 @@ use crate::{
     customers::deals::Deal,
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
     state::{StateMachine, status_enum},
-    storage::{EntityKind, FieldValue, Page, Reference},
+    storage::{EntityKind, Page, Reference},
 };
 
 status_enum! {
@@ -81,22 +82,21 @@ impl Project {
 impl Entity for Project {
     const KIND: EntityKind = EntityKind::Project;
     const RESOURCE: Resource = Resource::Projects;
-    const SORTABLE: &'static [&'static str] = &["name", "start_date", "end_date", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["name"];
     const OWNER_FIELD: Option<&'static str> = Some("manager_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("name", self.name.as_str().into()),
-            ("company_id", self.company_id.into()),
-            ("deal_id", self.deal_id.into()),
-            ("status", self.status.into()),
-            ("manager_id", self.manager_id.into()),
-            ("start_date", self.start_date.into()),
-            ("end_date", self.end_date.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        name: Text [sort, search] = |e| e.name.as_str(),
+        company_id: Uuid [eq] = |e| e.company_id,
+        deal_id: Uuid [] = |e| e.deal_id,
+        status: Text [eq] = |e| e.status,
+        manager_id: Uuid [eq] = |e| e.manager_id,
+        start_date: Date [sort] = |e| e.start_date,
+        end_date: Date [sort] = |e| e.end_date,
     }
+
     fn references(&self) -> Vec<Reference> {
         let mut refs = vec![reference("company_id", self.company_id), reference("manager_id", self.manager_id)];
         refs.extend(self.deal_id.map(|d| reference("deal_id", d)));

@@ -11,9 +11,10 @@ use crate::{
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    fields::indexed_fields,
     id::{Id, Meta},
     state::{StateMachine, status_enum, text_enum},
-    storage::{EntityKind, FieldValue, Page, Reference},
+    storage::{EntityKind, Page, Reference},
     work::{milestones::Milestone, projects::Project},
 };
 
@@ -79,24 +80,23 @@ pub struct Task {
 impl Entity for Task {
     const KIND: EntityKind = EntityKind::Task;
     const RESOURCE: Resource = Resource::Tasks;
-    const SORTABLE: &'static [&'static str] = &["due_date", "title", "created_at", "updated_at"];
-    const SEARCHABLE: &'static [&'static str] = &["title"];
     const OWNER_FIELD: Option<&'static str> = Some("assignee_id");
     entity_meta!();
 
-    fn index(&self, f: &mut Vec<(&'static str, FieldValue)>) {
-        f.extend([
-            ("project_id", self.project_id.into()),
-            ("company_id", self.company_id.into()),
-            ("milestone_id", self.milestone_id.into()),
-            ("title", self.title.as_str().into()),
-            ("assignee_id", self.assignee_id.into()),
-            ("created_by", self.created_by.into()),
-            ("status", self.status.into()),
-            ("priority", self.priority.into()),
-            ("due_date", self.due_date.into()),
-        ]);
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        project_id: Uuid [eq] = |e| e.project_id,
+        company_id: Uuid [] = |e| e.company_id,
+        milestone_id: Uuid [eq] = |e| e.milestone_id,
+        title: Text [sort, search] = |e| e.title.as_str(),
+        assignee_id: Uuid [eq] = |e| e.assignee_id,
+        created_by: Uuid [] = |e| e.created_by,
+        status: Text [any(statuses)] = |e| e.status,
+        priority: Text [] = |e| e.priority,
+        due_date: Date [sort, range(due_from, due_to)] = |e| e.due_date,
     }
+
     fn references(&self) -> Vec<Reference> {
         let mut refs = vec![reference("project_id", self.project_id), reference("created_by", self.created_by)];
         refs.extend(self.milestone_id.map(|m| reference("milestone_id", m)));

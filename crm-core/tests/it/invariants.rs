@@ -33,6 +33,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "input",
             "authz",
             "entity",
+            "fields",
             "journal",
             "passwords",
             "session_store",
