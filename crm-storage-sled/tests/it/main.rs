@@ -7,6 +7,7 @@ mod child;
 mod dump;
 mod durability;
 mod open;
+mod session_store_suite;
 
 mod conformance_sled {
     use std::sync::Arc;
