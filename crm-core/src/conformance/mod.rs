@@ -13,6 +13,7 @@
 
 pub mod cases;
 mod fixture;
+pub mod rate_limiter;
 pub mod session_store;
 
 pub use fixture::World;
