@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: the README's test command, and what CI runs after fmt and clippy.
 # Installs what it needs on a fresh machine, runs the doc tests and the example, then
-# every crate's tests, and says how many conformance cases ran on which storage adapter.
+# every crate's tests, and says how many conformance cases ran on which storage adapter,
+# session store and rate limiter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,11 +26,19 @@ fi
 cargo test -p crm-core --doc --quiet
 cargo run --quiet -p crm-examples --bin quickstart
 
-echo "Conformance cases per storage adapter:"
-cargo nextest list --workspace --message-format oneline 2>/dev/null \
-    | grep -oE 'conformance_[a-z0-9_]+::[a-z0-9_]+::[a-z0-9_]+' \
-    | grep -v '::suite_runs_on_the_named_adapter$' \
-    | awk -F'::' '{count[$2]++} END {for (a in count) printf "  %-10s %d cases\n", a, count[a]}'
+tests=$(cargo nextest list --workspace --message-format oneline 2>/dev/null)
+# Cases per implementation of one suite: test names `<module>::<implementation>::<case>`
+# whose module matches $2, without the suite's own check $3 (`_` shows as `-`).
+count_cases() {
+    echo "$1"
+    grep -oE "(^| )$2::[a-z0-9_]+::[a-z0-9_]+\$" <<<"$tests" \
+        | grep -v "::$3\$" \
+        | awk -F'::' '{gsub("_", "-", $2); count[$2]++} END {for (a in count) printf "  %-16s %d cases\n", a, count[a]}' \
+        | sort
+}
+count_cases "Conformance cases per storage adapter:" 'conformance_[a-z0-9_]+' suite_runs_on_the_named_adapter
+count_cases "SessionStore cases per implementation:" session_store_suite suite_runs_on_the_named_implementation
+count_cases "RateLimiter cases per implementation:" rate_limiter_suite suite_runs_on_the_named_implementation
 
 # Every test of every crate; its summary is the run's last word.
 cargo nextest run --workspace --no-fail-fast

@@ -22,7 +22,8 @@ pub struct RateDecision {
 }
 
 /// Counts requests per key (an IP, a user, an account) and decides whether one more
-/// is allowed. Shared across tasks as `Arc<dyn RateLimiter>`.
+/// is allowed. Shared across tasks as `Arc<dyn RateLimiter>`. Every implementation runs
+/// `rate_limiter_suite!`.
 #[async_trait]
 pub trait RateLimiter: Send + Sync + 'static {
     /// A short name for diagnostics (`memory`, `redis`).

@@ -44,6 +44,21 @@ impl Session {
     pub fn is_active(&self, now: DateTime<Utc>) -> bool {
         !self.revoked && now < self.expires_at
     }
+
+    /// A session with the given refresh-token hash, as the access area's `Sessions`
+    /// hands one to its store: for the session-store conformance suite, never for
+    /// signing in.
+    #[cfg(feature = "conformance")]
+    #[doc(hidden)]
+    pub fn from_parts(
+        meta: Meta,
+        user_id: Uuid,
+        expires_at: DateTime<Utc>,
+        revoked: bool,
+        refresh_hash: String,
+    ) -> Self {
+        Self { meta, user_id, expires_at, revoked, refresh_hash }
+    }
 }
 
 impl Entity for Session {
@@ -66,20 +81,22 @@ impl Entity for Session {
 }
 
 /// Where sessions are kept. Implementations store and fetch; the rotation and reuse
-/// rules stay in [`Sessions`].
+/// rules stay in the access area's `Sessions`. Every implementation runs
+/// `session_store_suite!`.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// A short name for diagnostics (`memory`, `storage`, `redis`).
     fn name(&self) -> &str;
     /// One session of a tenant.
     async fn get(&self, tenant: TenantId, id: Id<Session>) -> Result<Option<Session>>;
-    /// Stores a new session (version 1).
+    /// Stores a new session (version 1); an id the tenant has is [`CrmError::AlreadyExists`].
     async fn insert(&self, session: &Session) -> Result<()>;
     /// Replaces a session that must still be at `expected_version`; `session` carries
-    /// the next version. A moved session is [`CrmError::Conflict`].
+    /// the next version. A moved session is [`CrmError::Conflict`], one the tenant does
+    /// not have [`CrmError::NotFound`].
     async fn replace(&self, expected_version: u64, session: &Session) -> Result<()>;
     /// Removes up to `limit` sessions of `tenant` that expired before `now`, and says
-    /// how many it removed.
+    /// how many it removed. Until then expired sessions stay readable.
     async fn remove_expired(&self, tenant: TenantId, now: DateTime<Utc>, limit: usize) -> Result<u64>;
 }
 

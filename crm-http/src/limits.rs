@@ -24,27 +24,36 @@ type Keyed = governor::RateLimiter<String, DefaultKeyedStateStore<String>, Defau
 /// Forget idle keys after this many checks, so memory follows active callers only.
 const RETAIN_EVERY: u64 = 4096;
 
-/// A per-key GCRA limiter in process memory: `per_minute` requests a minute, bursting
-/// up to the same number.
+/// A per-key GCRA limiter in process memory: `limit` requests a period, bursting up to
+/// the same number.
 pub struct GcraLimiter {
     limiter: Keyed,
     limit: u32,
+    /// One request's share of the period: the time one more request takes to refill.
+    refill: Duration,
     checks: AtomicU64,
 }
 
 impl std::fmt::Debug for GcraLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GcraLimiter").field("per_minute", &self.limit).finish_non_exhaustive()
+        f.debug_struct("GcraLimiter").field("limit", &self.limit).field("refill", &self.refill).finish_non_exhaustive()
     }
 }
 
 impl GcraLimiter {
     /// A limiter of `per_minute` requests a minute per key (at least 1).
     pub fn per_minute(per_minute: u32) -> Self {
-        let n = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
-        let limiter =
-            governor::RateLimiter::keyed(Quota::per_minute(n)).with_middleware::<StateInformationMiddleware>();
-        Self { limiter, limit: n.get(), checks: AtomicU64::new(0) }
+        Self::new(per_minute, Duration::from_secs(60))
+    }
+
+    /// A limiter of `limit` requests (at least 1) per `period` per key (one request
+    /// refills every `period / limit`, and at most every nanosecond).
+    pub fn new(limit: u32, period: Duration) -> Self {
+        let n = NonZeroU32::new(limit).unwrap_or(NonZeroU32::MIN);
+        let refill = (period / n.get()).max(Duration::from_nanos(1));
+        let quota = Quota::with_period(refill).expect("a non-zero refill interval").allow_burst(n);
+        let limiter = governor::RateLimiter::keyed(quota).with_middleware::<StateInformationMiddleware>();
+        Self { limiter, limit: n.get(), refill, checks: AtomicU64::new(0) }
     }
 
     /// Shared, for the server's limits.
@@ -63,13 +72,12 @@ impl RateLimiter for GcraLimiter {
         if self.checks.fetch_add(1, Ordering::Relaxed) % RETAIN_EVERY == RETAIN_EVERY - 1 {
             self.limiter.retain_recent();
         }
-        let refill = Duration::from_secs(60) / self.limit;
         Ok(match self.limiter.check_key(&key.to_owned()) {
             Ok(state) => RateDecision {
                 allowed: true,
                 limit: self.limit,
                 remaining: state.remaining_burst_capacity(),
-                reset_after: refill,
+                reset_after: self.refill,
             },
             Err(not_until) => RateDecision {
                 allowed: false,

@@ -15,8 +15,10 @@ pub mod cases;
 mod fixture;
 pub mod flows;
 pub mod listing;
+pub mod rate_limiter;
 pub mod records;
 pub mod services;
+pub mod session_store;
 mod support;
 
 pub use fixture::World;

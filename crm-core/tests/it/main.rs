@@ -14,6 +14,7 @@ mod money;
 mod projects;
 mod reports;
 mod sales;
+mod session_store_suite;
 mod sessions;
 mod support;
 mod conformance_memory {

@@ -11,6 +11,7 @@ mod endpoints;
 mod errors;
 mod matrix;
 mod openapi;
+mod rate_limiter_suite;
 mod resources;
 mod support;
 mod tenants;

@@ -10,6 +10,7 @@ mod errors;
 mod restart;
 mod schema;
 mod search;
+mod session_store_suite;
 
 /// The whole conformance suite, one fresh database per case.
 mod conformance_postgres {

@@ -8,6 +8,7 @@ mod corrupt;
 mod dump;
 mod durability;
 mod open;
+mod session_store_suite;
 
 mod conformance_sled {
     use std::sync::Arc;
