@@ -200,13 +200,38 @@ fn convert(schema: &Value) -> MetaSchemaRef {
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).map(intern).collect())
         .unwrap_or_default();
-    meta.items = map.get("items").filter(|i| i.is_object()).map(|i| Box::new(convert(i)));
+    meta.items = match map.get("items") {
+        Some(Value::Array(positions)) => Some(Box::new(tuple_items(positions))),
+        Some(items) if items.is_object() => Some(Box::new(convert(items))),
+        _ => None,
+    };
     meta.additional_properties =
         map.get("additionalProperties").filter(|a| a.is_object()).map(|a| Box::new(convert(a)));
     meta.one_of = convert_all(map.get("oneOf"));
     meta.any_of = convert_all(map.get("anyOf"));
     meta.all_of = convert_all(map.get("allOf"));
     MetaSchemaRef::Inline(Box::new(meta))
+}
+
+/// The `items` of a tuple (`Vec<(TaskStatus, u64)>`'s pairs). schemars writes one schema
+/// per position (`items: [a, b]`, its OpenAPI 3.0 rendering of `prefixItems`), which
+/// OpenAPI 3.0 does not have: without this the array would have no `items` at all and
+/// client generators drop it. Each element is any of the positions' schemas; the
+/// tuple's length stays in `minItems`/`maxItems`.
+fn tuple_items(positions: &[Value]) -> MetaSchemaRef {
+    let mut distinct: Vec<&Value> = Vec::new();
+    for position in positions {
+        if !distinct.contains(&position) {
+            distinct.push(position);
+        }
+    }
+    match distinct.as_slice() {
+        [only] => convert(only),
+        _ => MetaSchemaRef::Inline(Box::new(MetaSchema {
+            any_of: distinct.into_iter().map(convert).collect(),
+            ..MetaSchema::ANY
+        })),
+    }
 }
 
 /// What the `data` of a successful response is.
