@@ -40,6 +40,16 @@ fn every_operation_documents_its_errors_and_protected_ones_their_security() {
             }
             let public = path == "/" || path == "/auth/login" || path == "/auth/refresh";
             assert_eq!(op.get("security").is_some(), !public, "{method} {path} security");
+            if !public {
+                // The real alternatives and no empty one (which makes credentials optional).
+                let alternatives: Vec<String> = op["security"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_object().unwrap().keys().cloned().collect::<Vec<_>>().join("+"))
+                    .collect();
+                assert_eq!(alternatives, ["BearerAuth", "ApiKeyAuth", "CookieAuth"], "{method} {path} security");
+            }
             operations += 1;
         }
     }
