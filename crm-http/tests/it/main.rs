@@ -7,6 +7,7 @@
 
 mod auth;
 mod binary;
+mod composition;
 mod endpoints;
 mod errors;
 mod matrix;
