@@ -6,8 +6,9 @@ use crm_core::{Principal, TenantId, session_store::Session};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use poem::web::cookie::{Cookie, SameSite};
 use poem_openapi::{
-    SecurityScheme,
+    ApiExtractor, ApiExtractorType, ExtractParamOptions, SecurityScheme,
     auth::{ApiKey, Bearer},
+    registry::Registry,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -121,18 +122,50 @@ pub struct ApiKeyAuth(ApiKey);
 #[oai(ty = "api_key", key_name = "crm_access", key_in = "cookie")]
 pub struct CookieAuth(ApiKey);
 
-/// The credentials a request carries, in order of precedence.
+/// The credentials a request may carry, in order of precedence.
 #[derive(SecurityScheme)]
-pub enum Auth {
+enum Presented {
     /// A bearer access token (or an API key sent as a bearer token).
     Bearer(BearerAuth),
     /// An API key header.
     ApiKey(ApiKeyAuth),
     /// The access cookie.
     Cookie(CookieAuth),
-    /// Nothing: refused with 401 by every protected operation.
+    /// Nothing: the operation answers 401 itself (see [`Auth`]).
     #[oai(fallback)]
     Anonymous,
+}
+
+/// The credentials of a request to an operation that requires them.
+///
+/// In the spec, such an operation requires one of the bearer token, the API key header
+/// or the access cookie, and nothing else. At run time a request without any still
+/// reaches the handler, which refuses it through [`crate::AppCtx::caller`]: the 401
+/// is the one error envelope, after the body and parameters were read, exactly as for
+/// every other refusal. (poem-openapi's `fallback` would have listed an empty
+/// alternative, telling client generators that credentials are optional.)
+pub struct Auth(Presented);
+
+impl<'a> ApiExtractor<'a> for Auth {
+    const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
+    type ParamType = ();
+    type ParamRawType = ();
+
+    fn register(registry: &mut Registry) {
+        Presented::register(registry);
+    }
+
+    fn security_schemes() -> Vec<&'static str> {
+        Presented::security_schemes()
+    }
+
+    async fn from_request(
+        request: &'a poem::Request,
+        body: &mut poem::RequestBody,
+        param_opts: ExtractParamOptions<Self::ParamType>,
+    ) -> poem::Result<Self> {
+        Presented::from_request(request, body, param_opts).await.map(Self)
+    }
 }
 
 /// A credential, as text, and what kind it is.
@@ -149,12 +182,12 @@ pub enum Credential<'a> {
 impl Auth {
     /// The credential carried; API keys are recognised by their `crm_` prefix.
     pub fn credential(&self) -> Credential<'_> {
-        match self {
-            Self::Bearer(b) if b.0.token.starts_with("crm_") => Credential::ApiKey(&b.0.token),
-            Self::Bearer(b) => Credential::AccessToken(&b.0.token),
-            Self::ApiKey(k) => Credential::ApiKey(&k.0.key),
-            Self::Cookie(c) => Credential::AccessToken(&c.0.key),
-            Self::Anonymous => Credential::None,
+        match &self.0 {
+            Presented::Bearer(b) if b.0.token.starts_with("crm_") => Credential::ApiKey(&b.0.token),
+            Presented::Bearer(b) => Credential::AccessToken(&b.0.token),
+            Presented::ApiKey(k) => Credential::ApiKey(&k.0.key),
+            Presented::Cookie(c) => Credential::AccessToken(&c.0.key),
+            Presented::Anonymous => Credential::None,
         }
     }
 }

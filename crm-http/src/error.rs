@@ -4,7 +4,11 @@
 
 use crm_core::CrmError;
 use poem::{IntoResponse, http::StatusCode};
-use poem_openapi::{ApiResponse, Object, payload::Json};
+use poem_openapi::{
+    ApiResponse, Object,
+    payload::Json,
+    registry::{MetaResponses, Registry},
+};
 
 use crate::edge;
 
@@ -229,5 +233,47 @@ pub fn framework_error_response(err: poem::Error) -> poem::Response {
         err.into_response()
     } else {
         ApiError::from_framework(&err).into_response()
+    }
+}
+
+/// [`ApiError`] as the spec lists it for an operation without a request body: every
+/// status but 413 and 415, which only a body can cause. At run time it is the same
+/// error and the same envelope.
+#[derive(Debug)]
+pub struct BodilessError(pub ApiError);
+
+impl From<ApiError> for BodilessError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl From<CrmError> for BodilessError {
+    fn from(e: CrmError) -> Self {
+        Self(e.into())
+    }
+}
+
+impl IntoResponse for BodilessError {
+    fn into_response(self) -> poem::Response {
+        self.0.into_response()
+    }
+}
+
+impl From<BodilessError> for poem::Error {
+    fn from(e: BodilessError) -> Self {
+        e.0.into()
+    }
+}
+
+impl ApiResponse for BodilessError {
+    fn meta() -> MetaResponses {
+        let mut meta = ApiError::meta();
+        meta.responses.retain(|r| !matches!(r.status, Some(413 | 415)));
+        meta
+    }
+
+    fn register(registry: &mut Registry) {
+        ApiError::register(registry);
     }
 }

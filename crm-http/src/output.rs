@@ -1,12 +1,29 @@
-//! Writing responses: the one success envelope (`success`, `data`, `pagination`),
-//! records without their secret fields, and their versions as `ETag`s.
+//! Writing responses: the one success envelope (`success`, `data`, `pagination`), typed
+//! in the spec by what its `data` is; records without their secret fields; versions as
+//! `ETag`s.
+//!
+//! An operation returns [`One`], [`Created`], [`Listed`] or [`Done`] of the type its
+//! `data` is. That type names the `data` schema in the spec (through
+//! [`crate::api::schema`]) and is the only way to build the response, so the spec and
+//! the body come from the same type.
+
+use std::marker::PhantomData;
 
 use crm_core::{Page, PageRequest, entity::Entity};
-use poem_openapi::{ApiResponse, Object, payload::Json};
-use serde::Serialize;
-use serde_json::Value;
+use poem::{
+    IntoResponse, Response,
+    http::{HeaderValue, StatusCode, header},
+};
+use poem_openapi::{
+    ApiResponse, Object,
+    registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
+    types::{ToJSON, Type},
+};
+use schemars::JsonSchema;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
 
-use crate::error::ApiError;
+use crate::{api::schema, error::ApiError};
 
 /// Where the next page starts, and how big pages are.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
@@ -21,32 +38,180 @@ pub struct Pagination {
     pub total: Option<u64>,
 }
 
-/// The envelope of every successful response.
-#[derive(Debug, Clone, PartialEq, Object)]
-pub struct Envelope {
-    /// Always `true`.
-    pub success: bool,
-    /// The record, the list of records, or the result of an action.
-    pub data: Value,
-    /// Paging of a listing.
-    #[oai(skip_serializing_if_is_none)]
-    pub pagination: Option<Pagination>,
+/// What the `data` of a successful response is.
+#[derive(Debug, Clone, Copy)]
+pub enum Data {
+    /// One record.
+    Record,
+    /// A page of records, with `pagination`.
+    Page,
+    /// Another result (tokens, a conversion, a report…).
+    Result,
 }
 
-/// A successful read, change or action.
-#[derive(Debug, ApiResponse)]
-pub enum Fetched {
-    /// The result, with the record's version as its `ETag` when it is one record.
-    #[oai(status = 200)]
-    Ok(Json<Envelope>, #[oai(header = "ETag")] Option<String>),
+/// How a successful response is shaped: its status, whether it carries the record's
+/// version as its `ETag`, and what its `data` is.
+pub trait Shape {
+    /// The status.
+    const STATUS: StatusCode;
+    /// Whether the response carries an `ETag` (only single records have a version).
+    const ETAG: bool;
+    /// One record, a page of them, or another result.
+    const DATA: Data;
+    /// The response's description in the spec.
+    const DESCRIPTION: &'static str;
 }
 
-/// A record was created.
-#[derive(Debug, ApiResponse)]
-pub enum Created {
-    /// The new record, with its version as its `ETag`.
-    #[oai(status = 201)]
-    Created(Json<Envelope>, #[oai(header = "ETag")] Option<String>),
+/// A record, `200` with its `ETag`.
+#[derive(Debug)]
+pub enum OneRecord {}
+
+impl Shape for OneRecord {
+    const STATUS: StatusCode = StatusCode::OK;
+    const ETAG: bool = true;
+    const DATA: Data = Data::Record;
+    const DESCRIPTION: &'static str = "The record, with its version as its `ETag`.";
+}
+
+/// A new record, `201` with its `ETag`.
+#[derive(Debug)]
+pub enum NewRecord {}
+
+impl Shape for NewRecord {
+    const STATUS: StatusCode = StatusCode::CREATED;
+    const ETAG: bool = true;
+    const DATA: Data = Data::Record;
+    const DESCRIPTION: &'static str = "The new record, with its version as its `ETag`.";
+}
+
+/// A page of records with its `pagination`, `200`.
+#[derive(Debug)]
+pub enum PageOfRecords {}
+
+impl Shape for PageOfRecords {
+    const STATUS: StatusCode = StatusCode::OK;
+    const ETAG: bool = false;
+    const DATA: Data = Data::Page;
+    const DESCRIPTION: &'static str = "A page of records.";
+}
+
+/// Any other result (tokens, a conversion, a report, a deletion), `200`.
+#[derive(Debug)]
+pub enum Outcome {}
+
+impl Shape for Outcome {
+    const STATUS: StatusCode = StatusCode::OK;
+    const ETAG: bool = false;
+    const DATA: Data = Data::Result;
+    const DESCRIPTION: &'static str = "The result.";
+}
+
+/// A successful response whose `data` is `T` (or a page of `T`), shaped by `S`.
+#[derive(Debug)]
+pub struct Success<T, S> {
+    body: Map<String, Value>,
+    etag: Option<String>,
+    _described_as: PhantomData<fn() -> (T, S)>,
+}
+
+/// One record, `200` with its `ETag`.
+pub type One<T> = Success<T, OneRecord>;
+/// A new record, `201` with its `ETag`.
+pub type Created<T> = Success<T, NewRecord>;
+/// A page of records.
+pub type Listed<T> = Success<T, PageOfRecords>;
+/// A result that is not a record.
+pub type Done<T> = Success<T, Outcome>;
+
+impl<T, S> Success<T, S> {
+    fn new(data: Value, pagination: Option<&Pagination>, etag: Option<String>) -> Self {
+        let mut body = Map::new();
+        body.insert("success".into(), Value::Bool(true));
+        body.insert("data".into(), data);
+        // An `Object` always has a JSON form; `None` is for types that may have none.
+        if let Some(pagination) = pagination.and_then(ToJSON::to_json) {
+            body.insert("pagination".into(), pagination);
+        }
+        Self { body, etag, _described_as: PhantomData }
+    }
+}
+
+impl<T: JsonSchema, S: Shape> ApiResponse for Success<T, S> {
+    fn meta() -> MetaResponses {
+        let etag = MetaHeader {
+            name: "ETag".into(),
+            description: Some("The record's version; send it back as `If-Match`.".into()),
+            required: true,
+            deprecated: false,
+            schema: String::schema_ref(),
+        };
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: S::DESCRIPTION,
+                status: Some(S::STATUS.as_u16()),
+                status_range: None,
+                content: vec![MetaMediaType {
+                    content_type: "application/json; charset=utf-8",
+                    schema: MetaSchemaRef::Reference(schema::envelope_name::<T>(S::DATA)),
+                }],
+                headers: if S::ETAG { vec![etag] } else { Vec::new() },
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        schema::register_envelope::<T>(registry, S::DATA);
+    }
+}
+
+impl<T: Send, S: Shape + Send> IntoResponse for Success<T, S> {
+    fn into_response(self) -> Response {
+        let mut response = poem::web::Json(Value::Object(self.body)).into_response();
+        response.set_status(S::STATUS);
+        if let Some(etag) = self.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+        response
+    }
+}
+
+/// A record as the API shows it: its JSON without the fields the core declares secret
+/// (password and key hashes), described in the spec by `E`'s schema.
+#[derive(Debug, Clone)]
+pub struct Shown<E> {
+    json: Value,
+    _record: PhantomData<fn() -> E>,
+}
+
+impl<E: Entity> Shown<E> {
+    /// `record` as the API shows it.
+    pub fn of(record: &E) -> Result<Self, ApiError> {
+        Ok(Self { json: record_json(record)?.0, _record: PhantomData })
+    }
+}
+
+impl<E> Serialize for Shown<E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(serializer)
+    }
+}
+
+impl<E: JsonSchema> JsonSchema for Shown<E> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        E::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        E::schema_id()
+    }
+
+    fn inline_schema() -> bool {
+        E::inline_schema()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        E::json_schema(generator)
+    }
 }
 
 /// The `ETag` of a version.
@@ -66,44 +231,40 @@ pub fn record_json<E: Entity>(record: &E) -> Result<(Value, u64), ApiError> {
     Ok((value, record.meta().version))
 }
 
-/// Any serializable result (reports, counts, composite results).
-pub fn value<T: Serialize>(result: &T) -> Result<Value, ApiError> {
+fn value<T: Serialize>(result: &T) -> Result<Value, ApiError> {
     serde_json::to_value(result).map_err(|e| ApiError::internal(&e))
 }
 
-fn wrap(data: Value) -> Json<Envelope> {
-    Json(Envelope { success: true, data, pagination: None })
-}
-
 /// One record, `200` with its `ETag`.
-pub fn one<E: Entity>(record: &E) -> Result<Fetched, ApiError> {
+pub fn one<E: Entity>(record: &E) -> Result<One<E>, ApiError> {
     let (data, version) = record_json(record)?;
-    Ok(Fetched::Ok(wrap(data), Some(etag(version))))
+    Ok(Success::new(data, None, Some(etag(version))))
 }
 
 /// A new record, `201` with its `ETag`.
-pub fn created<E: Entity>(record: &E) -> Result<Created, ApiError> {
+pub fn created<E: Entity>(record: &E) -> Result<Created<E>, ApiError> {
     let (data, version) = record_json(record)?;
-    Ok(Created::Created(wrap(data), Some(etag(version))))
+    Ok(Success::new(data, None, Some(etag(version))))
 }
 
-/// A new record already presented as JSON (with extra members), `201` with its `ETag`.
-pub fn created_value(data: Value, version: u64) -> Created {
-    Created::Created(wrap(data), Some(etag(version)))
+/// A new record presented with more than its own fields (`T`), `201` with the record's
+/// `ETag`.
+pub fn created_as<T: Serialize>(data: &T, version: u64) -> Result<Created<T>, ApiError> {
+    Ok(Success::new(value(data)?, None, Some(etag(version))))
 }
 
 /// A result that is not one record.
-pub fn data(data: Value) -> Fetched {
-    Fetched::Ok(wrap(data), None)
+pub fn done<T: Serialize>(result: &T) -> Result<Done<T>, ApiError> {
+    Ok(Success::new(value(result)?, None, None))
 }
 
 /// A page of records with its pagination.
-pub fn page<E: Entity>(found: Page<E>, asked: &PageRequest) -> Result<Fetched, ApiError> {
+pub fn page<E: Entity>(found: Page<E>, asked: &PageRequest) -> Result<Listed<E>, ApiError> {
     let items = found.items.iter().map(|r| record_json(r).map(|(v, _)| v)).collect::<Result<Vec<_>, _>>()?;
     let pagination = Pagination {
         next_cursor: found.next.as_ref().map(|c| c.encode()),
         limit: asked.limit.unwrap_or(PageRequest::DEFAULT_LIMIT) as u64,
         total: found.total,
     };
-    Ok(Fetched::Ok(Json(Envelope { success: true, data: Value::Array(items), pagination: Some(pagination) }), None))
+    Ok(Success::new(Value::Array(items), Some(&pagination), None))
 }

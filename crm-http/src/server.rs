@@ -135,27 +135,29 @@ async fn tenant(crm: &Crm, config: &Config, persistent: bool) -> Result<(TenantI
     Ok((tenant, Some(FirstStart { email: config.admin_email.clone(), generated_password: generated })))
 }
 
-/// Resolves on SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let interrupt = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Listens for SIGTERM and SIGINT from the moment it is called, and resolves on the
+/// first. Listening starts here, not at the future's first poll: the banner is printed
+/// before the server polls it, and a SIGTERM sent right after the banner must stop the
+/// server gracefully instead of killing it with the signal's default action.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServerError> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (mut interrupt, mut terminate) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt()).map_err(io_err("listen for SIGINT"))?,
+            signal(SignalKind::terminate()).map_err(io_err("listen for SIGTERM"))?,
+        )
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+    Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }
 
 /// Runs the server until a shutdown signal.
@@ -187,10 +189,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .map_or_else(|| config.bind.to_string(), |a| a.to_string());
+    let shutdown = shutdown_signal()?;
     print_banner(&addr, &config, tenant, first_start.as_ref());
     let housekeeping = tokio::spawn(purge_sessions(crm, tenant));
     let served = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app, shutdown_signal(), Some(Duration::from_secs(config.shutdown_grace_secs)))
+        .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(config.shutdown_grace_secs)))
         .await;
     housekeeping.abort();
     served.map_err(io_err("serve"))

@@ -7,16 +7,19 @@ use poem::{Request, web::Data, web::cookie::CookieJar};
 use poem_openapi::{OpenApi, payload::Json};
 use schemars::JsonSchema;
 use serde::Deserialize;
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
-    api::{ApiTags, schema::Body},
+    api::{
+        ApiTags,
+        results::{CurrentCaller, PasswordChanged, SessionTokens, SignedIn, SignedOut},
+        schema::Body,
+    },
     auth::{ACCESS_TTL, Auth, REFRESH_COOKIE},
     context::{AppCtx, limit},
     edge,
-    error::ApiError,
-    output::{self, Fetched},
+    error::{ApiError, BodilessError},
+    output::{self, Done, Shown},
 };
 
 // The bodies are read like every other (`Body::decode`): a missing, unknown or
@@ -60,18 +63,18 @@ pub(crate) struct ChangePasswordRequest {
 /// `/auth` operations.
 pub(crate) struct AuthApi;
 
-#[OpenApi(tag = "ApiTags::Auth")]
+#[OpenApi(prefix_path = "/auth", tag = "ApiTags::Auth")]
 impl AuthApi {
     /// Signs in; returns an access token (15 minutes) and a refresh token (7 days), also
     /// set as HttpOnly cookies. An unknown email and a wrong password get the same 401.
-    #[oai(path = "/auth/login", method = "post")]
+    #[oai(path = "/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         ctx: Data<&Arc<AppCtx>>,
         req: &Request,
         cookies: &CookieJar,
         body: Json<Body<LoginRequest>>,
-    ) -> Result<Fetched, ApiError> {
+    ) -> Result<Done<SignedIn>, ApiError> {
         let body: LoginRequest = body.0.decode()?;
         let tenant = body.tenant_id.map(TenantId).or(ctx.default_tenant);
         let tenant = tenant.ok_or_else(|| ApiError::invalid("tenant_id", "is required on this server"))?;
@@ -82,20 +85,19 @@ impl AuthApi {
         let (user, principal) = ctx.crm.users().authenticate(tenant, &body.email, &body.password).await?;
         edge::set_current_user(user.meta.id.to_string());
         let issued = ctx.crm.sessions().start(&principal).await?;
-        let mut data = sign_in(&ctx, &issued, cookies)?;
-        data["user"] = output::record_json(&user)?.0;
-        Ok(output::data(data))
+        let tokens = sign_in(&ctx, &issued, cookies)?;
+        output::done(&SignedIn { tokens, user: Shown::of(&user)? })
     }
 
     /// Exchanges a refresh token (body or cookie) for new tokens. Each refresh token
     /// works once: presenting a used one revokes the whole session.
-    #[oai(path = "/auth/refresh", method = "post")]
+    #[oai(path = "/refresh", method = "post", operation_id = "refreshToken")]
     async fn refresh(
         &self,
         ctx: Data<&Arc<AppCtx>>,
         cookies: &CookieJar,
         body: Json<Body<RefreshRequest>>,
-    ) -> Result<Fetched, ApiError> {
+    ) -> Result<Done<SessionTokens>, ApiError> {
         let body: RefreshRequest = body.0.decode()?;
         let token = body.refresh_token.or_else(|| cookies.get(REFRESH_COOKIE).map(|c| c.value_str().to_owned()));
         let token = token.ok_or_else(ApiError::unauthorized)?;
@@ -103,63 +105,68 @@ impl AuthApi {
         let tenant = issued.session.meta.tenant_id;
         // The user may have been deactivated since signing in.
         ctx.crm.users().principal(tenant, Id::from_uuid(issued.session.user_id)).await?;
-        Ok(output::data(sign_in(&ctx, &issued, cookies)?))
+        output::done(&sign_in(&ctx, &issued, cookies)?)
     }
 
     /// Signs out: revokes the session and clears the cookies.
-    #[oai(path = "/auth/logout", method = "post")]
-    async fn logout(&self, ctx: Data<&Arc<AppCtx>>, auth: Auth, cookies: &CookieJar) -> Result<Fetched, ApiError> {
+    #[oai(path = "/logout", method = "post", operation_id = "logout")]
+    async fn logout(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        auth: Auth,
+        cookies: &CookieJar,
+    ) -> Result<Done<SignedOut>, BodilessError> {
         let caller = ctx.caller(&auth).await?;
         let session = caller.session.ok_or_else(|| ApiError::bad_request("API keys have no session to end"))?;
         ctx.crm.sessions().sign_out(&caller.principal, session).await?;
         for cookie in ctx.cookies.cleared() {
             cookies.add(cookie);
         }
-        Ok(output::data(json!({ "signed_out": true })))
+        Ok(output::done(&SignedOut { signed_out: true })?)
     }
 
     /// The caller: its user record, role, tenant and the API key in use.
-    #[oai(path = "/auth/me", method = "get")]
-    async fn me(&self, ctx: Data<&Arc<AppCtx>>, auth: Auth) -> Result<Fetched, ApiError> {
+    #[oai(path = "/me", method = "get", operation_id = "getMe")]
+    async fn me(&self, ctx: Data<&Arc<AppCtx>>, auth: Auth) -> Result<Done<CurrentCaller>, BodilessError> {
         let caller = ctx.caller(&auth).await?;
         let p = &caller.principal;
         let user = ctx.crm.users().get(p, p.user_id()).await?;
-        Ok(output::data(json!({
-            "user": output::record_json(&user)?.0,
-            "role": p.role().as_str(),
-            "tenant_id": p.tenant_id(),
-            "api_key_id": p.api_key_id(),
-            "session_id": caller.session,
-        })))
+        Ok(output::done(&CurrentCaller {
+            user: Shown::of(&user)?,
+            role: p.role(),
+            tenant_id: p.tenant_id(),
+            api_key_id: p.api_key_id(),
+            session_id: caller.session,
+        })?)
     }
 
     /// Changes the caller's own password after checking the current one.
-    #[oai(path = "/auth/change-password", method = "post")]
+    #[oai(path = "/change-password", method = "post", operation_id = "changePassword")]
     async fn change_password(
         &self,
         ctx: Data<&Arc<AppCtx>>,
         auth: Auth,
         body: Json<Body<ChangePasswordRequest>>,
-    ) -> Result<Fetched, ApiError> {
+    ) -> Result<Done<PasswordChanged>, ApiError> {
         let caller = ctx.caller(&auth).await?;
         let input: ChangePasswordRequest = body.0.decode()?;
         ctx.crm.users().change_password(&caller.principal, &input.current_password, &input.new_password).await?;
-        Ok(output::data(json!({ "changed": true })))
+        output::done(&PasswordChanged { changed: true })
     }
 }
 
 /// Issues the access token of a session, sets both cookies, and returns the tokens.
-fn sign_in(ctx: &AppCtx, issued: &IssuedSession, cookies: &CookieJar) -> Result<serde_json::Value, ApiError> {
+fn sign_in(ctx: &AppCtx, issued: &IssuedSession, cookies: &CookieJar) -> Result<SessionTokens, ApiError> {
     let now = ctx.crm.now();
     let access = ctx.tokens.issue(&issued.session)?;
     cookies.add(ctx.cookies.access(access.clone()));
     cookies.add(ctx.cookies.refresh(issued.refresh_token.clone(), issued.session.expires_at, now));
-    Ok(json!({
-        "access_token": access,
-        "token_type": "Bearer",
-        "expires_in": ACCESS_TTL.num_seconds(),
-        "refresh_token": issued.refresh_token,
-        "refresh_expires_at": issued.session.expires_at,
-        "session_id": issued.session.meta.id,
-    }))
+    Ok(SessionTokens {
+        access_token: access,
+        token_type: "Bearer",
+        expires_in: ACCESS_TTL.num_seconds(),
+        refresh_token: issued.refresh_token.clone(),
+        refresh_expires_at: issued.session.expires_at,
+        session_id: issued.session.meta.id,
+    })
 }

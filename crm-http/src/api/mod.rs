@@ -1,20 +1,22 @@
-//! The API under `/api/v1`: its operations, tags and the generated OpenAPI service.
+//! The API under `/api/v1`: one API struct per resource, composed into the
+//! generated OpenAPI service.
+//!
+//! A resource is one `#[OpenApi]` impl holding all of its operations, declared with
+//! `resource!` (`resource.rs`) when it shares operations with others (`resources.rs`),
+//! or written out (`auth.rs`, `reports.rs`, `system.rs`, notifications). Each
+//! operation's success response names the type of its `data` (`output::One<Contact>`,
+//! `output::Done<ConvertedLead>`…), whose JSON Schema the spec shows (`schema.rs`).
 
 #[macro_use]
-mod crud;
+mod resource;
 mod auth;
+mod reports;
 mod resources;
+pub(crate) mod results;
 pub(crate) mod schema;
 mod system;
 
-use std::collections::HashMap;
-
-use poem::{endpoint::BoxEndpoint, http::Method};
-use poem_openapi::{
-    OpenApi, OpenApiService, Tags,
-    registry::{MetaApi, MetaOperationParam, MetaParamIn, MetaPath, Registry},
-    types::Type,
-};
+use poem_openapi::{OpenApi, OpenApiService, Tags};
 
 /// The groups of operations in the spec.
 #[derive(Tags)]
@@ -64,54 +66,45 @@ pub(crate) enum ApiTags {
 /// The API's version, as served by `GET /api/v1` and in the spec.
 pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// Operations declared apart (one API struct per operation) but sharing a path are
-/// one path item in the spec: without this, the spec would list `/contacts` once per
-/// method and keep only the last.
-struct MergedPaths<T>(T);
-
-impl<T: OpenApi> OpenApi for MergedPaths<T> {
-    fn meta() -> Vec<MetaApi> {
-        let mut paths: Vec<MetaPath> = Vec::new();
-        for path in T::meta().into_iter().flat_map(|api| api.paths) {
-            match paths.iter_mut().find(|p| p.path == path.path) {
-                Some(existing) => existing.operations.extend(path.operations),
-                None => paths.push(path),
-            }
-        }
-        vec![MetaApi { paths }]
-    }
-
-    fn register(registry: &mut Registry) {
-        T::register(registry);
-    }
-
-    fn add_routes(self, route_table: &mut HashMap<String, HashMap<Method, BoxEndpoint<'static>>>) {
-        self.0.add_routes(route_table);
-    }
+/// Composes any number of API structs into one `OpenApi`, as nested pairs.
+///
+/// poem-openapi implements `OpenApi` for tuples of at most 16 members; a flat tuple of
+/// every resource stops compiling, with an opaque error, at the 17th. Pairs nest
+/// without limit (`tests/it/composition.rs` composes 40).
+#[macro_export]
+macro_rules! compose_apis {
+    ($only:expr $(,)?) => {
+        $only
+    };
+    ($first:expr, $($rest:expr),+ $(,)?) => {
+        ($first, $crate::compose_apis!($($rest),+))
+    };
 }
 
-/// Documents a listing's filters as optional query parameters (the handler reads them
-/// from the query string into the core's filter type, which refuses unknown names).
-pub(crate) fn with_filters(mut apis: Vec<MetaApi>, names: &[&str]) -> Vec<MetaApi> {
-    let operations = apis.iter_mut().flat_map(|a| a.paths.iter_mut()).flat_map(|p| p.operations.iter_mut());
-    for operation in operations {
-        operation.params.extend(names.iter().map(|name| MetaOperationParam {
-            name: (*name).to_owned(),
-            schema: String::schema_ref(),
-            in_type: MetaParamIn::Query,
-            description: Some("Filter (ids as UUIDs, dates as YYYY-MM-DD, lists comma-separated).".into()),
-            required: false,
-            deprecated: false,
-            explode: true,
-            style: None,
-        }));
-    }
-    apis
-}
-
-/// Every operation of the API.
+/// Every operation of the API: one API struct per resource.
 fn operations() -> impl OpenApi {
-    MergedPaths((auth::AuthApi, system::SystemApi, resources::all()))
+    compose_apis!(
+        auth::AuthApi,
+        system::SystemApi,
+        resources::UsersApi,
+        resources::CompaniesApi,
+        resources::ContactsApi,
+        resources::LeadsApi,
+        resources::DealsApi,
+        resources::QuotesApi,
+        resources::InvoicesApi,
+        resources::PaymentsApi,
+        resources::DeliveryNotesApi,
+        resources::ProjectsApi,
+        resources::MilestonesApi,
+        resources::TasksApi,
+        resources::ProductsApi,
+        resources::CategoriesApi,
+        resources::NotificationsApi,
+        resources::ApiKeysApi,
+        resources::AuditLogsApi,
+        reports::ReportsApi,
+    )
 }
 
 /// The OpenAPI service, to be nested at `/api/v1`.

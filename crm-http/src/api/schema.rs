@@ -13,9 +13,8 @@ use std::{
     sync::{Mutex, OnceLock},
 };
 
-use poem::http::Method;
 use poem_openapi::{
-    registry::{MetaApi, MetaSchema, MetaSchemaRef, Registry},
+    registry::{MetaSchema, MetaSchemaRef, Registry},
     types::{ParseFromJSON, ParseResult, Type},
 };
 use schemars::{
@@ -25,7 +24,11 @@ use schemars::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{error::ApiError, input, output::Pagination};
+use crate::{
+    error::ApiError,
+    input,
+    output::{Data, Pagination},
+};
 
 /// A JSON request body described in the spec by `T`'s schema. It holds the JSON as
 /// sent; [`Body::decode`] reads it into `T` through [`input::decode`].
@@ -33,13 +36,6 @@ use crate::{error::ApiError, input, output::Pagination};
 pub(crate) struct Body<T> {
     json: Value,
     _input: PhantomData<fn() -> T>,
-}
-
-impl<T> Body<T> {
-    /// The JSON as sent.
-    pub(crate) fn into_json(self) -> Value {
-        self.json
-    }
 }
 
 impl<T: DeserializeOwned> Body<T> {
@@ -200,7 +196,11 @@ fn convert(schema: &Value) -> MetaSchemaRef {
         .and_then(Value::as_array)
         .map(|r| r.iter().filter_map(Value::as_str).map(intern).collect())
         .unwrap_or_default();
-    meta.items = map.get("items").filter(|i| i.is_object()).map(|i| Box::new(convert(i)));
+    meta.items = match map.get("items") {
+        Some(Value::Array(positions)) => Some(Box::new(tuple_items(positions))),
+        Some(items) if items.is_object() => Some(Box::new(convert(items))),
+        _ => None,
+    };
     meta.additional_properties =
         map.get("additionalProperties").filter(|a| a.is_object()).map(|a| Box::new(convert(a)));
     meta.one_of = convert_all(map.get("oneOf"));
@@ -209,46 +209,54 @@ fn convert(schema: &Value) -> MetaSchemaRef {
     MetaSchemaRef::Inline(Box::new(meta))
 }
 
-/// What the `data` of a successful response is.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Data {
-    /// One record.
-    One,
-    /// A page of records, with `pagination`.
-    Page,
+/// The `items` of a tuple (`Vec<(TaskStatus, u64)>`'s pairs). schemars writes one schema
+/// per position (`items: [a, b]`, its OpenAPI 3.0 rendering of `prefixItems`), which
+/// OpenAPI 3.0 does not have: without this the array would have no `items` at all and
+/// client generators drop it. Each element is any of the positions' schemas; the
+/// tuple's length stays in `minItems`/`maxItems`.
+fn tuple_items(positions: &[Value]) -> MetaSchemaRef {
+    let mut distinct: Vec<&Value> = Vec::new();
+    for position in positions {
+        if !distinct.contains(&position) {
+            distinct.push(position);
+        }
+    }
+    match distinct.as_slice() {
+        [only] => convert(only),
+        _ => MetaSchemaRef::Inline(Box::new(MetaSchema {
+            any_of: distinct.into_iter().map(convert).collect(),
+            ..MetaSchema::ANY
+        })),
+    }
 }
 
-/// Registers the envelope of a response whose `data` is `T` (one, or a page of them)
-/// and returns its name: `<T>Envelope` or `<T>Page`.
+/// Registers the envelope of a response whose `data` is `T` (or a page of them) and
+/// returns its name: `<T>Envelope` or `<T>Page`.
 pub(crate) fn register_envelope<T: JsonSchema>(registry: &mut Registry, data: Data) -> String {
     let record = register_schema::<T>(registry, Contract::Serialize);
-    <Pagination as Type>::register(registry);
     let name = envelope_name::<T>(data);
+    if let Data::Page = data {
+        <Pagination as Type>::register(registry);
+    }
     registry.create_schema::<FromSchemars, _>(name.clone(), |_| {
         let record_ref = MetaSchemaRef::Reference(record.clone());
-        let (data_schema, data_doc) = match data {
-            Data::One => (record_ref, "The record."),
-            Data::Page => (
-                MetaSchemaRef::Inline(Box::new(MetaSchema {
-                    items: Some(Box::new(record_ref)),
-                    ..MetaSchema::new("array")
-                })),
-                "The records of this page.",
-            ),
-        };
-        let data_schema = match data_schema {
-            MetaSchemaRef::Reference(r) => MetaSchemaRef::Inline(Box::new(MetaSchema {
-                description: Some(data_doc),
-                all_of: vec![MetaSchemaRef::Reference(r)],
+        let data_schema = match data {
+            Data::Record | Data::Result => MetaSchema {
+                description: Some(if let Data::Record = data { "The record." } else { "The result." }),
+                all_of: vec![record_ref],
                 ..MetaSchema::ANY
-            })),
-            MetaSchemaRef::Inline(mut s) => {
-                s.description = Some(data_doc);
-                MetaSchemaRef::Inline(s)
-            }
+            },
+            Data::Page => MetaSchema {
+                description: Some("The records of this page."),
+                items: Some(Box::new(record_ref)),
+                ..MetaSchema::new("array")
+            },
         };
         let success = MetaSchema { description: Some("Always `true`."), ..MetaSchema::new("boolean") };
-        let mut properties = vec![("success", MetaSchemaRef::Inline(Box::new(success))), ("data", data_schema)];
+        let mut properties = vec![
+            ("success", MetaSchemaRef::Inline(Box::new(success))),
+            ("data", MetaSchemaRef::Inline(Box::new(data_schema))),
+        ];
         let mut required = vec!["success", "data"];
         if let Data::Page = data {
             properties.push(("pagination", <Pagination as Type>::schema_ref()));
@@ -259,35 +267,10 @@ pub(crate) fn register_envelope<T: JsonSchema>(registry: &mut Registry, data: Da
     name
 }
 
-/// Points the success responses (`200`, `201`) of `apis`' operations at a typed
-/// envelope (see [`register_envelope`]) instead of the free-form one.
-pub(crate) fn with_data(apis: Vec<MetaApi>, envelope: &str) -> Vec<MetaApi> {
-    with_data_where(apis, envelope, |_, _| true)
-}
-
-/// [`with_data`] for the one operation at `path` (`/notifications/{id}/read`) and `method`.
-pub(crate) fn with_data_at(apis: Vec<MetaApi>, path: &str, method: &Method, envelope: &str) -> Vec<MetaApi> {
-    with_data_where(apis, envelope, |p, m| p.replace(":id", "{id}") == path && m == method)
-}
-
-fn with_data_where(mut apis: Vec<MetaApi>, envelope: &str, only: impl Fn(&str, &Method) -> bool) -> Vec<MetaApi> {
-    for path in apis.iter_mut().flat_map(|a| a.paths.iter_mut()) {
-        for operation in path.operations.iter_mut().filter(|o| only(&path.path, &o.method)) {
-            let responses = operation.responses.responses.iter_mut();
-            for response in responses.filter(|r| matches!(r.status, Some(200 | 201))) {
-                for content in &mut response.content {
-                    content.schema = MetaSchemaRef::Reference(envelope.to_owned());
-                }
-            }
-        }
-    }
-    apis
-}
-
 /// The name of the envelope [`register_envelope`] registers for `T`.
 pub(crate) fn envelope_name<T: JsonSchema>(data: Data) -> String {
     match data {
-        Data::One => format!("{}Envelope", T::schema_name()),
+        Data::Record | Data::Result => format!("{}Envelope", T::schema_name()),
         Data::Page => format!("{}Page", T::schema_name()),
     }
 }

@@ -1,12 +1,14 @@
 //! crm-http's integration tests: one binary, one module per concern. Everything runs
 //! through poem's test client over in-memory storage, except `binary`, which starts
-//! the real `crm-server` on a free port of 127.0.0.1.
+//! the real `crm-server` on a free port of 127.0.0.1, and `ts_client`, which generates
+//! a TypeScript client from the spec and type-checks a program with it (Node.js, npm).
 
 // Test code may unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
 mod auth;
 mod binary;
+mod composition;
 mod endpoints;
 mod errors;
 mod matrix;
@@ -15,3 +17,4 @@ mod rate_limiter_suite;
 mod resources;
 mod support;
 mod tenants;
+mod ts_client;

@@ -1,0 +1,210 @@
+//! `resource!`: one declaration per resource, expanding to one API struct whose one
+//! `#[OpenApi]` impl holds all of that resource's operations, as poem-openapi intends.
+//!
+//! The operations most resources share are written once here: `list`, `get`, `create`,
+//! `update`, `delete`, `action` (a state change with no input but the version) and
+//! `set` (a change of one field, with its body type). A resource's own operations are
+//! written out in its declaration under `extra { … }` and land in the same impl. Paths
+//! are relative to the resource's (`prefix_path`); every operation names its stable
+//! `operationId`.
+//!
+//! ```text
+//! resource! {
+//!     /// Contacts.
+//!     ContactsApi at "/contacts", tag "ApiTags::Contacts", service contacts, record Contact;
+//!     list "listContacts" "Contacts of the tenant.", filter ContactFilter: [company_id, owner_id];
+//!     get "getContact";
+//!     create "createContact": create(NewContact);
+//!     update "updateContact"(ContactPatch);
+//!     delete "deleteContact";
+//!     action send "/:id/send" "sendQuote" "Sends a draft quote.";
+//!     set change_status "/:id/status" "changeLeadStatus" "Moves a lead.", LeadStatusBody { status: LeadStatus };
+//!     extra { /* #[oai(…)] async fn …, written out */ }
+//! }
+//! ```
+//!
+//! A listing's filters are named once, in its declaration: each is documented as an
+//! optional query parameter, and the handler reads the whole query string into the
+//! core's filter type (which refuses names it does not know).
+//!
+//! Every operation parses, calls one core service method with the caller's principal,
+//! and presents the result. Nothing here decides who may do what.
+
+macro_rules! resource {
+    (
+        $(#[$doc:meta])*
+        $api:ident at $path:tt, tag $tag:tt, service $service:ident, record $record:ty;
+        $(list $list_id:tt $list_doc:tt, filter $filter:ty: [$($name:ident),* $(,)?];)?
+        $(get $get_id:tt;)?
+        $(create $create_id:tt: $create:ident($input:ty);)?
+        $(update $update_id:tt($patch:ty);)?
+        $(delete $delete_id:tt;)?
+        $(action $action:ident $action_path:tt $action_id:tt $action_doc:tt;)*
+        $(set $set:ident $set_path:tt $set_id:tt $set_doc:tt, $body:ident { $field:ident: $field_ty:ty };)*
+        $(extra { $($extra:tt)* })?
+    ) => {
+        $(#[$doc])*
+        pub(crate) struct $api;
+
+        $(
+            #[doc = $set_doc]
+            #[derive(serde::Deserialize, schemars::JsonSchema)]
+            #[serde(deny_unknown_fields)]
+            pub(crate) struct $body {
+                /// The new value.
+                $field: $field_ty,
+                /// The version read (or send `If-Match`).
+                version: Option<u64>,
+            }
+        )*
+
+        #[poem_openapi::OpenApi(prefix_path = $path, tag = $tag)]
+        impl $api {
+            $(
+                #[doc = $list_doc]
+                #[oai(path = "/", method = "get", operation_id = $list_id)]
+                #[allow(clippy::too_many_arguments)]
+                async fn list(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    req: &poem::Request,
+                    /// Rows per page (1 to 500, default 50).
+                    limit: poem_openapi::param::Query<Option<u32>>,
+                    /// The `next_cursor` of the previous page.
+                    cursor: poem_openapi::param::Query<Option<String>>,
+                    /// A sortable field; `-field` sorts descending.
+                    sort: poem_openapi::param::Query<Option<String>>,
+                    /// Case-insensitive text search.
+                    search: poem_openapi::param::Query<Option<String>>,
+                    /// Also count every matching row.
+                    total: poem_openapi::param::Query<Option<bool>>,
+                    $(
+                        /// Filter (ids as UUIDs, dates as YYYY-MM-DD, lists comma-separated).
+                        $name: poem_openapi::param::Query<Option<String>>,
+                    )*
+                ) -> Result<$crate::output::Listed<$record>, $crate::error::BodilessError> {
+                    // The filters are read from the query string as a whole, below.
+                    let _ = ($($name,)*);
+                    let caller = ctx.caller(&auth).await?;
+                    let filter: $filter = $crate::input::filter_from_query(req)?;
+                    let page = $crate::input::page_request(limit.0, cursor.0, sort.0, search.0, total.0);
+                    let found = ctx.crm.$service().list(&caller.principal, &filter, &page).await?;
+                    Ok($crate::output::page(found, &page)?)
+                }
+            )?
+
+            $(
+                /// One record; another tenant's or an unreachable id is 404.
+                #[oai(path = "/:id", method = "get", operation_id = $get_id)]
+                async fn get(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    id: poem_openapi::param::Path<uuid::Uuid>,
+                ) -> Result<$crate::output::One<$record>, $crate::error::BodilessError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let found = ctx.crm.$service().get(&caller.principal, id.0.into()).await?;
+                    Ok($crate::output::one(&found)?)
+                }
+            )?
+
+            $(
+                /// Creates one (any amounts as decimal strings, not JSON numbers).
+                #[oai(path = "/", method = "post", operation_id = $create_id)]
+                async fn create(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    body: poem_openapi::payload::Json<$crate::api::schema::Body<$input>>,
+                ) -> Result<$crate::output::Created<$record>, $crate::error::ApiError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let input: $input = body.0.decode()?;
+                    let created = ctx.crm.$service().$create(&caller.principal, input).await?;
+                    $crate::output::created(&created)
+                }
+            )?
+
+            $(
+                /// Changes the fields sent; a stale version is 409.
+                #[oai(path = "/:id", method = "patch", operation_id = $update_id)]
+                async fn update(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    id: poem_openapi::param::Path<uuid::Uuid>,
+                    /// The `ETag` of the version read.
+                    #[oai(name = "If-Match")]
+                    if_match: poem_openapi::param::Header<Option<String>>,
+                    body: poem_openapi::payload::Json<$crate::api::schema::Body<$patch>>,
+                ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let patch: $patch = body.0.decode_patch(if_match.0.as_deref())?;
+                    let updated = ctx.crm.$service().update(&caller.principal, id.0.into(), patch).await?;
+                    $crate::output::one(&updated)
+                }
+            )?
+
+            $(
+                /// Deletes one; refused (409) while other records still point at it.
+                #[oai(path = "/:id", method = "delete", operation_id = $delete_id)]
+                async fn delete(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    id: poem_openapi::param::Path<uuid::Uuid>,
+                    /// The `ETag` of the version read.
+                    #[oai(name = "If-Match")]
+                    if_match: poem_openapi::param::Header<Option<String>>,
+                ) -> Result<$crate::output::Done<$crate::api::results::Deleted>, $crate::error::BodilessError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
+                    ctx.crm.$service().delete(&caller.principal, id.0.into(), version).await?;
+                    Ok($crate::output::done(&$crate::api::results::Deleted::new(id.0))?)
+                }
+            )?
+
+            $(
+                #[doc = $action_doc]
+                #[oai(path = $action_path, method = "post", operation_id = $action_id)]
+                async fn $action(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    id: poem_openapi::param::Path<uuid::Uuid>,
+                    /// The `ETag` of the version read.
+                    #[oai(name = "If-Match")]
+                    if_match: poem_openapi::param::Header<Option<String>>,
+                ) -> Result<$crate::output::One<$record>, $crate::error::BodilessError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
+                    let changed = ctx.crm.$service().$action(&caller.principal, id.0.into(), version).await?;
+                    Ok($crate::output::one(&changed)?)
+                }
+            )*
+
+            $(
+                #[doc = $set_doc]
+                #[oai(path = $set_path, method = "post", operation_id = $set_id)]
+                async fn $set(
+                    &self,
+                    ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
+                    auth: $crate::auth::Auth,
+                    id: poem_openapi::param::Path<uuid::Uuid>,
+                    /// The `ETag` of the version read.
+                    #[oai(name = "If-Match")]
+                    if_match: poem_openapi::param::Header<Option<String>>,
+                    body: poem_openapi::payload::Json<$crate::api::schema::Body<$body>>,
+                ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
+                    let caller = ctx.caller(&auth).await?;
+                    let input: $body = body.0.decode_patch(if_match.0.as_deref())?;
+                    let changed =
+                        ctx.crm.$service().$set(&caller.principal, id.0.into(), input.$field, input.version).await?;
+                    $crate::output::one(&changed)
+                }
+            )*
+
+            $($($extra)*)?
+        }
+    };
+}

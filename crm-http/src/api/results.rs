@@ -1,0 +1,139 @@
+//! What operations answer besides records and pages: each a type whose JSON Schema is
+//! the `data` of the operation's response in the spec, and whose serialization is that
+//! `data`, so the two cannot drift apart.
+
+use chrono::{DateTime, Utc};
+use crm_core::{
+    Id, TenantId, access::api_keys::ApiKey, access::users::User, authz::Role, customers::companies::Company,
+    customers::contacts::Contact, customers::deals::Deal, customers::leads::Lead, sales::invoices::Invoice,
+    sales::quotes::Quote, session_store::Session,
+};
+use schemars::JsonSchema;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::output::Shown;
+
+/// What this API is and where its spec and docs are.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ApiInfo {
+    /// `crm-rs`.
+    pub name: &'static str,
+    /// The API's version.
+    pub version: &'static str,
+    /// Where the OpenAPI spec is.
+    pub openapi: &'static str,
+    /// Where the interactive docs are.
+    pub docs: &'static str,
+}
+
+/// The tokens of a session, also set as HttpOnly cookies.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SessionTokens {
+    /// The access token (a JWT), sent as `Authorization: Bearer …`.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds the access token stays valid.
+    pub expires_in: i64,
+    /// The refresh token; each works once (presenting a used one revokes the session).
+    pub refresh_token: String,
+    /// When the refresh token, and the session, expire.
+    pub refresh_expires_at: DateTime<Utc>,
+    /// The session, as `GET /auth/me` names it.
+    pub session_id: Uuid,
+}
+
+/// A new session and the user it signed in.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SignedIn {
+    /// The session's tokens.
+    #[serde(flatten)]
+    pub tokens: SessionTokens,
+    /// The user.
+    pub user: Shown<User>,
+}
+
+/// Who is calling.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct CurrentCaller {
+    /// The user (for an API key: its owner).
+    pub user: Shown<User>,
+    /// The user's role.
+    pub role: Role,
+    /// The tenant the caller acts in.
+    pub tenant_id: TenantId,
+    /// The API key in use; `null` for a signed-in session.
+    pub api_key_id: Option<Id<ApiKey>>,
+    /// The session of an access token; `null` for an API key.
+    pub session_id: Option<Id<Session>>,
+}
+
+/// The session is over.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SignedOut {
+    /// Always `true`.
+    pub signed_out: bool,
+}
+
+/// The password was changed.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct PasswordChanged {
+    /// Always `true`.
+    pub changed: bool,
+}
+
+/// A record is gone.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Deleted {
+    /// The deleted record's id.
+    pub id: Uuid,
+    /// Always `true`.
+    pub deleted: bool,
+}
+
+impl Deleted {
+    /// The record `id` was deleted.
+    pub(crate) fn new(id: Uuid) -> Self {
+        Self { id, deleted: true }
+    }
+}
+
+/// Notifications marked read.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct MarkedRead {
+    /// How many were unread and are now read.
+    pub marked: usize,
+}
+
+/// A converted lead and what the conversion created or joined, written in one batch.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ConvertedLead {
+    /// The lead, now `converted`.
+    pub lead: Shown<Lead>,
+    /// The new contact.
+    pub contact: Shown<Contact>,
+    /// The company the contact joined (new or existing); `null` for a standalone contact.
+    pub company: Option<Shown<Company>>,
+    /// The new deal, when one was asked for.
+    pub deal: Option<Shown<Deal>>,
+}
+
+/// An accepted quote and the invoice draft made from it.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct AcceptedQuote {
+    /// The quote, now `accepted`.
+    pub quote: Shown<Quote>,
+    /// The new invoice draft.
+    pub invoice: Shown<Invoice>,
+}
+
+/// A new API key and its token.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct CreatedApiKey {
+    /// The key.
+    #[serde(flatten)]
+    pub key: Shown<ApiKey>,
+    /// The token to send as `X-API-Key` (or as a bearer token): shown this once only.
+    pub token: String,
+}
