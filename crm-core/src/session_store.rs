@@ -30,7 +30,8 @@ pub const DEFAULT_SESSION_TTL: Duration = Duration::days(7);
 pub struct Session {
     /// Common metadata; the version moves on every rotation.
     pub meta: Meta,
-    /// The signed-in user (a `User` id: sessions sit below the access area that owns users).
+    /// The signed-in user.
+    // A `User` id, untyped: the session contract sits in the kernel, below users.
     pub user_id: Uuid,
     /// When the session (and its refresh token) stops working.
     pub expires_at: DateTime<Utc>,

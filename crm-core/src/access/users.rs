@@ -50,7 +50,7 @@ pub struct User {
     /// Role in the tenant.
     pub role: Role,
     /// The customer company of a `client` (required for clients, absent otherwise).
-    /// A `Company` id, untyped because companies sit in an area above this one.
+    // A `Company` id, untyped: companies sit in an area above access.
     pub company_id: Option<Uuid>,
     /// Inactive users cannot sign in or act.
     pub active: bool,

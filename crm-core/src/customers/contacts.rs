@@ -34,8 +34,8 @@ pub struct Contact {
     pub company_id: Option<Id<Company>>,
     /// The responsible user.
     pub owner_id: Id<User>,
-    /// The lead this contact was converted from (a `Lead` id: leads sit above
-    /// contacts, since converting one creates a contact).
+    /// The lead this contact was converted from.
+    // A `Lead` id, untyped: leads sit above contacts (converting one creates a contact).
     pub lead_id: Option<uuid::Uuid>,
 }
 

@@ -61,8 +61,8 @@ pub struct Invoice {
     pub company_id: Id<Company>,
     /// The billed contact.
     pub contact_id: Option<Id<Contact>>,
-    /// The quote it came from (a `Quote` id: quotes sit above invoices, since
-    /// accepting one drafts an invoice).
+    /// The quote it came from.
+    // A `Quote` id, untyped: quotes sit above invoices (accepting one drafts an invoice).
     pub quote_id: Option<Uuid>,
     /// The responsible user.
     pub owner_id: Id<User>,

@@ -105,12 +105,13 @@ async fn indexed_values_have_the_declared_types() {
     let declared: Vec<&str> = Contact::FIELDS.iter().map(|f| f.name).collect();
     assert_eq!(names, declared, "index() emits the declared fields in order");
     for ((name, value), field) in record.fields.iter().zip(Contact::FIELDS) {
-        let fits = match (value, field.ty) {
-            (FieldValue::Null, _) => true,
-            (FieldValue::Text(_), FieldType::Text) | (FieldValue::Uuid(_), FieldType::Uuid) => true,
-            (FieldValue::Timestamp(_), FieldType::Timestamp) => true,
-            _ => false,
-        };
+        let fits = matches!(
+            (value, field.ty),
+            (FieldValue::Null, _)
+                | (FieldValue::Text(_), FieldType::Text)
+                | (FieldValue::Uuid(_), FieldType::Uuid)
+                | (FieldValue::Timestamp(_), FieldType::Timestamp)
+        );
         assert!(fits, "{name}: {value:?} is not a {:?}", field.ty);
     }
     assert_eq!(

@@ -8,7 +8,7 @@
 //! `output::Done<ConvertedLead>`…), whose JSON Schema the spec shows (`schema.rs`).
 
 #[macro_use]
-mod resource;
+pub(crate) mod resource;
 mod auth;
 mod reports;
 mod resources;
@@ -17,6 +17,8 @@ pub(crate) mod schema;
 mod system;
 
 use poem_openapi::{OpenApi, OpenApiService, Tags};
+
+use self::resource::Filtered;
 
 /// The groups of operations in the spec.
 #[derive(Tags)]
@@ -86,23 +88,23 @@ fn operations() -> impl OpenApi {
     compose_apis!(
         auth::AuthApi,
         system::SystemApi,
-        resources::UsersApi,
-        resources::CompaniesApi,
-        resources::ContactsApi,
-        resources::LeadsApi,
-        resources::DealsApi,
-        resources::QuotesApi,
-        resources::InvoicesApi,
-        resources::PaymentsApi,
-        resources::DeliveryNotesApi,
-        resources::ProjectsApi,
+        Filtered(resources::UsersApi),
+        Filtered(resources::CompaniesApi),
+        Filtered(resources::ContactsApi),
+        Filtered(resources::LeadsApi),
+        Filtered(resources::DealsApi),
+        Filtered(resources::QuotesApi),
+        Filtered(resources::InvoicesApi),
+        Filtered(resources::PaymentsApi),
+        Filtered(resources::DeliveryNotesApi),
+        Filtered(resources::ProjectsApi),
         resources::MilestonesApi,
-        resources::TasksApi,
-        resources::ProductsApi,
+        Filtered(resources::TasksApi),
+        Filtered(resources::ProductsApi),
         resources::CategoriesApi,
         resources::NotificationsApi,
         resources::ApiKeysApi,
-        resources::AuditLogsApi,
+        Filtered(resources::AuditLogsApi),
         reports::ReportsApi,
     )
 }

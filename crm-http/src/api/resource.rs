@@ -12,7 +12,7 @@
 //! resource! {
 //!     /// Contacts.
 //!     ContactsApi at "/contacts", tag "ApiTags::Contacts", service contacts, record Contact;
-//!     list "listContacts" "Contacts of the tenant.", filter ContactFilter: [company_id, owner_id];
+//!     list "listContacts" "Contacts of the tenant.", filter ContactFilter;
 //!     get "getContact";
 //!     create "createContact": create(NewContact);
 //!     update "updateContact"(ContactPatch);
@@ -23,9 +23,10 @@
 //! }
 //! ```
 //!
-//! A listing's filters are named once, in its declaration: each is documented as an
-//! optional query parameter, and the handler reads the whole query string into the
-//! core's filter type (which refuses names it does not know).
+//! A listing's filters are the record's declared fields (`Entity::FIELDS` in crm-core):
+//! [`Filtered`] documents each as an optional query parameter, and the handler reads
+//! the whole query string into the core's filter type (which refuses names it does not
+//! know, and a core test holds to the same declarations).
 //!
 //! Every operation parses, calls one core service method with the caller's principal,
 //! and presents the result. Nothing here decides who may do what.
@@ -34,7 +35,7 @@ macro_rules! resource {
     (
         $(#[$doc:meta])*
         $api:ident at $path:tt, tag $tag:tt, service $service:ident, record $record:ty;
-        $(list $list_id:tt $list_doc:tt, filter $filter:ty: [$($name:ident),* $(,)?];)?
+        $(list $list_id:tt $list_doc:tt, filter $filter:ty;)?
         $(get $get_id:tt;)?
         $(create $create_id:tt: $create:ident($input:ty);)?
         $(update $update_id:tt($patch:ty);)?
@@ -45,6 +46,13 @@ macro_rules! resource {
     ) => {
         $(#[$doc])*
         pub(crate) struct $api;
+
+        $(
+            impl $crate::api::resource::Listing for $api {
+                const LIST_OPERATION: &'static str = $list_id;
+                const FIELDS: &'static [crm_core::fields::Field] = <$record as crm_core::entity::Entity>::FIELDS;
+            }
+        )?
 
         $(
             #[doc = $set_doc]
@@ -79,13 +87,9 @@ macro_rules! resource {
                     search: poem_openapi::param::Query<Option<String>>,
                     /// Also count every matching row.
                     total: poem_openapi::param::Query<Option<bool>>,
-                    $(
-                        /// Filter (ids as UUIDs, dates as YYYY-MM-DD, lists comma-separated).
-                        $name: poem_openapi::param::Query<Option<String>>,
-                    )*
                 ) -> Result<$crate::output::Listed<$record>, $crate::error::BodilessError> {
-                    // The filters are read from the query string as a whole, below.
-                    let _ = ($($name,)*);
+                    // The filters are read from the query string as a whole; `Filtered`
+                    // documents them from the record's field declarations.
                     let caller = ctx.caller(&auth).await?;
                     let filter: $filter = $crate::input::filter_from_query(req)?;
                     let page = $crate::input::page_request(limit.0, cursor.0, sort.0, search.0, total.0);
@@ -207,4 +211,55 @@ macro_rules! resource {
             $($($extra)*)?
         }
     };
+}
+
+/// A resource whose listing filters on its record's declared fields.
+pub(crate) trait Listing {
+    /// The `operationId` of the listing.
+    const LIST_OPERATION: &'static str;
+    /// The record's indexed fields, as crm-core declares them.
+    const FIELDS: &'static [crm_core::fields::Field];
+}
+
+/// A resource API whose listing documents its filters as query parameters, derived
+/// from the record's field declarations (name, type and what the filter does).
+pub(crate) struct Filtered<A>(pub(crate) A);
+
+impl<A: poem_openapi::OpenApi + Listing> poem_openapi::OpenApi for Filtered<A> {
+    fn meta() -> Vec<poem_openapi::registry::MetaApi> {
+        use poem_openapi::{
+            registry::{MetaOperationParam, MetaParamIn},
+            types::Type,
+        };
+        let mut apis = A::meta();
+        let operations = apis.iter_mut().flat_map(|a| a.paths.iter_mut()).flat_map(|p| p.operations.iter_mut());
+        for operation in operations.filter(|o| o.operation_id == Some(A::LIST_OPERATION)) {
+            let params = crm_core::fields::filter_params(A::FIELDS);
+            operation.params.extend(params.into_iter().map(|(name, description)| MetaOperationParam {
+                name: name.to_owned(),
+                schema: String::schema_ref(),
+                in_type: MetaParamIn::Query,
+                description: Some(description),
+                required: false,
+                deprecated: false,
+                explode: true,
+                style: None,
+            }));
+        }
+        apis
+    }
+
+    fn register(registry: &mut poem_openapi::registry::Registry) {
+        A::register(registry);
+    }
+
+    fn add_routes(
+        self,
+        route_table: &mut std::collections::HashMap<
+            String,
+            std::collections::HashMap<poem::http::Method, poem::endpoint::BoxEndpoint<'static>>,
+        >,
+    ) {
+        self.0.add_routes(route_table);
+    }
 }

@@ -65,7 +65,7 @@ fn paging(
 resource! {
     /// Users of the tenant.
     UsersApi at "/users", tag "ApiTags::Users", service users, record User;
-    list "listUsers" "Users of the tenant.", filter UserFilter: [role, active];
+    list "listUsers" "Users of the tenant.", filter UserFilter;
     get "getUser";
     create "createUser": create(NewUser);
     update "updateUser"(UserPatch);
@@ -75,7 +75,7 @@ resource! {
 resource! {
     /// Customer companies.
     CompaniesApi at "/companies", tag "ApiTags::Companies", service companies, record Company;
-    list "listCompanies" "Companies.", filter CompanyFilter: [owner_id, industry];
+    list "listCompanies" "Companies.", filter CompanyFilter;
     get "getCompany";
     create "createCompany": create(NewCompany);
     update "updateCompany"(CompanyPatch);
@@ -85,7 +85,7 @@ resource! {
 resource! {
     /// Contacts.
     ContactsApi at "/contacts", tag "ApiTags::Contacts", service contacts, record Contact;
-    list "listContacts" "Contacts.", filter ContactFilter: [company_id, owner_id, email, created_from, created_to];
+    list "listContacts" "Contacts.", filter ContactFilter;
     get "getContact";
     create "createContact": create(NewContact);
     update "updateContact"(ContactPatch);
@@ -96,7 +96,7 @@ resource! {
     /// Leads and their conversion.
     LeadsApi at "/leads", tag "ApiTags::Leads", service leads, record Lead;
     list "listLeads" "Leads (`statuses` comma-separated).",
-        filter LeadFilter: [statuses, source, owner_id, min_score, created_from, created_to];
+        filter LeadFilter;
     get "getLead";
     create "createLead": create(NewLead);
     update "updateLead"(LeadPatch);
@@ -145,7 +145,7 @@ resource! {
     /// Deals and their stages.
     DealsApi at "/deals", tag "ApiTags::Deals", service deals, record Deal;
     list "listDeals" "Deals (`stages` comma-separated).",
-        filter DealFilter: [stages, owner_id, company_id, contact_id, close_from, close_to];
+        filter DealFilter;
     get "getDeal";
     create "createDeal": create(NewDeal);
     update "updateDeal"(DealPatch);
@@ -179,7 +179,7 @@ resource! {
     /// Quotes.
     QuotesApi at "/quotes", tag "ApiTags::Quotes", service quotes, record Quote;
     list "listQuotes" "Quotes (`statuses` comma-separated).",
-        filter QuoteFilter: [statuses, company_id, deal_id, owner_id, valid_from, valid_to];
+        filter QuoteFilter;
     get "getQuote";
     create "createQuote": create(NewQuote);
     update "updateQuote"(QuotePatch);
@@ -210,7 +210,7 @@ resource! {
     /// Invoices.
     InvoicesApi at "/invoices", tag "ApiTags::Invoices", service invoices, record Invoice;
     list "listInvoices" "Invoices (`statuses` comma-separated).",
-        filter InvoiceFilter: [statuses, company_id, owner_id, overdue, issued_from, issued_to, due_from, due_to];
+        filter InvoiceFilter;
     get "getInvoice";
     create "createInvoice": create(NewInvoice);
     update "updateInvoice"(InvoicePatch);
@@ -222,7 +222,7 @@ resource! {
 resource! {
     /// Payments.
     PaymentsApi at "/payments", tag "ApiTags::Payments", service payments, record Payment;
-    list "listPayments" "Payments.", filter PaymentFilter: [invoice_id, company_id, status, paid_from, paid_to];
+    list "listPayments" "Payments.", filter PaymentFilter;
     get "getPayment";
     create "recordPayment": record(NewPayment);
     action void "/:id/void" "voidPayment" "Voids a payment.";
@@ -231,7 +231,7 @@ resource! {
 resource! {
     /// Delivery notes.
     DeliveryNotesApi at "/delivery-notes", tag "ApiTags::DeliveryNotes", service delivery_notes, record DeliveryNote;
-    list "listDeliveryNotes" "Delivery notes.", filter DeliveryNoteFilter: [invoice_id, company_id, status];
+    list "listDeliveryNotes" "Delivery notes.", filter DeliveryNoteFilter;
     get "getDeliveryNote";
     create "createDeliveryNote": create(NewDeliveryNote);
     delete "deleteDeliveryNote";
@@ -242,7 +242,7 @@ resource! {
 resource! {
     /// Projects.
     ProjectsApi at "/projects", tag "ApiTags::Projects", service projects, record Project;
-    list "listProjects" "Projects.", filter ProjectFilter: [company_id, status, manager_id];
+    list "listProjects" "Projects.", filter ProjectFilter;
     get "getProject";
     create "createProject": create(NewProject);
     update "updateProject"(ProjectPatch);
@@ -326,7 +326,7 @@ resource! {
     /// Tasks.
     TasksApi at "/tasks", tag "ApiTags::Tasks", service tasks, record Task;
     list "listTasks" "Tasks (`statuses` comma-separated).",
-        filter TaskFilter: [project_id, milestone_id, assignee_id, statuses, due_from, due_to];
+        filter TaskFilter;
     get "getTask";
     create "createTask": create(NewTask);
     update "updateTask"(TaskPatch);
@@ -339,7 +339,7 @@ resource! {
 resource! {
     /// The product catalog.
     ProductsApi at "/products", tag "ApiTags::Products", service products, record Product;
-    list "listProducts" "Products.", filter ProductFilter: [category_id, active];
+    list "listProducts" "Products.", filter ProductFilter;
     get "getProduct";
     create "createProduct": create(NewProduct);
     update "updateProduct"(ProductPatch);
@@ -407,7 +407,7 @@ resource! {
     /// The audit log (read only).
     AuditLogsApi at "/audit-logs", tag "ApiTags::AuditLogs", service audit, record AuditLog;
     list "listAuditLogs" "The audit log (read only).",
-        filter AuditFilter: [actor_id, entity_kind, entity_id, from, to];
+        filter AuditFilter;
     get "getAuditLog";
 }
 
