@@ -6,7 +6,7 @@
 //!
 //! ```no_run
 //! # async fn demo() -> crm_core::Result<()> {
-//! use crm_core::{Crm, storage::memory::MemoryStorage, users::Bootstrap, companies::NewCompany};
+//! use crm_core::{Crm, access::users::Bootstrap, customers::companies::NewCompany, storage::memory::MemoryStorage};
 //!
 //! let crm = Crm::new(MemoryStorage::shared());
 //! let (_tenant, _admin, admin) = crm

@@ -5,9 +5,9 @@ use crm_core::{Crm, Id, TenantId, rate_limit::RateLimiter};
 
 use crate::{
     auth::{Auth, Caller, CookiePolicy, Credential, TokenKeys},
-    edge,
     error::ApiError,
     limits::Limits,
+    request,
 };
 
 /// The server's shared state.
@@ -29,7 +29,7 @@ pub struct AppCtx {
 /// response's `RateLimit-*` headers when it is the tightest of the request.
 pub async fn limit(limiter: &dyn RateLimiter, key: &str) -> Result<(), ApiError> {
     let decision = limiter.check(key).await?;
-    edge::record_limit(decision);
+    request::record_limit(decision);
     if decision.allowed { Ok(()) } else { Err(ApiError::too_many_requests(decision.reset_after.as_secs())) }
 }
 
@@ -52,7 +52,7 @@ impl AppCtx {
                 Caller { principal, session: Some(Id::from_uuid(claims.sid)) }
             }
         };
-        edge::set_current_user(caller.principal.user_id().to_string());
+        request::set_current_user(caller.principal.user_id().to_string());
         let key = match caller.principal.api_key_id() {
             Some(key) => format!("key:{key}"),
             None => format!("user:{}", caller.principal.user_id()),

@@ -11,51 +11,10 @@ use std::{
 use crm_core::rate_limit::{RateDecision, RateLimiter};
 use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::HeaderValue};
 
-use crate::error::{ApiError, framework_error_response};
-
-/// The request being served, visible to everything that runs inside it.
-#[derive(Debug)]
-struct RequestInfo {
-    id: String,
-    user_id: Mutex<Option<String>>,
-    /// The most restrictive limit decision taken while serving the request.
-    tightest: Mutex<Option<RateDecision>>,
-}
-
-impl RequestInfo {
-    fn record(&self, decision: RateDecision) {
-        let mut tightest = self.tightest.lock().unwrap_or_else(PoisonError::into_inner);
-        *tightest = Some(tighter(*tightest, decision));
-    }
-}
-
-/// The decision the client should hear about: a refusal first, then the fewest left.
-fn tighter(current: Option<RateDecision>, new: RateDecision) -> RateDecision {
-    match current {
-        Some(old) if (old.allowed, old.remaining) <= (new.allowed, new.remaining) => old,
-        _ => new,
-    }
-}
-
-tokio::task_local! {
-    static REQUEST: Arc<RequestInfo>;
-}
-
-/// The id of the request being served, if any.
-pub fn current_request_id() -> Option<String> {
-    REQUEST.try_with(|r| r.id.clone()).ok()
-}
-
-/// Records who the request acts as, for the log line.
-pub fn set_current_user(user_id: String) {
-    let _ = REQUEST.try_with(|r| *r.user_id.lock().unwrap_or_else(PoisonError::into_inner) = Some(user_id));
-}
-
-/// Records a rate-limit decision taken for the request (per user, per account…), so its
-/// response carries the `RateLimit-*` headers of whichever limit is closest.
-pub fn record_limit(decision: RateDecision) {
-    let _ = REQUEST.try_with(|r| r.record(decision));
-}
+use crate::{
+    error::{ApiError, framework_error_response},
+    request::{REQUEST, RequestInfo},
+};
 
 /// The header carrying the request id, in and out.
 pub const REQUEST_ID_HEADER: &str = "x-request-id";

@@ -10,7 +10,7 @@ use poem_openapi::{
     registry::{MetaResponses, Registry},
 };
 
-use crate::edge;
+use crate::request;
 
 /// One refused input field.
 #[derive(Debug, Clone, PartialEq, Eq, Object)]
@@ -92,7 +92,7 @@ fn envelope(code: &str, message: impl Into<String>, details: Vec<FieldDetail>) -
             code: code.into(),
             message: message.into(),
             details,
-            request_id: edge::current_request_id(),
+            request_id: request::current_request_id(),
         },
     })
 }
@@ -130,7 +130,7 @@ impl ApiError {
 
     /// 500, logging the cause under the request id; the client sees neither.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
-        tracing::error!(request_id = edge::current_request_id().as_deref(), error = %cause, "internal error");
+        tracing::error!(request_id = request::current_request_id().as_deref(), error = %cause, "internal error");
         Self::Internal(envelope("internal", "internal error; quote the request id when reporting it", Vec::new()))
     }
 
@@ -218,7 +218,7 @@ impl From<CrmError> for ApiError {
             }
             e @ CrmError::Referenced { .. } => Self::Conflict(envelope("still_referenced", e.to_string(), Vec::new())),
             CrmError::Unavailable(cause) => {
-                tracing::warn!(request_id = edge::current_request_id().as_deref(), %cause, "storage unavailable");
+                tracing::warn!(request_id = request::current_request_id().as_deref(), %cause, "storage unavailable");
                 Self::Unavailable(envelope("unavailable", "the storage is unavailable; retry later", Vec::new()))
             }
             CrmError::Internal(cause) => Self::internal(&cause),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod input;
 pub mod limits;
 pub mod output;
+pub mod request;
 pub mod server;
 pub mod storage_url;
 

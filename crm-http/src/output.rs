@@ -4,7 +4,7 @@
 //!
 //! An operation returns [`One`], [`Created`], [`Listed`] or [`Done`] of the type its
 //! `data` is. That type names the `data` schema in the spec (through
-//! [`crate::api::schema`]) and is the only way to build the response, so the spec and
+//! `api::schema`) and is the only way to build the response, so the spec and
 //! the body come from the same type.
 
 use std::marker::PhantomData;
@@ -15,7 +15,7 @@ use poem::{
     http::{HeaderValue, StatusCode, header},
 };
 use poem_openapi::{
-    ApiResponse, Object,
+    ApiResponse,
     registry::{MetaHeader, MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
     types::{ToJSON, Type},
 };
@@ -23,31 +23,8 @@ use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 
+pub use crate::api::schema::{Data, Pagination};
 use crate::{api::schema, error::ApiError};
-
-/// Where the next page starts, and how big pages are.
-#[derive(Debug, Clone, PartialEq, Eq, Object)]
-pub struct Pagination {
-    /// The `cursor` of the next page; absent on the last page.
-    #[oai(skip_serializing_if_is_none)]
-    pub next_cursor: Option<String>,
-    /// Rows per page.
-    pub limit: u64,
-    /// Every matching row, when `total=true` was asked for.
-    #[oai(skip_serializing_if_is_none)]
-    pub total: Option<u64>,
-}
-
-/// What the `data` of a successful response is.
-#[derive(Debug, Clone, Copy)]
-pub enum Data {
-    /// One record.
-    Record,
-    /// A page of records, with `pagination`.
-    Page,
-    /// Another result (tokens, a conversion, a report…).
-    Result,
-}
 
 /// How a successful response is shaped: its status, whether it carries the record's
 /// version as its `ETag`, and what its `data` is.

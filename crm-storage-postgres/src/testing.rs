@@ -1,7 +1,7 @@
 //! Throwaway PostgreSQL servers for tests and benchmarks (feature `testing`).
 //!
 //! [`shared_server`] starts one server per process from the local PostgreSQL binaries,
-//! unless `CRM_TEST_DATABASE_URL` names a server to use instead; [`fresh_database`]
+//! unless `CRM_TEST_DATABASE_URL` names a server to use instead; `fresh_database`
 //! creates a new, empty database on it for each test. A started server listens on a
 //! unix socket in its own temporary directory only (no TCP port), runs as the OS user
 //! `postgres` when the process is root (`initdb` refuses root), and is stopped and

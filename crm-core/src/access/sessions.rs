@@ -1,6 +1,6 @@
 //! Sign-in sessions: a refresh token bound to a session, rotated on every use.
 //!
-//! The rules live here, the storing behind [`SessionStore`]: a refresh token works
+//! The rules live here, the storing behind [`SessionStore`](crate::session_store::SessionStore): a refresh token works
 //! once; presenting one that was already rotated away (a stolen copy, or the original
 //! after a thief used it) revokes the whole session. Only the SHA-256 hash of the
 //! current token is stored.

@@ -20,6 +20,7 @@ use crate::{
     edge,
     error::{ApiError, BodilessError},
     output::{self, Done, Shown},
+    request,
 };
 
 // The bodies are read like every other (`Body::decode`): a missing, unknown or
@@ -83,7 +84,7 @@ impl AuthApi {
         let account = format!("login:{tenant}:{}", body.email.trim().to_lowercase());
         limit(ctx.limits.login_per_account.as_ref(), &account).await?;
         let (user, principal) = ctx.crm.users().authenticate(tenant, &body.email, &body.password).await?;
-        edge::set_current_user(user.meta.id.to_string());
+        request::set_current_user(user.meta.id.to_string());
         let issued = ctx.crm.sessions().start(&principal).await?;
         let tokens = sign_in(&ctx, &issued, cookies)?;
         output::done(&SignedIn { tokens, user: Shown::of(&user)? })

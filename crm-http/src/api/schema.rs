@@ -24,11 +24,7 @@ use schemars::{
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::{
-    error::ApiError,
-    input,
-    output::{Data, Pagination},
-};
+use crate::{error::ApiError, input};
 
 /// A JSON request body described in the spec by `T`'s schema. It holds the JSON as
 /// sent; [`Body::decode`] reads it into `T` through [`input::decode`].
@@ -273,4 +269,28 @@ pub(crate) fn envelope_name<T: JsonSchema>(data: Data) -> String {
         Data::Record | Data::Result => format!("{}Envelope", T::schema_name()),
         Data::Page => format!("{}Page", T::schema_name()),
     }
+}
+
+/// Where the next page starts, and how big pages are.
+#[derive(Debug, Clone, PartialEq, Eq, poem_openapi::Object)]
+pub struct Pagination {
+    /// The `cursor` of the next page; absent on the last page.
+    #[oai(skip_serializing_if_is_none)]
+    pub next_cursor: Option<String>,
+    /// Rows per page.
+    pub limit: u64,
+    /// Every matching row, when `total=true` was asked for.
+    #[oai(skip_serializing_if_is_none)]
+    pub total: Option<u64>,
+}
+
+/// What the `data` of a successful response is.
+#[derive(Debug, Clone, Copy)]
+pub enum Data {
+    /// One record.
+    Record,
+    /// A page of records, with `pagination`.
+    Page,
+    /// Another result (tokens, a conversion, a report…).
+    Result,
 }
