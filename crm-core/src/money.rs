@@ -130,10 +130,20 @@ pub(crate) const MAX_INPUT: Decimal = Decimal::from_parts(1_000_000_000, 0, 0, f
 /// Largest accepted scale (digits after the point) of a quantity, price or percentage.
 pub(crate) const MAX_SCALE: u32 = 4;
 
+/// The largest amount the CRM accepts anywhere (10^18): far enough from `Decimal`'s
+/// limit (about 7.9 × 10^28) that products with percentages and sums over billions of
+/// records cannot overflow.
+pub const MAX_AMOUNT: Decimal = Decimal::from_parts(2_808_348_672, 232_830_643, 0, false, 0);
+
+/// Adds `b` to `a`, or says which sum grew past what a decimal holds.
+pub fn checked_sum(a: Decimal, b: Decimal, what: &str) -> Result<Decimal, crate::error::CrmError> {
+    a.checked_add(b).ok_or_else(|| crate::error::CrmError::Internal(format!("the sum of {what} overflows a decimal")))
+}
+
 /// Checks that an amount is positive, within range and exact in `currency`'s minor unit.
 pub fn validate_amount(v: &mut Validator, field: &str, amount: Decimal, currency: Currency) {
     v.check(
-        amount > Decimal::ZERO && amount <= MAX_INPUT * MAX_INPUT && currency.round(amount) == amount,
+        amount > Decimal::ZERO && amount <= MAX_AMOUNT && currency.round(amount) == amount,
         field,
         format!("must be a positive amount with at most {} decimals", currency.minor_units()),
     );

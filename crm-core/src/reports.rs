@@ -16,7 +16,7 @@ use crate::{
     entity::{Entity, from_stored},
     error::{CrmError, Result},
     id::Id,
-    money::Currency,
+    money::{Currency, checked_sum},
     sales::invoices::{Invoice, InvoiceStatus},
     sales::payments::{Payment, PaymentStatus},
     sales::products::Product,
@@ -233,7 +233,8 @@ impl Reports<'_> {
     pub async fn overdue_totals(&self, p: &Principal) -> Result<HashMap<Currency, Decimal>> {
         let mut totals = HashMap::new();
         for b in self.invoice_aging(p).await?.into_iter().filter(|b| b.bucket != "current") {
-            *totals.entry(b.currency).or_insert(Decimal::ZERO) += b.balance_due;
+            let total = totals.entry(b.currency).or_insert(Decimal::ZERO);
+            *total = checked_sum(*total, b.balance_due, "overdue balances")?;
         }
         Ok(totals)
     }
@@ -298,8 +299,8 @@ impl Reports<'_> {
                 for line in &invoice.lines {
                     if let Some(product) = line.product_id {
                         let entry = sales.entry((product, invoice.currency)).or_default();
-                        entry.0 += line.quantity;
-                        entry.1 += line.net;
+                        entry.0 = checked_sum(entry.0, line.quantity, "quantities sold")?;
+                        entry.1 = checked_sum(entry.1, line.net, "revenue")?;
                     }
                 }
             }

@@ -53,7 +53,7 @@ pub(crate) fn aggregate_blocking(
     shared.locks.read(tenant, || {
         reader.for_each_candidate(&query.filters, |index| aggregation.add(|name| index.field(name)))
     })?;
-    Ok(aggregation.finish())
+    aggregation.finish()
 }
 
 /// A candidate row of a listing: its id, stored value and sort value.

@@ -15,7 +15,7 @@ use crate::{
     error::{Result, Validator},
     fields::indexed_fields,
     id::{Id, Meta},
-    money::Currency,
+    money::{Currency, MAX_AMOUNT},
     state::{StateMachine, status_enum},
     storage::{EntityKind, Page, Reference},
 };
@@ -99,9 +99,14 @@ impl Deal {
         let mut v = Validator::new();
         v.text("title", &self.title, 200);
         v.check(
-            self.amount >= Decimal::ZERO && self.currency.round(self.amount) == self.amount,
+            self.amount >= Decimal::ZERO
+                && self.amount <= MAX_AMOUNT
+                && self.currency.round(self.amount) == self.amount,
             "amount",
-            format!("must be a non-negative amount with at most {} decimals", self.currency.minor_units()),
+            format!(
+                "must be a non-negative amount of at most {MAX_AMOUNT} with at most {} decimals",
+                self.currency.minor_units()
+            ),
         );
         v.check(self.probability <= 100, "probability", "must be between 0 and 100");
         v.opt_text("lost_reason", self.lost_reason.as_deref(), 1000);

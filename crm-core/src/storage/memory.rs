@@ -238,7 +238,7 @@ impl KindState {
         }
     }
 
-    fn aggregate(&self, query: &AggregateQuery) -> Vec<AggregateRow> {
+    fn aggregate(&self, query: &AggregateQuery) -> Result<Vec<AggregateRow>, StorageError> {
         let rows: Box<dyn Iterator<Item = &Arc<Record>>> = match self.eq_candidates(&query.filters) {
             Some(ids) => Box::new(ids.into_iter().filter_map(|id| self.records.get(&id))),
             None => Box::new(self.records.values()),
@@ -298,7 +298,9 @@ impl Storage for MemoryStorage {
         kind: EntityKind,
         query: &AggregateQuery,
     ) -> Result<Vec<AggregateRow>, StorageError> {
-        Ok(self.read_kind(tenant, kind, |k| k.aggregate(query)))
+        self.read(|s| {
+            s.tenants.get(&tenant).and_then(|t| t.kinds.get(&kind)).map_or(Ok(Vec::new()), |k| k.aggregate(query))
+        })
     }
 
     async fn counter(&self, tenant: TenantId, key: &str) -> Result<u64, StorageError> {

@@ -8,6 +8,8 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::StorageError;
+
 use crate::id::Id;
 
 /// A value a record exposes for filtering, sorting, uniqueness or aggregation.
@@ -283,7 +285,7 @@ pub struct AggregateRow {
 #[derive(Debug)]
 pub struct Aggregation<'q> {
     query: &'q AggregateQuery,
-    groups: BTreeMap<Vec<FieldValue>, (u64, Vec<Decimal>)>,
+    groups: BTreeMap<Vec<FieldValue>, (u64, Vec<Option<Decimal>>)>,
 }
 
 impl<'q> Aggregation<'q> {
@@ -308,15 +310,29 @@ impl<'q> Aggregation<'q> {
             })
             .collect();
         let sums_len = self.query.sums.len();
-        let (count, sums) = self.groups.entry(key).or_insert_with(|| (0, vec![Decimal::ZERO; sums_len]));
+        let (count, sums) = self.groups.entry(key).or_insert_with(|| (0, vec![Some(Decimal::ZERO); sums_len]));
         *count += 1;
         for (sum, name) in sums.iter_mut().zip(&self.query.sums) {
-            *sum += field(name).as_decimal();
+            *sum = sum.and_then(|s| s.checked_add(field(name).as_decimal()));
         }
     }
 
-    /// The groups, ordered by key.
-    pub fn finish(self) -> Vec<AggregateRow> {
-        self.groups.into_iter().map(|(key, (count, sums))| AggregateRow { key, count, sums }).collect()
+    /// The groups, ordered by key; a sum past what a decimal holds is an error naming
+    /// its field, never a panic or a wrapped value.
+    pub fn finish(self) -> Result<Vec<AggregateRow>, StorageError> {
+        let names = &self.query.sums;
+        self.groups
+            .into_iter()
+            .map(|(key, (count, sums))| {
+                let sums = sums
+                    .into_iter()
+                    .zip(names)
+                    .map(|(sum, name)| {
+                        sum.ok_or_else(|| StorageError::Invalid(format!("the sum of `{name}` overflows a decimal")))
+                    })
+                    .collect::<Result<_, _>>()?;
+                Ok(AggregateRow { key, count, sums })
+            })
+            .collect()
     }
 }

@@ -128,3 +128,50 @@ proptest! {
         prop_assert!((once - amount).abs() <= Decimal::new(5, currency.minor_units() + 1));
     }
 }
+
+/// Amounts are bounded at input, so arithmetic on them cannot overflow; sums that
+/// still would are errors naming the field, never panics (hardening item 15).
+#[tokio::test]
+async fn deal_amounts_are_bounded_and_large_pipelines_sum_without_panicking() {
+    use crm_core::{
+        CrmError,
+        customers::deals::{DealStage, NewDeal},
+        money::MAX_AMOUNT,
+    };
+    let w = crate::support::world().await;
+    let deal = |amount| NewDeal {
+        title: "Big".into(),
+        company_id: None,
+        contact_id: None,
+        owner_id: None,
+        amount,
+        currency: Currency::EUR,
+        stage: Some(DealStage::Negotiation),
+        expected_close_date: None,
+    };
+    match w.crm.deals().create(&w.admin, deal(rust_decimal::Decimal::MAX)).await {
+        Err(CrmError::Validation(errors)) => assert_eq!(errors.fields[0].field, "amount"),
+        other => panic!("an amount near Decimal::MAX must be refused naming `amount`, got {other:?}"),
+    }
+    for _ in 0..12 {
+        w.crm.deals().create(&w.admin, deal(MAX_AMOUNT)).await.unwrap();
+    }
+    let pipeline = w.crm.reports().pipeline(&w.admin).await.unwrap();
+    let stage = pipeline.iter().find(|s| s.stage == DealStage::Negotiation).unwrap();
+    assert_eq!(stage.value, MAX_AMOUNT * rust_decimal::Decimal::from(12));
+}
+
+/// An aggregate whose sum passes what a decimal holds is an error naming the field.
+#[test]
+fn an_overflowing_aggregate_sum_is_an_error_naming_the_field() {
+    use crm_core::storage::{AggregateQuery, Aggregation, FieldValue, StorageError};
+    let query = AggregateQuery { filters: vec![], group_by: vec![], sums: vec!["amount"] };
+    let mut aggregation = Aggregation::new(&query);
+    let huge = FieldValue::Decimal(rust_decimal::Decimal::MAX);
+    aggregation.add(|_| &huge);
+    aggregation.add(|_| &huge);
+    match aggregation.finish() {
+        Err(StorageError::Invalid(message)) => assert!(message.contains("`amount`"), "{message}"),
+        other => panic!("expected an overflow error, got {other:?}"),
+    }
+}
