@@ -335,7 +335,12 @@ impl PageRequest {
         let after = match self.cursor.as_deref() {
             None => None,
             Some(token) => {
-                let cursor = Cursor::decode(token);
+                // A cursor of another order (or a crafted one) would compare values of
+                // another type with the sort column: refused here, never a storage error.
+                let cursor = Cursor::decode(token).filter(|c| match sort_field {
+                    None => c.value == FieldValue::Null,
+                    Some(name) => E::FIELDS.iter().any(|f| f.name == name && f.ty.admits(&c.value)),
+                });
                 v.check(cursor.is_some(), "cursor", "is not a cursor returned by this listing");
                 cursor
             }

@@ -73,10 +73,15 @@ pub fn reference<E: Entity>(field: &'static str, id: Id<E>) -> Reference {
     Reference { field, kind: E::KIND, id: id.uuid() }
 }
 
-/// Builds the storage record of an entity.
+/// Builds the storage record of an entity. Refuses any text holding a control
+/// character other than tab and line breaks, naming its field: no adapter stores one
+/// (PostgreSQL cannot store NUL at all), so none accepts one.
 pub fn to_record<E: Entity>(entity: &E) -> Result<Record> {
     let meta = entity.meta();
     let data = serde_json::to_value(entity).map_err(|e| CrmError::Internal(format!("encode {}: {e}", E::KIND)))?;
+    let mut v = crate::error::Validator::new();
+    refuse_control_characters(&data, "", &mut v);
+    v.finish()?;
     let mut fields = Vec::with_capacity(E::FIELDS.len());
     entity.index(&mut fields);
     let uniques = unique_keys(E::FIELDS, &fields);
@@ -109,4 +114,27 @@ pub fn from_stored<E: Entity>(stored: StoredRecord) -> Result<E> {
         .map_err(|e| CrmError::Internal(format!("decode {} {}: {e}", E::KIND, stored.id)))?;
     entity.meta_mut().version = stored.version;
     Ok(entity)
+}
+
+/// Names every string in `value` holding a control character other than tab and line
+/// breaks (`lines[0].description`); the record's metadata is the core's own.
+fn refuse_control_characters(value: &serde_json::Value, path: &str, v: &mut crate::error::Validator) {
+    use serde_json::Value;
+    match value {
+        Value::String(text) if text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) => {
+            v.push(path, "must not contain control characters other than tab and newline");
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                refuse_control_characters(item, &format!("{path}[{i}]"), v);
+            }
+        }
+        Value::Object(fields) => {
+            for (name, item) in fields.iter().filter(|(name, _)| !(path.is_empty() && name.as_str() == "meta")) {
+                let inner = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };
+                refuse_control_characters(item, &inner, v);
+            }
+        }
+        _ => {}
+    }
 }

@@ -164,14 +164,28 @@ impl Validator {
     }
 
     /// Requires a non-blank text of at most `max` characters.
+    /// Text longer than [`Validator::LONG_TEXT`] characters may hold tabs and line
+    /// breaks; shorter text holds no control character at all.
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
+        let allowed = |c: char| max >= Self::LONG_TEXT && matches!(c, '\t' | '\n' | '\r');
         if value.trim().is_empty() {
             self.push(field, "must not be empty");
         } else if value.chars().count() > max {
             self.push(field, format!("must be at most {max} characters"));
+        } else if value.chars().any(|c| c.is_control() && !allowed(c)) {
+            let what = if max >= Self::LONG_TEXT {
+                "control characters other than tab and newline"
+            } else {
+                "control characters"
+            };
+            self.push(field, format!("must not contain {what}"));
         }
         self
     }
+
+    /// The maximum length from which a text field counts as long text (notes,
+    /// descriptions), where tabs and line breaks are allowed.
+    pub const LONG_TEXT: usize = 1000;
 
     /// Like [`Validator::text`] for an optional value: absent is fine, present must be valid.
     pub fn opt_text(&mut self, field: &str, value: Option<&str>, max: usize) -> &mut Self {

@@ -26,6 +26,21 @@ pub enum FieldType {
 }
 
 impl FieldType {
+    /// Whether `value` is a value of this type (absent values are of every type).
+    pub fn admits(self, value: &FieldValue) -> bool {
+        matches!(
+            (self, value),
+            (_, FieldValue::Null)
+                | (Self::Bool, FieldValue::Bool(_))
+                | (Self::Int, FieldValue::Int(_))
+                | (Self::Decimal, FieldValue::Decimal(_))
+                | (Self::Text, FieldValue::Text(_))
+                | (Self::Uuid, FieldValue::Uuid(_))
+                | (Self::Date, FieldValue::Date(_))
+                | (Self::Timestamp, FieldValue::Timestamp(_))
+        )
+    }
+
     /// How a caller writes a value of this type in a query string.
     pub const fn query_form(self) -> &'static str {
         match self {
