@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    authz::{Action, Principal, Resource, Role},
+    authz::{Action, Principal, Resource, Role, access},
     crm::{Crm, Filters, PageRequest, apply_patch},
     entity::{Entity, entity_meta},
     error::{CrmError, Result, Validator},
@@ -229,6 +229,25 @@ fn validate_password(v: &mut Validator, field: &str, password: &str) {
     );
 }
 
+/// Refuses to grant `role` unless `p` holds each of its rights at least as far: nobody
+/// hands out more than it holds. This is what stops an API key, cut to its scopes, from
+/// creating a user with a known password that signs in with more rights than the key
+/// (for principals without a key, only admins grant roles, and they hold every right).
+fn require_grantable(p: &Principal, role: Role) -> Result<()> {
+    for &resource in Resource::ALL {
+        for action in Action::ALL {
+            if access(role, resource, action) > p.access(resource, action) {
+                let action = format!("{action:?}").to_lowercase();
+                return Err(CrmError::Forbidden(format!(
+                    "may not grant the role {}: it may {action} {resource} further than the caller",
+                    role.as_str()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Users<'_> {
     /// Creates a tenant and its first admin in one atomic write, and returns the
     /// admin's principal.
@@ -309,9 +328,10 @@ impl Users<'_> {
         page.items.into_iter().next().map(crate::entity::from_stored).transpose()
     }
 
-    /// Creates a user (admins only).
+    /// Creates a user (admins only; never with more rights than the creator holds).
     pub async fn create(&self, p: &Principal, input: NewUser) -> Result<User> {
         self.crm.authorize(p, Resource::Users, Action::Create)?;
+        require_grantable(p, input.role)?;
         let mut v = Validator::new();
         validate_user_fields(&mut v, &input.email, &input.first_name, &input.last_name, input.role, input.company_id);
         validate_password(&mut v, "password", &input.password);
@@ -337,6 +357,7 @@ impl Users<'_> {
     /// A bcrypt hash is replaced by an argon2id one at the user's first sign-in.
     pub async fn import(&self, p: &Principal, input: ImportedUser) -> Result<User> {
         self.crm.authorize(p, Resource::Users, Action::Create)?;
+        require_grantable(p, input.role)?;
         let mut v = Validator::new();
         validate_user_fields(&mut v, &input.email, &input.first_name, &input.last_name, input.role, input.company_id);
         let hash = PasswordHashString::parse_imported(input.password_hash);
@@ -384,6 +405,12 @@ impl Users<'_> {
         .collect();
         if p.role() != Role::Admin && !admin_only.is_empty() {
             return Err(CrmError::Forbidden(format!("only an admin may change {}", admin_only.join(", "))));
+        }
+        if let Some(role) = patch.role.filter(|role| *role != before.role) {
+            if p.api_key_id().is_some() {
+                return Err(CrmError::Forbidden("an API key may not change roles".into()));
+            }
+            require_grantable(p, role)?;
         }
         let mut after = before.clone();
         apply_patch!(patch => after { email, first_name, last_name, role, company_id, active });
