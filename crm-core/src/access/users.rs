@@ -428,8 +428,13 @@ impl Users<'_> {
         Ok(after)
     }
 
-    /// Changes the principal's own password after checking the current one.
+    /// Changes the principal's own password after checking the current one. Refused
+    /// through an API key: a key acts for its owner within scopes, it never takes over
+    /// the owner's sign-in.
     pub async fn change_password(&self, p: &Principal, current: &str, new: &str) -> Result<()> {
+        if p.api_key_id().is_some() {
+            return Err(CrmError::Forbidden("an API key may not change its owner's password".into()));
+        }
         let before: User = self.crm.fetch(p.tenant_id(), p.user_id()).await?;
         if !self.crm.verify_password(current, &before.password_hash).await? {
             return Err(CrmError::invalid("current_password", "is not the current password"));

@@ -168,7 +168,7 @@ async fn a_key_creates_no_user_who_could_do_more_than_the_key_and_changes_no_rol
             first_name: "Minted".into(),
             last_name: "User".into(),
             role,
-            company_id: (role == Role::Client).then(|| w.client_company.meta.id),
+            company_id: (role == Role::Client).then_some(w.client_company.meta.id),
         };
         let err = users.create(&key, input).await.unwrap_err();
         assert!(matches!(err, CrmError::Forbidden(_)), "{role:?}: {err:?}");
@@ -202,4 +202,14 @@ async fn a_key_creates_no_user_who_could_do_more_than_the_key_and_changes_no_rol
         company_id: None,
     };
     assert_eq!(users.create(&master, input).await.unwrap().role, Role::Admin);
+}
+
+#[tokio::test]
+async fn a_key_cannot_change_its_owners_password() {
+    let w = world().await;
+    let key = admin_key(&w, &["*:write"], None).await;
+    let err = w.crm.users().change_password(&key, "admin-password", "a new password").await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
+    let t = w.admin.tenant_id();
+    assert!(w.crm.users().authenticate(t, "admin@acme.test", "admin-password").await.is_ok(), "unchanged");
 }
