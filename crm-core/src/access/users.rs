@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::{
     authz::{Action, Principal, Resource, Role, access},
-    crm::{Crm, Filters, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
     entity::{Entity, entity_meta},
     error::{CrmError, Result, Validator},
     fields::indexed_fields,
@@ -298,7 +298,8 @@ impl Users<'_> {
     }
 
     /// Checks an email and password; the same error for an unknown email, a wrong
-    /// password and an inactive user. Records the sign-in time.
+    /// password and an inactive user. Records the sign-in time; simultaneous sign-ins
+    /// of one user all succeed.
     pub async fn authenticate(&self, tenant: TenantId, email: &str, password: &str) -> Result<(User, Principal)> {
         let found = self.find_by_email(tenant, email).await?;
         let user = match found.filter(|u| u.active) {
@@ -310,16 +311,43 @@ impl Users<'_> {
                 return Err(CrmError::Unauthenticated);
             }
         };
-        let principal = Principal::for_user(&user);
-        let mut after = user.clone();
-        after.last_login_at = Some(self.crm.now());
-        if user.password_hash.is_bcrypt() {
-            after.password_hash = self.crm.hash_password(password).await?;
-        }
-        let mut tx = self.crm.tx(&principal);
-        tx.update_as("signed_in", &user, &mut after)?;
-        tx.commit().await?;
-        Ok((after, principal))
+        // The bookkeeping (sign-in time, a bcrypt hash replaced) is the server's own
+        // read-modify-write, so a simultaneous sign-in that wins the race makes this one
+        // write again on fresh state rather than fail. A fresh state must still let the
+        // user in: active, and the same hash or one the password also matches (another
+        // sign-in's rehash); a concurrent password change or deactivation refuses it.
+        let (id, verified) = (user.meta.id, user.password_hash.clone());
+        let mut first = Some(user);
+        retry_on_conflict(&[EntityKind::User], || {
+            let known = first.take();
+            let verified = &verified;
+            async move {
+                let before = match known {
+                    Some(user) => user,
+                    None => match self.crm.fetch::<User>(tenant, Id::from_uuid(id)).await {
+                        Ok(user) if user.active => user,
+                        Ok(_) | Err(CrmError::NotFound { .. }) => return Err(CrmError::Unauthenticated),
+                        Err(e) => return Err(e),
+                    },
+                };
+                if before.password_hash != *verified
+                    && !self.crm.verify_password(password, &before.password_hash).await?
+                {
+                    return Err(CrmError::Unauthenticated);
+                }
+                let principal = Principal::for_user(&before);
+                let mut after = before.clone();
+                after.last_login_at = Some(self.crm.now());
+                if before.password_hash.is_bcrypt() {
+                    after.password_hash = self.crm.hash_password(password).await?;
+                }
+                let mut tx = self.crm.tx(&principal);
+                tx.update_as("signed_in", &before, &mut after)?;
+                tx.commit().await?;
+                Ok((after, principal))
+            }
+        })
+        .await
     }
 
     async fn find_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<User>> {
