@@ -229,6 +229,21 @@ fn validate_password(v: &mut Validator, field: &str, password: &str) {
     );
 }
 
+fn is_active_admin(user: &User) -> bool {
+    user.role == Role::Admin && user.active
+}
+
+/// A checked admin deleted meanwhile is a concurrent change like any other: `Conflict`,
+/// not a `NotFound` naming a user the caller did not ask about.
+fn vanished_as_conflict(e: CrmError, checked: &[User]) -> CrmError {
+    match e {
+        CrmError::NotFound { kind: EntityKind::User, id } if checked.iter().any(|u| u.meta.id == id) => {
+            CrmError::Conflict { kind: EntityKind::User, id }
+        }
+        other => other,
+    }
+}
+
 /// Refuses to grant `role` unless `p` holds each of its rights at least as far: nobody
 /// hands out more than it holds. This is what stops an API key, cut to its scopes, from
 /// creating a user with a known password that signs in with more rights than the key
@@ -444,16 +459,46 @@ impl Users<'_> {
         apply_patch!(patch => after { email, first_name, last_name, role, company_id, active });
         let mut v = Validator::new();
         validate_user_fields(&mut v, &after.email, &after.first_name, &after.last_name, after.role, after.company_id);
+        let loses_admin = is_active_admin(&before) && !is_active_admin(&after);
+        v.check(!(id == p.user_id() && loses_admin), "role", "an admin cannot demote or deactivate itself");
+        let other_admin_lost = loses_admin && id != p.user_id();
+        let remaining = if other_admin_lost { self.other_active_admins(p.tenant_id(), id).await? } else { Vec::new() };
         v.check(
-            !(id == p.user_id() && (after.role != Role::Admin || !after.active) && before.role == Role::Admin),
-            "role",
-            "an admin cannot demote or deactivate itself",
+            !other_admin_lost || !remaining.is_empty(),
+            if after.role == Role::Admin { "active" } else { "role" },
+            "the tenant would be left without an active admin",
         );
         v.finish()?;
         let mut tx = self.crm.tx(p);
         tx.update(&before, &mut after)?;
-        tx.commit().await?;
+        for admin in &remaining {
+            tx.check(admin);
+        }
+        tx.commit().await.map_err(|e| vanished_as_conflict(e, &remaining))?;
         Ok(after)
+    }
+
+    /// Every active admin of the tenant but `except`, as read now. A change that takes
+    /// an active admin away checks all of them in its batch: were two admins demoted,
+    /// deactivated or deleted at once, each batch would find the other admin changed and
+    /// only one would commit, so the tenant always keeps an active admin.
+    async fn other_active_admins(&self, tenant: TenantId, except: Id<User>) -> Result<Vec<User>> {
+        let filters = vec![Filter::eq("role", Role::Admin.as_str()), Filter::eq("active", true)];
+        let mut query = ListQuery { limit: PageRequest::MAX_LIMIT, ..ListQuery::filtered(filters) };
+        let mut admins = Vec::new();
+        loop {
+            let page = self.crm.storage.list(tenant, EntityKind::User, &query).await?;
+            for stored in page.items {
+                let admin: User = crate::entity::from_stored(stored)?;
+                if admin.meta.id != except.uuid() {
+                    admins.push(admin);
+                }
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(admins),
+            }
+        }
     }
 
     /// Changes the principal's own password after checking the current one. Refused
@@ -477,11 +522,23 @@ impl Users<'_> {
         tx.commit().await
     }
 
-    /// Deletes a user (admins only; refused while records reference it).
+    /// Deletes a user (admins only; refused while records reference it, and when it is
+    /// the tenant's last active admin).
     pub async fn delete(&self, p: &Principal, id: Id<User>, version: Option<u64>) -> Result<()> {
         if id == p.user_id() {
             return Err(CrmError::invalid("id", "a user cannot delete itself"));
         }
-        self.crm.delete(p, id, version).await
+        let user: User = self.crm.load_for(p, id, Action::Delete, version).await?;
+        let remaining =
+            if is_active_admin(&user) { self.other_active_admins(p.tenant_id(), id).await? } else { Vec::new() };
+        if is_active_admin(&user) && remaining.is_empty() {
+            return Err(CrmError::invalid("id", "the tenant would be left without an active admin"));
+        }
+        let mut tx = self.crm.tx(p);
+        tx.delete(&user)?;
+        for admin in &remaining {
+            tx.check(admin);
+        }
+        tx.commit().await.map_err(|e| vanished_as_conflict(e, &remaining))
     }
 }
