@@ -225,6 +225,11 @@ impl ApiScope {
     pub fn allows(&self, resource: Resource, action: Action) -> bool {
         self.resource.is_none_or(|r| r == resource) && (self.write || !action.is_write())
     }
+
+    /// Whether everything `other` allows, this scope allows too.
+    pub fn includes(&self, other: &ApiScope) -> bool {
+        (self.resource.is_none() || self.resource == other.resource) && (self.write || !other.write)
+    }
 }
 
 impl FromStr for ApiScope {

@@ -131,6 +131,7 @@ impl ApiKeys<'_> {
         v.check(!input.scopes.is_empty(), "scopes", "at least one scope is required");
         v.check(input.expires_at.is_none_or(|t| t > self.crm.now()), "expires_at", "must be in the future");
         v.finish()?;
+        self.require_within_key(p, &input).await?;
         let owner_id = input.owner_id.unwrap_or(p.user_id());
         let owner: User = self.crm.read(p, owner_id).await?;
         if !owner.active {
@@ -152,6 +153,28 @@ impl ApiKeys<'_> {
         tx.insert(&key)?;
         tx.commit().await?;
         Ok((key, token))
+    }
+
+    /// Refuses a key that could do more, or for longer, than the key `p` acts through
+    /// (if any): every scope must be included in one of its scopes, and the expiry must
+    /// be no later than its own. Otherwise a key could mint a wider one and escape its
+    /// own limits.
+    async fn require_within_key(&self, p: &Principal, input: &NewApiKey) -> Result<()> {
+        let Some(key_id) = p.api_key_id() else {
+            return Ok(());
+        };
+        let key: ApiKey = self.crm.fetch(p.tenant_id(), key_id).await?;
+        if let Some(wider) = input.scopes.iter().find(|s| !key.scopes.0.iter().any(|own| own.includes(s))) {
+            return Err(CrmError::Forbidden(format!("an API key may not create a key with the wider scope {wider}")));
+        }
+        if let Some(own) = key.expires_at
+            && input.expires_at.is_none_or(|t| t > own)
+        {
+            return Err(CrmError::Forbidden(format!(
+                "an API key may not create a key that outlives it (it expires at {own})"
+            )));
+        }
+        Ok(())
     }
 
     /// The principal of a token: its owner, cut to its scopes. Malformed, unknown,

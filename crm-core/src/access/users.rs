@@ -5,8 +5,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    authz::{Action, Principal, Resource, Role},
-    crm::{Crm, Filters, PageRequest, apply_patch},
+    authz::{Action, Principal, Resource, Role, access},
+    crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
     entity::{Entity, entity_meta},
     error::{CrmError, Result, Validator},
     fields::indexed_fields,
@@ -229,6 +229,40 @@ fn validate_password(v: &mut Validator, field: &str, password: &str) {
     );
 }
 
+fn is_active_admin(user: &User) -> bool {
+    user.role == Role::Admin && user.active
+}
+
+/// A checked admin deleted meanwhile is a concurrent change like any other: `Conflict`,
+/// not a `NotFound` naming a user the caller did not ask about.
+fn vanished_as_conflict(e: CrmError, checked: &[User]) -> CrmError {
+    match e {
+        CrmError::NotFound { kind: EntityKind::User, id } if checked.iter().any(|u| u.meta.id == id) => {
+            CrmError::Conflict { kind: EntityKind::User, id }
+        }
+        other => other,
+    }
+}
+
+/// Refuses to grant `role` unless `p` holds each of its rights at least as far: nobody
+/// hands out more than it holds. This is what stops an API key, cut to its scopes, from
+/// creating a user with a known password that signs in with more rights than the key
+/// (for principals without a key, only admins grant roles, and they hold every right).
+fn require_grantable(p: &Principal, role: Role) -> Result<()> {
+    for &resource in Resource::ALL {
+        for action in Action::ALL {
+            if access(role, resource, action) > p.access(resource, action) {
+                let action = format!("{action:?}").to_lowercase();
+                return Err(CrmError::Forbidden(format!(
+                    "may not grant the role {}: it may {action} {resource} further than the caller",
+                    role.as_str()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl Users<'_> {
     /// Creates a tenant and its first admin in one atomic write, and returns the
     /// admin's principal.
@@ -279,7 +313,8 @@ impl Users<'_> {
     }
 
     /// Checks an email and password; the same error for an unknown email, a wrong
-    /// password and an inactive user. Records the sign-in time.
+    /// password and an inactive user. Records the sign-in time; simultaneous sign-ins
+    /// of one user all succeed.
     pub async fn authenticate(&self, tenant: TenantId, email: &str, password: &str) -> Result<(User, Principal)> {
         let found = self.find_by_email(tenant, email).await?;
         let user = match found.filter(|u| u.active) {
@@ -291,16 +326,43 @@ impl Users<'_> {
                 return Err(CrmError::Unauthenticated);
             }
         };
-        let principal = Principal::for_user(&user);
-        let mut after = user.clone();
-        after.last_login_at = Some(self.crm.now());
-        if user.password_hash.is_bcrypt() {
-            after.password_hash = self.crm.hash_password(password).await?;
-        }
-        let mut tx = self.crm.tx(&principal);
-        tx.update_as("signed_in", &user, &mut after)?;
-        tx.commit().await?;
-        Ok((after, principal))
+        // The bookkeeping (sign-in time, a bcrypt hash replaced) is the server's own
+        // read-modify-write, so a simultaneous sign-in that wins the race makes this one
+        // write again on fresh state rather than fail. A fresh state must still let the
+        // user in: active, and the same hash or one the password also matches (another
+        // sign-in's rehash); a concurrent password change or deactivation refuses it.
+        let (id, verified) = (user.meta.id, user.password_hash.clone());
+        let mut first = Some(user);
+        retry_on_conflict(&[EntityKind::User], || {
+            let known = first.take();
+            let verified = &verified;
+            async move {
+                let before = match known {
+                    Some(user) => user,
+                    None => match self.crm.fetch::<User>(tenant, Id::from_uuid(id)).await {
+                        Ok(user) if user.active => user,
+                        Ok(_) | Err(CrmError::NotFound { .. }) => return Err(CrmError::Unauthenticated),
+                        Err(e) => return Err(e),
+                    },
+                };
+                if before.password_hash != *verified
+                    && !self.crm.verify_password(password, &before.password_hash).await?
+                {
+                    return Err(CrmError::Unauthenticated);
+                }
+                let principal = Principal::for_user(&before);
+                let mut after = before.clone();
+                after.last_login_at = Some(self.crm.now());
+                if before.password_hash.is_bcrypt() {
+                    after.password_hash = self.crm.hash_password(password).await?;
+                }
+                let mut tx = self.crm.tx(&principal);
+                tx.update_as("signed_in", &before, &mut after)?;
+                tx.commit().await?;
+                Ok((after, principal))
+            }
+        })
+        .await
     }
 
     async fn find_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<User>> {
@@ -309,9 +371,10 @@ impl Users<'_> {
         page.items.into_iter().next().map(crate::entity::from_stored).transpose()
     }
 
-    /// Creates a user (admins only).
+    /// Creates a user (admins only; never with more rights than the creator holds).
     pub async fn create(&self, p: &Principal, input: NewUser) -> Result<User> {
         self.crm.authorize(p, Resource::Users, Action::Create)?;
+        require_grantable(p, input.role)?;
         let mut v = Validator::new();
         validate_user_fields(&mut v, &input.email, &input.first_name, &input.last_name, input.role, input.company_id);
         validate_password(&mut v, "password", &input.password);
@@ -337,6 +400,7 @@ impl Users<'_> {
     /// A bcrypt hash is replaced by an argon2id one at the user's first sign-in.
     pub async fn import(&self, p: &Principal, input: ImportedUser) -> Result<User> {
         self.crm.authorize(p, Resource::Users, Action::Create)?;
+        require_grantable(p, input.role)?;
         let mut v = Validator::new();
         validate_user_fields(&mut v, &input.email, &input.first_name, &input.last_name, input.role, input.company_id);
         let hash = PasswordHashString::parse_imported(input.password_hash);
@@ -385,24 +449,65 @@ impl Users<'_> {
         if p.role() != Role::Admin && !admin_only.is_empty() {
             return Err(CrmError::Forbidden(format!("only an admin may change {}", admin_only.join(", "))));
         }
+        if let Some(role) = patch.role.filter(|role| *role != before.role) {
+            if p.api_key_id().is_some() {
+                return Err(CrmError::Forbidden("an API key may not change roles".into()));
+            }
+            require_grantable(p, role)?;
+        }
         let mut after = before.clone();
         apply_patch!(patch => after { email, first_name, last_name, role, company_id, active });
         let mut v = Validator::new();
         validate_user_fields(&mut v, &after.email, &after.first_name, &after.last_name, after.role, after.company_id);
+        let loses_admin = is_active_admin(&before) && !is_active_admin(&after);
+        v.check(!(id == p.user_id() && loses_admin), "role", "an admin cannot demote or deactivate itself");
+        let other_admin_lost = loses_admin && id != p.user_id();
+        let remaining = if other_admin_lost { self.other_active_admins(p.tenant_id(), id).await? } else { Vec::new() };
         v.check(
-            !(id == p.user_id() && (after.role != Role::Admin || !after.active) && before.role == Role::Admin),
-            "role",
-            "an admin cannot demote or deactivate itself",
+            !other_admin_lost || !remaining.is_empty(),
+            if after.role == Role::Admin { "active" } else { "role" },
+            "the tenant would be left without an active admin",
         );
         v.finish()?;
         let mut tx = self.crm.tx(p);
         tx.update(&before, &mut after)?;
-        tx.commit().await?;
+        for admin in &remaining {
+            tx.check(admin);
+        }
+        tx.commit().await.map_err(|e| vanished_as_conflict(e, &remaining))?;
         Ok(after)
     }
 
-    /// Changes the principal's own password after checking the current one.
+    /// Every active admin of the tenant but `except`, as read now. A change that takes
+    /// an active admin away checks all of them in its batch: were two admins demoted,
+    /// deactivated or deleted at once, each batch would find the other admin changed and
+    /// only one would commit, so the tenant always keeps an active admin.
+    async fn other_active_admins(&self, tenant: TenantId, except: Id<User>) -> Result<Vec<User>> {
+        let filters = vec![Filter::eq("role", Role::Admin.as_str()), Filter::eq("active", true)];
+        let mut query = ListQuery { limit: PageRequest::MAX_LIMIT, ..ListQuery::filtered(filters) };
+        let mut admins = Vec::new();
+        loop {
+            let page = self.crm.storage.list(tenant, EntityKind::User, &query).await?;
+            for stored in page.items {
+                let admin: User = crate::entity::from_stored(stored)?;
+                if admin.meta.id != except.uuid() {
+                    admins.push(admin);
+                }
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(admins),
+            }
+        }
+    }
+
+    /// Changes the principal's own password after checking the current one. Refused
+    /// through an API key: a key acts for its owner within scopes, it never takes over
+    /// the owner's sign-in.
     pub async fn change_password(&self, p: &Principal, current: &str, new: &str) -> Result<()> {
+        if p.api_key_id().is_some() {
+            return Err(CrmError::Forbidden("an API key may not change its owner's password".into()));
+        }
         let before: User = self.crm.fetch(p.tenant_id(), p.user_id()).await?;
         if !self.crm.verify_password(current, &before.password_hash).await? {
             return Err(CrmError::invalid("current_password", "is not the current password"));
@@ -417,11 +522,23 @@ impl Users<'_> {
         tx.commit().await
     }
 
-    /// Deletes a user (admins only; refused while records reference it).
+    /// Deletes a user (admins only; refused while records reference it, and when it is
+    /// the tenant's last active admin).
     pub async fn delete(&self, p: &Principal, id: Id<User>, version: Option<u64>) -> Result<()> {
         if id == p.user_id() {
             return Err(CrmError::invalid("id", "a user cannot delete itself"));
         }
-        self.crm.delete(p, id, version).await
+        let user: User = self.crm.load_for(p, id, Action::Delete, version).await?;
+        let remaining =
+            if is_active_admin(&user) { self.other_active_admins(p.tenant_id(), id).await? } else { Vec::new() };
+        if is_active_admin(&user) && remaining.is_empty() {
+            return Err(CrmError::invalid("id", "the tenant would be left without an active admin"));
+        }
+        let mut tx = self.crm.tx(p);
+        tx.delete(&user)?;
+        for admin in &remaining {
+            tx.check(admin);
+        }
+        tx.commit().await.map_err(|e| vanished_as_conflict(e, &remaining))
     }
 }

@@ -168,33 +168,35 @@ pub async fn flow_quote_to_paid_invoice(s: Store) {
 pub async fn flow_invoice_to_delivery(s: Store) {
     use crate::sales::delivery_notes::{DeliveryLine, DeliveryStatus, NewDeliveryNote};
     let w = World::new(s).await;
+    // The manager's invoice: booking and releasing deliveries rewrite it, so the
+    // manager, who may update it, prepares the notes.
     let invoice = issued_invoice(&w, "10", "5").await;
     let note = |qty: &str| NewDeliveryNote {
         invoice_id: invoice.id(),
         lines: vec![DeliveryLine { line_index: 0, quantity: amount(qty) }],
         notes: None,
     };
-    let first = w.crm.delivery_notes().create(&w.user, note("6")).await.unwrap();
-    let err = w.crm.delivery_notes().create(&w.user, note("5")).await.unwrap_err();
+    let first = w.crm.delivery_notes().create(&w.manager, note("6")).await.unwrap();
+    let err = w.crm.delivery_notes().create(&w.manager, note("5")).await.unwrap_err();
     assert!(matches!(&err, CrmError::Validation(v) if v.fields[0].field == "lines[0].quantity"), "{err:?}");
-    let second = w.crm.delivery_notes().create(&w.user, note("4")).await.unwrap();
-    let booked = w.crm.invoices().get(&w.user, invoice.id()).await.unwrap();
+    let second = w.crm.delivery_notes().create(&w.manager, note("4")).await.unwrap();
+    let booked = w.crm.invoices().get(&w.manager, invoice.id()).await.unwrap();
     assert_eq!(booked.lines[0].quantity_delivered, amount("10"));
-    let shipped = w.crm.delivery_notes().ship(&w.user, first.id(), Some(1)).await.unwrap();
+    let shipped = w.crm.delivery_notes().ship(&w.manager, first.id(), Some(1)).await.unwrap();
     assert_eq!(shipped.status, DeliveryStatus::Shipped);
-    let delivered = w.crm.delivery_notes().deliver(&w.user, first.id(), None).await.unwrap();
+    let delivered = w.crm.delivery_notes().deliver(&w.manager, first.id(), None).await.unwrap();
     assert!(delivered.delivered_at.is_some());
-    let err = w.crm.delivery_notes().ship(&w.user, first.id(), None).await.unwrap_err();
+    let err = w.crm.delivery_notes().ship(&w.manager, first.id(), None).await.unwrap_err();
     assert!(matches!(err, CrmError::InvalidTransition { .. }));
     // Deleting the pending note gives its quantity back.
-    w.crm.delivery_notes().delete(&w.user, second.id(), None).await.unwrap();
-    let released = w.crm.invoices().get(&w.user, invoice.id()).await.unwrap();
+    w.crm.delivery_notes().delete(&w.manager, second.id(), None).await.unwrap();
+    let released = w.crm.invoices().get(&w.manager, invoice.id()).await.unwrap();
     assert_eq!(released.lines[0].quantity_delivered, amount("6"));
     let err = w
         .crm
         .delivery_notes()
         .create(
-            &w.user,
+            &w.manager,
             NewDeliveryNote { lines: vec![DeliveryLine { line_index: 3, quantity: amount("1") }], ..note("1") },
         )
         .await
@@ -250,7 +252,7 @@ pub async fn payments_under_concurrency(s: Store) {
             paid_on: None,
             reference: None,
         };
-        payments.record(&w.user, input)
+        payments.record(&w.manager, input)
     });
     let results = join_all(attempts).await;
     let accepted = results.iter().filter(|r| r.is_ok()).count();

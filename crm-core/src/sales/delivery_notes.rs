@@ -156,7 +156,7 @@ fn apply_delivery(invoice: &mut Invoice, lines: &[DeliveryLine], sign: Decimal) 
 
 impl DeliveryNotes<'_> {
     /// Creates a pending delivery note and books its quantities on the invoice in one
-    /// atomic write.
+    /// atomic write, for a principal that may update that invoice.
     pub async fn create(&self, p: &Principal, input: NewDeliveryNote) -> Result<DeliveryNote> {
         self.crm.authorize(p, Resource::DeliveryNotes, Action::Create)?;
         let mut v = Validator::new();
@@ -173,7 +173,8 @@ impl DeliveryNotes<'_> {
         v.opt_text("notes", input.notes.as_deref(), 5000);
         v.finish()?;
         retry_on_conflict(&[EntityKind::Invoice], || async {
-            let before: Invoice = self.crm.read(p, input.invoice_id).await?;
+            // Booking rewrites the invoice's delivered quantities.
+            let before: Invoice = self.crm.load_for(p, input.invoice_id, Action::Update, None).await?;
             if matches!(before.status, InvoiceStatus::Draft | InvoiceStatus::Cancelled) {
                 return Err(CrmError::invalid(
                     "invoice_id",
@@ -254,14 +255,15 @@ impl DeliveryNotes<'_> {
         self.advance(p, id, DeliveryStatus::Delivered, version).await
     }
 
-    /// Deletes a pending note and gives its quantities back to the invoice, atomically.
+    /// Deletes a pending note and gives its quantities back to the invoice, atomically,
+    /// for a principal that may update both.
     pub async fn delete(&self, p: &Principal, id: Id<DeliveryNote>, version: Option<u64>) -> Result<()> {
         let note = self.crm.load_for(p, id, Action::Delete, version).await?;
         if note.status != DeliveryStatus::Pending {
             return Err(CrmError::invalid("status", "only a pending delivery note can be deleted"));
         }
         retry_on_conflict(&[EntityKind::Invoice], || async {
-            let before: Invoice = self.crm.fetch(p.tenant_id(), note.invoice_id).await?;
+            let before: Invoice = self.crm.load_for(p, note.invoice_id, Action::Update, None).await?;
             let mut after = before.clone();
             apply_delivery(&mut after, &note.lines, Decimal::NEGATIVE_ONE)?;
             let mut tx = self.crm.tx(p);

@@ -154,13 +154,15 @@ impl Crm {
 }
 
 impl Payments<'_> {
-    /// Records a payment and settles its invoice in one atomic write; emits
+    /// Records a payment and settles its invoice in one atomic write, for a principal
+    /// that may update that invoice; emits
     /// `payment.recorded`, and `invoice.paid` when the balance reaches zero. Concurrent
     /// payments on one invoice are decided one after the other, on fresh balances.
     pub async fn record(&self, p: &Principal, input: NewPayment) -> Result<Payment> {
         self.crm.authorize(p, Resource::Payments, Action::Create)?;
         retry_on_conflict(&[EntityKind::Invoice], || async {
-            let before: Invoice = self.crm.read(p, input.invoice_id).await?;
+            // A payment rewrites its invoice (amount paid, balance, status).
+            let before: Invoice = self.crm.load_for(p, input.invoice_id, Action::Update, None).await?;
             let mut v = Validator::new();
             v.check(
                 before.status.is_open(),
@@ -219,7 +221,8 @@ impl Payments<'_> {
         self.crm.list(p, filters, page).await
     }
 
-    /// Voids a payment and reverses it on its invoice, in one atomic write.
+    /// Voids a payment and reverses it on its invoice, in one atomic write, for a
+    /// principal that may update both.
     pub async fn void(&self, p: &Principal, id: Id<Payment>, version: Option<u64>) -> Result<Payment> {
         let first = self.crm.load_for(p, id, Action::Update, version).await?;
         retry_on_conflict(&[EntityKind::Invoice], || async {
@@ -229,7 +232,7 @@ impl Payments<'_> {
             }
             let mut after = before.clone();
             after.status = before.status.transition(PaymentStatus::Voided)?;
-            let invoice: Invoice = self.crm.fetch(p.tenant_id(), before.invoice_id).await?;
+            let invoice: Invoice = self.crm.load_for(p, before.invoice_id, Action::Update, None).await?;
             let mut settled = invoice.clone();
             settled.settle(invoice.amount_paid - before.amount)?;
             let mut tx = self.crm.tx(p);

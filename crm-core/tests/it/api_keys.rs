@@ -1,9 +1,10 @@
 //! API keys: tokens, scopes, revocation and expiry.
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use crm_core::{
-    CrmError, PageRequest,
+    CrmError, PageRequest, Principal, Role,
     access::api_keys::NewApiKey,
+    access::users::{ImportedUser, NewUser, UserPatch},
     authz::ApiScope,
     customers::contacts::{ContactFilter, NewContact},
     customers::deals::DealFilter,
@@ -113,4 +114,102 @@ async fn wrong_revoked_expired_and_malformed_tokens_are_refused_alike() {
         .await
         .unwrap_err();
     assert!(matches!(&err, CrmError::Validation(v) if v.fields.len() == 2));
+}
+
+/// The principal of a fresh key of the admin's with `scopes`, expiring at `expires_at`.
+async fn admin_key(w: &crate::support::World, list: &[&str], expires_at: Option<DateTime<Utc>>) -> Principal {
+    let input = NewApiKey { name: "Integration".into(), owner_id: None, scopes: scopes(list), expires_at };
+    let (_, token) = w.crm.api_keys().create(&w.admin, input).await.unwrap();
+    w.crm.api_keys().authenticate(&token).await.unwrap()
+}
+
+fn key_input(list: &[&str], expires_at: Option<DateTime<Utc>>) -> NewApiKey {
+    NewApiKey { name: "Minted".into(), owner_id: None, scopes: scopes(list), expires_at }
+}
+
+#[tokio::test]
+async fn a_key_creates_only_keys_within_its_own_scopes_and_expiry() {
+    let w = world().await;
+    let expires = w.crm.now() + Duration::days(7);
+    let key = admin_key(&w, &["api_keys:write", "users:read"], Some(expires)).await;
+    let keys = w.crm.api_keys();
+    let wider = [
+        key_input(&["*:write"], Some(expires)),
+        key_input(&["users:write"], Some(expires)),
+        key_input(&["contacts:read"], Some(expires)),
+        key_input(&["users:read"], None),
+        key_input(&["users:read"], Some(expires + Duration::seconds(1))),
+    ];
+    for input in wider {
+        let shown = format!("{:?} until {:?}", input.scopes, input.expires_at);
+        let err = keys.create(&key, input).await.unwrap_err();
+        assert!(matches!(err, CrmError::Forbidden(_)), "{shown}: {err:?}");
+    }
+    let (narrower, _) = keys
+        .create(&key, key_input(&["users:read", "api_keys:read"], Some(expires - Duration::days(1))))
+        .await
+        .unwrap();
+    assert_eq!(narrower.scopes.0, scopes(&["users:read", "api_keys:read"]));
+    keys.create(&key, key_input(&["api_keys:write"], Some(expires))).await.unwrap();
+    // A key without expiry and with every scope may mint any key, as its admin owner may.
+    let master = admin_key(&w, &["*:write"], None).await;
+    keys.create(&master, key_input(&["*:write"], None)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_key_creates_no_user_who_could_do_more_than_the_key_and_changes_no_role() {
+    let w = world().await;
+    let key = admin_key(&w, &["users:write"], None).await;
+    let users = w.crm.users();
+    for role in Role::ALL {
+        let input = NewUser {
+            email: format!("{}@minted.test", role.as_str()),
+            password: "a known password".into(),
+            first_name: "Minted".into(),
+            last_name: "User".into(),
+            role,
+            company_id: (role == Role::Client).then_some(w.client_company.meta.id),
+        };
+        let err = users.create(&key, input).await.unwrap_err();
+        assert!(matches!(err, CrmError::Forbidden(_)), "{role:?}: {err:?}");
+    }
+    let imported = ImportedUser {
+        email: "imported@minted.test".into(),
+        first_name: "Imported".into(),
+        last_name: "Admin".into(),
+        role: Role::Admin,
+        company_id: None,
+        active: true,
+        password_hash: bcrypt::hash("a known password", 4).unwrap(),
+    };
+    assert!(matches!(users.import(&key, imported).await, Err(CrmError::Forbidden(_))));
+    let promote = UserPatch { role: Some(Role::Admin), ..UserPatch::default() };
+    let err = users.update(&key, w.manager.user_id(), promote).await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
+    let demote = UserPatch { role: Some(Role::User), ..UserPatch::default() };
+    let err = users.update(&key, w.manager.user_id(), demote).await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
+    let rename = UserPatch { first_name: Some("Renamed".into()), ..UserPatch::default() };
+    assert_eq!(users.update(&key, w.manager.user_id(), rename).await.unwrap().first_name, "Renamed");
+    // A key holding every right of the role it grants may grant it.
+    let master = admin_key(&w, &["*:write"], None).await;
+    let input = NewUser {
+        email: "second-admin@minted.test".into(),
+        password: "a known password".into(),
+        first_name: "Second".into(),
+        last_name: "Admin".into(),
+        role: Role::Admin,
+        company_id: None,
+    };
+    assert_eq!(users.create(&master, input).await.unwrap().role, Role::Admin);
+}
+
+#[tokio::test]
+async fn a_key_cannot_change_its_owners_password() {
+    let w = world().await;
+    let key = admin_key(&w, &["*:write"], None).await;
+    let err = w.crm.users().change_password(&key, "admin-password", "a new password").await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
+    let t = w.admin.tenant_id();
+    assert!(w.crm.users().authenticate(t, "admin@acme.test", "admin-password").await.is_ok(), "unchanged");
 }

@@ -4,10 +4,12 @@ use std::sync::Arc;
 
 use chrono::{Duration, TimeZone, Utc};
 use crm_core::{
-    CrmError, PageRequest,
+    CrmError, PageRequest, Role,
+    access::users::UserPatch,
     customers::companies::{Company, NewCompany},
     entity::Entity,
     money::Currency,
+    sales::delivery_notes::{DeliveryLine, NewDeliveryNote},
     sales::invoices::{Invoice, InvoiceFilter, InvoicePatch, InvoiceStatus, NewInvoice},
     sales::lines::LineInput,
     sales::payments::{NewPayment, PaymentMethod},
@@ -186,7 +188,7 @@ async fn races_on_threads_keep_numbers_gapless_and_balances_exact() {
                 paid_on: None,
                 reference: None,
             };
-            tokio::spawn(async move { w.crm.payments().record(&w.user, input).await })
+            tokio::spawn(async move { w.crm.payments().record(&w.manager, input).await })
         })
         .collect();
     let mut accepted = 0;
@@ -199,4 +201,49 @@ async fn races_on_threads_keep_numbers_gapless_and_balances_exact() {
     }
     let paid = w.crm.invoices().get(&w.admin, target.id()).await.unwrap();
     assert_eq!((accepted, paid.amount_paid, paid.status), (50, dec!(500.00), InvoiceStatus::Paid));
+}
+
+fn payment_of(invoice: &Invoice, amount: rust_decimal::Decimal) -> NewPayment {
+    NewPayment { invoice_id: invoice.id(), amount, method: PaymentMethod::Card, paid_on: None, reference: None }
+}
+
+fn delivery_of(invoice: &Invoice) -> NewDeliveryNote {
+    NewDeliveryNote {
+        invoice_id: invoice.id(),
+        lines: vec![DeliveryLine { line_index: 0, quantity: dec!(1) }],
+        notes: None,
+    }
+}
+
+#[tokio::test]
+async fn payments_and_deliveries_need_the_right_to_update_their_invoice() {
+    let w = world().await;
+    let customer = company(&w, "Guarded").await;
+    // A user reads every invoice and creates payments and notes, but updates only its own invoices.
+    let managers = issued(&w, &customer, dec!(100)).await;
+    let err = w.crm.payments().record(&w.user, payment_of(&managers, dec!(10))).await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
+    let err = w.crm.delivery_notes().create(&w.user, delivery_of(&managers)).await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
+    let untouched = w.crm.invoices().get(&w.admin, managers.id()).await.unwrap();
+    assert_eq!((untouched.amount_paid, untouched.lines[0].quantity_delivered), (dec!(0), dec!(0)));
+    let draft = w.crm.invoices().create(&w.user, invoice_input(&customer, dec!(100))).await.unwrap();
+    let own = w.crm.invoices().issue(&w.user, draft.id(), None).await.unwrap();
+    w.crm.payments().record(&w.user, payment_of(&own, dec!(10))).await.unwrap();
+    w.crm.delivery_notes().create(&w.user, delivery_of(&own)).await.unwrap();
+    // Voiding a payment and deleting a note rewrite the invoice too: a manager records
+    // both on an admin's invoice, is then made a user, and may no longer undo them.
+    let draft = w.crm.invoices().create(&w.admin, invoice_input(&customer, dec!(100))).await.unwrap();
+    let admins = w.crm.invoices().issue(&w.admin, draft.id(), None).await.unwrap();
+    let payment = w.crm.payments().record(&w.manager, payment_of(&admins, dec!(10))).await.unwrap();
+    let note = w.crm.delivery_notes().create(&w.manager, delivery_of(&admins)).await.unwrap();
+    let demote = UserPatch { role: Some(Role::User), ..UserPatch::default() };
+    w.crm.users().update(&w.admin, w.manager.user_id(), demote).await.unwrap();
+    let demoted = w.crm.users().principal(w.admin.tenant_id(), w.manager.user_id()).await.unwrap();
+    let err = w.crm.payments().void(&demoted, payment.id(), None).await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
+    let err = w.crm.delivery_notes().delete(&demoted, note.id(), None).await.unwrap_err();
+    assert!(matches!(err, CrmError::Forbidden(_)), "{err:?}");
+    let untouched = w.crm.invoices().get(&w.admin, admins.id()).await.unwrap();
+    assert_eq!((untouched.amount_paid, untouched.lines[0].quantity_delivered), (dec!(10), dec!(1)));
 }

@@ -176,3 +176,30 @@ async fn expired_sessions_are_purged_and_live_ones_stay() {
         sessions.refresh(&fresh.refresh_token).await.unwrap();
     }
 }
+
+/// Eight sign-ins of one user at once, twenty times over, on threads: each one succeeds
+/// (the sign-in time is bookkeeping, not a decision the caller made on a version).
+/// Also for a bcrypt user, whose first sign-ins race to replace its hash.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn simultaneous_sign_ins_of_one_user_all_succeed() {
+    let w = Arc::new(world().await);
+    let tenant = w.admin.tenant_id();
+    let hash = bcrypt::hash("legacy-password", 4).unwrap();
+    w.crm.users().import(&w.admin, imported("racer@acme.test", hash)).await.unwrap();
+    for round in 0..20 {
+        let (email, password) =
+            if round % 2 == 0 { ("user@acme.test", "user-password") } else { ("racer@acme.test", "legacy-password") };
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let w = w.clone();
+                tokio::spawn(async move { w.crm.users().authenticate(tenant, email, password).await })
+            })
+            .collect();
+        for task in tasks {
+            let signed_in = task.await.unwrap();
+            assert!(signed_in.is_ok(), "round {round}, {email}: {:?}", signed_in.err());
+        }
+    }
+    let stored = w.crm.storage().get(tenant, crm_core::storage::EntityKind::User, w.user.user_id().uuid()).await;
+    assert!(stored.unwrap().unwrap().data["last_login_at"].is_string());
+}
