@@ -21,7 +21,8 @@ use crate::{
 /// How the application is put together (everything else is in [`AppCtx`]).
 #[derive(Debug, Clone)]
 pub struct AppOptions {
-    /// Origins allowed to call the API from browsers, with credentials.
+    /// Origins allowed to call the API from browsers, with credentials. Empty: no CORS
+    /// headers at all, so browsers keep other sites from reading responses.
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
@@ -57,6 +58,9 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
     let api = api::service();
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
+    // Credentials are allowed for the listed origins only: poem's `Cors` without any
+    // origin echoes every `Origin` back, so with none listed it is not installed at all.
+    let origins: Vec<&str> = options.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect();
     let mut cors = Cors::new()
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
@@ -69,8 +73,8 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
             "ratelimit-remaining",
             "ratelimit-reset",
         ]);
-    for origin in &options.cors_origins {
-        cors = cors.allow_origin(origin.as_str());
+    for origin in &origins {
+        cors = cors.allow_origin(*origin);
     }
     let per_ip = ctx.limits.per_ip.clone();
     Route::new()
@@ -79,7 +83,7 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         .at("/api/v1/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/api/v1", api)
-        .with(cors)
+        .with_if(!origins.is_empty(), cors)
         .with(BodyLimit::new(options.body_limit))
         .with(CookieJarManager::new())
         .data(ctx)

@@ -155,6 +155,42 @@ async fn cors_allows_configured_origins_with_credentials_only() {
 }
 
 #[tokio::test]
+async fn cors_sends_no_headers_without_configured_origins() {
+    let h = harness().await;
+    let token = h.token(&h.w.admin).await;
+    let auth = format!("Bearer {token}");
+    let evil = "https://evil.example.com";
+    let read = h
+        .call(poem::http::Method::GET, "/api/v1/auth/me", &[("origin", evil), ("authorization", &auth)], Body::None)
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.header("access-control-allow-origin"), None);
+    assert_eq!(read.header("access-control-allow-credentials"), None);
+    let headers = [("origin", evil), ("access-control-request-method", "GET")];
+    let preflight = h.call(poem::http::Method::OPTIONS, "/api/v1/contacts", &headers, Body::None).await;
+    assert_eq!(preflight.header("access-control-allow-origin"), None);
+    assert_eq!(preflight.header("access-control-allow-credentials"), None);
+}
+
+#[tokio::test]
+async fn cors_never_allows_credentials_for_an_unlisted_origin() {
+    let options = crm_http::AppOptions { cors_origins: vec!["https://app.example.com".into()], ..Default::default() };
+    let h = crate::support::harness_with(crm_http::limits::Limits::in_memory(1000, 1000, 1000), options).await;
+    let token = h.token(&h.w.admin).await;
+    let auth = format!("Bearer {token}");
+    let get = async |origin: &str| {
+        h.call(poem::http::Method::GET, "/api/v1/auth/me", &[("origin", origin), ("authorization", &auth)], Body::None)
+            .await
+    };
+    let listed = get("https://app.example.com").await;
+    assert_eq!(listed.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(listed.header("access-control-allow-credentials"), Some("true"));
+    let unlisted = get("https://evil.example.com").await;
+    assert_eq!(unlisted.header("access-control-allow-origin"), None);
+    assert_eq!(unlisted.header("access-control-allow-credentials"), None);
+}
+
+#[tokio::test]
 async fn a_panicking_handler_is_a_500_envelope_with_the_request_id() {
     use poem::{EndpointExt, handler, middleware::CatchPanic, test::TestClient};
 
