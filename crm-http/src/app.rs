@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::{
     api,
     context::AppCtx,
-    edge::{BodyLimit, Edge, PanicToEnvelope},
+    edge::{AllowOn405, BodyLimit, Edge, PanicToEnvelope},
     error::ApiError,
 };
 
@@ -56,6 +56,7 @@ async fn ready(ctx: Data<&Arc<AppCtx>>) -> Response {
 /// The application over `ctx`.
 pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = Response> + use<> {
     let api = api::service();
+    let allow = allow_on_405(&api.spec());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
     // Credentials are allowed for the listed origins only: poem's `Cors` without any
@@ -83,6 +84,7 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         .at("/api/v1/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/api/v1", api)
+        .with(allow)
         .with_if(!origins.is_empty(), cors)
         .with(BodyLimit::new(options.body_limit))
         .with(CookieJarManager::new())
@@ -90,6 +92,19 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         .with(CatchPanic::new().with_handler(PanicToEnvelope))
         .with(Edge::new(per_ip))
         .map_to_response()
+}
+
+/// The methods of every route: the API's from its spec (so they cannot drift from the
+/// operations), the health checks' and the spec's own.
+fn allow_on_405(spec: &str) -> AllowOn405 {
+    let spec: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    let methods = ["get", "head", "post", "put", "patch", "delete", "options"];
+    let api = spec["paths"].as_object().into_iter().flatten().map(|(path, operations)| {
+        let allowed = methods.iter().copied().filter(|m| operations.get(*m).is_some()).collect();
+        (format!("/api/v1{path}"), allowed)
+    });
+    let own = ["/health", "/health/ready", "/api/v1/openapi.json"].map(|p| (p.to_owned(), vec!["get"]));
+    AllowOn405::new(api.chain(own))
 }
 
 /// `Retry-After` of a response, for tests and clients.
