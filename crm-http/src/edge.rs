@@ -1,6 +1,7 @@
 //! What wraps every request: a request id, the per-IP rate limit, `RateLimit-*`
 //! headers for the limit closest to being hit, errors turned into the envelope,
-//! `Connection: close` when the body was left unread, and one structured log
+//! `Cache-Control: no-store` on what a signed-in caller or a cookie-setting answer
+//! gets, `Connection: close` when the body was left unread, and one structured log
 //! line (method, path, status, latency, request id, user id; never bodies or tokens).
 //! Also the body limit and `Allow` on every 405.
 
@@ -113,10 +114,14 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             // socket. Announcing it lets the client open a new connection instead.
             resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
+        let user_id = info.user_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        // What one user may see, and tokens, stay out of every cache.
+        if user_id.is_some() || resp.headers().contains_key(header::SET_COOKIE) {
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         if let Ok(id) = HeaderValue::from_str(&info.id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, id);
         }
-        let user_id = info.user_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
         tracing::info!(
             target: "crm_http::access",
             method = %method,
