@@ -14,14 +14,15 @@ use serde_json::json;
 use crate::{
     api,
     context::AppCtx,
-    edge::{BodyLimit, Edge, PanicToEnvelope},
+    edge::{AllowOn405, BodyLimit, Edge, PanicToEnvelope},
     error::ApiError,
 };
 
 /// How the application is put together (everything else is in [`AppCtx`]).
 #[derive(Debug, Clone)]
 pub struct AppOptions {
-    /// Origins allowed to call the API from browsers, with credentials.
+    /// Origins allowed to call the API from browsers, with credentials. Empty: no CORS
+    /// headers at all, so browsers keep other sites from reading responses.
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
@@ -55,8 +56,12 @@ async fn ready(ctx: Data<&Arc<AppCtx>>) -> Response {
 /// The application over `ctx`.
 pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = Response> + use<> {
     let api = api::service();
+    let allow = allow_on_405(&api.spec());
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
+    // Credentials are allowed for the listed origins only: poem's `Cors` without any
+    // origin echoes every `Origin` back, so with none listed it is not installed at all.
+    let origins: Vec<&str> = options.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect();
     let mut cors = Cors::new()
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
@@ -69,8 +74,8 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
             "ratelimit-remaining",
             "ratelimit-reset",
         ]);
-    for origin in &options.cors_origins {
-        cors = cors.allow_origin(origin.as_str());
+    for origin in &origins {
+        cors = cors.allow_origin(*origin);
     }
     let per_ip = ctx.limits.per_ip.clone();
     Route::new()
@@ -79,13 +84,27 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         .at("/api/v1/openapi.json", spec)
         .nest("/docs", docs)
         .nest("/api/v1", api)
-        .with(cors)
+        .with(allow)
+        .with_if(!origins.is_empty(), cors)
         .with(BodyLimit::new(options.body_limit))
         .with(CookieJarManager::new())
         .data(ctx)
         .with(CatchPanic::new().with_handler(PanicToEnvelope))
         .with(Edge::new(per_ip))
         .map_to_response()
+}
+
+/// The methods of every route: the API's from its spec (so they cannot drift from the
+/// operations), the health checks' and the spec's own.
+fn allow_on_405(spec: &str) -> AllowOn405 {
+    let spec: serde_json::Value = serde_json::from_str(spec).unwrap_or_default();
+    let methods = ["get", "head", "post", "put", "patch", "delete", "options"];
+    let api = spec["paths"].as_object().into_iter().flatten().map(|(path, operations)| {
+        let allowed = methods.iter().copied().filter(|m| operations.get(*m).is_some()).collect();
+        (format!("/api/v1{path}"), allowed)
+    });
+    let own = ["/health", "/health/ready", "/api/v1/openapi.json"].map(|p| (p.to_owned(), vec!["get"]));
+    AllowOn405::new(api.chain(own))
 }
 
 /// `Retry-After` of a response, for tests and clients.

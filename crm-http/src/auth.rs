@@ -15,10 +15,16 @@ use uuid::Uuid;
 
 use crate::error::ApiError;
 
-/// The access cookie's name.
-pub const ACCESS_COOKIE: &str = "crm_access";
-/// The refresh cookie's name.
-pub const REFRESH_COOKIE: &str = "crm_refresh";
+/// The access cookie's name: `__Host-` makes browsers accept it only when `Secure`,
+/// for the whole host (`Path=/`, no `Domain`), set by this origin over HTTPS.
+pub const ACCESS_COOKIE: &str = "__Host-crm_access";
+/// The refresh cookie's name: `__Secure-`, since its path is narrower than `/`.
+pub const REFRESH_COOKIE: &str = "__Secure-crm_refresh";
+/// The access cookie's name under `--insecure-cookies` (browsers refuse prefixed names
+/// without `Secure`).
+pub const INSECURE_ACCESS_COOKIE: &str = "crm_access";
+/// The refresh cookie's name under `--insecure-cookies`.
+pub const INSECURE_REFRESH_COOKIE: &str = "crm_refresh";
 /// How long an access token lives.
 pub const ACCESS_TTL: Duration = Duration::minutes(15);
 /// The shortest JWT secret accepted.
@@ -117,9 +123,9 @@ pub struct BearerAuth(Bearer);
 #[oai(ty = "api_key", key_name = "X-API-Key", key_in = "header")]
 pub struct ApiKeyAuth(ApiKey);
 
-/// The HttpOnly access cookie set at sign-in.
+/// The HttpOnly access cookie set at sign-in (`crm_access` under `--insecure-cookies`).
 #[derive(SecurityScheme)]
-#[oai(ty = "api_key", key_name = "crm_access", key_in = "cookie")]
+#[oai(ty = "api_key", key_name = "__Host-crm_access", key_in = "cookie")]
 pub struct CookieAuth(ApiKey);
 
 /// The credentials a request may carry, in order of precedence.
@@ -136,15 +142,16 @@ enum Presented {
     Anonymous,
 }
 
-/// The credentials of a request to an operation that requires them.
+/// The authenticated caller of an operation that requires credentials.
 ///
 /// In the spec, such an operation requires one of the bearer token, the API key header
-/// or the access cookie, and nothing else. At run time a request without any still
-/// reaches the handler, which refuses it through [`crate::AppCtx::caller`]: the 401
-/// is the one error envelope, after the body and parameters were read, exactly as for
-/// every other refusal. (poem-openapi's `fallback` would have listed an empty
-/// alternative, telling client generators that credentials are optional.)
-pub struct Auth(Presented);
+/// or the access cookie, and nothing else. At run time the extractor authenticates
+/// (through [`crate::AppCtx::caller`], which also counts the caller's rate limit)
+/// before any later parameter or the body is read, so a request without valid
+/// credentials is a 401 whatever else is wrong with it. It is declared first among an
+/// operation's parameters for that reason. (poem-openapi's `fallback` would have listed
+/// an empty alternative, telling client generators that credentials are optional.)
+pub struct Auth(Caller);
 
 impl<'a> ApiExtractor<'a> for Auth {
     const TYPES: &'static [ApiExtractorType] = &[ApiExtractorType::SecurityScheme];
@@ -164,11 +171,31 @@ impl<'a> ApiExtractor<'a> for Auth {
         body: &mut poem::RequestBody,
         param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
-        Presented::from_request(request, body, param_opts).await.map(Self)
+        let ctx = request
+            .data::<std::sync::Arc<crate::AppCtx>>()
+            .ok_or_else(|| ApiError::internal(&"the application context is not installed"))?;
+        let presented = Presented::from_request(request, body, param_opts).await?;
+        // The unprefixed name is no credential under Secure cookies: anyone able to set
+        // a cookie for the host (a sibling subdomain, plain HTTP) could plant it.
+        let insecure_cookie = match presented {
+            Presented::Anonymous if !ctx.cookies.secure => {
+                request.cookie().get(INSECURE_ACCESS_COOKIE).map(|c| c.value_str().to_owned())
+            }
+            _ => None,
+        };
+        let credential = match &presented {
+            Presented::Bearer(b) if b.0.token.starts_with("crm_") => Credential::ApiKey(&b.0.token),
+            Presented::Bearer(b) => Credential::AccessToken(&b.0.token),
+            Presented::ApiKey(k) => Credential::ApiKey(&k.0.key),
+            Presented::Cookie(c) => Credential::AccessToken(&c.0.key),
+            Presented::Anonymous => insecure_cookie.as_deref().map_or(Credential::None, Credential::AccessToken),
+        };
+        Ok(Self(ctx.caller(credential).await?))
     }
 }
 
-/// A credential, as text, and what kind it is.
+/// A credential, as text, and what kind it is (API keys are recognised by their
+/// `crm_` prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential<'a> {
     /// A JWT access token.
@@ -180,15 +207,9 @@ pub enum Credential<'a> {
 }
 
 impl Auth {
-    /// The credential carried; API keys are recognised by their `crm_` prefix.
-    pub fn credential(&self) -> Credential<'_> {
-        match &self.0 {
-            Presented::Bearer(b) if b.0.token.starts_with("crm_") => Credential::ApiKey(&b.0.token),
-            Presented::Bearer(b) => Credential::AccessToken(&b.0.token),
-            Presented::ApiKey(k) => Credential::ApiKey(&k.0.key),
-            Presented::Cookie(c) => Credential::AccessToken(&c.0.key),
-            Presented::Anonymous => Credential::None,
-        }
+    /// The authenticated caller.
+    pub fn into_caller(self) -> Caller {
+        self.0
     }
 }
 
@@ -211,13 +232,23 @@ impl Caller {
 /// How session cookies are set.
 #[derive(Debug, Clone, Copy)]
 pub struct CookiePolicy {
-    /// Send cookies over HTTPS only.
+    /// Send cookies over HTTPS only, under their prefixed names.
     pub secure: bool,
     /// The `SameSite` attribute.
     pub same_site: SameSite,
 }
 
 impl CookiePolicy {
+    /// The access cookie's name under this policy.
+    pub fn access_name(&self) -> &'static str {
+        if self.secure { ACCESS_COOKIE } else { INSECURE_ACCESS_COOKIE }
+    }
+
+    /// The refresh cookie's name under this policy.
+    pub fn refresh_name(&self) -> &'static str {
+        if self.secure { REFRESH_COOKIE } else { INSECURE_REFRESH_COOKIE }
+    }
+
     fn cookie(&self, name: &str, value: String, path: &str, max_age: Duration) -> Cookie {
         let mut cookie = Cookie::new_with_str(name, value);
         cookie.set_http_only(true);
@@ -228,21 +259,21 @@ impl CookiePolicy {
         cookie
     }
 
-    /// The access cookie (sent to every API route).
+    /// The access cookie (`Path=/`, as `__Host-` requires).
     pub fn access(&self, token: String) -> Cookie {
-        self.cookie(ACCESS_COOKIE, token, "/api/v1", ACCESS_TTL)
+        self.cookie(self.access_name(), token, "/", ACCESS_TTL)
     }
 
     /// The refresh cookie (sent to the auth routes only).
     pub fn refresh(&self, token: String, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Cookie {
-        self.cookie(REFRESH_COOKIE, token, "/api/v1/auth", expires_at - now)
+        self.cookie(self.refresh_name(), token, "/api/v1/auth", expires_at - now)
     }
 
     /// Cookies that delete both.
     pub fn cleared(&self) -> [Cookie; 2] {
         [
-            self.cookie(ACCESS_COOKIE, String::new(), "/api/v1", Duration::zero()),
-            self.cookie(REFRESH_COOKIE, String::new(), "/api/v1/auth", Duration::zero()),
+            self.cookie(self.access_name(), String::new(), "/", Duration::zero()),
+            self.cookie(self.refresh_name(), String::new(), "/api/v1/auth", Duration::zero()),
         ]
     }
 }

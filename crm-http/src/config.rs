@@ -3,6 +3,9 @@
 use std::{net::SocketAddr, path::PathBuf};
 
 use clap::{Parser, ValueEnum};
+use poem::web::cookie::SameSite;
+
+use crate::auth::CookiePolicy;
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -20,7 +23,7 @@ pub enum SameSitePolicy {
     Strict,
     /// Also sent on top-level navigations from other sites.
     Lax,
-    /// Sent everywhere (requires `--cookie-secure`).
+    /// Sent everywhere (refused with `--insecure-cookies`: browsers drop such cookies).
     None,
 }
 
@@ -54,9 +57,11 @@ pub struct Config {
     #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
-    /// Mark session cookies `Secure` (HTTPS only).
-    #[arg(long, env = "CRM_COOKIE_SECURE")]
-    pub cookie_secure: bool,
+    /// Send session cookies without `Secure` (and without the `__Host-`/`__Secure-`
+    /// name prefixes), for plain-HTTP development on hosts other than localhost.
+    /// Not needed for `http://localhost`, where browsers accept `Secure` cookies.
+    #[arg(long, env = "CRM_INSECURE_COOKIES")]
+    pub insecure_cookies: bool,
 
     /// `SameSite` of session cookies.
     #[arg(long, env = "CRM_COOKIE_SAME_SITE", value_enum, default_value = "lax")]
@@ -107,4 +112,25 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "CRM_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+}
+
+/// `--cookie-same-site none` with `--insecure-cookies`: browsers drop `SameSite=None`
+/// cookies that are not `Secure`, so sign-in would silently not stick.
+#[derive(Debug, thiserror::Error)]
+#[error("--cookie-same-site none requires Secure cookies: drop --insecure-cookies or choose lax or strict")]
+pub struct SameSiteNoneWithoutSecure;
+
+impl Config {
+    /// How session cookies are set: `Secure` unless `--insecure-cookies`, and never
+    /// `SameSite=None` without `Secure`.
+    pub fn cookie_policy(&self) -> Result<CookiePolicy, SameSiteNoneWithoutSecure> {
+        let secure = !self.insecure_cookies;
+        let same_site = match self.cookie_same_site {
+            SameSitePolicy::Strict => SameSite::Strict,
+            SameSitePolicy::Lax => SameSite::Lax,
+            SameSitePolicy::None if !secure => return Err(SameSiteNoneWithoutSecure),
+            SameSitePolicy::None => SameSite::None,
+        };
+        Ok(CookiePolicy { secure, same_site })
+    }
 }

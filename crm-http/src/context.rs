@@ -4,7 +4,7 @@
 use crm_core::{Crm, Id, TenantId, rate_limit::RateLimiter};
 
 use crate::{
-    auth::{Auth, Caller, CookiePolicy, Credential, TokenKeys},
+    auth::{Caller, CookiePolicy, Credential, TokenKeys},
     error::ApiError,
     limits::Limits,
     request,
@@ -34,9 +34,10 @@ pub async fn limit(limiter: &dyn RateLimiter, key: &str) -> Result<(), ApiError>
 }
 
 impl AppCtx {
-    /// Authenticates a request's credentials and counts it against the caller's limit.
-    pub async fn caller(&self, auth: &Auth) -> Result<Caller, ApiError> {
-        let caller = match auth.credential() {
+    /// Authenticates a request's credentials and counts it against the caller's limit
+    /// (run by the [`crate::auth::Auth`] extractor, before anything else is parsed).
+    pub async fn caller(&self, credential: Credential<'_>) -> Result<Caller, ApiError> {
+        let caller = match credential {
             Credential::None => return Err(ApiError::unauthorized()),
             Credential::ApiKey(token) => {
                 Caller { principal: self.crm.api_keys().authenticate(token).await?, session: None }

@@ -1,15 +1,25 @@
 //! What wraps every request: a request id, the per-IP rate limit, `RateLimit-*`
-//! headers for the limit closest to being hit, errors turned into the envelope, and one structured log
+//! headers for the limit closest to being hit, errors turned into the envelope,
+//! `Cache-Control: no-store` on what a signed-in caller or a cookie-setting answer
+//! gets, `Connection: close` when the body was left unread, and one structured log
 //! line (method, path, status, latency, request id, user id; never bodies or tokens).
+//! Also the body limit and `Allow` on every 405.
 
 use std::{
     net::IpAddr,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Instant,
 };
 
 use crm_core::rate_limit::{RateDecision, RateLimiter};
-use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::HeaderValue};
+use poem::{
+    Endpoint, IntoResponse, Middleware, Request, Response,
+    http::{HeaderValue, StatusCode, Version, header},
+};
+use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::{
     error::{ApiError, framework_error_response},
@@ -67,8 +77,9 @@ pub struct EdgeEndpoint<E> {
 impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
     type Output = Response;
 
-    async fn call(&self, req: Request) -> poem::Result<Response> {
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
+        let body_read = track_body(&mut req);
         let info =
             Arc::new(RequestInfo { id: request_id(&req), user_id: Mutex::new(None), tightest: Mutex::new(None) });
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
@@ -97,10 +108,20 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         if let Some(d) = *info.tightest.lock().unwrap_or_else(PoisonError::into_inner) {
             rate_limit_headers(&mut resp, &d);
         }
+        if body_read.as_ref().is_some_and(|read| !read.load(Ordering::Acquire)) {
+            // hyper closes a connection whose request body was left unread, and says
+            // nothing: a keep-alive client would send its next request into a closed
+            // socket. Announcing it lets the client open a new connection instead.
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let user_id = info.user_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        // What one user may see, and tokens, stay out of every cache.
+        if user_id.is_some() || resp.headers().contains_key(header::SET_COOKIE) {
+            resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
         if let Ok(id) = HeaderValue::from_str(&info.id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, id);
         }
-        let user_id = info.user_id.lock().unwrap_or_else(PoisonError::into_inner).clone();
         tracing::info!(
             target: "crm_http::access",
             method = %method,
@@ -112,6 +133,42 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
             "request"
         );
         Ok(resp)
+    }
+}
+
+/// For an HTTP/1 request with a body, replaces the body by one that records, in the
+/// flag returned, whether it was read to its end.
+fn track_body(req: &mut Request) -> Option<Arc<AtomicBool>> {
+    let http1 = matches!(req.version(), Version::HTTP_10 | Version::HTTP_11);
+    let declared = req.header(header::CONTENT_LENGTH.as_str()).is_some_and(|len| len.trim() != "0");
+    if !http1 || !(declared || req.headers().contains_key(header::TRANSFER_ENCODING)) {
+        return None;
+    }
+    let read = Arc::new(AtomicBool::new(false));
+    let inner = req.take_body().into_async_read();
+    req.set_body(poem::Body::from_async_read(ReadToEnd { inner, read: read.clone() }));
+    Some(read)
+}
+
+/// A reader that sets its flag when its inner reader reports the end.
+struct ReadToEnd<R> {
+    inner: R,
+    read: Arc<AtomicBool>,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for ReadToEnd<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let room = buf.remaining() > 0;
+        let polled = std::pin::Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(polled, std::task::Poll::Ready(Ok(()))) && room && buf.filled().len() == before {
+            self.read.store(true, Ordering::Release);
+        }
+        polled
     }
 }
 
@@ -168,5 +225,91 @@ impl<E: Endpoint> Endpoint for BodyLimitEndpoint<E> {
             }
         }
         self.next.call(req).await
+    }
+}
+
+/// One route's path, as segments (`None`: a parameter), and the methods it answers.
+#[derive(Debug)]
+struct RouteMethods {
+    segments: Vec<Option<String>>,
+    allow: HeaderValue,
+}
+
+/// Adds `Allow` to every 405 (RFC 9110, 15.5.6): the methods of the path, as the
+/// routes declare them (`HEAD` wherever `GET` is, as poem answers it).
+#[derive(Debug, Clone)]
+pub struct AllowOn405 {
+    routes: Arc<Vec<RouteMethods>>,
+}
+
+fn segments(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/').filter(|s| !s.is_empty())
+}
+
+impl AllowOn405 {
+    /// The routes, as `(path template, methods)`; a `{name}` segment matches any value.
+    pub fn new<'a>(routes: impl IntoIterator<Item = (String, Vec<&'a str>)>) -> Self {
+        let routes = routes
+            .into_iter()
+            .filter_map(|(template, methods)| {
+                let mut methods: Vec<String> = methods.iter().map(|m| m.to_ascii_uppercase()).collect();
+                if methods.iter().any(|m| m == "GET") && !methods.iter().any(|m| m == "HEAD") {
+                    methods.push("HEAD".into());
+                }
+                let order = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+                methods.sort_by_key(|m| order.iter().position(|o| o == m).unwrap_or(order.len()));
+                let allow = HeaderValue::from_str(&methods.join(", ")).ok()?;
+                let segments = segments(&template)
+                    .map(|s| if s.starts_with('{') || s.starts_with(':') { None } else { Some(s.to_owned()) })
+                    .collect();
+                Some(RouteMethods { segments, allow })
+            })
+            .collect();
+        Self { routes: Arc::new(routes) }
+    }
+
+    /// The `Allow` of the route matching `path` most literally.
+    fn allow(&self, path: &str) -> Option<HeaderValue> {
+        let given: Vec<&str> = segments(path).collect();
+        self.routes
+            .iter()
+            .filter(|r| {
+                r.segments.len() == given.len()
+                    && r.segments.iter().zip(&given).all(|(s, g)| s.as_deref().is_none_or(|s| s == *g))
+            })
+            .max_by_key(|r| r.segments.iter().filter(|s| s.is_some()).count())
+            .map(|r| r.allow.clone())
+    }
+}
+
+impl<E: Endpoint> Middleware<E> for AllowOn405 {
+    type Output = AllowOn405Endpoint<E>;
+    fn transform(&self, next: E) -> Self::Output {
+        AllowOn405Endpoint { next, allow: self.clone() }
+    }
+}
+
+/// The endpoint [`AllowOn405`] wraps.
+pub struct AllowOn405Endpoint<E> {
+    next: E,
+    allow: AllowOn405,
+}
+
+impl<E: Endpoint> Endpoint for AllowOn405Endpoint<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> poem::Result<Response> {
+        let path = req.uri().path().to_owned();
+        let mut resp = match self.next.call(req).await {
+            Ok(out) => out.into_response(),
+            Err(err) if err.status() == StatusCode::METHOD_NOT_ALLOWED => framework_error_response(err),
+            Err(err) => return Err(err),
+        };
+        if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+            && let Some(allow) = self.allow.allow(&path)
+        {
+            resp.headers_mut().insert(header::ALLOW, allow);
+        }
+        Ok(resp)
     }
 }

@@ -7,13 +7,12 @@ use crm_core::{Crm, CrmError, TenantId, access::users::Bootstrap, storage::Entit
 use poem::{
     Server,
     listener::{Acceptor, Listener, TcpListener},
-    web::cookie::SameSite,
 };
 
 use crate::{
     AppCtx, AppOptions,
-    auth::{CookiePolicy, MIN_SECRET_LEN, TokenKeys},
-    config::{Config, SameSitePolicy},
+    auth::{MIN_SECRET_LEN, TokenKeys},
+    config::{Config, SameSiteNoneWithoutSecure},
     limits::Limits,
     storage_url::{StorageUrlError, is_persistent, open_storage},
 };
@@ -24,6 +23,9 @@ pub enum ServerError {
     /// The storage URL cannot be opened.
     #[error(transparent)]
     Storage(#[from] StorageUrlError),
+    /// The cookie settings contradict each other.
+    #[error(transparent)]
+    Cookies(#[from] SameSiteNoneWithoutSecure),
     /// The JWT secret is too short.
     #[error(transparent)]
     Secret(#[from] crate::auth::SecretTooShort),
@@ -162,21 +164,17 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServerErro
 
 /// Runs the server until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), ServerError> {
+    let cookies = config.cookie_policy()?;
     let persistent = is_persistent(&config.storage);
     let tokens = TokenKeys::new(&jwt_secret(&config, persistent)?, &config.jwt_issuer)?;
     let storage = open_storage(&config.storage).await?;
     let crm = Crm::new(storage);
     let (tenant, first_start) = tenant(&crm, &config, persistent).await?;
-    let same_site = match config.cookie_same_site {
-        SameSitePolicy::Strict => SameSite::Strict,
-        SameSitePolicy::Lax => SameSite::Lax,
-        SameSitePolicy::None => SameSite::None,
-    };
     let ctx = Arc::new(AppCtx {
         crm,
         tokens,
         limits: Limits::in_memory(config.rate_limit_ip, config.rate_limit_user, config.login_attempts),
-        cookies: CookiePolicy { secure: config.cookie_secure, same_site },
+        cookies,
         default_tenant: Some(tenant),
     });
     let options = AppOptions { cors_origins: config.cors_origins.clone(), body_limit: config.body_limit };

@@ -15,7 +15,7 @@ use crate::{
         results::{CurrentCaller, PasswordChanged, SessionTokens, SignedIn, SignedOut},
         schema::Body,
     },
-    auth::{ACCESS_TTL, Auth, REFRESH_COOKIE},
+    auth::{ACCESS_TTL, Auth},
     context::{AppCtx, limit},
     edge,
     error::{ApiError, BodilessError},
@@ -100,9 +100,11 @@ impl AuthApi {
         body: Json<Body<RefreshRequest>>,
     ) -> Result<Done<SessionTokens>, ApiError> {
         let body: RefreshRequest = body.0.decode()?;
-        let token = body.refresh_token.or_else(|| cookies.get(REFRESH_COOKIE).map(|c| c.value_str().to_owned()));
+        let token =
+            body.refresh_token.or_else(|| cookies.get(ctx.cookies.refresh_name()).map(|c| c.value_str().to_owned()));
         let token = token.ok_or_else(ApiError::unauthorized)?;
         let issued = ctx.crm.sessions().refresh(&token).await?;
+        request::set_current_user(issued.session.user_id.to_string());
         let tenant = issued.session.meta.tenant_id;
         // The user may have been deactivated since signing in.
         ctx.crm.users().principal(tenant, Id::from_uuid(issued.session.user_id)).await?;
@@ -117,7 +119,7 @@ impl AuthApi {
         auth: Auth,
         cookies: &CookieJar,
     ) -> Result<Done<SignedOut>, BodilessError> {
-        let caller = ctx.caller(&auth).await?;
+        let caller = auth.into_caller();
         let session = caller.session.ok_or_else(|| ApiError::bad_request("API keys have no session to end"))?;
         ctx.crm.sessions().sign_out(&caller.principal, session).await?;
         for cookie in ctx.cookies.cleared() {
@@ -129,7 +131,7 @@ impl AuthApi {
     /// The caller: its user record, role, tenant and the API key in use.
     #[oai(path = "/me", method = "get", operation_id = "getMe")]
     async fn me(&self, ctx: Data<&Arc<AppCtx>>, auth: Auth) -> Result<Done<CurrentCaller>, BodilessError> {
-        let caller = ctx.caller(&auth).await?;
+        let caller = auth.into_caller();
         let p = &caller.principal;
         let user = ctx.crm.users().get(p, p.user_id()).await?;
         Ok(output::done(&CurrentCaller {
@@ -149,7 +151,7 @@ impl AuthApi {
         auth: Auth,
         body: Json<Body<ChangePasswordRequest>>,
     ) -> Result<Done<PasswordChanged>, ApiError> {
-        let caller = ctx.caller(&auth).await?;
+        let caller = auth.into_caller();
         let input: ChangePasswordRequest = body.0.decode()?;
         ctx.crm.users().change_password(&caller.principal, &input.current_password, &input.new_password).await?;
         output::done(&PasswordChanged { changed: true })

@@ -65,7 +65,7 @@ impl ReportsApi {
         to: Query<Option<NaiveDate>>,
         limit: Query<Option<u32>>,
     ) -> Result<Done<Report>, BodilessError> {
-        let caller = ctx.caller(&auth).await?;
+        let caller = auth.into_caller();
         let p = &caller.principal;
         let reports = ctx.crm.reports();
         let range = || -> Result<(NaiveDate, NaiveDate), ApiError> {

@@ -28,8 +28,11 @@
 //! the whole query string into the core's filter type (which refuses names it does not
 //! know, and a core test holds to the same declarations).
 //!
-//! Every operation parses, calls one core service method with the caller's principal,
-//! and presents the result. Nothing here decides who may do what.
+//! Every operation authenticates (the `Auth` extractor, first), parses, calls one core
+//! service method with the caller's principal, and presents the result. Nothing here
+//! decides who may do what: before reading a body, an operation asks the core's
+//! permission matrix ([`may`]) whether the caller has any right to the action at all,
+//! so a caller who may not create products hears 403, not what is wrong with its body.
 
 macro_rules! resource {
     (
@@ -90,7 +93,7 @@ macro_rules! resource {
                 ) -> Result<$crate::output::Listed<$record>, $crate::error::BodilessError> {
                     // The filters are read from the query string as a whole; `Filtered`
                     // documents them from the record's field declarations.
-                    let caller = ctx.caller(&auth).await?;
+                    let caller = auth.into_caller();
                     let filter: $filter = $crate::input::filter_from_query(req)?;
                     let page = $crate::input::page_request(limit.0, cursor.0, sort.0, search.0, total.0);
                     let found = ctx.crm.$service().list(&caller.principal, &filter, &page).await?;
@@ -107,7 +110,7 @@ macro_rules! resource {
                     auth: $crate::auth::Auth,
                     id: poem_openapi::param::Path<uuid::Uuid>,
                 ) -> Result<$crate::output::One<$record>, $crate::error::BodilessError> {
-                    let caller = ctx.caller(&auth).await?;
+                    let caller = auth.into_caller();
                     let found = ctx.crm.$service().get(&caller.principal, id.0.into()).await?;
                     Ok($crate::output::one(&found)?)
                 }
@@ -122,7 +125,8 @@ macro_rules! resource {
                     auth: $crate::auth::Auth,
                     body: poem_openapi::payload::Json<$crate::api::schema::Body<$input>>,
                 ) -> Result<$crate::output::Created<$record>, $crate::error::ApiError> {
-                    let caller = ctx.caller(&auth).await?;
+                    let caller = auth.into_caller();
+                    $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Create)?;
                     let input: $input = body.0.decode()?;
                     let created = ctx.crm.$service().$create(&caller.principal, input).await?;
                     $crate::output::created(&created)
@@ -142,7 +146,8 @@ macro_rules! resource {
                     if_match: poem_openapi::param::Header<Option<String>>,
                     body: poem_openapi::payload::Json<$crate::api::schema::Body<$patch>>,
                 ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
-                    let caller = ctx.caller(&auth).await?;
+                    let caller = auth.into_caller();
+                    $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Update)?;
                     let patch: $patch = body.0.decode_patch(if_match.0.as_deref())?;
                     let updated = ctx.crm.$service().update(&caller.principal, id.0.into(), patch).await?;
                     $crate::output::one(&updated)
@@ -161,7 +166,7 @@ macro_rules! resource {
                     #[oai(name = "If-Match")]
                     if_match: poem_openapi::param::Header<Option<String>>,
                 ) -> Result<$crate::output::Done<$crate::api::results::Deleted>, $crate::error::BodilessError> {
-                    let caller = ctx.caller(&auth).await?;
+                    let caller = auth.into_caller();
                     let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
                     ctx.crm.$service().delete(&caller.principal, id.0.into(), version).await?;
                     Ok($crate::output::done(&$crate::api::results::Deleted::new(id.0))?)
@@ -180,7 +185,7 @@ macro_rules! resource {
                     #[oai(name = "If-Match")]
                     if_match: poem_openapi::param::Header<Option<String>>,
                 ) -> Result<$crate::output::One<$record>, $crate::error::BodilessError> {
-                    let caller = ctx.caller(&auth).await?;
+                    let caller = auth.into_caller();
                     let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
                     let changed = ctx.crm.$service().$action(&caller.principal, id.0.into(), version).await?;
                     Ok($crate::output::one(&changed)?)
@@ -200,7 +205,8 @@ macro_rules! resource {
                     if_match: poem_openapi::param::Header<Option<String>>,
                     body: poem_openapi::payload::Json<$crate::api::schema::Body<$body>>,
                 ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
-                    let caller = ctx.caller(&auth).await?;
+                    let caller = auth.into_caller();
+                    $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Update)?;
                     let input: $body = body.0.decode_patch(if_match.0.as_deref())?;
                     let changed =
                         ctx.crm.$service().$set(&caller.principal, id.0.into(), input.$field, input.version).await?;
@@ -211,6 +217,26 @@ macro_rules! resource {
             $($($extra)*)?
         }
     };
+}
+
+/// Refuses, as the core would, a caller the permission matrix (cut by API-key scopes)
+/// gives no right to `action` on `E`'s resource at all. Whether the right reaches a
+/// given record stays the service's call.
+pub(crate) fn may<E: crm_core::entity::Entity>(
+    caller: &crate::auth::Caller,
+    action: crm_core::authz::Action,
+) -> Result<(), crate::error::ApiError> {
+    let p = &caller.principal;
+    match p.access(E::RESOURCE, action) {
+        crm_core::authz::Access::Denied => Err(crm_core::CrmError::Forbidden(format!(
+            "{} may not {} {}",
+            p.role().as_str(),
+            format!("{action:?}").to_lowercase(),
+            E::RESOURCE
+        ))
+        .into()),
+        _ => Ok(()),
+    }
 }
 
 /// A resource whose listing filters on its record's declared fields.

@@ -116,7 +116,7 @@ resource! {
             if_match: Header<Option<String>>,
             body: Json<Body<ConvertLead>>,
         ) -> Result<Done<ConvertedLead>, ApiError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let input = body.0.decode_patch(if_match.0.as_deref())?;
             let done = ctx.crm.leads().convert(&caller.principal, id.0.into(), input).await?;
             output::done(&ConvertedLead {
@@ -163,7 +163,7 @@ resource! {
             if_match: Header<Option<String>>,
             body: Json<Body<StageChange>>,
         ) -> Result<One<Deal>, ApiError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let input = body.0.decode_patch(if_match.0.as_deref())?;
             let deal = ctx
                 .crm
@@ -198,7 +198,7 @@ resource! {
             #[oai(name = "If-Match")]
             if_match: Header<Option<String>>,
         ) -> Result<Done<AcceptedQuote>, BodilessError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let version = input::version_from_if_match(if_match.0.as_deref())?;
             let (quote, invoice) = ctx.crm.quotes().accept(&caller.principal, id.0.into(), version).await?;
             Ok(output::done(&AcceptedQuote { quote: Shown::of(&quote)?, invoice: Shown::of(&invoice)? })?)
@@ -258,7 +258,7 @@ resource! {
             auth: Auth,
             id: Path<Uuid>,
         ) -> Result<Done<ProjectProgress>, BodilessError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let progress = ctx.crm.projects().progress(&caller.principal, id.0.into()).await?;
             Ok(output::done(&progress)?)
         }
@@ -296,7 +296,7 @@ resource! {
             cursor: Query<Option<String>>,
             sort: Query<Option<String>>,
         ) -> Result<Listed<Milestone>, BodilessError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let page = paging(limit, cursor, sort);
             let found = ctx.crm.milestones().list(&caller.principal, project_id.0.into(), &page).await?;
             Ok(output::page(found, &page)?)
@@ -310,7 +310,7 @@ resource! {
             auth: Auth,
             body: Json<Body<NewMilestone>>,
         ) -> Result<Created<Milestone>, ApiError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let input = body.0.decode()?;
             let milestone = ctx
                 .crm
@@ -379,7 +379,7 @@ resource! {
             cursor: Query<Option<String>>,
             sort: Query<Option<String>>,
         ) -> Result<Listed<ProductCategory>, BodilessError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let page = paging(limit, cursor, sort);
             let parent = parent_id.0.map(Id::from_uuid);
             let found = ctx.crm.product_categories().list(&caller.principal, parent, &page).await?;
@@ -394,7 +394,7 @@ resource! {
             auth: Auth,
             body: Json<Body<NewCategory>>,
         ) -> Result<Created<ProductCategory>, ApiError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let input = body.0.decode()?;
             let category =
                 ctx.crm.product_categories().create(&caller.principal, input.name, input.parent_id).await?;
@@ -429,7 +429,7 @@ resource! {
             cursor: Query<Option<String>>,
             sort: Query<Option<String>>,
         ) -> Result<Listed<ApiKey>, BodilessError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let page = paging(limit, cursor, sort);
             let owner = owner_id.0.map(Id::from_uuid);
             let found = ctx.crm.api_keys().list(&caller.principal, owner, &page).await?;
@@ -444,7 +444,7 @@ resource! {
             auth: Auth,
             body: Json<Body<NewApiKey>>,
         ) -> Result<Created<CreatedApiKey>, ApiError> {
-            let caller = ctx.caller(&auth).await?;
+            let caller = auth.into_caller();
             let input = body.0.decode()?;
             let (key, token) = ctx.crm.api_keys().create(&caller.principal, input).await?;
             output::created_as(&CreatedApiKey { key: Shown::of(&key)?, token }, key.meta.version)
@@ -468,7 +468,7 @@ impl NotificationsApi {
         cursor: Query<Option<String>>,
         sort: Query<Option<String>>,
     ) -> Result<Listed<Notification>, BodilessError> {
-        let caller = ctx.caller(&auth).await?;
+        let caller = auth.into_caller();
         let page = paging(limit, cursor, sort);
         let unread = unread_only.0.unwrap_or(false);
         let found = ctx.crm.notifications().list(&caller.principal, unread, &page).await?;
@@ -478,7 +478,7 @@ impl NotificationsApi {
     /// Marks one notification read.
     #[oai(path = "/:id/read", method = "post", operation_id = "markNotificationRead")]
     async fn mark_read(&self, ctx: Ctx<'_>, auth: Auth, id: Path<Uuid>) -> Result<One<Notification>, BodilessError> {
-        let caller = ctx.caller(&auth).await?;
+        let caller = auth.into_caller();
         let notification = ctx.crm.notifications().mark_read(&caller.principal, id.0.into()).await?;
         Ok(output::one(&notification)?)
     }
@@ -486,7 +486,7 @@ impl NotificationsApi {
     /// Marks every notification of the caller read; returns how many changed.
     #[oai(path = "/read-all", method = "post", operation_id = "markAllNotificationsRead")]
     async fn mark_all_read(&self, ctx: Ctx<'_>, auth: Auth) -> Result<Done<MarkedRead>, BodilessError> {
-        let caller = ctx.caller(&auth).await?;
+        let caller = auth.into_caller();
         let marked = ctx.crm.notifications().mark_all_read(&caller.principal).await?;
         Ok(output::done(&MarkedRead { marked })?)
     }
@@ -494,7 +494,7 @@ impl NotificationsApi {
     /// Deletes one of the caller's notifications.
     #[oai(path = "/:id", method = "delete", operation_id = "deleteNotification")]
     async fn delete(&self, ctx: Ctx<'_>, auth: Auth, id: Path<Uuid>) -> Result<Done<Deleted>, BodilessError> {
-        let caller = ctx.caller(&auth).await?;
+        let caller = auth.into_caller();
         ctx.crm.notifications().delete(&caller.principal, id.0.into()).await?;
         Ok(output::done(&Deleted::new(id.0))?)
     }

@@ -36,6 +36,94 @@ async fn login_returns_tokens_in_the_body_and_as_http_only_cookies() {
     assert_eq!(me.status, StatusCode::OK);
 }
 
+fn set_cookies(reply: &crate::support::Reply) -> Vec<&str> {
+    reply.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect()
+}
+
+#[test]
+fn cookies_are_secure_unless_insecure_cookies_and_same_site_none_needs_secure() {
+    use clap::Parser;
+    use crm_http::config::Config;
+    let parse =
+        |args: &[&str]| Config::try_parse_from(std::iter::once("crm-server").chain(args.iter().copied())).unwrap();
+    let default = parse(&[]).cookie_policy().unwrap();
+    assert!(default.secure);
+    assert!(!parse(&["--insecure-cookies"]).cookie_policy().unwrap().secure);
+    assert!(parse(&["--cookie-same-site", "none"]).cookie_policy().unwrap().secure);
+    let refused = parse(&["--insecure-cookies", "--cookie-same-site", "none"]).cookie_policy();
+    assert!(refused.is_err(), "SameSite=None without Secure is refused");
+}
+
+#[tokio::test]
+async fn secure_cookies_are_prefixed_and_work() {
+    use crm_http::auth::CookiePolicy;
+    use poem::web::cookie::SameSite;
+    let limits = crm_http::limits::Limits::in_memory(1_000_000, 1_000_000, 1_000);
+    let policy = CookiePolicy { secure: true, same_site: SameSite::Strict };
+    let h = crate::support::harness_cookies(limits, crm_http::AppOptions::default(), policy).await;
+    let reply = login(&h, "manager@acme.test", "user-password").await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    let cookies = set_cookies(&reply);
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    assert!(cookies.iter().all(|c| c.contains("Secure") && c.contains("HttpOnly")), "{cookies:?}");
+    let access = cookies.iter().find(|c| c.starts_with("__Host-crm_access=")).expect("the __Host- access cookie");
+    assert!(access.contains("Path=/;") || access.ends_with("Path=/"), "{access}");
+    assert!(!access.contains("Domain"), "{access}");
+    let refresh =
+        cookies.iter().find(|c| c.starts_with("__Secure-crm_refresh=")).expect("the __Secure- refresh cookie");
+    assert!(refresh.contains("Path=/api/v1/auth"), "{refresh}");
+    let (token, refresh_token) =
+        (reply.data()["access_token"].as_str().unwrap(), reply.data()["refresh_token"].as_str().unwrap());
+    let cookie = format!("__Host-crm_access={token}");
+    let me = h.call(Method::GET, "/api/v1/auth/me", &[("cookie", &cookie)], Body::None).await;
+    assert_eq!(me.status, StatusCode::OK);
+    // The unprefixed name could be planted by a sibling host or over plain HTTP.
+    let cookie = format!("crm_access={token}");
+    let me = h.call(Method::GET, "/api/v1/auth/me", &[("cookie", &cookie)], Body::None).await;
+    assert_eq!(me.status, StatusCode::UNAUTHORIZED);
+    let cookie = format!("__Secure-crm_refresh={refresh_token}");
+    let again = h.call(Method::POST, "/api/v1/auth/refresh", &[("cookie", &cookie)], Body::Json(json!({}))).await;
+    assert_eq!(again.status, StatusCode::OK, "{:?}", again.body);
+}
+
+#[tokio::test]
+async fn token_and_authenticated_responses_are_not_stored() {
+    let h = harness().await;
+    let signed_in = login(&h, "user@acme.test", "user-password").await;
+    assert_eq!(signed_in.header("cache-control"), Some("no-store"));
+    let refresh = signed_in.data()["refresh_token"].as_str().unwrap().to_owned();
+    let refreshed =
+        h.call(Method::POST, "/api/v1/auth/refresh", &[], Body::Json(json!({ "refresh_token": refresh }))).await;
+    assert_eq!(refreshed.status, StatusCode::OK);
+    assert_eq!(refreshed.header("cache-control"), Some("no-store"));
+    let access = refreshed.data()["access_token"].as_str().unwrap().to_owned();
+    for path in ["/api/v1/auth/me", "/api/v1/contacts", "/api/v1/contacts/00000000-0000-7000-8000-000000000000"] {
+        let reply = h.get(&access, path).await;
+        assert_eq!(reply.header("cache-control"), Some("no-store"), "{path}: {:?}", reply.status);
+    }
+}
+
+#[tokio::test]
+async fn authentication_and_authorization_come_before_parsing() {
+    let h = harness().await;
+    let anonymous = h.call(Method::GET, "/api/v1/contacts?limit=-1", &[], Body::None).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{:?}", anonymous.body);
+    let forged = h.get("not-a-token", "/api/v1/contacts?limit=-1").await;
+    assert_eq!(forged.status, StatusCode::UNAUTHORIZED, "{:?}", forged.body);
+    let incomplete = h.call(Method::POST, "/api/v1/products", &[], Body::Json(json!({}))).await;
+    assert_eq!(incomplete.status, StatusCode::UNAUTHORIZED, "{:?}", incomplete.body);
+    // A plain user may not create products: 403, whatever the body lacks.
+    let user = h.token(&h.w.user).await;
+    let refused = h.post(&user, "/api/v1/products", json!({})).await;
+    assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "forbidden"), "{:?}", refused.body);
+    let refused = h.post(&user, "/api/v1/products", json!({ "name": 1, "unknown": true })).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+    // Callers who may create still hear what is wrong with the body.
+    let admin = h.token(&h.w.admin).await;
+    assert_eq!(h.post(&admin, "/api/v1/products", json!({})).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(h.get(&admin, "/api/v1/contacts?limit=-1").await.status, StatusCode::BAD_REQUEST);
+}
+
 #[tokio::test]
 async fn an_unknown_user_and_a_wrong_password_get_the_same_answer() {
     let h = harness().await;

@@ -208,6 +208,8 @@ fn help_documents_every_setting() {
         "--admin-email",
         "--admin-password",
         "--tenant-id",
+        "--insecure-cookies",
+        "--cookie-same-site",
         "CRM_JWT_SECRET",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");
@@ -222,4 +224,27 @@ fn a_short_jwt_secret_stops_the_server_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 bytes"));
+}
+
+#[test]
+fn same_site_none_without_secure_cookies_is_refused_at_start() {
+    let data = tempfile::tempdir().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_crm-server"))
+        .args(["--bind", "127.0.0.1:0", "--storage", "memory://", "--log-format", "json"])
+        .args(["--insecure-cookies", "--cookie-same-site", "none"])
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(30));
+        let _ = Command::new("kill").args(["-KILL", &pid]).status();
+    });
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("--cookie-same-site none requires Secure cookies"), "{stderr}");
 }

@@ -129,6 +129,43 @@ async fn framework_refusals_are_enveloped_4xx() {
 }
 
 #[tokio::test]
+async fn every_405_carries_allow_with_the_paths_methods() {
+    use std::collections::BTreeSet;
+    let h = harness().await;
+    let token = h.token(&h.w.admin).await;
+    let auth = format!("Bearer {token}");
+    let auth = [("authorization", auth.as_str())];
+    let spec = h.call(poem::http::Method::GET, "/api/v1/openapi.json", &[], Body::None).await.body;
+    let allow_of = |reply: &crate::support::Reply| -> BTreeSet<String> {
+        reply.header("allow").unwrap_or("").split(',').map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()).collect()
+    };
+    let mut checked = 0;
+    for (path, operations) in spec["paths"].as_object().unwrap() {
+        let mut methods: BTreeSet<String> = operations.as_object().unwrap().keys().map(|m| m.to_uppercase()).collect();
+        if methods.contains("GET") {
+            methods.insert("HEAD".into());
+        }
+        let concrete: String = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "0190a1b2-0000-7000-8000-000000000001" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        let concrete = format!("/api/v1{concrete}");
+        let wrong = ["PUT", "PATCH", "DELETE", "POST", "GET"].into_iter().find(|m| !methods.contains(*m)).unwrap();
+        let reply = h.call(wrong.parse().unwrap(), &concrete, &auth, Body::None).await;
+        assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{wrong} {concrete}");
+        assert_eq!(allow_of(&reply), methods, "{wrong} {concrete}");
+        checked += 1;
+    }
+    assert!(checked > 20, "{checked}");
+    let reply = h.call(poem::http::Method::POST, "/health", &[], Body::None).await;
+    assert_eq!(reply.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(reply.header("allow"), Some("GET, HEAD"));
+    // What `Allow` promises is served: HEAD where GET is.
+    assert_eq!(h.call(poem::http::Method::HEAD, "/api/v1/contacts", &auth, Body::None).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
 async fn oversized_bodies_are_413() {
     let options = crm_http::AppOptions { body_limit: 1024, ..Default::default() };
     let h = crate::support::harness_with(crm_http::limits::Limits::in_memory(1000, 1000, 1000), options).await;
@@ -152,6 +189,42 @@ async fn cors_allows_configured_origins_with_credentials_only() {
     assert_eq!(allowed.header("access-control-allow-credentials"), Some("true"));
     let refused = preflight("https://evil.example.com").await;
     assert_ne!(refused.header("access-control-allow-origin"), Some("https://evil.example.com"));
+}
+
+#[tokio::test]
+async fn cors_sends_no_headers_without_configured_origins() {
+    let h = harness().await;
+    let token = h.token(&h.w.admin).await;
+    let auth = format!("Bearer {token}");
+    let evil = "https://evil.example.com";
+    let read = h
+        .call(poem::http::Method::GET, "/api/v1/auth/me", &[("origin", evil), ("authorization", &auth)], Body::None)
+        .await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.header("access-control-allow-origin"), None);
+    assert_eq!(read.header("access-control-allow-credentials"), None);
+    let headers = [("origin", evil), ("access-control-request-method", "GET")];
+    let preflight = h.call(poem::http::Method::OPTIONS, "/api/v1/contacts", &headers, Body::None).await;
+    assert_eq!(preflight.header("access-control-allow-origin"), None);
+    assert_eq!(preflight.header("access-control-allow-credentials"), None);
+}
+
+#[tokio::test]
+async fn cors_never_allows_credentials_for_an_unlisted_origin() {
+    let options = crm_http::AppOptions { cors_origins: vec!["https://app.example.com".into()], ..Default::default() };
+    let h = crate::support::harness_with(crm_http::limits::Limits::in_memory(1000, 1000, 1000), options).await;
+    let token = h.token(&h.w.admin).await;
+    let auth = format!("Bearer {token}");
+    let get = async |origin: &str| {
+        h.call(poem::http::Method::GET, "/api/v1/auth/me", &[("origin", origin), ("authorization", &auth)], Body::None)
+            .await
+    };
+    let listed = get("https://app.example.com").await;
+    assert_eq!(listed.header("access-control-allow-origin"), Some("https://app.example.com"));
+    assert_eq!(listed.header("access-control-allow-credentials"), Some("true"));
+    let unlisted = get("https://evil.example.com").await;
+    assert_eq!(unlisted.header("access-control-allow-origin"), None);
+    assert_eq!(unlisted.header("access-control-allow-credentials"), None);
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 mod auth;
 mod binary;
 mod composition;
+mod connections;
 mod endpoints;
 mod errors;
 mod matrix;

@@ -54,12 +54,16 @@ pub async fn harness() -> Harness {
 }
 
 pub async fn harness_with(limits: Limits, options: AppOptions) -> Harness {
+    harness_cookies(limits, options, CookiePolicy { secure: false, same_site: SameSite::Lax }).await
+}
+
+pub async fn harness_cookies(limits: Limits, options: AppOptions, cookies: CookiePolicy) -> Harness {
     let w = World::new(MemoryStorage::shared()).await;
     let ctx = Arc::new(AppCtx {
         crm: w.crm.clone(),
         tokens: TokenKeys::new(SECRET, ISSUER).unwrap(),
         limits,
-        cookies: CookiePolicy { secure: false, same_site: SameSite::Lax },
+        cookies,
         default_tenant: Some(w.admin.tenant_id()),
     });
     let cli = TestClient::new(crm_http::build(ctx.clone(), &options).boxed());
