@@ -1,6 +1,6 @@
 //! `crm-server`'s configuration: flags, each also readable from the environment.
 
-use std::{net::SocketAddr, path::PathBuf};
+use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf};
 
 use clap::{Parser, ValueEnum};
 use poem::web::cookie::SameSite;
@@ -82,6 +82,11 @@ pub struct Config {
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "CRM_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
+
+    /// Password hashes computed at once; more sign-ins wait their turn. Default: the
+    /// number of CPU cores.
+    #[arg(long, env = "CRM_HASHING_CONCURRENCY")]
+    pub hashing_concurrency: Option<NonZeroUsize>,
 
     /// Log filter (`info`, `debug`, `crm_http=debug,poem=info`…).
     #[arg(long, env = "CRM_LOG", default_value = "info")]

@@ -14,6 +14,7 @@ pub mod edge;
 pub mod error;
 pub mod input;
 pub mod limits;
+pub mod offload;
 pub mod output;
 pub mod request;
 pub mod server;

@@ -14,6 +14,7 @@ use crate::{
     auth::{MIN_SECRET_LEN, TokenKeys},
     config::{Config, SameSiteNoneWithoutSecure},
     limits::Limits,
+    offload::BlockingPool,
     storage_url::{StorageUrlError, is_persistent, open_storage},
 };
 
@@ -168,7 +169,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let persistent = is_persistent(&config.storage);
     let tokens = TokenKeys::new(&jwt_secret(&config, persistent)?, &config.jwt_issuer)?;
     let storage = open_storage(&config.storage).await?;
-    let crm = Crm::new(storage);
+    let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
+    let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
+    let crm = Crm::builder(storage).offload(Arc::new(offload)).build();
     let (tenant, first_start) = tenant(&crm, &config, persistent).await?;
     let ctx = Arc::new(AppCtx {
         crm,
