@@ -121,8 +121,8 @@ pub fn from_stored<E: Entity>(stored: StoredRecord) -> Result<E> {
 fn refuse_control_characters(value: &serde_json::Value, path: &str, v: &mut crate::error::Validator) {
     use serde_json::Value;
     match value {
-        Value::String(text) if text.chars().any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r')) => {
-            v.push(path, "must not contain control characters other than tab and newline");
+        Value::String(text) => {
+            v.control_free(path, text, true);
         }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {

@@ -167,17 +167,21 @@ impl Validator {
     /// Text longer than [`Validator::LONG_TEXT`] characters may hold tabs and line
     /// breaks; shorter text holds no control character at all.
     pub fn text(&mut self, field: &str, value: &str, max: usize) -> &mut Self {
-        let allowed = |c: char| max >= Self::LONG_TEXT && matches!(c, '\t' | '\n' | '\r');
         if value.trim().is_empty() {
             self.push(field, "must not be empty");
         } else if value.chars().count() > max {
             self.push(field, format!("must be at most {max} characters"));
-        } else if value.chars().any(|c| c.is_control() && !allowed(c)) {
-            let what = if max >= Self::LONG_TEXT {
-                "control characters other than tab and newline"
-            } else {
-                "control characters"
-            };
+        } else {
+            self.control_free(field, value, max >= Self::LONG_TEXT);
+        }
+        self
+    }
+
+    /// Refuses a control character in `value`; long text may hold tabs and line breaks.
+    pub fn control_free(&mut self, field: &str, value: &str, long_text: bool) -> &mut Self {
+        let allowed = |c: char| long_text && matches!(c, '\t' | '\n' | '\r');
+        if value.chars().any(|c| c.is_control() && !allowed(c)) {
+            let what = if long_text { "control characters other than tab and newline" } else { "control characters" };
             self.push(field, format!("must not contain {what}"));
         }
         self
