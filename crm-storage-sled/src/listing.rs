@@ -41,6 +41,12 @@ pub(crate) fn list_blocking(
     shared.locks.read(tenant, || reader.page(kind, query))
 }
 
+/// Whether a listing may read every candidate rather than stop after a page: a text
+/// search or a total reads every candidate, and so does a sort over a filter's selection.
+pub(crate) fn may_scan(query: &ListQuery) -> bool {
+    query.with_total || query.search.is_some() || matches!(Plan::choose(query), Plan::SortSelection(_))
+}
+
 /// The groups of an aggregate query.
 pub(crate) fn aggregate_blocking(
     shared: &Shared,

@@ -8,6 +8,7 @@
 use std::{
     collections::HashMap,
     io,
+    num::NonZeroUsize,
     path::{Path, PathBuf},
     sync::{Arc, Mutex, OnceLock, PoisonError, Weak},
     thread,
@@ -45,11 +46,23 @@ pub struct SledOptions {
     /// How long to wait for a lock held by a store of this process that is shutting down
     /// (default 2 s). Another process's lock is reported as [`OpenError::Locked`].
     pub lock_wait: Duration,
+    /// How many scanning reads run at once (default: half the CPU cores, at least 1):
+    /// aggregates, and listings that may read every candidate (a text search, a total,
+    /// a sort over a filter's selection). Others wait their turn without holding a
+    /// thread, so scans leave cores to point reads and commits. The turns are shared by
+    /// every tenant, and a scan waiting for its tenant's commit keeps its turn.
+    pub scan_concurrency: NonZeroUsize,
 }
 
 impl Default for SledOptions {
     fn default() -> Self {
-        Self { durability: Durability::Flush, cache_capacity: 256 << 20, lock_wait: Duration::from_secs(2) }
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        Self {
+            durability: Durability::Flush,
+            cache_capacity: 256 << 20,
+            lock_wait: Duration::from_secs(2),
+            scan_concurrency: NonZeroUsize::new(cores / 2).unwrap_or(NonZeroUsize::MIN),
+        }
     }
 }
 
@@ -121,7 +134,9 @@ pub(crate) fn open_shared(path: &Path, options: &SledOptions) -> Result<Arc<Shar
     let config = sled::Config::new().path(&canonical).cache_capacity(options.cache_capacity);
     let db = open_db(&canonical, &config, options.lock_wait)?;
     check_format(&canonical, &db)?;
-    let shared = Arc::new(Shared::new(db, Some(canonical.clone())).map_err(|e| corrupt(&canonical, e))?);
+    let shared = Arc::new(
+        Shared::new(db, Some(canonical.clone()), options.scan_concurrency).map_err(|e| corrupt(&canonical, e))?,
+    );
     open.retain(|_, weak| weak.strong_count() > 0);
     open.insert(canonical, Arc::downgrade(&shared));
     Ok(shared)
@@ -133,7 +148,7 @@ pub(crate) fn open_temporary(options: &SledOptions) -> Result<Arc<Shared>, OpenE
     let path = config.path.clone();
     let db = open_db(&path, &config, Duration::ZERO)?;
     check_format(&path, &db)?;
-    Ok(Arc::new(Shared::new(db, None).map_err(|e| corrupt(&path, e))?))
+    Ok(Arc::new(Shared::new(db, None, options.scan_concurrency).map_err(|e| corrupt(&path, e))?))
 }
 
 fn open_db(path: &Path, config: &sled::Config, lock_wait: Duration) -> Result<sled::Db, OpenError> {

@@ -7,13 +7,14 @@
 //! halves that [`crate::store`] runs on tokio's blocking pool. `get_many` reads its
 //! records one by one, without a lock: each is whole, but a commit may land between two.
 
-use std::{collections::HashMap, path::PathBuf};
+use std::{collections::HashMap, num::NonZeroUsize, path::PathBuf, sync::Arc};
 
 use crm_core::{
     TenantId,
     storage::{EntityKind, StorageError, StoredRecord},
 };
 use sled::{IVec, Tree};
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::{
@@ -49,11 +50,13 @@ pub(crate) struct Shared {
     pub(crate) meta: Tree,
     pub(crate) flusher: Flusher,
     pub(crate) locks: Locks,
+    /// One permit per scanning read that may run ([`crate::SledOptions::scan_concurrency`]).
+    pub(crate) scans: Arc<Semaphore>,
 }
 
 impl Shared {
     /// Opens every tree of `db` and starts its flushing thread.
-    pub(crate) fn new(db: sled::Db, path: Option<PathBuf>) -> sled::Result<Self> {
+    pub(crate) fn new(db: sled::Db, path: Option<PathBuf>, scan_concurrency: NonZeroUsize) -> sled::Result<Self> {
         let flusher = Flusher::start(db.clone())?;
         let mut kinds = HashMap::new();
         for &kind in EntityKind::ALL {
@@ -72,6 +75,7 @@ impl Shared {
             meta: db.open_tree("meta")?,
             flusher,
             locks: Locks::default(),
+            scans: Arc::new(Semaphore::new(scan_concurrency.get())),
             kinds,
             path,
             db,

@@ -23,13 +23,13 @@ use crm_core::{
         WriteBatch,
     },
 };
-use tokio::{runtime::Handle, task::JoinError};
+use tokio::{runtime::Handle, sync::OwnedSemaphorePermit, task::JoinError};
 use uuid::Uuid;
 
 use crate::{
     commit::commit_blocking,
     entry::backend,
-    listing::{aggregate_blocking, list_blocking},
+    listing::{aggregate_blocking, list_blocking, may_scan},
     open::{self, Durability, OpenError, SledOptions},
     outbox,
     shared::Shared,
@@ -133,6 +133,16 @@ impl SledStorage {
         }
     }
 
+    /// Waits for a turn to scan ([`SledOptions::scan_concurrency`]). The permit moves
+    /// into the blocking half, so it is returned when the scan ends, even if the caller
+    /// stopped waiting.
+    async fn scan_permit(&self) -> Result<OwnedSemaphorePermit, StorageError> {
+        Arc::clone(&self.shared.scans)
+            .acquire_owned()
+            .await
+            .map_err(|_| StorageError::Unavailable("the store is closing".into()))
+    }
+
     /// Returns once a commit applied before the call is as durable as this handle promises.
     async fn acknowledge(&self) -> Result<(), StorageError> {
         match self.durability {
@@ -183,8 +193,13 @@ impl Storage for SledStorage {
         kind: EntityKind,
         query: &ListQuery,
     ) -> Result<Page<StoredRecord>, StorageError> {
+        let permit = if may_scan(query) { Some(self.scan_permit().await?) } else { None };
         let query = query.clone();
-        self.on_blocking_pool(move |shared| list_blocking(shared, tenant, kind, &query)).await
+        self.on_blocking_pool(move |shared| {
+            let _permit = permit;
+            list_blocking(shared, tenant, kind, &query)
+        })
+        .await
     }
 
     async fn aggregate(
@@ -193,8 +208,13 @@ impl Storage for SledStorage {
         kind: EntityKind,
         query: &AggregateQuery,
     ) -> Result<Vec<AggregateRow>, StorageError> {
+        let permit = self.scan_permit().await?;
         let query = query.clone();
-        self.on_blocking_pool(move |shared| aggregate_blocking(shared, tenant, kind, &query)).await
+        self.on_blocking_pool(move |shared| {
+            let _permit = permit;
+            aggregate_blocking(shared, tenant, kind, &query)
+        })
+        .await
     }
 
     async fn counter(&self, tenant: TenantId, key: &str) -> Result<u64, StorageError> {
@@ -228,6 +248,7 @@ impl Storage for SledStorage {
 #[cfg(test)]
 mod tests {
     use std::{
+        num::NonZeroUsize,
         sync::{Barrier, mpsc},
         thread,
         time::Duration,
@@ -274,6 +295,13 @@ mod tests {
         }
     }
 
+    /// A temporary store where `turns` scans may run at once.
+    fn store_with_scans(turns: usize) -> SledStorage {
+        let scan_concurrency = NonZeroUsize::new(turns).expect("at least one turn");
+        let options = SledOptions { scan_concurrency, ..SledOptions::default() };
+        SledStorage { shared: open::open_temporary(&options).expect("store"), durability: options.durability }
+    }
+
     fn everything() -> ListQuery {
         ListQuery { with_total: true, ..ListQuery::default() }
     }
@@ -281,7 +309,8 @@ mod tests {
     // One runtime thread: a listing blocked on that thread would stop the whole test.
     #[tokio::test(flavor = "current_thread")]
     async fn a_waiting_listing_parks_no_runtime_thread_and_no_other_tenant() {
-        let storage = SledStorage::temporary().expect("store");
+        // Two turns to scan: one for the waiting listing, one for the other tenant's.
+        let storage = store_with_scans(2);
         let (release, holder) = hold_commit_lock(&storage, BUSY);
         let waiting = tokio::spawn({
             let storage = storage.clone();
@@ -298,6 +327,27 @@ mod tests {
         let page = waiting.await.expect("joined").expect("listed once the commit is done");
         assert_eq!(page.total, Some(0));
         holder.join().expect("holder finished");
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn scans_wait_for_a_turn_and_pages_do_not() {
+        let storage = store_with_scans(1);
+        storage.commit(BUSY, batch()).await.expect("committed");
+        let turn = Arc::clone(&storage.shared.scans).acquire_owned().await.expect("the only turn");
+
+        let page = ListQuery { limit: 2, ..ListQuery::default() };
+        let listed = storage.list(BUSY, EntityKind::Company, &page).await.expect("a page needs no turn");
+        assert_eq!(listed.items.len(), 2);
+        let scan = tokio::spawn({
+            let storage = storage.clone();
+            async move { storage.list(BUSY, EntityKind::Company, &everything()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!scan.is_finished(), "a counting listing ran without a turn");
+
+        drop(turn);
+        let counted = scan.await.expect("joined").expect("listed once a turn is free");
+        assert_eq!(counted.total, Some(3));
     }
 
     #[tokio::test(flavor = "current_thread")]
