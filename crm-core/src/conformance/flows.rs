@@ -269,3 +269,60 @@ pub async fn payments_under_concurrency(s: Store) {
     assert_eq!((paid.amount_paid, sum, listed.items.len()), (amount("500.00"), amount("500.00"), 50));
     assert_eq!(paid.balance_due, Decimal::ZERO);
 }
+
+/// The tenant's only two admins demote, deactivate or delete each other at the same
+/// moment, round after round: exactly one change commits, and one active admin always
+/// remains (each change checks every other active admin in its batch).
+pub async fn last_admin_under_concurrency(s: Store) {
+    use crate::{
+        access::users::{NewUser, UserFilter, UserPatch},
+        authz::Role,
+    };
+    for round in 0..12 {
+        let w = World::new(s.clone()).await;
+        let users = w.crm.users();
+        // Two admins that nothing references (so either may be deleted) take over.
+        let mut admins = Vec::new();
+        for name in ["b", "c"] {
+            let input = NewUser {
+                email: format!("{name}-admin@acme.test"),
+                password: "admin-password".into(),
+                first_name: name.to_uppercase(),
+                last_name: "Admin".into(),
+                role: Role::Admin,
+                company_id: None,
+            };
+            let user = users.create(&w.admin, input).await.unwrap();
+            admins.push(users.principal(w.admin.tenant_id(), user.id()).await.unwrap());
+        }
+        let (b, c) = (&admins[0], &admins[1]);
+        let demote = UserPatch { role: Some(Role::Manager), ..UserPatch::default() };
+        users.update(b, w.admin.user_id(), demote.clone()).await.unwrap();
+
+        let results = join_all([(b, c.user_id()), (c, b.user_id())].map(|(actor, target)| {
+            let demote = demote.clone();
+            async move {
+                match round % 3 {
+                    0 => users.update(actor, target, demote).await.map(drop),
+                    1 => users
+                        .update(actor, target, UserPatch { active: Some(false), ..UserPatch::default() })
+                        .await
+                        .map(drop),
+                    _ => users.delete(actor, target, None).await,
+                }
+            }
+        }))
+        .await;
+        for result in &results {
+            if let Err(e) = result {
+                // A conflict, or, read after the other committed, a refusal to leave no admin.
+                assert!(matches!(e, CrmError::Conflict { .. } | CrmError::Validation(_)), "round {round}: {e:?}");
+            }
+        }
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "round {round}: {results:?}");
+        let survivor = if results[0].is_ok() { b } else { c };
+        let active_admins = UserFilter { role: Some(Role::Admin), active: Some(true) };
+        let left = users.list(survivor, &active_admins, &PageRequest::first(10)).await.unwrap();
+        assert_eq!(left.items.len(), 1, "round {round}: one active admin remains");
+    }
+}

@@ -61,6 +61,7 @@ macro_rules! __conformance_cases {
             flow_invoice_to_delivery,
             invoice_numbers_under_concurrency,
             payments_under_concurrency,
+            last_admin_under_concurrency,
         }
     };
 }
