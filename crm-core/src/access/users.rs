@@ -555,6 +555,9 @@ impl Users<'_> {
         let mut tx = self.crm.tx(p);
         tx.update_as("password_changed", &before, &mut after)?;
         tx.commit().await?;
+        tracing::info!(
+            target: "crm_core::security", tenant = %p.tenant_id().0, user = %p.user_uuid(), "user.password_changed"
+        );
         // Whoever else held a session (a thief, a forgotten device) is out; this one stays.
         let sessions = self.crm.sessions();
         sessions.revoke_all_of_user(p, p.user_uuid(), p.session_uuid(), RevokeReason::PasswordChanged).await.map(drop)
@@ -579,6 +582,9 @@ impl Users<'_> {
         let mut tx = self.crm.tx(p);
         tx.update_as("password_reset", &before, &mut after)?;
         tx.commit().await?;
+        tracing::info!(
+            target: "crm_core::security", tenant = %p.tenant_id().0, user = %id, by = %p.user_uuid(), "user.password_reset"
+        );
         let sessions = self.crm.sessions();
         sessions.revoke_all_of_user(p, id.uuid(), p.session_uuid(), RevokeReason::PasswordReset).await.map(drop)
     }
