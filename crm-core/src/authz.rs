@@ -324,17 +324,29 @@ pub struct Principal {
     role: Role,
     company: Option<Uuid>,
     api_key: Option<(Uuid, Vec<ApiScope>)>,
+    session: Option<Uuid>,
 }
 
 impl Principal {
     /// The principal of user `user` with `role` (and, for clients, its `company`).
     pub(crate) fn new(tenant_id: TenantId, user: Uuid, role: Role, company: Option<Uuid>) -> Self {
-        Self { tenant_id, user, role, company, api_key: None }
+        Self { tenant_id, user, role, company, api_key: None, session: None }
     }
 
     /// The same user acting through API key `key`, within `scopes`.
     pub(crate) fn through_api_key(self, key: Uuid, scopes: Vec<ApiScope>) -> Self {
         Self { api_key: Some((key, scopes)), ..self }
+    }
+
+    /// The same user acting in sign-in session `session` (a `Session` id, untyped: the
+    /// kernel's session contract is not needed to name it).
+    pub(crate) fn in_session(self, session: Uuid) -> Self {
+        Self { session: Some(session), ..self }
+    }
+
+    /// The sign-in session it acts in, if it authenticated with one (never for API keys).
+    pub fn session_uuid(&self) -> Option<Uuid> {
+        self.session
     }
 
     /// The tenant it acts in.

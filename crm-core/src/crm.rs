@@ -464,7 +464,7 @@ impl Tx<'_> {
         }
         let fact = AuditFact {
             meta: Meta::new(self.principal.tenant_id(), self.now),
-            actor: self.principal.user_uuid(),
+            actor: Some(self.principal.user_uuid()),
             api_key: self.principal.api_key_uuid(),
             action: format!("{}.{action}", E::KIND),
             entity_kind: E::KIND,

@@ -13,8 +13,9 @@ use crate::{error::Result, id::Meta, storage::EntityKind, storage::Record};
 pub(crate) struct AuditFact {
     /// Metadata of the entry (its tenant, id and time).
     pub(crate) meta: Meta,
-    /// The acting user (the key's owner for API keys).
-    pub(crate) actor: Uuid,
+    /// The acting user (the key's owner for API keys); none when nobody was
+    /// authenticated (a failed sign-in, say).
+    pub(crate) actor: Option<Uuid>,
     /// The API key used, if any.
     pub(crate) api_key: Option<Uuid>,
     /// `<kind>.<action>`, e.g. `invoice.issued`.

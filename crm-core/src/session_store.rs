@@ -37,7 +37,28 @@ pub struct Session {
     pub expires_at: DateTime<Utc>,
     /// Revoked sessions never work again.
     pub revoked: bool,
+    /// When the session was last signed in or refreshed (not every request: access
+    /// tokens are checked without writing). `None` on sessions stored before it was kept.
+    #[serde(default)]
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// The client's `User-Agent` at sign-in or the last refresh, as the edge saw it.
+    #[serde(default)]
+    pub user_agent: Option<String>,
+    /// The client's IP address at sign-in or the last refresh, as the edge saw it.
+    #[serde(default)]
+    pub ip: Option<String>,
     pub(crate) refresh_hash: String,
+    /// Hashes of the refresh tokens rotated away, newest first (a bounded number): a
+    /// genuine old token presented again is reuse; a token matching none is a guess.
+    #[serde(default)]
+    pub(crate) retired_hashes: Vec<String>,
+    /// When the current refresh token replaced the previous one.
+    #[serde(default)]
+    pub(crate) rotated_at: Option<DateTime<Utc>>,
+    /// What the current refresh token was derived with from the previous one, so a
+    /// concurrent refresh with the previous token gets the same token back.
+    #[serde(default)]
+    pub(crate) rotation_nonce: Option<String>,
 }
 
 impl Session {
@@ -58,14 +79,26 @@ impl Session {
         revoked: bool,
         refresh_hash: String,
     ) -> Self {
-        Self { meta, user_id, expires_at, revoked, refresh_hash }
+        Self {
+            meta,
+            user_id,
+            expires_at,
+            revoked,
+            last_used_at: None,
+            user_agent: None,
+            ip: None,
+            refresh_hash,
+            retired_hashes: Vec::new(),
+            rotated_at: None,
+            rotation_nonce: None,
+        }
     }
 }
 
 impl Entity for Session {
     const KIND: EntityKind = EntityKind::Session;
     const RESOURCE: Resource = Resource::Users;
-    const SECRET_FIELDS: &'static [&'static str] = &["refresh_hash"];
+    const SECRET_FIELDS: &'static [&'static str] = &["refresh_hash", "retired_hashes", "rotation_nonce"];
     entity_meta!();
 
     indexed_fields! {
@@ -96,6 +129,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// the next version. A moved session is [`CrmError::Conflict`], one the tenant does
     /// not have [`CrmError::NotFound`].
     async fn replace(&self, expected_version: u64, session: &Session) -> Result<()>;
+    /// Every session of `user` in `tenant`, revoked and expired ones included until
+    /// they are removed, in no particular order.
+    async fn list_for_user(&self, tenant: TenantId, user: Uuid) -> Result<Vec<Session>>;
     /// Removes up to `limit` sessions of `tenant` that expired before `now`, and says
     /// how many it removed. Until then expired sessions stay readable.
     async fn remove_expired(&self, tenant: TenantId, now: DateTime<Utc>, limit: usize) -> Result<u64>;
@@ -146,6 +182,11 @@ impl SessionStore for MemorySessionStore {
             Some(_) => Err(CrmError::Conflict { kind: EntityKind::Session, id: session.meta.id }),
             None => Err(CrmError::NotFound { kind: EntityKind::Session, id: session.meta.id }),
         }
+    }
+
+    async fn list_for_user(&self, tenant: TenantId, user: Uuid) -> Result<Vec<Session>> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(sessions.iter().filter(|(key, s)| key.0 == tenant && s.user_id == user).map(|(_, s)| s.clone()).collect())
     }
 
     async fn remove_expired(&self, tenant: TenantId, now: DateTime<Utc>, limit: usize) -> Result<u64> {
@@ -202,6 +243,21 @@ impl SessionStore for StorageSessionStore {
         let op = WriteOp::Update { record: to_record(session)?, expected_version };
         let batch = WriteBatch { ops: vec![op], ..WriteBatch::default() };
         Ok(self.storage.commit(session.meta.tenant_id, batch).await?)
+    }
+
+    async fn list_for_user(&self, tenant: TenantId, user: Uuid) -> Result<Vec<Session>> {
+        let mut query = ListQuery { limit: 500, ..ListQuery::filtered(vec![Filter::eq("user_id", user)]) };
+        let mut sessions = Vec::new();
+        loop {
+            let page = self.storage.list(tenant, EntityKind::Session, &query).await?;
+            for stored in page.items {
+                sessions.push(from_stored(stored)?);
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(sessions),
+            }
+        }
     }
 
     async fn remove_expired(&self, tenant: TenantId, now: DateTime<Utc>, limit: usize) -> Result<u64> {

@@ -78,7 +78,7 @@ async fn crm_server(storage: Arc<dyn Storage>, contacts: usize) -> (SocketAddr, 
         ids.push(crm.contacts().create(&admin, input).await.unwrap().meta.id.to_string());
     }
     let _ = crm.contacts().list(&admin, &Default::default(), &PageRequest::first(1)).await.unwrap();
-    let issued = crm.sessions().start(&admin).await.unwrap();
+    let issued = crm.sessions().start(&admin, &Default::default()).await.unwrap();
     let tokens = TokenKeys::new(&[42u8; 32], "crm-rs").unwrap();
     let token = tokens.issue(&issued.session).unwrap();
     let ctx = Arc::new(AppCtx {

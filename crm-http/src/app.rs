@@ -14,6 +14,7 @@ use serde_json::json;
 use crate::{
     api,
     context::AppCtx,
+    csrf::{CSRF_HEADER, TrustedOrigins},
     edge::{AllowOn405, BodyLimit, Edge, PanicToEnvelope},
     error::ApiError,
 };
@@ -65,7 +66,7 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
     let mut cors = Cors::new()
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers(["content-type", "authorization", "x-api-key", "if-match", "x-request-id"])
+        .allow_headers(["content-type", "authorization", "x-api-key", "if-match", "x-request-id", CSRF_HEADER])
         .expose_headers([
             "etag",
             "x-request-id",
@@ -78,6 +79,7 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         cors = cors.allow_origin(*origin);
     }
     let per_ip = ctx.limits.per_ip.clone();
+    let trusted = TrustedOrigins::new(origins.iter().copied());
     Route::new()
         .at("/health", get(health))
         .at("/health/ready", get(ready))
@@ -89,6 +91,7 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         .with(BodyLimit::new(options.body_limit))
         .with(CookieJarManager::new())
         .data(ctx)
+        .data(trusted)
         .with(CatchPanic::new().with_handler(PanicToEnvelope))
         .with(Edge::new(per_ip))
         .map_to_response()

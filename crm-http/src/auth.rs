@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use crm_core::{Principal, TenantId, session_store::Session};
+use hmac::{Hmac, KeyInit, Mac};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use poem::web::cookie::{Cookie, SameSite};
 use poem_openapi::{
@@ -11,6 +12,7 @@ use poem_openapi::{
     registry::Registry,
 };
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::ApiError;
@@ -25,6 +27,11 @@ pub const REFRESH_COOKIE: &str = "__Secure-crm_refresh";
 pub const INSECURE_ACCESS_COOKIE: &str = "crm_access";
 /// The refresh cookie's name under `--insecure-cookies`.
 pub const INSECURE_REFRESH_COOKIE: &str = "crm_refresh";
+/// The CSRF cookie's name: readable by the page's scripts (not HttpOnly), which echo
+/// it in [`crate::csrf::CSRF_HEADER`]; `__Host-` like the access cookie.
+pub const CSRF_COOKIE: &str = "__Host-crm_csrf";
+/// The CSRF cookie's name under `--insecure-cookies`.
+pub const INSECURE_CSRF_COOKIE: &str = "crm_csrf";
 /// How long an access token lives.
 pub const ACCESS_TTL: Duration = Duration::minutes(15);
 /// The shortest JWT secret accepted.
@@ -56,12 +63,16 @@ pub struct Claims {
 #[error("the JWT secret must be at least {MIN_SECRET_LEN} bytes, got {0}")]
 pub struct SecretTooShort(pub usize);
 
-/// Signs and checks access tokens: HS256 only, with expiry, not-before and issuer.
+/// Signs and checks access tokens (HS256 only, with expiry, not-before and issuer) and
+/// the CSRF tokens of sessions, all from the one server secret.
 pub struct TokenKeys {
     encoding: EncodingKey,
     decoding: DecodingKey,
     validation: Validation,
     issuer: String,
+    /// The HMAC key of CSRF tokens: derived from the secret, so no token of one kind
+    /// is ever a valid token of the other.
+    csrf_key: [u8; 32],
 }
 
 impl std::fmt::Debug for TokenKeys {
@@ -87,7 +98,26 @@ impl TokenKeys {
             decoding: DecodingKey::from_secret(secret),
             validation,
             issuer: issuer.to_owned(),
+            csrf_key: Sha256::new().chain_update(b"crm-csrf-key\0").chain_update(secret).finalize().into(),
         })
+    }
+
+    fn csrf_mac(&self, session: Uuid) -> Hmac<Sha256> {
+        // A 32-byte key always fits HMAC-SHA256; `new_from_slice` cannot fail on it.
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.csrf_key).unwrap_or_else(|_| unreachable!());
+        mac.update(session.as_bytes());
+        mac
+    }
+
+    /// The CSRF token of a session: the same for its whole life (it survives refreshes),
+    /// useless in any other session.
+    pub fn csrf_token(&self, session: Uuid) -> String {
+        hex::encode(self.csrf_mac(session).finalize().into_bytes())
+    }
+
+    /// Whether `token` is the CSRF token of `session` (compared in constant time).
+    pub fn csrf_token_matches(&self, session: Uuid, token: &str) -> bool {
+        hex::decode(token).is_ok_and(|bytes| self.csrf_mac(session).verify_slice(&bytes).is_ok())
     }
 
     /// An access token for the user of `session`, valid for [`ACCESS_TTL`] from now by
@@ -124,6 +154,9 @@ pub struct BearerAuth(Bearer);
 pub struct ApiKeyAuth(ApiKey);
 
 /// The HttpOnly access cookie set at sign-in (`crm_access` under `--insecure-cookies`).
+/// A `POST`, `PUT`, `PATCH` or `DELETE` authenticated by it also needs an allowed
+/// `Origin` (or `Referer`) and the session's CSRF token in `X-CSRF-Token` equal to the
+/// `__Host-crm_csrf` cookie (403 otherwise).
 #[derive(SecurityScheme)]
 #[oai(ty = "api_key", key_name = "__Host-crm_access", key_in = "cookie")]
 pub struct CookieAuth(ApiKey);
@@ -190,7 +223,13 @@ impl<'a> ApiExtractor<'a> for Auth {
             Presented::Cookie(c) => Credential::AccessToken(&c.0.key),
             Presented::Anonymous => insecure_cookie.as_deref().map_or(Credential::None, Credential::AccessToken),
         };
-        Ok(Self(ctx.caller(credential).await?))
+        let by_cookie = matches!(presented, Presented::Cookie(_)) || insecure_cookie.is_some();
+        let caller = ctx.caller(credential).await?;
+        if by_cookie {
+            // A browser sends the cookie whoever made the page: prove this one did.
+            crate::csrf::check(request, ctx, &caller)?;
+        }
+        Ok(Self(caller))
     }
 }
 
@@ -249,6 +288,11 @@ impl CookiePolicy {
         if self.secure { REFRESH_COOKIE } else { INSECURE_REFRESH_COOKIE }
     }
 
+    /// The CSRF cookie's name under this policy.
+    pub fn csrf_name(&self) -> &'static str {
+        if self.secure { CSRF_COOKIE } else { INSECURE_CSRF_COOKIE }
+    }
+
     fn cookie(&self, name: &str, value: String, path: &str, max_age: Duration) -> Cookie {
         let mut cookie = Cookie::new_with_str(name, value);
         cookie.set_http_only(true);
@@ -269,11 +313,20 @@ impl CookiePolicy {
         self.cookie(self.refresh_name(), token, "/api/v1/auth", expires_at - now)
     }
 
-    /// Cookies that delete both.
-    pub fn cleared(&self) -> [Cookie; 2] {
+    /// The CSRF cookie (`Path=/`, readable by scripts: it is no credential by itself),
+    /// living as long as the session.
+    pub fn csrf(&self, token: String, expires_at: DateTime<Utc>, now: DateTime<Utc>) -> Cookie {
+        let mut cookie = self.cookie(self.csrf_name(), token, "/", expires_at - now);
+        cookie.set_http_only(false);
+        cookie
+    }
+
+    /// Cookies that delete all three.
+    pub fn cleared(&self) -> [Cookie; 3] {
         [
             self.cookie(self.access_name(), String::new(), "/", Duration::zero()),
             self.cookie(self.refresh_name(), String::new(), "/api/v1/auth", Duration::zero()),
+            self.cookie(self.csrf_name(), String::new(), "/", Duration::zero()),
         ]
     }
 }

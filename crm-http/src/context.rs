@@ -44,13 +44,10 @@ impl AppCtx {
             }
             Credential::AccessToken(token) => {
                 let claims = self.tokens.verify(token).ok_or_else(ApiError::unauthorized)?;
-                let tenant = TenantId(claims.tid);
-                let session = self.crm.sessions().active(tenant, Id::from_uuid(claims.sid)).await?;
-                if session.user_id != claims.sub {
-                    return Err(ApiError::unauthorized());
-                }
-                let principal = self.crm.users().principal(tenant, Id::from_uuid(claims.sub)).await?;
-                Caller { principal, session: Some(Id::from_uuid(claims.sid)) }
+                let session = Id::from_uuid(claims.sid);
+                // Every request reads the session: a revoked one's tokens stop at once.
+                let principal = self.crm.sessions().authenticate(TenantId(claims.tid), session, claims.sub).await?;
+                Caller { principal, session: Some(session) }
             }
         };
         request::set_current_user(caller.principal.user_id().to_string());

@@ -108,6 +108,11 @@ impl ApiError {
         Self::Unauthorized(envelope("unauthenticated", "authentication required or invalid", Vec::new()))
     }
 
+    /// 403 with its own code (a refusal that is not the permission matrix's).
+    pub fn forbidden(code: &str, message: impl Into<String>) -> Self {
+        Self::Forbidden(envelope(code, message, Vec::new()))
+    }
+
     /// 404 with a message.
     pub fn not_found(message: impl Into<String>) -> Self {
         Self::NotFound(envelope("not_found", message, Vec::new()))

@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod config;
 pub mod context;
+pub mod csrf;
 pub mod edge;
 pub mod error;
 pub mod input;

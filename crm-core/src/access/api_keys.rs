@@ -7,8 +7,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use serde_json::json;
+
 use crate::{
-    access::users::User,
+    access::{
+        security::{SecurityEvent, Severity},
+        users::User,
+    },
     authz::{Action, ApiScope, ApiScopeList, Principal, Resource},
     crm::{Crm, PageRequest},
     entity::{Entity, entity_meta, from_stored, reference},
@@ -180,24 +185,57 @@ impl ApiKeys<'_> {
     /// The principal of a token: its owner, cut to its scopes. Malformed, unknown,
     /// wrong, revoked or expired tokens and inactive owners are all `Unauthenticated`.
     pub async fn authenticate(&self, token: &str) -> Result<Principal> {
-        let (tenant, prefix) = parse_token(token).ok_or(CrmError::Unauthenticated)?;
+        let Some((tenant, prefix)) = parse_token(token) else {
+            tracing::warn!(target: "crm_core::security", "api_key.authentication_failed: a malformed API key");
+            return Err(CrmError::Unauthenticated);
+        };
         let query = ListQuery { limit: 1, ..ListQuery::filtered(vec![Filter::eq("prefix", prefix)]) };
         let page = self.crm.storage.list(tenant, EntityKind::ApiKey, &query).await?;
         let Some(stored) = page.items.into_iter().next() else {
-            return Err(CrmError::Unauthenticated);
+            return Err(self.failed(tenant, None, "unknown_key").await);
         };
         let key: ApiKey = from_stored(stored)?;
-        let valid =
-            key.secret_hash == hash_token(token) && !key.revoked && key.expires_at.is_none_or(|t| t > self.crm.now());
-        if !valid {
-            return Err(CrmError::Unauthenticated);
+        let refusal = if key.secret_hash != hash_token(token) {
+            Some("wrong_secret")
+        } else if key.revoked {
+            Some("revoked")
+        } else if key.expires_at.is_some_and(|t| t <= self.crm.now()) {
+            Some("expired")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            return Err(self.failed(tenant, Some(&key), reason).await);
         }
         let owner: User = match self.crm.fetch(tenant, key.owner_id).await {
             Ok(owner) if owner.active => owner,
-            Ok(_) | Err(CrmError::NotFound { .. }) => return Err(CrmError::Unauthenticated),
+            Ok(_) | Err(CrmError::NotFound { .. }) => {
+                return Err(self.failed(tenant, Some(&key), "owner_inactive").await);
+            }
             Err(e) => return Err(e),
         };
         Ok(Principal::for_user(&owner).through_api_key(key.meta.id, key.scopes.0))
+    }
+
+    /// Records a refused key and returns the one error every refusal answers (an error
+    /// writing the record instead, if any). A refusal of a known key is about it; one
+    /// of an unknown prefix is about the tenant, if it exists (else only logged).
+    async fn failed(&self, tenant: TenantId, key: Option<&ApiKey>, reason: &str) -> CrmError {
+        let event = SecurityEvent {
+            tenant,
+            actor: None,
+            api_key: key.map(|k| k.meta.id),
+            action: "api_key.authentication_failed",
+            entity_kind: if key.is_some() { EntityKind::ApiKey } else { EntityKind::Tenant },
+            entity_id: key.map_or(tenant.0, |k| k.meta.id),
+            details: json!({ "reason": reason }),
+            severity: Severity::Warn,
+        };
+        let recorded = match key {
+            Some(_) => self.crm.record_security_event(event).await,
+            None => self.crm.record_security_event_in_known_tenant(event).await,
+        };
+        recorded.err().unwrap_or(CrmError::Unauthenticated)
     }
 
     /// One key.

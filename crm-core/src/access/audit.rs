@@ -25,18 +25,23 @@ use crate::{
 pub struct AuditLog {
     /// Common metadata; `created_at` is when it happened.
     pub meta: Meta,
-    /// The acting user (the key's owner for API keys).
+    /// The acting user (the key's owner for API keys); none for events nobody
+    /// authenticated for (failed sign-ins, refresh-token reuse).
     pub actor_id: Option<Id<User>>,
     /// The API key used, if any.
     pub api_key_id: Option<Id<ApiKey>>,
-    /// `<kind>.<action>`, e.g. `invoice.issued`.
+    /// `<kind>.<action>`, e.g. `invoice.issued`; security events are
+    /// `user.sign_in_failed`, `session.revoked`, `session.refresh_token_reused`,
+    /// `api_key.authentication_failed` (and `user.password_changed`,
+    /// `user.password_reset` as updates).
     pub action: String,
     /// The kind of the changed record.
     pub entity_kind: EntityKind,
     /// The changed record's id.
     pub entity_id: Uuid,
     /// `{"after": …}` on create, `{"changes": {field: {from, to}}}` on update,
-    /// `{"before": …}` on delete; secrets are never included.
+    /// `{"before": …}` on delete, the event's details (a `reason`, say) on security
+    /// events; secrets are never included.
     pub changes: Value,
 }
 
@@ -60,7 +65,7 @@ impl AuditLog {
     pub(crate) fn record_fact(fact: AuditFact) -> Result<Record> {
         to_record(&Self {
             meta: fact.meta,
-            actor_id: Some(Id::from_uuid(fact.actor)),
+            actor_id: fact.actor.map(Id::from_uuid),
             api_key_id: fact.api_key.map(Id::from_uuid),
             action: fact.action,
             entity_kind: fact.entity_kind,

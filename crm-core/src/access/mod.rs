@@ -3,5 +3,6 @@
 
 pub mod api_keys;
 pub mod audit;
+pub(crate) mod security;
 pub mod sessions;
 pub mod users;

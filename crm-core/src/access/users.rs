@@ -2,9 +2,14 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
+    access::{
+        security::{SecurityEvent, Severity, printable},
+        sessions::RevokeReason,
+    },
     authz::{Action, Principal, Resource, Role, access},
     crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
     entity::{Entity, entity_meta},
@@ -317,13 +322,15 @@ impl Users<'_> {
     /// of one user all succeed.
     pub async fn authenticate(&self, tenant: TenantId, email: &str, password: &str) -> Result<(User, Principal)> {
         let found = self.find_by_email(tenant, email).await?;
+        let inactive = found.as_ref().filter(|u| !u.active).map(|u| u.meta.id);
         let user = match found.filter(|u| u.active) {
             Some(user) if self.crm.verify_password(password, &user.password_hash).await? => user,
-            Some(_) => return Err(CrmError::Unauthenticated),
+            Some(user) => return Err(self.sign_in_failed(tenant, email, Some(user.meta.id), "wrong_password").await),
             None => {
                 // Spend the same time as a real check so unknown emails are not revealed.
                 let _ = self.crm.hash_password(password).await;
-                return Err(CrmError::Unauthenticated);
+                let reason = if inactive.is_some() { "inactive_user" } else { "unknown_email" };
+                return Err(self.sign_in_failed(tenant, email, inactive, reason).await);
             }
         };
         // The bookkeeping (sign-in time, a bcrypt hash replaced) is the server's own
@@ -363,6 +370,29 @@ impl Users<'_> {
             }
         })
         .await
+    }
+
+    /// Records a failed sign-in and returns the one error every failure answers (an
+    /// error writing the record instead, if any). A failure naming a user is about
+    /// that user; one naming no user (an unknown email) is about the tenant and keeps
+    /// the email as typed, so admins see guessing, or only logged when the tenant does
+    /// not exist (an unauthenticated request must not create data in a made-up tenant).
+    async fn sign_in_failed(&self, tenant: TenantId, email: &str, user: Option<Uuid>, reason: &str) -> CrmError {
+        let event = SecurityEvent {
+            tenant,
+            actor: None,
+            api_key: None,
+            action: "user.sign_in_failed",
+            entity_kind: if user.is_some() { EntityKind::User } else { EntityKind::Tenant },
+            entity_id: user.unwrap_or(tenant.0),
+            details: json!({ "reason": reason, "email": printable(email) }),
+            severity: Severity::Warn,
+        };
+        let recorded = match user {
+            Some(_) => self.crm.record_security_event(event).await,
+            None => self.crm.record_security_event_in_known_tenant(event).await,
+        };
+        recorded.err().unwrap_or(CrmError::Unauthenticated)
     }
 
     async fn find_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<User>> {
@@ -475,6 +505,11 @@ impl Users<'_> {
             tx.check(admin);
         }
         tx.commit().await.map_err(|e| vanished_as_conflict(e, &remaining))?;
+        if before.email.to_lowercase() != after.email.to_lowercase() {
+            // Sessions were signed in under the old address: end them (but the caller's).
+            let sessions = self.crm.sessions();
+            sessions.revoke_all_of_user(p, id.uuid(), p.session_uuid(), RevokeReason::EmailChanged).await?;
+        }
         Ok(after)
     }
 
@@ -519,7 +554,39 @@ impl Users<'_> {
         after.password_hash = self.crm.hash_password(new).await?;
         let mut tx = self.crm.tx(p);
         tx.update_as("password_changed", &before, &mut after)?;
-        tx.commit().await
+        tx.commit().await?;
+        tracing::info!(
+            target: "crm_core::security", tenant = %p.tenant_id().0, user = %p.user_uuid(), "user.password_changed"
+        );
+        // Whoever else held a session (a thief, a forgotten device) is out; this one stays.
+        let sessions = self.crm.sessions();
+        sessions.revoke_all_of_user(p, p.user_uuid(), p.session_uuid(), RevokeReason::PasswordChanged).await.map(drop)
+    }
+
+    /// Sets another user's password (admins only, never through an API key) and
+    /// revokes every session of that user (but the caller's own current one): whoever
+    /// knew the old password is out.
+    pub async fn reset_password(&self, p: &Principal, id: Id<User>, new: &str) -> Result<()> {
+        if p.api_key_id().is_some() {
+            return Err(CrmError::Forbidden("an API key may not reset passwords".into()));
+        }
+        if p.role() != Role::Admin {
+            return Err(CrmError::Forbidden("only an admin may reset a password".into()));
+        }
+        let before: User = self.crm.load_for(p, id, Action::Update, None).await?;
+        let mut v = Validator::new();
+        validate_password(&mut v, "new_password", new);
+        v.finish()?;
+        let mut after = before.clone();
+        after.password_hash = self.crm.hash_password(new).await?;
+        let mut tx = self.crm.tx(p);
+        tx.update_as("password_reset", &before, &mut after)?;
+        tx.commit().await?;
+        tracing::info!(
+            target: "crm_core::security", tenant = %p.tenant_id().0, user = %id, by = %p.user_uuid(), "user.password_reset"
+        );
+        let sessions = self.crm.sessions();
+        sessions.revoke_all_of_user(p, id.uuid(), p.session_uuid(), RevokeReason::PasswordReset).await.map(drop)
     }
 
     /// Deletes a user (admins only; refused while records reference it, and when it is

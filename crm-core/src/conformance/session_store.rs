@@ -48,6 +48,8 @@ macro_rules! __session_store_cases {
             remove_expired_respects_limit,
             revoked_sessions_roundtrip,
             expired_sessions_stay_until_removed,
+            list_for_user_finds_exactly_the_users_sessions,
+            list_for_user_sees_every_session_as_last_stored,
         }
     };
 }
@@ -141,7 +143,11 @@ fn session(tenant: TenantId, expires_at: DateTime<Utc>) -> Session {
         created_at: now - Duration::minutes(5),
         updated_at: now,
     };
-    Session::from_parts(meta, Uuid::now_v7(), expires_at, false, hash())
+    let mut session = Session::from_parts(meta, Uuid::now_v7(), expires_at, false, hash());
+    session.last_used_at = Some(now);
+    session.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64) Firefox/133.0 «ü»".into());
+    session.ip = Some("2001:db8::7".into());
+    session
 }
 
 /// A live session of `tenant` (expires in a day).
@@ -154,7 +160,19 @@ fn rotated(before: &Session) -> Session {
     let mut meta = before.meta.clone();
     meta.version += 1;
     meta.updated_at += Duration::seconds(1);
-    Session::from_parts(meta, before.user_id, before.expires_at, before.revoked, hash())
+    let mut after = Session::from_parts(meta, before.user_id, before.expires_at, before.revoked, hash());
+    after.last_used_at = Some(after.meta.updated_at);
+    after.user_agent = Some("curl/8.5.0".into());
+    after.ip = Some("192.0.2.10".into());
+    after.retired_hashes = [before.refresh_hash.clone()].into_iter().chain(before.retired_hashes.clone()).collect();
+    after.rotated_at = Some(after.meta.updated_at);
+    after.rotation_nonce = Some(hash());
+    after
+}
+
+/// `sessions` by id, to compare listings whatever their order.
+fn by_id(sessions: Vec<Session>) -> std::collections::BTreeMap<Uuid, Session> {
+    sessions.into_iter().map(|s| (s.meta.id, s)).collect()
 }
 
 async fn get(s: &Store, session: &Session) -> Option<Session> {
@@ -385,4 +403,55 @@ pub async fn expired_sessions_stay_until_removed(s: Store) {
     revoked.revoked = true;
     s.replace(1, &revoked).await.unwrap();
     assert_eq!(get(&s, &expired).await.as_ref(), Some(&revoked));
+}
+
+/// `list_for_user` returns every session of the user in the tenant (live, revoked and
+/// expired ones alike) and nothing else: not another user's, not the same user id's in
+/// another tenant.
+pub async fn list_for_user_finds_exactly_the_users_sessions(s: Store) {
+    let (tenant, other_tenant) = (new_tenant(), new_tenant());
+    let user = Uuid::now_v7();
+    let of_user = |mut x: Session| {
+        x.user_id = user;
+        x
+    };
+    let mut revoked = of_user(live(tenant));
+    revoked.revoked = true;
+    let mine = vec![of_user(live(tenant)), revoked, of_user(session(tenant, now() - Duration::hours(1)))];
+    let others = vec![live(tenant), of_user(live(other_tenant))];
+    assert!(s.list_for_user(tenant, user).await.unwrap().is_empty(), "a user without sessions has none listed");
+    for x in mine.iter().chain(&others) {
+        s.insert(x).await.unwrap();
+    }
+    let listed = by_id(s.list_for_user(tenant, user).await.unwrap());
+    assert_eq!(listed, by_id(mine), "the user's sessions of the tenant, each as stored, and only those");
+    assert!(s.list_for_user(tenant, Uuid::now_v7()).await.unwrap().is_empty(), "an unknown user has none");
+}
+
+/// `list_for_user` lists many sessions whole (more than one page of a storage's listing)
+/// and each at its latest version after replaces; removed sessions are gone from it.
+pub async fn list_for_user_sees_every_session_as_last_stored(s: Store) {
+    let tenant = new_tenant();
+    let user = Uuid::now_v7();
+    let mut sessions: Vec<Session> = (0..120)
+        .map(|i| {
+            let mut x = session(tenant, now() + Duration::hours(if i % 3 == 0 { -1 } else { 1 }));
+            x.user_id = user;
+            x
+        })
+        .collect();
+    for x in &sessions {
+        s.insert(x).await.unwrap();
+    }
+    for x in sessions.iter_mut().skip(1).step_by(3) {
+        let next = rotated(x);
+        s.replace(1, &next).await.unwrap();
+        *x = next;
+    }
+    let listed = by_id(s.list_for_user(tenant, user).await.unwrap());
+    assert_eq!(listed.len(), 120, "every one of 120 sessions is listed");
+    assert_eq!(listed, by_id(sessions.clone()), "each session is listed at its latest version");
+    assert_eq!(s.remove_expired(tenant, now(), 1000).await.unwrap(), 40);
+    let live: Vec<Session> = sessions.into_iter().filter(|x| x.expires_at > now()).collect();
+    assert_eq!(by_id(s.list_for_user(tenant, user).await.unwrap()), by_id(live), "removed sessions are not listed");
 }

@@ -14,6 +14,8 @@ mod money;
 mod projects;
 mod reports;
 mod sales;
+mod security_events;
+mod session_management;
 mod session_store_suite;
 mod sessions;
 mod support;

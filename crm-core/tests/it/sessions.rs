@@ -5,13 +5,21 @@ use std::sync::Arc;
 use chrono::Duration;
 use crm_core::{
     Crm, CrmError,
-    access::users::ImportedUser,
+    access::{
+        sessions::{ClientInfo, REFRESH_GRACE},
+        users::ImportedUser,
+    },
     passwords::PasswordPolicy,
     session_store::{MemorySessionStore, SessionStore, StorageSessionStore},
     storage::memory::MemoryStorage,
 };
 
 use crate::support::{World, world};
+
+/// What an edge that knows nothing of its client passes.
+fn client() -> ClientInfo {
+    ClientInfo::default()
+}
 
 /// The same world on storage, with sessions in `store`.
 async fn world_with(store: Option<Arc<dyn SessionStore>>) -> World {
@@ -38,12 +46,12 @@ async fn each_store() -> Vec<World> {
 async fn a_refresh_token_rotates_and_works_once() {
     for w in each_store().await {
         let sessions = w.crm.sessions();
-        let first = sessions.start(&w.user).await.unwrap();
+        let first = sessions.start(&w.user, &client()).await.unwrap();
         assert!(!format!("{first:?}").contains(&first.refresh_token), "the token is redacted from Debug");
-        let second = sessions.refresh(&first.refresh_token).await.unwrap();
+        let second = sessions.refresh(&first.refresh_token, &client()).await.unwrap();
         assert_eq!(second.session.meta.id, first.session.meta.id, "rotation keeps the session");
         assert_ne!(second.refresh_token, first.refresh_token);
-        let third = sessions.refresh(&second.refresh_token).await.unwrap();
+        let third = sessions.refresh(&second.refresh_token, &client()).await.unwrap();
         assert_eq!(third.session.user_id, w.user.user_uuid());
         sessions.active(w.user.tenant_id(), third.session.meta.id.into()).await.unwrap();
     }
@@ -53,11 +61,13 @@ async fn a_refresh_token_rotates_and_works_once() {
 async fn reusing_a_rotated_token_revokes_the_whole_session() {
     for w in each_store().await {
         let sessions = w.crm.sessions();
-        let first = sessions.start(&w.user).await.unwrap();
-        let second = sessions.refresh(&first.refresh_token).await.unwrap();
-        assert!(matches!(sessions.refresh(&first.refresh_token).await, Err(CrmError::Unauthenticated)));
+        let first = sessions.start(&w.user, &client()).await.unwrap();
+        let second = sessions.refresh(&first.refresh_token, &client()).await.unwrap();
+        // Past the grace window, the first token coming back is reuse.
+        w.clock.set(w.crm.now() + REFRESH_GRACE + Duration::seconds(1));
+        assert!(matches!(sessions.refresh(&first.refresh_token, &client()).await, Err(CrmError::Unauthenticated)));
         // The legitimate holder's newer token is dead too.
-        assert!(matches!(sessions.refresh(&second.refresh_token).await, Err(CrmError::Unauthenticated)));
+        assert!(matches!(sessions.refresh(&second.refresh_token, &client()).await, Err(CrmError::Unauthenticated)));
         let id = first.session.meta.id.into();
         assert!(matches!(sessions.active(w.user.tenant_id(), id).await, Err(CrmError::Unauthenticated)));
     }
@@ -67,12 +77,12 @@ async fn reusing_a_rotated_token_revokes_the_whole_session() {
 async fn sign_out_revokes_and_only_the_owner_may_sign_out() {
     let w = world().await;
     let sessions = w.crm.sessions();
-    let issued = sessions.start(&w.user).await.unwrap();
+    let issued = sessions.start(&w.user, &client()).await.unwrap();
     let id = issued.session.meta.id.into();
     assert!(matches!(sessions.sign_out(&w.other_user, id).await, Err(CrmError::NotFound { .. })));
     sessions.active(w.user.tenant_id(), id).await.unwrap();
     sessions.sign_out(&w.user, id).await.unwrap();
-    assert!(matches!(sessions.refresh(&issued.refresh_token).await, Err(CrmError::Unauthenticated)));
+    assert!(matches!(sessions.refresh(&issued.refresh_token, &client()).await, Err(CrmError::Unauthenticated)));
     assert!(matches!(sessions.active(w.user.tenant_id(), id).await, Err(CrmError::Unauthenticated)));
 }
 
@@ -80,18 +90,18 @@ async fn sign_out_revokes_and_only_the_owner_may_sign_out() {
 async fn expired_forged_and_foreign_tokens_are_refused() {
     let w = world().await;
     let sessions = w.crm.sessions();
-    let issued = sessions.start(&w.user).await.unwrap();
+    let issued = sessions.start(&w.user, &client()).await.unwrap();
     for bad in ["", "crs_", "not a token", &issued.refresh_token[..issued.refresh_token.len() - 1]] {
-        assert!(matches!(sessions.refresh(bad).await, Err(CrmError::Unauthenticated)), "{bad:?}");
+        assert!(matches!(sessions.refresh(bad, &client()).await, Err(CrmError::Unauthenticated)), "{bad:?}");
     }
     // Another tenant's id in the token finds nothing.
     let other = World::new(w.crm.storage().clone()).await;
     let foreign = issued
         .refresh_token
         .replace(&w.user.tenant_id().0.simple().to_string(), &other.admin.tenant_id().0.simple().to_string());
-    assert!(matches!(sessions.refresh(&foreign).await, Err(CrmError::Unauthenticated)));
+    assert!(matches!(sessions.refresh(&foreign, &client()).await, Err(CrmError::Unauthenticated)));
     w.clock.set(w.crm.now() + Duration::days(8));
-    assert!(matches!(sessions.refresh(&issued.refresh_token).await, Err(CrmError::Unauthenticated)));
+    assert!(matches!(sessions.refresh(&issued.refresh_token, &client()).await, Err(CrmError::Unauthenticated)));
 }
 
 #[tokio::test]
@@ -105,7 +115,7 @@ async fn api_keys_cannot_start_sessions() {
     };
     let (_, token) = w.crm.api_keys().create(&w.admin, input).await.unwrap();
     let key = w.crm.api_keys().authenticate(&token).await.unwrap();
-    assert!(matches!(w.crm.sessions().start(&key).await, Err(CrmError::Forbidden(_))));
+    assert!(matches!(w.crm.sessions().start(&key, &client()).await, Err(CrmError::Forbidden(_))));
 }
 
 fn imported(email: &str, password_hash: String) -> ImportedUser {
@@ -163,17 +173,18 @@ async fn expired_sessions_are_purged_and_live_ones_stay() {
     for w in each_store().await {
         let sessions = w.crm.sessions();
         let tenant = w.user.tenant_id();
-        let old: Vec<_> = futures::future::join_all((0..3).map(|_| sessions.start(&w.user))).await;
+        let none = client();
+        let old: Vec<_> = futures::future::join_all((0..3).map(|_| sessions.start(&w.user, &none))).await;
         w.clock.set(w.crm.now() + Duration::days(8));
-        let fresh = sessions.start(&w.manager).await.unwrap();
+        let fresh = sessions.start(&w.manager, &client()).await.unwrap();
         assert_eq!(sessions.purge_expired(tenant).await.unwrap(), 3);
         assert_eq!(sessions.purge_expired(tenant).await.unwrap(), 0, "nothing left to purge");
         for issued in old {
-            let refresh = sessions.refresh(&issued.unwrap().refresh_token).await;
+            let refresh = sessions.refresh(&issued.unwrap().refresh_token, &client()).await;
             assert!(matches!(refresh, Err(CrmError::Unauthenticated)));
         }
         sessions.active(tenant, fresh.session.meta.id.into()).await.unwrap();
-        sessions.refresh(&fresh.refresh_token).await.unwrap();
+        sessions.refresh(&fresh.refresh_token, &client()).await.unwrap();
     }
 }
 

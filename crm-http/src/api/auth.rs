@@ -1,10 +1,14 @@
-//! `/auth`: sign-in, token refresh with rotation, sign-out, the caller, and password change.
+//! `/auth`: sign-in, token refresh with rotation, sign-out (of one session or all), the
+//! caller's sessions, the caller, and password change.
 
 use std::sync::Arc;
 
-use crm_core::{Id, TenantId, access::sessions::IssuedSession};
-use poem::{Request, web::Data, web::cookie::CookieJar};
-use poem_openapi::{OpenApi, payload::Json};
+use crm_core::{
+    Id, TenantId,
+    access::sessions::{ClientInfo, IssuedSession},
+};
+use poem::{Request, http::header::USER_AGENT, web::Data, web::cookie::CookieJar};
+use poem_openapi::{OpenApi, param::Path, payload::Json};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -12,7 +16,10 @@ use uuid::Uuid;
 use crate::{
     api::{
         ApiTags,
-        results::{CurrentCaller, PasswordChanged, SessionTokens, SignedIn, SignedOut},
+        results::{
+            CurrentCaller, PasswordChanged, SessionList, SessionRevoked, SessionTokens, SignedIn, SignedOut,
+            SignedOutEverywhere,
+        },
         schema::Body,
     },
     auth::{ACCESS_TTL, Auth},
@@ -85,17 +92,21 @@ impl AuthApi {
         limit(ctx.limits.login_per_account.as_ref(), &account).await?;
         let (user, principal) = ctx.crm.users().authenticate(tenant, &body.email, &body.password).await?;
         request::set_current_user(user.meta.id.to_string());
-        let issued = ctx.crm.sessions().start(&principal).await?;
+        let issued = ctx.crm.sessions().start(&principal, &client_of(req)).await?;
         let tokens = sign_in(&ctx, &issued, cookies)?;
         output::done(&SignedIn { tokens, user: Shown::of(&user)? })
     }
 
     /// Exchanges a refresh token (body or cookie) for new tokens. Each refresh token
-    /// works once: presenting a used one revokes the whole session.
+    /// works once: presenting a used one revokes the whole session, except within 30
+    /// seconds of its rotation, when it gets the same new refresh token again (two tabs
+    /// or a retry refreshing at once). A token with a wrong secret is refused and the
+    /// session left alone.
     #[oai(path = "/refresh", method = "post", operation_id = "refreshToken")]
     async fn refresh(
         &self,
         ctx: Data<&Arc<AppCtx>>,
+        req: &Request,
         cookies: &CookieJar,
         body: Json<Body<RefreshRequest>>,
     ) -> Result<Done<SessionTokens>, ApiError> {
@@ -103,7 +114,7 @@ impl AuthApi {
         let token =
             body.refresh_token.or_else(|| cookies.get(ctx.cookies.refresh_name()).map(|c| c.value_str().to_owned()));
         let token = token.ok_or_else(ApiError::unauthorized)?;
-        let issued = ctx.crm.sessions().refresh(&token).await?;
+        let issued = ctx.crm.sessions().refresh(&token, &client_of(req)).await?;
         request::set_current_user(issued.session.user_id.to_string());
         let tenant = issued.session.meta.tenant_id;
         // The user may have been deactivated since signing in.
@@ -122,10 +133,51 @@ impl AuthApi {
         let caller = auth.into_caller();
         let session = caller.session.ok_or_else(|| ApiError::bad_request("API keys have no session to end"))?;
         ctx.crm.sessions().sign_out(&caller.principal, session).await?;
-        for cookie in ctx.cookies.cleared() {
-            cookies.add(cookie);
-        }
+        clear(&ctx, cookies);
         Ok(output::done(&SignedOut { signed_out: true })?)
+    }
+
+    /// Signs out everywhere: revokes every session of the caller, this one included,
+    /// and clears the cookies. Not for API keys (403).
+    #[oai(path = "/logout-all", method = "post", operation_id = "logoutAll")]
+    async fn logout_all(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        auth: Auth,
+        cookies: &CookieJar,
+    ) -> Result<Done<SignedOutEverywhere>, BodilessError> {
+        let caller = auth.into_caller();
+        let revoked = ctx.crm.sessions().sign_out_everywhere(&caller.principal).await?;
+        clear(&ctx, cookies);
+        Ok(output::done(&SignedOutEverywhere { revoked })?)
+    }
+
+    /// The caller's active sessions: when each was signed in and last refreshed, from
+    /// which user agent and IP, and which one is this request's. Not for API keys (403).
+    #[oai(path = "/sessions", method = "get", operation_id = "listSessions")]
+    async fn sessions(&self, ctx: Data<&Arc<AppCtx>>, auth: Auth) -> Result<Done<SessionList>, BodilessError> {
+        let caller = auth.into_caller();
+        let sessions = ctx.crm.sessions().list(&caller.principal).await?;
+        Ok(output::done(&SessionList { sessions })?)
+    }
+
+    /// Revokes one of the caller's own sessions (its access tokens stop at once);
+    /// another user's session id is 404. Revoking the current one also clears the
+    /// cookies. Not for API keys (403).
+    #[oai(path = "/sessions/:id", method = "delete", operation_id = "revokeSession")]
+    async fn revoke_session(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        auth: Auth,
+        id: Path<Uuid>,
+        cookies: &CookieJar,
+    ) -> Result<Done<SessionRevoked>, BodilessError> {
+        let caller = auth.into_caller();
+        ctx.crm.sessions().revoke_own(&caller.principal, Id::from_uuid(id.0)).await?;
+        if caller.session.is_some_and(|current| current.uuid() == id.0) {
+            clear(&ctx, cookies);
+        }
+        Ok(output::done(&SessionRevoked { id: id.0, revoked: true })?)
     }
 
     /// The caller: its user record, role, tenant and the API key in use.
@@ -143,7 +195,8 @@ impl AuthApi {
         })?)
     }
 
-    /// Changes the caller's own password after checking the current one.
+    /// Changes the caller's own password after checking the current one, and revokes
+    /// every other session of the caller (this one stays).
     #[oai(path = "/change-password", method = "post", operation_id = "changePassword")]
     async fn change_password(
         &self,
@@ -158,12 +211,31 @@ impl AuthApi {
     }
 }
 
-/// Issues the access token of a session, sets both cookies, and returns the tokens.
+/// What the request tells of its client, for the session's record: the `User-Agent`
+/// and the client IP as [`edge::client_ip`] determines it.
+fn client_of(req: &Request) -> ClientInfo {
+    ClientInfo {
+        user_agent: req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        ip: edge::client_ip(req).map(|ip| ip.to_string()),
+    }
+}
+
+/// Deletes the session cookies.
+fn clear(ctx: &AppCtx, cookies: &CookieJar) {
+    for cookie in ctx.cookies.cleared() {
+        cookies.add(cookie);
+    }
+}
+
+/// Issues the access token of a session, sets the cookies (access, refresh, CSRF), and
+/// returns the tokens.
 fn sign_in(ctx: &AppCtx, issued: &IssuedSession, cookies: &CookieJar) -> Result<SessionTokens, ApiError> {
     let now = ctx.crm.now();
     let access = ctx.tokens.issue(&issued.session)?;
+    let csrf_token = ctx.tokens.csrf_token(issued.session.meta.id);
     cookies.add(ctx.cookies.access(access.clone()));
     cookies.add(ctx.cookies.refresh(issued.refresh_token.clone(), issued.session.expires_at, now));
+    cookies.add(ctx.cookies.csrf(csrf_token.clone(), issued.session.expires_at, now));
     Ok(SessionTokens {
         access_token: access,
         token_type: "Bearer",
@@ -171,5 +243,6 @@ fn sign_in(ctx: &AppCtx, issued: &IssuedSession, cookies: &CookieJar) -> Result<
         refresh_token: issued.refresh_token.clone(),
         refresh_expires_at: issued.session.expires_at,
         session_id: issued.session.meta.id,
+        csrf_token,
     })
 }

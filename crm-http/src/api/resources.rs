@@ -41,7 +41,7 @@ use uuid::Uuid;
 use crate::{
     api::{
         ApiTags,
-        results::{AcceptedQuote, ConvertedLead, CreatedApiKey, Deleted, MarkedRead},
+        results::{AcceptedQuote, ConvertedLead, CreatedApiKey, Deleted, MarkedRead, PasswordReset},
         schema::Body,
     },
     auth::Auth,
@@ -70,6 +70,33 @@ resource! {
     create "createUser": create(NewUser);
     update "updateUser"(UserPatch);
     delete "deleteUser";
+    extra {
+        /// Sets a user's password (admins only, never through an API key) and revokes
+        /// every session of that user.
+        #[oai(path = "/:id/reset-password", method = "post", operation_id = "resetUserPassword")]
+        async fn reset_password(
+            &self,
+            ctx: Ctx<'_>,
+            auth: Auth,
+            id: Path<Uuid>,
+            body: Json<Body<ResetPasswordRequest>>,
+        ) -> Result<Done<PasswordReset>, ApiError> {
+            let caller = auth.into_caller();
+            crate::api::resource::may::<User>(&caller, crm_core::authz::Action::Update)?;
+            let input: ResetPasswordRequest = body.0.decode()?;
+            ctx.crm.users().reset_password(&caller.principal, Id::from_uuid(id.0), &input.new_password).await?;
+            output::done(&PasswordReset { reset: true })
+        }
+    }
+}
+
+/// An admin's new password for a user.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResetPasswordRequest {
+    /// The new password (8 to 1024 characters).
+    #[schemars(extend("writeOnly" = true))]
+    new_password: String,
 }
 
 resource! {

@@ -4,9 +4,9 @@
 
 use chrono::{DateTime, Utc};
 use crm_core::{
-    Id, TenantId, access::api_keys::ApiKey, access::users::User, authz::Role, customers::companies::Company,
-    customers::contacts::Contact, customers::deals::Deal, customers::leads::Lead, sales::invoices::Invoice,
-    sales::quotes::Quote, session_store::Session,
+    Id, TenantId, access::api_keys::ApiKey, access::sessions::ActiveSession, access::users::User, authz::Role,
+    customers::companies::Company, customers::contacts::Contact, customers::deals::Deal, customers::leads::Lead,
+    sales::invoices::Invoice, sales::quotes::Quote, session_store::Session,
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -42,6 +42,9 @@ pub(crate) struct SessionTokens {
     pub refresh_expires_at: DateTime<Utc>,
     /// The session, as `GET /auth/me` names it.
     pub session_id: Uuid,
+    /// The session's CSRF token, also set as the readable `__Host-crm_csrf` cookie: a
+    /// browser app sends it as `X-CSRF-Token` on every write made with the cookies.
+    pub csrf_token: String,
 }
 
 /// A new session and the user it signed in.
@@ -74,6 +77,36 @@ pub(crate) struct CurrentCaller {
 pub(crate) struct SignedOut {
     /// Always `true`.
     pub signed_out: bool,
+}
+
+/// Every session of the caller is over.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SignedOutEverywhere {
+    /// How many sessions were active and are now revoked (the current one included).
+    pub revoked: u64,
+}
+
+/// The caller's active sessions.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SessionList {
+    /// The most recently used first; `current` marks the one of this request.
+    pub sessions: Vec<ActiveSession>,
+}
+
+/// A session was revoked.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct SessionRevoked {
+    /// The session's id.
+    pub id: Uuid,
+    /// Always `true`.
+    pub revoked: bool,
+}
+
+/// A user's password was set by an admin.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct PasswordReset {
+    /// Always `true`: every session of the user was revoked too.
+    pub reset: bool,
 }
 
 /// The password was changed.

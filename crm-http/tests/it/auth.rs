@@ -23,8 +23,12 @@ async fn login_returns_tokens_in_the_body_and_as_http_only_cookies() {
     assert_eq!(data["user"]["email"], "manager@acme.test");
     assert!(data["user"].get("password_hash").is_none(), "the hash never leaves: {}", data["user"]);
     let cookies: Vec<&str> = reply.headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).collect();
-    assert_eq!(cookies.len(), 2, "{cookies:?}");
-    assert!(cookies.iter().all(|c| c.contains("HttpOnly") && c.contains("SameSite=Lax")), "{cookies:?}");
+    assert_eq!(cookies.len(), 3, "{cookies:?}");
+    assert!(cookies.iter().all(|c| c.contains("SameSite=Lax")), "{cookies:?}");
+    // The CSRF cookie is for the page's scripts to read; the credentials are not.
+    assert!(cookies.iter().all(|c| c.contains("HttpOnly") != c.starts_with("crm_csrf=")), "{cookies:?}");
+    let csrf = format!("crm_csrf={};", data["csrf_token"].as_str().unwrap());
+    assert!(cookies.iter().any(|c| c.starts_with(&csrf) && c.contains("Path=/;")), "{cookies:?}");
     assert!(cookies.iter().any(|c| c.starts_with("crm_access=") && c.contains("Max-Age=900")));
     assert!(cookies.iter().any(|c| c.starts_with("crm_refresh=") && c.contains("Path=/api/v1/auth")));
     // The access token works as a bearer token and as the cookie.
@@ -64,8 +68,11 @@ async fn secure_cookies_are_prefixed_and_work() {
     let reply = login(&h, "manager@acme.test", "user-password").await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     let cookies = set_cookies(&reply);
-    assert_eq!(cookies.len(), 2, "{cookies:?}");
-    assert!(cookies.iter().all(|c| c.contains("Secure") && c.contains("HttpOnly")), "{cookies:?}");
+    assert_eq!(cookies.len(), 3, "{cookies:?}");
+    assert!(cookies.iter().all(|c| c.contains("Secure")), "{cookies:?}");
+    assert!(cookies.iter().all(|c| c.contains("HttpOnly") != c.starts_with("__Host-crm_csrf=")), "{cookies:?}");
+    let csrf = cookies.iter().find(|c| c.starts_with("__Host-crm_csrf=")).expect("the __Host- CSRF cookie");
+    assert!(csrf.contains("Path=/;") && !csrf.contains("Domain"), "{csrf}");
     let access = cookies.iter().find(|c| c.starts_with("__Host-crm_access=")).expect("the __Host- access cookie");
     assert!(access.contains("Path=/;") || access.ends_with("Path=/"), "{access}");
     assert!(!access.contains("Domain"), "{access}");
@@ -196,7 +203,7 @@ fn claims_for(h: &crate::support::Harness, sid: uuid::Uuid, iss: &str, exp_offse
 #[tokio::test]
 async fn expired_early_tampered_foreign_and_unsigned_tokens_are_401() {
     let h = harness().await;
-    let sid = h.w.crm.sessions().start(&h.w.user).await.unwrap().session.meta.id;
+    let sid = h.w.crm.sessions().start(&h.w.user, &Default::default()).await.unwrap().session.meta.id;
     let key = EncodingKey::from_secret(SECRET);
     let sign = |claims: &Claims, alg: Algorithm| jsonwebtoken::encode(&Header::new(alg), claims, &key).unwrap();
     let good = sign(&claims_for(&h, sid, ISSUER, 600, 0), Algorithm::HS256);

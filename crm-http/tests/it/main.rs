@@ -17,6 +17,7 @@ mod openapi;
 mod rate_limiter_suite;
 mod resources;
 mod responsiveness;
+mod sessions;
 mod support;
 mod tenants;
 mod ts_client;

@@ -80,7 +80,7 @@ pub enum Body<'a> {
 impl Harness {
     /// An access token of a fresh session of `p`.
     pub async fn token(&self, p: &Principal) -> String {
-        let issued = self.w.crm.sessions().start(p).await.unwrap();
+        let issued = self.w.crm.sessions().start(p, &Default::default()).await.unwrap();
         self.ctx.tokens.issue(&issued.session).unwrap()
     }
 
