@@ -83,8 +83,8 @@ pub struct Config {
     #[arg(long, env = "CRM_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
 
-    /// Password hashes computed at once; more sign-ins wait their turn. Default: the
-    /// number of CPU cores.
+    /// Password hashes computed at once; more sign-ins wait their turn. Default: half
+    /// the CPU cores (at least 1).
     #[arg(long, env = "CRM_HASHING_CONCURRENCY")]
     pub hashing_concurrency: Option<NonZeroUsize>,
 

@@ -26,10 +26,12 @@ impl BlockingPool {
         Self { runtime, permits: Arc::new(Semaphore::new(limit.get())), limit: limit.get() }
     }
 
-    /// The default bound: the number of CPU cores (at least 1), since each job keeps a
-    /// core busy for its whole run.
+    /// The default bound: half the CPU cores (at least 1). Each job keeps a core busy
+    /// for its whole run; the other half stays with the async workers (and sled's
+    /// scans take at most half too), so a burst of sign-ins never starves requests.
     pub fn default_limit() -> NonZeroUsize {
-        std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN)
+        let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+        NonZeroUsize::new(cores / 2).unwrap_or(NonZeroUsize::MIN)
     }
 
     /// How many jobs may run at once.
