@@ -21,6 +21,14 @@ pub struct RateDecision {
     pub reset_after: Duration,
 }
 
+impl RateDecision {
+    /// `reset_after` in whole seconds, for `Retry-After` and `RateLimit-Reset`: at
+    /// least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        self.reset_after.as_secs().max(1)
+    }
+}
+
 /// Counts requests per key (an IP, a user, an account) and decides whether one more
 /// is allowed. Shared across tasks as `Arc<dyn RateLimiter>`. Every implementation runs
 /// `rate_limiter_suite!`.

@@ -30,7 +30,7 @@ pub struct AppCtx {
 pub async fn limit(limiter: &dyn RateLimiter, key: &str) -> Result<(), ApiError> {
     let decision = limiter.check(key).await?;
     request::record_limit(decision);
-    if decision.allowed { Ok(()) } else { Err(ApiError::too_many_requests(decision.reset_after.as_secs())) }
+    if decision.allowed { Ok(()) } else { Err(ApiError::too_many_requests(decision.retry_after_secs())) }
 }
 
 impl AppCtx {

@@ -46,7 +46,7 @@ pub fn rate_limit_headers(resp: &mut Response, d: &RateDecision) {
     let headers = resp.headers_mut();
     headers.insert("ratelimit-limit", HeaderValue::from(d.limit));
     headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(d.reset_after.as_secs().max(1)));
+    headers.insert("ratelimit-reset", HeaderValue::from(d.retry_after_secs()));
 }
 
 /// The edge middleware.
@@ -97,7 +97,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
                 }
                 let refused = *scoped.tightest.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(d) = refused.filter(|d| !d.allowed) {
-                    return ApiError::too_many_requests(d.reset_after.as_secs()).into_response();
+                    return ApiError::too_many_requests(d.retry_after_secs()).into_response();
                 }
                 match next.call(req).await {
                     Ok(out) => out.into_response(),
