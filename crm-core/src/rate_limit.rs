@@ -22,10 +22,13 @@ pub struct RateDecision {
 }
 
 impl RateDecision {
-    /// `reset_after` in whole seconds, for `Retry-After` and `RateLimit-Reset`: at
-    /// least 1.
+    /// `reset_after` in whole seconds, for `Retry-After` and `RateLimit-Reset`: rounded
+    /// up, since a client that waits the announced seconds must be accepted (1.5 s is
+    /// 2, never 1), and at least 1.
     pub fn retry_after_secs(&self) -> u64 {
-        self.reset_after.as_secs().max(1)
+        let whole = self.reset_after.as_secs();
+        let rounded_up = if self.reset_after.subsec_nanos() > 0 { whole.saturating_add(1) } else { whole };
+        rounded_up.max(1)
     }
 }
 
