@@ -16,6 +16,7 @@ mod reports;
 mod sales;
 mod session_store_suite;
 mod sessions;
+mod sign_in;
 mod support;
 mod conformance_memory {
     use std::sync::Arc;
