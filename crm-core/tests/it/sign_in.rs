@@ -1,12 +1,22 @@
 //! Sign-in: what an unknown email costs next to a real account, imported hashes and
 //! their ceiling, and the throttling rule (per address and account pair, with back-off).
 
-use std::sync::{Arc, Mutex};
+use std::{
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
+use chrono::TimeZone as _;
+use chrono::Utc;
 use crm_core::{
-    Crm, CrmError, Role, TenantId,
+    Clock as _, Crm, CrmError, ManualClock, Role, TenantId,
     access::users::{Bootstrap, ImportedUser, NewUser},
     passwords::{BlockingJob, HashCost, Inline, JobDone, Offload, PasswordPolicy, PasswordWork},
+    rate_limit::{
+        RateDecision, RateLimiter,
+        sign_in::{SignInAttempt, SignInPolicy, SignInThrottle},
+    },
     storage::memory::MemoryStorage,
 };
 
@@ -156,4 +166,148 @@ async fn imported_hashes_beyond_the_ceiling_are_refused_naming_the_field() {
     for (i, hash) in [bcrypt_at(14), argon("m=65536,t=10,p=16")].into_iter().enumerate() {
         s.crm.users().import(&s.admin, imported(&format!("ceiling{i}@acme.test"), hash)).await.unwrap();
     }
+}
+
+/// A limiter that allows `limit` requests per key and never refills.
+struct Counting {
+    limit: u32,
+    seen: Mutex<std::collections::HashMap<String, u32>>,
+}
+
+#[async_trait::async_trait]
+impl RateLimiter for Counting {
+    fn name(&self) -> &str {
+        "counting"
+    }
+    async fn check(&self, key: &str) -> crm_core::Result<RateDecision> {
+        let mut seen = self.seen.lock().unwrap();
+        let used = seen.entry(key.to_owned()).or_default();
+        let allowed = *used < self.limit;
+        if allowed {
+            *used += 1;
+        }
+        let remaining = self.limit - *used;
+        Ok(RateDecision { allowed, limit: self.limit, remaining, reset_after: Duration::from_secs(3600) })
+    }
+}
+
+fn throttle(per_client: u32, policy: SignInPolicy) -> (SignInThrottle, Arc<ManualClock>) {
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 15, 12, 0, 0).unwrap()));
+    let limiter = Arc::new(Counting { limit: per_client, seen: Mutex::default() });
+    (SignInThrottle::new(limiter, policy).with_clock(clock.clone()), clock)
+}
+
+fn policy(free_failures: u32) -> SignInPolicy {
+    SignInPolicy {
+        free_failures,
+        first_delay: Duration::from_secs(1),
+        max_delay: Duration::from_secs(8),
+        forget_after: Duration::from_secs(3600),
+    }
+}
+
+const A: IpAddr = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+const B: IpAddr = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 7));
+
+fn tenant() -> TenantId {
+    TenantId(uuid::Uuid::nil())
+}
+
+/// One attempt that gets as far as a wrong password (if admitted); its decision.
+async fn fail(t: &SignInThrottle, attempt: &SignInAttempt) -> RateDecision {
+    let d = t.admit(attempt).await.unwrap();
+    if d.allowed {
+        t.settle::<()>(attempt, &Err(CrmError::Unauthenticated));
+    }
+    d
+}
+
+#[tokio::test]
+async fn a_locked_pair_leaves_other_addresses_and_accounts_free() {
+    let (t, _) = throttle(1000, policy(3));
+    let ax = SignInAttempt::new(tenant(), "x@acme.test", Some(A));
+    for i in 0..3 {
+        let d = fail(&t, &ax).await;
+        assert!(d.allowed && d.remaining == 2 - i, "failure {} of 3 is free: {d:?}", i + 1);
+    }
+    let locked = fail(&t, &ax).await;
+    assert!(!locked.allowed && locked.reset_after == Duration::from_secs(1), "(A, x) waits: {locked:?}");
+    let same_account_elsewhere = SignInAttempt::new(tenant(), " X@Acme.test ", Some(B));
+    assert!(t.admit(&same_account_elsewhere).await.unwrap().allowed, "(B, x) is not locked by A's failures");
+    let same_address_other_account = SignInAttempt::new(tenant(), "y@acme.test", Some(A));
+    assert!(t.admit(&same_address_other_account).await.unwrap().allowed, "(A, y) is not locked");
+    let other_tenant = SignInAttempt::new(TenantId(uuid::Uuid::max()), "x@acme.test", Some(A));
+    assert!(t.admit(&other_tenant).await.unwrap().allowed, "x in another tenant is another account");
+    assert!(!t.admit(&ax).await.unwrap().allowed, "(A, x) itself stays locked");
+}
+
+#[tokio::test]
+async fn back_off_doubles_up_to_the_cap_and_success_clears_the_pair() {
+    let (t, clock) = throttle(1000, policy(2));
+    let ax = SignInAttempt::new(tenant(), "x@acme.test", Some(A));
+    let mut waits = Vec::new();
+    for _ in 0..2 {
+        assert!(fail(&t, &ax).await.allowed);
+    }
+    for _ in 0..6 {
+        let refused = fail(&t, &ax).await;
+        assert!(!refused.allowed, "{refused:?}");
+        waits.push(refused.reset_after.as_secs());
+        clock.set(clock.now() + chrono::Duration::from_std(refused.reset_after).unwrap());
+        assert!(fail(&t, &ax).await.allowed, "admitted once the announced wait is over");
+    }
+    assert_eq!(waits, [1, 2, 4, 8, 8, 8], "the wait doubles after each further failure, up to the cap");
+    // A success clears the pair: its failures are free again.
+    clock.set(clock.now() + chrono::Duration::seconds(8));
+    let admitted = t.admit(&ax).await.unwrap();
+    assert!(admitted.allowed);
+    t.settle(&ax, &Ok(()));
+    for _ in 0..2 {
+        assert!(fail(&t, &ax).await.allowed, "free again after a success");
+    }
+    assert!(!fail(&t, &ax).await.allowed);
+}
+
+#[tokio::test]
+async fn concurrent_attempts_are_charged_before_their_passwords_are_checked() {
+    let (t, _) = throttle(1000, policy(3));
+    let ax = SignInAttempt::new(tenant(), "x@acme.test", Some(A));
+    // Admitted but not yet settled: still hashing.
+    let admitted: Vec<bool> = futures::future::join_all((0..10).map(|_| t.admit(&ax)))
+        .await
+        .into_iter()
+        .map(|d| d.unwrap().allowed)
+        .collect();
+    assert_eq!(admitted.iter().filter(|a| **a).count(), 3, "{admitted:?}");
+    // An attempt that ended for another reason than a wrong password is refunded.
+    let (t, _) = throttle(1000, policy(1));
+    assert!(t.admit(&ax).await.unwrap().allowed);
+    t.settle::<()>(&ax, &Err(CrmError::Unavailable("storage down".into())));
+    assert!(
+        t.admit(&ax).await.unwrap().allowed,
+        "a failure that was not a wrong password is not held against the pair"
+    );
+}
+
+#[tokio::test]
+async fn one_address_is_limited_across_accounts_more_loosely() {
+    let (t, _) = throttle(5, policy(3));
+    for i in 0..5 {
+        let d = fail(&t, &SignInAttempt::new(tenant(), &format!("user{i}@acme.test"), Some(A))).await;
+        assert!(d.allowed, "attempt {} from A: {d:?}", i + 1);
+    }
+    let spraying = fail(&t, &SignInAttempt::new(tenant(), "user9@acme.test", Some(A))).await;
+    assert!(!spraying.allowed, "the sixth account from one address in the window is refused: {spraying:?}");
+    assert!(t.admit(&SignInAttempt::new(tenant(), "user9@acme.test", Some(B))).await.unwrap().allowed);
+}
+
+#[tokio::test]
+async fn an_ipv6_client_is_one_slash_64() {
+    let (t, _) = throttle(1000, policy(1));
+    let host = |last: u16| Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, last)));
+    assert!(fail(&t, &SignInAttempt::new(tenant(), "x@acme.test", host(1))).await.allowed);
+    let rotated = fail(&t, &SignInAttempt::new(tenant(), "x@acme.test", host(2))).await;
+    assert!(!rotated.allowed, "another address of the same /64 is the same client: {rotated:?}");
+    let next_net = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1)));
+    assert!(fail(&t, &SignInAttempt::new(tenant(), "x@acme.test", next_net)).await.allowed);
 }

@@ -1,5 +1,9 @@
 //! The rate-limiting contract: edges ask a [`RateLimiter`] before serving a caller, and
-//! deployments choose where the counts live (in process, Redis…).
+//! deployments choose where the counts live (in process, Redis…). [`sign_in`] holds
+//! the sign-in rule on top of it: back-off per address and account, a looser limit per
+//! address.
+
+pub mod sign_in;
 
 use std::time::Duration;
 
