@@ -193,3 +193,22 @@ fn trusted_proxies_take_addresses_and_networks() {
         assert!(bad.parse::<Cidr>().is_err(), "{bad:?}");
     }
 }
+
+#[test]
+fn trusted_proxies_and_sign_in_settings_are_flags() {
+    use clap::Parser as _;
+    use crm_http::config::Config;
+    let parse = |args: &[&str]| Config::try_parse_from(std::iter::once("crm-server").chain(args.iter().copied()));
+    let defaults = parse(&[]).unwrap();
+    assert!(defaults.trusted_proxies.is_empty(), "no proxy is trusted by default");
+    assert_eq!(defaults.sign_in_policy(), SignInPolicy::default());
+    let set =
+        parse(&["--trusted-proxies", "10.0.0.0/8,127.0.0.1", "--login-attempts", "5", "--login-backoff-max", "60"])
+            .unwrap();
+    assert_eq!(set.trusted_proxies, ["10.0.0.0/8".parse::<Cidr>().unwrap(), "127.0.0.1/32".parse().unwrap()]);
+    let policy = set.sign_in_policy();
+    assert_eq!((policy.free_failures, policy.max_delay), (5, Duration::from_secs(60)));
+    for bad in [&["--trusted-proxies", "10.0.0.0/33"][..], &["--login-attempts", "0"][..]] {
+        assert!(parse(bad).is_err(), "{bad:?} is refused at start-up");
+    }
+}
