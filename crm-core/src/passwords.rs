@@ -4,7 +4,7 @@
 //! application (crm-server passes tokio's blocking pool) supplies the offload.
 //!
 //! Sign-in must not tell which emails exist, so an unknown email is checked against a
-//! dummy hash of the current algorithm and parameters ([`PasswordPolicy::dummy_hash`]):
+//! dummy hash of the current algorithm and parameters (`PasswordPolicy::dummy_hash`):
 //! the same one verification, at the same cost, as a wrong password for a real account.
 //! Imported hashes are held to [`ImportCeiling`], so one account cannot make every
 //! sign-in to it arbitrarily slow.
