@@ -1,9 +1,9 @@
 //! What wraps every request: a request id, the client IP ([`client_ip`]), the per-IP
 //! rate limit, `RateLimit-*` headers for the limit closest to being hit, errors turned
 //! into the envelope, `Cache-Control: no-store` on what a signed-in caller or a
-//! cookie-setting answer gets, `Connection: close` when the body was left unread, and one structured log
-//! line (method, path, status, latency, request id, user id; never bodies or tokens).
-//! Also the body limit and `Allow` on every 405.
+//! cookie-setting answer gets, `Connection: close` when the body was left unread, and
+//! one structured log line (method, path, status, latency, request id, user id; never
+//! bodies or tokens). Also the body limit and `Allow` on every 405.
 
 use std::{
     net::IpAddr,

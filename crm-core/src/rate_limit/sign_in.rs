@@ -55,7 +55,8 @@ pub struct SignInPolicy {
     pub first_delay: Duration,
     /// The longest wait.
     pub max_delay: Duration,
-    /// A pair with no failure for this long starts afresh.
+    /// A pair with no failure for this long starts afresh; keep it well above
+    /// `max_delay`, or waiting out a lock would also reset the count.
     pub forget_after: Duration,
 }
 
