@@ -24,7 +24,7 @@ use crate::{
     fields,
     id::{Id, Meta, TenantId},
     journal::{AssignmentNotice, AuditFact, Journal},
-    passwords::{Inline, Offload, PasswordHashString, PasswordPolicy, offloaded},
+    passwords::{Inline, Offload, PasswordHashString, PasswordPolicy, PasswordWork, offloaded},
     session_store::{DEFAULT_SESSION_TTL, SessionStore, StorageSessionStore},
     storage::{
         CounterUpdate, Cursor, EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch,
@@ -162,13 +162,21 @@ impl Crm {
     /// Hashes a password by the CRM's policy, through its offload.
     pub(crate) async fn hash_password(&self, password: &str) -> Result<PasswordHashString> {
         let (policy, password) = (self.passwords.clone(), password.to_owned());
-        offloaded(&*self.offload, move || policy.hash(&password)).await?
+        offloaded(&*self.offload, PasswordWork::Hash(policy.cost()), move || policy.hash(&password)).await?
     }
 
     /// Checks a password against a stored hash, through the CRM's offload.
     pub(crate) async fn verify_password(&self, password: &str, hash: &PasswordHashString) -> Result<bool> {
         let (policy, password, hash) = (self.passwords.clone(), password.to_owned(), hash.clone());
-        offloaded(&*self.offload, move || policy.verify(&password, &hash)).await
+        offloaded(&*self.offload, PasswordWork::Verify(hash.cost()), move || policy.verify(&password, &hash)).await
+    }
+
+    /// Spends on `password` the one verification a real account's wrong password costs,
+    /// against the policy's dummy hash, for sign-ins to no account: its time does not
+    /// tell that the email is unknown.
+    pub(crate) async fn verify_password_for_nobody(&self, password: &str) -> Result<()> {
+        let dummy = self.passwords.dummy_hash()?;
+        self.verify_password(password, &dummy).await.map(|_| ())
     }
 
     /// Fresh metadata for a record the principal creates.

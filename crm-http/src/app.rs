@@ -17,6 +17,7 @@ use crate::{
     csrf::{CSRF_HEADER, TrustedOrigins},
     edge::{AllowOn405, BodyLimit, Edge, PanicToEnvelope},
     error::ApiError,
+    proxies::TrustedProxies,
 };
 
 /// How the application is put together (everything else is in [`AppCtx`]).
@@ -27,11 +28,13 @@ pub struct AppOptions {
     pub cors_origins: Vec<String>,
     /// The largest request body accepted, in bytes.
     pub body_limit: usize,
+    /// Peers whose forwarding headers name the client (default: none).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { cors_origins: Vec::new(), body_limit: 1024 * 1024 }
+        Self { cors_origins: Vec::new(), body_limit: 1024 * 1024, trusted_proxies: TrustedProxies::default() }
     }
 }
 
@@ -93,7 +96,7 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         .data(ctx)
         .data(trusted)
         .with(CatchPanic::new().with_handler(PanicToEnvelope))
-        .with(Edge::new(per_ip))
+        .with(Edge::new(per_ip).trusting(options.trusted_proxies.clone()))
         .map_to_response()
 }
 

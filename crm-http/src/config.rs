@@ -3,9 +3,10 @@
 use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf};
 
 use clap::{Parser, ValueEnum};
+use crm_core::rate_limit::sign_in::SignInPolicy;
 use poem::web::cookie::SameSite;
 
-use crate::auth::CookiePolicy;
+use crate::{auth::CookiePolicy, proxies::Cidr};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -75,9 +76,22 @@ pub struct Config {
     #[arg(long, env = "CRM_RATE_LIMIT_USER", default_value_t = 600)]
     pub rate_limit_user: u32,
 
-    /// Sign-in attempts per minute per account (three times as many per IP).
-    #[arg(long, env = "CRM_LOGIN_ATTEMPTS", default_value_t = 10)]
+    /// Failed sign-ins per client IP and account before back-off: then 1 s, doubling
+    /// with each further failure up to `--login-backoff-max`; a success clears it.
+    /// Each client IP also gets three times as many sign-in attempts a minute, across
+    /// all accounts.
+    #[arg(long, env = "CRM_LOGIN_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_attempts: u32,
+
+    /// The longest sign-in back-off, in seconds.
+    #[arg(long, env = "CRM_LOGIN_BACKOFF_MAX", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_backoff_max: u64,
+
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client
+    /// (comma-separated addresses or networks, like `10.0.0.0/8,127.0.0.1`). Default:
+    /// none, the TCP peer is the client and those headers are ignored.
+    #[arg(long, env = "CRM_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<Cidr>,
 
     /// The largest request body accepted, in bytes.
     #[arg(long, env = "CRM_BODY_LIMIT", default_value_t = 1024 * 1024)]
@@ -126,6 +140,17 @@ pub struct Config {
 pub struct SameSiteNoneWithoutSecure;
 
 impl Config {
+    /// The sign-in rule's settings: `--login-attempts` free failures, then a back-off
+    /// from 1 s doubling up to `--login-backoff-max`, forgotten after an hour (or four
+    /// longest waits) without failure.
+    pub fn sign_in_policy(&self) -> SignInPolicy {
+        let defaults = SignInPolicy::default();
+        let max_delay = std::time::Duration::from_secs(self.login_backoff_max);
+        // A pair must be remembered well past its longest wait, or waiting would reset it.
+        let forget_after = defaults.forget_after.max(max_delay.saturating_mul(4));
+        SignInPolicy { free_failures: self.login_attempts, max_delay, forget_after, ..defaults }
+    }
+
     /// How session cookies are set: `Secure` unless `--insecure-cookies`, and never
     /// `SameSite=None` without `Secure`.
     pub fn cookie_policy(&self) -> Result<CookiePolicy, SameSiteNoneWithoutSecure> {

@@ -1,7 +1,10 @@
 //! What every handler shares: the CRM, token keys, limits and cookie policy, and the
 //! one way a request's credentials become a [`Caller`].
 
-use crm_core::{Crm, Id, TenantId, rate_limit::RateLimiter};
+use crm_core::{
+    Crm, Id, TenantId,
+    rate_limit::{RateDecision, RateLimiter},
+};
 
 use crate::{
     auth::{Caller, CookiePolicy, Credential, TokenKeys},
@@ -28,9 +31,14 @@ pub struct AppCtx {
 /// Counts one request against `limiter`; 429 when over. The decision reaches the
 /// response's `RateLimit-*` headers when it is the tightest of the request.
 pub async fn limit(limiter: &dyn RateLimiter, key: &str) -> Result<(), ApiError> {
-    let decision = limiter.check(key).await?;
+    obey(limiter.check(key).await?)
+}
+
+/// Records a limit's decision for the response's `RateLimit-*` headers; 429 when it
+/// refuses.
+pub fn obey(decision: RateDecision) -> Result<(), ApiError> {
     request::record_limit(decision);
-    if decision.allowed { Ok(()) } else { Err(ApiError::too_many_requests(decision.reset_after.as_secs())) }
+    if decision.allowed { Ok(()) } else { Err(ApiError::too_many_requests(decision.retry_after_secs())) }
 }
 
 impl AppCtx {

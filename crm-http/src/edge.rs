@@ -1,9 +1,9 @@
-//! What wraps every request: a request id, the per-IP rate limit, `RateLimit-*`
-//! headers for the limit closest to being hit, errors turned into the envelope,
-//! `Cache-Control: no-store` on what a signed-in caller or a cookie-setting answer
-//! gets, `Connection: close` when the body was left unread, and one structured log
-//! line (method, path, status, latency, request id, user id; never bodies or tokens).
-//! Also the body limit and `Allow` on every 405.
+//! What wraps every request: a request id, the client IP ([`client_ip`]), the per-IP
+//! rate limit, `RateLimit-*` headers for the limit closest to being hit, errors turned
+//! into the envelope, `Cache-Control: no-store` on what a signed-in caller or a
+//! cookie-setting answer gets, `Connection: close` when the body was left unread, and
+//! one structured log line (method, path, status, latency, request id, user id; never
+//! bodies or tokens). Also the body limit and `Allow` on every 405.
 
 use std::{
     net::IpAddr,
@@ -23,6 +23,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::{
     error::{ApiError, framework_error_response},
+    proxies::TrustedProxies,
     request::{REQUEST, RequestInfo},
 };
 
@@ -36,9 +37,19 @@ fn request_id(req: &Request) -> String {
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
 }
 
-/// The client's IP: the socket peer (proxies' headers are not trusted).
+/// The client IP of a request, as the edge resolved it for the whole request.
+#[derive(Clone, Copy, Debug)]
+struct ClientIp(Option<IpAddr>);
+
+/// THE client IP, for limits, sign-in throttling, sessions and logs: the TCP peer, or,
+/// when the peer is a trusted proxy (`--trusted-proxies`), the address its forwarding
+/// headers name ([`TrustedProxies::client_ip`]). Resolved once by the [`Edge`]; a
+/// request that did not pass it gets its TCP peer.
 pub fn client_ip(req: &Request) -> Option<IpAddr> {
-    req.remote_addr().as_socket_addr().map(|a| a.ip())
+    match req.data::<ClientIp>() {
+        Some(ClientIp(ip)) => *ip,
+        None => req.remote_addr().as_socket_addr().map(|a| a.ip()),
+    }
 }
 
 /// Sets the `RateLimit-*` headers of a decision.
@@ -46,25 +57,32 @@ pub fn rate_limit_headers(resp: &mut Response, d: &RateDecision) {
     let headers = resp.headers_mut();
     headers.insert("ratelimit-limit", HeaderValue::from(d.limit));
     headers.insert("ratelimit-remaining", HeaderValue::from(d.remaining));
-    headers.insert("ratelimit-reset", HeaderValue::from(d.reset_after.as_secs().max(1)));
+    headers.insert("ratelimit-reset", HeaderValue::from(d.retry_after_secs()));
 }
 
 /// The edge middleware.
 pub struct Edge {
     per_ip: Arc<dyn RateLimiter>,
+    proxies: TrustedProxies,
 }
 
 impl Edge {
-    /// An edge limiting each client IP with `per_ip`.
+    /// An edge limiting each client IP with `per_ip`, trusting no proxy.
     pub fn new(per_ip: Arc<dyn RateLimiter>) -> Self {
-        Self { per_ip }
+        Self { per_ip, proxies: TrustedProxies::default() }
+    }
+
+    /// Reads the client IP from the forwarding headers of these proxies.
+    pub fn trusting(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = proxies;
+        self
     }
 }
 
 impl<E: Endpoint> Middleware<E> for Edge {
     type Output = EdgeEndpoint<E>;
     fn transform(&self, next: E) -> Self::Output {
-        EdgeEndpoint { next, per_ip: self.per_ip.clone() }
+        EdgeEndpoint { next, per_ip: self.per_ip.clone(), proxies: self.proxies.clone() }
     }
 }
 
@@ -72,6 +90,7 @@ impl<E: Endpoint> Middleware<E> for Edge {
 pub struct EdgeEndpoint<E> {
     next: E,
     per_ip: Arc<dyn RateLimiter>,
+    proxies: TrustedProxies,
 }
 
 impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
@@ -83,7 +102,8 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         let info =
             Arc::new(RequestInfo { id: request_id(&req), user_id: Mutex::new(None), tightest: Mutex::new(None) });
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-        let ip = client_ip(&req);
+        let ip = self.proxies.client_ip(&req);
+        req.set_data(ClientIp(ip));
         let per_ip = self.per_ip.clone();
         let next = &self.next;
         let scoped = info.clone();
@@ -97,7 +117,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
                 }
                 let refused = *scoped.tightest.lock().unwrap_or_else(PoisonError::into_inner);
                 if let Some(d) = refused.filter(|d| !d.allowed) {
-                    return ApiError::too_many_requests(d.reset_after.as_secs()).into_response();
+                    return ApiError::too_many_requests(d.retry_after_secs()).into_response();
                 }
                 match next.call(req).await {
                     Ok(out) => out.into_response(),

@@ -17,6 +17,7 @@ pub mod input;
 pub mod limits;
 pub mod offload;
 pub mod output;
+pub mod proxies;
 pub mod request;
 pub mod server;
 pub mod storage_url;

@@ -11,7 +11,10 @@ use std::{
 };
 
 use async_trait::async_trait;
-use crm_core::rate_limit::{RateDecision, RateLimiter};
+use crm_core::rate_limit::{
+    RateDecision, RateLimiter,
+    sign_in::{SignInPolicy, SignInThrottle},
+};
 use governor::{
     Quota,
     clock::{Clock, DefaultClock},
@@ -96,10 +99,9 @@ pub struct Limits {
     pub per_ip: Arc<dyn RateLimiter>,
     /// Requests per authenticated user or API key.
     pub per_user: Arc<dyn RateLimiter>,
-    /// Sign-in attempts per client IP.
-    pub login_per_ip: Arc<dyn RateLimiter>,
-    /// Sign-in attempts per account (tenant and email).
-    pub login_per_account: Arc<dyn RateLimiter>,
+    /// Sign-in attempts: back-off per (client IP, account), a looser limit per client IP
+    /// (the core's rule; the edge supplies the IP and the email).
+    pub sign_in: Arc<SignInThrottle>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -109,13 +111,21 @@ impl std::fmt::Debug for Limits {
 }
 
 impl Limits {
-    /// In-process limits with these rates (per minute).
+    /// In-process limits: `per_ip` and `per_user` requests a minute; `logins` failed
+    /// sign-ins per (client IP, account) before back-off (the default back-off
+    /// otherwise), and three times as many sign-in attempts a minute per client IP.
     pub fn in_memory(per_ip: u32, per_user: u32, logins: u32) -> Self {
+        Self::with_sign_in(per_ip, per_user, SignInPolicy { free_failures: logins, ..SignInPolicy::default() })
+    }
+
+    /// In-process limits with this sign-in policy; each client IP gets three times its
+    /// free failures in sign-in attempts a minute, across accounts.
+    pub fn with_sign_in(per_ip: u32, per_user: u32, sign_in: SignInPolicy) -> Self {
+        let per_client = GcraLimiter::shared(sign_in.free_failures.saturating_mul(3));
         Self {
             per_ip: GcraLimiter::shared(per_ip),
             per_user: GcraLimiter::shared(per_user),
-            login_per_ip: GcraLimiter::shared(logins.saturating_mul(3)),
-            login_per_account: GcraLimiter::shared(logins),
+            sign_in: Arc::new(SignInThrottle::new(per_client, sign_in)),
         }
     }
 }

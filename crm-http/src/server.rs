@@ -15,6 +15,7 @@ use crate::{
     config::{Config, SameSiteNoneWithoutSecure},
     limits::Limits,
     offload::BlockingPool,
+    proxies::TrustedProxies,
     storage_url::{StorageUrlError, is_persistent, open_storage},
 };
 
@@ -176,11 +177,15 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let ctx = Arc::new(AppCtx {
         crm,
         tokens,
-        limits: Limits::in_memory(config.rate_limit_ip, config.rate_limit_user, config.login_attempts),
+        limits: Limits::with_sign_in(config.rate_limit_ip, config.rate_limit_user, config.sign_in_policy()),
         cookies,
         default_tenant: Some(tenant),
     });
-    let options = AppOptions { cors_origins: config.cors_origins.clone(), body_limit: config.body_limit };
+    let options = AppOptions {
+        cors_origins: config.cors_origins.clone(),
+        body_limit: config.body_limit,
+        trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+    };
     let crm = ctx.crm.clone();
     let app = crate::build(ctx, &options);
     let acceptor =

@@ -173,7 +173,9 @@ pub struct ImportedUser {
     pub company_id: Option<Uuid>,
     /// Whether the user may sign in.
     pub active: bool,
-    /// A bcrypt hash (`$2b$12$…`) or an argon2id PHC string.
+    /// A bcrypt hash (`$2b$12$…`) or an argon2id PHC string, within
+    /// [`ImportCeiling`](crate::passwords::ImportCeiling) (bcrypt cost ≤ 14; argon2id
+    /// m ≤ 64 MiB, t ≤ 10, p ≤ 16).
     pub password_hash: String,
 }
 
@@ -327,8 +329,7 @@ impl Users<'_> {
             Some(user) if self.crm.verify_password(password, &user.password_hash).await? => user,
             Some(user) => return Err(self.sign_in_failed(tenant, email, Some(user.meta.id), "wrong_password").await),
             None => {
-                // Spend the same time as a real check so unknown emails are not revealed.
-                let _ = self.crm.hash_password(password).await;
+                self.crm.verify_password_for_nobody(password).await?;
                 let reason = if inactive.is_some() { "inactive_user" } else { "unknown_email" };
                 return Err(self.sign_in_failed(tenant, email, inactive, reason).await);
             }
@@ -360,7 +361,7 @@ impl Users<'_> {
                 let principal = Principal::for_user(&before);
                 let mut after = before.clone();
                 after.last_login_at = Some(self.crm.now());
-                if before.password_hash.is_bcrypt() {
+                if self.crm.passwords.needs_rehash(&before.password_hash) {
                     after.password_hash = self.crm.hash_password(password).await?;
                 }
                 let mut tx = self.crm.tx(&principal);
@@ -427,14 +428,18 @@ impl Users<'_> {
     }
 
     /// Creates a user from another system, keeping its password hash (admins only).
-    /// A bcrypt hash is replaced by an argon2id one at the user's first sign-in.
+    /// A bcrypt hash, or an argon2id one at other parameters than the CRM's, is
+    /// replaced at the user's first sign-in; one dearer than the
+    /// [`ImportCeiling`](crate::passwords::ImportCeiling) is refused.
     pub async fn import(&self, p: &Principal, input: ImportedUser) -> Result<User> {
         self.crm.authorize(p, Resource::Users, Action::Create)?;
         require_grantable(p, input.role)?;
         let mut v = Validator::new();
         validate_user_fields(&mut v, &input.email, &input.first_name, &input.last_name, input.role, input.company_id);
         let hash = PasswordHashString::parse_imported(input.password_hash);
-        v.check(hash.is_some(), "password_hash", "must be a bcrypt or argon2id hash");
+        if let Err(refusal) = &hash {
+            v.push("password_hash", refusal.clone());
+        }
         v.finish()?;
         let user = User {
             meta: self.crm.new_meta(p.tenant_id()),
@@ -445,7 +450,7 @@ impl Users<'_> {
             company_id: input.company_id,
             active: input.active,
             last_login_at: None,
-            password_hash: hash.ok_or_else(|| CrmError::Internal("validated hash missing".into()))?,
+            password_hash: hash.map_err(|_| CrmError::Internal("validated hash missing".into()))?,
         };
         let mut tx = self.crm.tx(p);
         tx.insert(&user)?;

@@ -9,6 +9,8 @@
 //! - every decision reports the quota's `limit`, and a `reset_after` of at most
 //!   `period`; a refusal's is above zero and honest: after waiting that long (give or
 //!   take [`SLACK`], for stores that count in milliseconds) a request is allowed;
+//! - waiting a refusal's `Retry-After` ([`RateDecision::retry_after_secs`], whole
+//!   seconds) is always enough, with no slack: the seconds never round the wait down;
 //! - a whole `period` after exhaustion, `limit` requests are allowed again;
 //! - keys are independent, whatever characters they hold;
 //! - concurrent checks of one key allow exactly `limit`, each seeing its own
@@ -41,6 +43,7 @@ macro_rules! __rate_limiter_cases {
         $crate::$callback! { $($args)* ;
             first_limit_requests_are_allowed_then_refused,
             refusal_reset_after_is_honest,
+            waiting_retry_after_seconds_is_enough,
             quota_refills_within_one_period,
             keys_are_independent,
             limit_is_reported_consistently,
@@ -221,6 +224,30 @@ where
         return;
     }
     panic!("the machine stalled past every refusal's reset_after");
+}
+
+/// Waiting the whole seconds a refusal's `Retry-After` announces gets the request
+/// accepted: a wait of 1.5 s is announced as 2, never 1. (A period that is not a whole
+/// number of seconds is what tells rounding up from rounding down.)
+pub async fn waiting_retry_after_seconds_is_enough<F, Fut>(make: F)
+where
+    F: Fn(u32, Duration) -> Fut,
+    Fut: Future<Output = Arc<dyn RateLimiter>>,
+{
+    let period = Duration::from_millis(1500);
+    let limiter = make(1, period).await;
+    let k = key("retry-after");
+    let refused = exhaust(&limiter, &k, 1, period).await;
+    let announced = Duration::from_secs(refused.retry_after_secs());
+    assert!(
+        announced >= refused.reset_after,
+        "Retry-After of {announced:?} is shorter than the wait of {:?}: {refused:?}",
+        refused.reset_after,
+    );
+    sleep(announced).await;
+    let after = check(&limiter, &k).await;
+    assert_sound(&after, 1, period);
+    assert!(after.allowed, "refused after waiting Retry-After ({announced:?}) of {refused:?}: {after:?}");
 }
 
 /// A whole period after exhausting a key, `limit` requests in a row are allowed again.

@@ -18,6 +18,7 @@ mod security_events;
 mod session_management;
 mod session_store_suite;
 mod sessions;
+mod sign_in;
 mod support;
 mod conformance_memory {
     use std::sync::Arc;

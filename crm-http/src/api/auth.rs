@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crm_core::{
     Id, TenantId,
     access::sessions::{ClientInfo, IssuedSession},
+    rate_limit::sign_in::SignInAttempt,
 };
 use poem::{Request, http::header::USER_AGENT, web::Data, web::cookie::CookieJar};
 use poem_openapi::{OpenApi, param::Path, payload::Json};
@@ -23,7 +24,7 @@ use crate::{
         schema::Body,
     },
     auth::{ACCESS_TTL, Auth},
-    context::{AppCtx, limit},
+    context::{AppCtx, obey},
     edge,
     error::{ApiError, BodilessError},
     output::{self, Done, Shown},
@@ -86,11 +87,11 @@ impl AuthApi {
         let body: LoginRequest = body.0.decode()?;
         let tenant = body.tenant_id.map(TenantId).or(ctx.default_tenant);
         let tenant = tenant.ok_or_else(|| ApiError::invalid("tenant_id", "is required on this server"))?;
-        let ip = edge::client_ip(req).map_or_else(|| "unknown".to_owned(), |ip| ip.to_string());
-        limit(ctx.limits.login_per_ip.as_ref(), &format!("login-ip:{ip}")).await?;
-        let account = format!("login:{tenant}:{}", body.email.trim().to_lowercase());
-        limit(ctx.limits.login_per_account.as_ref(), &account).await?;
-        let (user, principal) = ctx.crm.users().authenticate(tenant, &body.email, &body.password).await?;
+        let attempt = SignInAttempt::new(tenant, &body.email, edge::client_ip(req));
+        obey(ctx.limits.sign_in.admit(&attempt).await?)?;
+        let outcome = ctx.crm.users().authenticate(tenant, &body.email, &body.password).await;
+        ctx.limits.sign_in.settle(&attempt, &outcome);
+        let (user, principal) = outcome?;
         request::set_current_user(user.meta.id.to_string());
         let issued = ctx.crm.sessions().start(&principal, &client_of(req)).await?;
         let tokens = sign_in(&ctx, &issued, cookies)?;

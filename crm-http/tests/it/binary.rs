@@ -210,6 +210,9 @@ fn help_documents_every_setting() {
         "--tenant-id",
         "--insecure-cookies",
         "--cookie-same-site",
+        "--trusted-proxies",
+        "--login-attempts",
+        "--login-backoff-max",
         "CRM_JWT_SECRET",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");

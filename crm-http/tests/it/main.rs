@@ -18,6 +18,7 @@ mod rate_limiter_suite;
 mod resources;
 mod responsiveness;
 mod sessions;
+mod sign_in;
 mod support;
 mod tenants;
 mod ts_client;

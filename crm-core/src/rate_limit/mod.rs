@@ -1,5 +1,9 @@
 //! The rate-limiting contract: edges ask a [`RateLimiter`] before serving a caller, and
-//! deployments choose where the counts live (in process, Redis…).
+//! deployments choose where the counts live (in process, Redis…). [`sign_in`] holds
+//! the sign-in rule on top of it: back-off per address and account, a looser limit per
+//! address.
+
+pub mod sign_in;
 
 use std::time::Duration;
 
@@ -19,6 +23,17 @@ pub struct RateDecision {
     /// When a refused request may retry, or the window refills (for `Retry-After`
     /// and `RateLimit-Reset`).
     pub reset_after: Duration,
+}
+
+impl RateDecision {
+    /// `reset_after` in whole seconds, for `Retry-After` and `RateLimit-Reset`: rounded
+    /// up, since a client that waits the announced seconds must be accepted (1.5 s is
+    /// 2, never 1), and at least 1.
+    pub fn retry_after_secs(&self) -> u64 {
+        let whole = self.reset_after.as_secs();
+        let rounded_up = if self.reset_after.subsec_nanos() > 0 { whole.saturating_add(1) } else { whole };
+        rounded_up.max(1)
+    }
 }
 
 /// Counts requests per key (an IP, a user, an account) and decides whether one more
