@@ -199,7 +199,7 @@ impl Reports<'_> {
 
     /// Open (issued or partially paid) invoices by days past due, per currency.
     pub async fn invoice_aging(&self, p: &Principal) -> Result<Vec<AgingBucket>> {
-        let today = self.crm.today();
+        let today = self.crm.today(p.tenant_id()).await?;
         let day = |n: i64| today - Duration::days(n);
         // (label, due on or after, due before)
         let buckets: [(&'static str, Option<NaiveDate>, Option<NaiveDate>); 5] = [

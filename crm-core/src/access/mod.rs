@@ -4,4 +4,5 @@
 pub mod api_keys;
 pub mod audit;
 pub mod sessions;
+pub mod settings;
 pub mod users;

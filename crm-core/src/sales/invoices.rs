@@ -295,9 +295,10 @@ impl Invoices<'_> {
     pub async fn list(&self, p: &Principal, filter: &InvoiceFilter, page: &PageRequest) -> Result<Page<Invoice>> {
         let open = [InvoiceStatus::Issued, InvoiceStatus::PartiallyPaid];
         let statuses: &[InvoiceStatus] = if filter.overdue { &open } else { &filter.statuses };
+        let due_before = if filter.overdue { Some(self.crm.today(p.tenant_id()).await?) } else { None };
         let filters = Filters::default()
             .any_of("status", statuses)
-            .range("due_date", None, filter.overdue.then(|| self.crm.today()))
+            .range("due_date", None, due_before)
             .eq("company_id", filter.company_id)
             .eq("owner_id", filter.owner_id)
             .range("issue_date", filter.issued_from, filter.issued_to)
@@ -339,7 +340,7 @@ impl Invoices<'_> {
         retry_on_conflict(&[EntityKind::Tenant], || async {
             let before = self.crm.load_for(p, id, Action::Update, version).await?;
             before.require_draft("issued")?;
-            let today = self.crm.today();
+            let today = self.crm.today(p.tenant_id()).await?;
             let key = format!("invoice:{}", today.year());
             let last = self.crm.storage.counter(p.tenant_id(), &key).await?;
             let next = last + 1;

@@ -183,13 +183,19 @@ impl Crm {
 }
 
 impl Quotes<'_> {
-    fn validate(&self, lines: Option<&[LineInput]>, valid_until: Option<NaiveDate>, notes: Option<&str>) -> Result<()> {
+    async fn validate(
+        &self,
+        p: &Principal,
+        lines: Option<&[LineInput]>,
+        valid_until: Option<NaiveDate>,
+        notes: Option<&str>,
+    ) -> Result<()> {
         let mut v = Validator::new();
         if let Some(lines) = lines {
             validate_lines(&mut v, lines);
         }
         if let Some(date) = valid_until {
-            v.check(date >= self.crm.today(), "valid_until", "must be today or later");
+            v.check(date >= self.crm.today(p.tenant_id()).await?, "valid_until", "must be today or later");
         }
         v.opt_text("notes", notes, 5000);
         v.finish()
@@ -198,7 +204,7 @@ impl Quotes<'_> {
     /// Creates a draft quote.
     pub async fn create(&self, p: &Principal, input: NewQuote) -> Result<Quote> {
         self.crm.authorize(p, Resource::Quotes, Action::Create)?;
-        self.validate(Some(&input.lines), Some(input.valid_until), input.notes.as_deref())?;
+        self.validate(p, Some(&input.lines), Some(input.valid_until), input.notes.as_deref()).await?;
         let (lines, totals) = price_lines(input.currency, &input.lines);
         let quote = Quote {
             meta: self.crm.new_meta(p.tenant_id()),
@@ -249,7 +255,7 @@ impl Quotes<'_> {
             ));
         }
         let notes = patch.notes.as_ref().and_then(Option::as_deref);
-        self.validate(patch.lines.as_deref(), patch.valid_until, notes)?;
+        self.validate(p, patch.lines.as_deref(), patch.valid_until, notes).await?;
         let mut after = before.clone();
         if let Some(lines) = &patch.lines {
             (after.lines, after.totals) = price_lines(after.currency, lines);
@@ -297,7 +303,7 @@ impl Quotes<'_> {
         let before = self.crm.load_for(p, id, Action::Update, version).await?;
         let mut after = before.clone();
         after.status = before.status.transition(QuoteStatus::Accepted)?;
-        if before.valid_until < self.crm.today() {
+        if before.valid_until < self.crm.today(p.tenant_id()).await? {
             return Err(CrmError::invalid("valid_until", format!("the quote expired on {}", before.valid_until)));
         }
         self.crm.authorize(p, Resource::Invoices, Action::Create)?;

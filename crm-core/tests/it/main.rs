@@ -17,6 +17,7 @@ mod sales;
 mod session_store_suite;
 mod sessions;
 mod support;
+mod time_zones;
 mod conformance_memory {
     use std::sync::Arc;
 
