@@ -12,6 +12,7 @@ use crate::{
     customers::companies::Company,
     customers::contacts::Contact,
     customers::deals::Deal,
+    customers::links::CompanyLinks,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     fields::indexed_fields,
@@ -205,6 +206,8 @@ impl Quotes<'_> {
     pub async fn create(&self, p: &Principal, input: NewQuote) -> Result<Quote> {
         self.crm.authorize(p, Resource::Quotes, Action::Create)?;
         self.validate(p, Some(&input.lines), Some(input.valid_until), input.notes.as_deref()).await?;
+        let links =
+            CompanyLinks::check(self.crm, p.tenant_id(), input.company_id, input.contact_id, input.deal_id).await?;
         let (lines, totals) = price_lines(input.currency, &input.lines);
         let quote = Quote {
             meta: self.crm.new_meta(p.tenant_id()),
@@ -223,6 +226,7 @@ impl Quotes<'_> {
             invoice_id: None,
         };
         let mut tx = self.crm.tx(p);
+        links.guard(&mut tx);
         tx.insert(&quote)?;
         tx.commit().await?;
         Ok(quote)
@@ -256,12 +260,15 @@ impl Quotes<'_> {
         }
         let notes = patch.notes.as_ref().and_then(Option::as_deref);
         self.validate(p, patch.lines.as_deref(), patch.valid_until, notes).await?;
+        let new_contact = patch.contact_id.flatten();
+        let links = CompanyLinks::check(self.crm, p.tenant_id(), before.company_id, new_contact, None).await?;
         let mut after = before.clone();
         if let Some(lines) = &patch.lines {
             (after.lines, after.totals) = price_lines(after.currency, lines);
         }
         apply_patch!(patch => after { contact_id, valid_until, notes });
         let mut tx = self.crm.tx(p);
+        links.guard(&mut tx);
         tx.update(&before, &mut after)?;
         tx.commit().await?;
         Ok(after)

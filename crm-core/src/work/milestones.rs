@@ -95,6 +95,7 @@ impl Milestones<'_> {
         self.crm.authorize(p, Resource::Milestones, Action::Create)?;
         Validator::new().text("name", &name, 200).finish()?;
         let project = self.crm.read(p, project_id).await?;
+        project.require_open()?;
         let milestone = Milestone {
             meta: self.crm.new_meta(p.tenant_id()),
             project_id,

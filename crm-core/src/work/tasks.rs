@@ -205,6 +205,7 @@ impl Tasks<'_> {
         v.text("title", &input.title, 200).opt_text("description", input.description.as_deref(), 10_000);
         v.finish()?;
         let project = self.crm.read(p, input.project_id).await?;
+        project.require_open()?;
         let mut tx = self.crm.tx(p);
         if let Some(milestone_id) = input.milestone_id {
             let milestone = self.crm.read(p, milestone_id).await?;

@@ -6,6 +6,7 @@
 mod api_keys;
 mod authz;
 mod catalog;
+mod consistency;
 mod crm;
 mod fields;
 mod input;
@@ -16,6 +17,7 @@ mod reports;
 mod sales;
 mod session_store_suite;
 mod sessions;
+mod state_guards;
 mod support;
 mod time_zones;
 mod conformance_memory {
