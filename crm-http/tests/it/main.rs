@@ -16,6 +16,7 @@ mod matrix;
 mod openapi;
 mod rate_limiter_suite;
 mod resources;
+mod rules;
 mod support;
 mod tenants;
 mod ts_client;
