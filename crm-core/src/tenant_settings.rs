@@ -32,6 +32,17 @@ impl TimeZone {
     pub fn date_at(self, instant: DateTime<Utc>) -> NaiveDate {
         instant.with_timezone(&self.0).date_naive()
     }
+
+    /// The instant `date` begins in this zone: its midnight, or where a daylight-saving
+    /// change skips midnight, the first moment of the day that exists.
+    pub fn start_of(self, date: NaiveDate) -> DateTime<Utc> {
+        use chrono::TimeZone as _;
+        let local = date.and_time(chrono::NaiveTime::MIN);
+        // Clocks move forward by at most a few hours, never across a whole day.
+        (0..=6)
+            .find_map(|hours| self.0.from_local_datetime(&(local + chrono::Duration::hours(hours))).earliest())
+            .map_or_else(|| local.and_utc(), |start| start.with_timezone(&Utc))
+    }
 }
 
 impl Default for TimeZone {

@@ -141,3 +141,43 @@ async fn only_admins_change_settings_everyone_reads_them_and_bad_zones_are_named
     assert!(matches!(w.crm.settings().update(&w.admin, stale).await, Err(CrmError::Conflict { .. })));
     assert_eq!(w.crm.settings().get(&w.user).await.unwrap().time_zone.name(), "Europe/Belgrade");
 }
+
+#[tokio::test]
+async fn the_win_rate_counts_deals_by_the_day_they_closed_in_the_tenants_zone() {
+    let (w, company) = belgrade_world().await;
+    let new = crm_core::customers::deals::NewDeal {
+        title: "New Year's deal".into(),
+        company_id: Some(company.id()),
+        contact_id: None,
+        owner_id: None,
+        amount: dec!(100),
+        currency: Currency::EUR,
+        stage: None,
+        expected_close_date: None,
+    };
+    let deal = w.crm.deals().create(&w.manager, new).await.unwrap();
+    let won = crm_core::customers::deals::DealStage::ClosedWon;
+    w.crm.deals().change_stage(&w.manager, deal.id(), won, None, None).await.unwrap();
+    let reports = w.crm.reports();
+    let new_year = reports.win_rate(&w.admin, Some(date(2027, 1, 1)), Some(date(2027, 1, 2))).await.unwrap();
+    assert_eq!((new_year.won, new_year.lost), (1, 0), "closed at 00:30 on 1 January in Belgrade");
+    let old_year = reports.win_rate(&w.admin, Some(date(2026, 12, 31)), Some(date(2027, 1, 1))).await.unwrap();
+    assert_eq!(old_year.won, 0);
+}
+
+#[test]
+fn a_day_starts_at_its_first_existing_moment_in_every_zone() {
+    use crm_core::tenant_settings::TimeZone as Zone;
+    let zones = ["UTC", "Europe/Belgrade", "America/Santiago", "Asia/Beirut", "America/Havana", "Pacific/Apia"];
+    for zone in zones.map(|z| z.parse::<Zone>().unwrap()) {
+        let mut day = date(2026, 1, 1);
+        while day < date(2028, 1, 1) {
+            let start = zone.start_of(day);
+            assert_eq!(zone.date_at(start), day, "{zone} {day}");
+            assert_eq!(zone.date_at(start - Duration::seconds(1)), day.pred_opt().unwrap(), "{zone} {day}");
+            day = day.succ_opt().unwrap();
+        }
+    }
+    let belgrade: Zone = "Europe/Belgrade".parse().unwrap();
+    assert_eq!(belgrade.start_of(date(2027, 1, 1)), Utc.with_ymd_and_hms(2026, 12, 31, 23, 0, 0).unwrap());
+}
