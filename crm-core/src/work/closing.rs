@@ -59,11 +59,10 @@ impl Projects<'_> {
         let before = self.crm.load_for(p, id, Action::Update, version).await?;
         let mut after = before.clone();
         after.status = before.status.transition(change.status)?;
-        let (tasks, milestones) = match after.status.is_closed() {
-            true => open_work(self.crm, p.tenant_id(), id).await?,
-            false => (Vec::new(), Vec::new()),
-        };
-        if !change.close_open_work && !(tasks.is_empty() && milestones.is_empty()) {
+        let (tasks, milestones) =
+            if after.status.is_closed() { open_work(self.crm, p.tenant_id(), id).await? } else { Default::default() };
+        let work_is_open = !tasks.is_empty() || !milestones.is_empty();
+        if work_is_open && !change.close_open_work {
             return Err(CrmError::invalid(
                 "close_open_work",
                 format!(
