@@ -7,12 +7,12 @@ use serde_json::json;
 
 use crate::{
     authz::{Action, Principal},
-    crm::{Crm, PageRequest},
+    crm::{Crm, PageRequest, retry_on_conflict},
     entity::{Entity, from_stored},
     error::{CrmError, Result},
     id::{Id, TenantId},
     state::StateMachine,
-    storage::Filter,
+    storage::{EntityKind, Filter},
     work::{
         milestones::{Milestone, MilestoneStatus},
         projects::{Project, ProjectStatus, Projects},
@@ -56,9 +56,23 @@ impl Projects<'_> {
         change: ProjectStatusChange,
         version: Option<u64>,
     ) -> Result<Project> {
+        // Retried when a task or milestone was added meanwhile: the close decides again.
+        retry_on_conflict(&[EntityKind::Tenant], || self.change_status_once(p, id, change, version)).await
+    }
+
+    async fn change_status_once(
+        &self,
+        p: &Principal,
+        id: Id<Project>,
+        change: ProjectStatusChange,
+        version: Option<u64>,
+    ) -> Result<Project> {
         let before = self.crm.load_for(p, id, Action::Update, version).await?;
         let mut after = before.clone();
         after.status = before.status.transition(change.status)?;
+        // Read before the open work: an addition after this moves it and fails the commit.
+        let key = before.work_counter();
+        let last = self.crm.storage.counter(p.tenant_id(), &key).await?;
         let (tasks, milestones) =
             if after.status.is_closed() { open_work(self.crm, p.tenant_id(), id).await? } else { Default::default() };
         let work_is_open = !tasks.is_empty() || !milestones.is_empty();
@@ -74,6 +88,7 @@ impl Projects<'_> {
             ));
         }
         let mut tx = self.crm.tx(p);
+        tx.counter(key, last, last + 1);
         tx.update_as("status_changed", &before, &mut after)?;
         for task in &tasks {
             let mut closed = task.clone();

@@ -82,6 +82,13 @@ impl Project {
         Ok(())
     }
 
+    /// The counter that every addition of work (a task, a milestone) and every close
+    /// advances in its commit: a close and an addition racing each other cannot both
+    /// commit, so a close never misses work added after it looked.
+    pub(crate) fn work_counter(&self) -> String {
+        format!("project_work:{}", self.meta.id)
+    }
+
     fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
         v.text("name", &self.name, 200);

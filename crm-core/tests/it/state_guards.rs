@@ -20,6 +20,18 @@ use crm_core::{
 };
 use rust_decimal_macros::dec;
 
+use std::sync::{Arc, Mutex};
+
+use crm_core::{
+    TenantId,
+    storage::{
+        AggregateQuery, AggregateRow, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError, StoredRecord,
+        WriteBatch, WriteOp, memory::MemoryStorage,
+    },
+};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
 use crate::support::{World, world};
 
 fn fields(err: &CrmError) -> Vec<&str> {
@@ -215,4 +227,81 @@ async fn lead_conversion_validates_the_new_company_like_any_company() {
         let kept = w.crm.leads().get(&w.manager, lead.id()).await.unwrap();
         assert_eq!(kept.meta.version, lead.meta.version, "nothing written");
     }
+}
+
+/// Memory storage that, once armed, holds the next commit updating a project until
+/// told to go: the window in which a close has looked for open work but not committed.
+struct HeldProjectCommit {
+    inner: MemoryStorage,
+    gate: Mutex<Option<(oneshot::Sender<()>, oneshot::Receiver<()>)>>,
+}
+
+#[async_trait::async_trait]
+impl Storage for HeldProjectCommit {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    async fn get(&self, t: TenantId, k: EntityKind, id: Uuid) -> Result<Option<StoredRecord>, StorageError> {
+        self.inner.get(t, k, id).await
+    }
+    async fn get_many(&self, t: TenantId, k: EntityKind, ids: &[Uuid]) -> Result<Vec<StoredRecord>, StorageError> {
+        self.inner.get_many(t, k, ids).await
+    }
+    async fn list(&self, t: TenantId, k: EntityKind, q: &ListQuery) -> Result<Page<StoredRecord>, StorageError> {
+        self.inner.list(t, k, q).await
+    }
+    async fn aggregate(
+        &self,
+        t: TenantId,
+        k: EntityKind,
+        q: &AggregateQuery,
+    ) -> Result<Vec<AggregateRow>, StorageError> {
+        self.inner.aggregate(t, k, q).await
+    }
+    async fn counter(&self, t: TenantId, key: &str) -> Result<u64, StorageError> {
+        self.inner.counter(t, key).await
+    }
+    async fn commit(&self, t: TenantId, batch: WriteBatch) -> Result<(), StorageError> {
+        let updates_project = batch
+            .ops
+            .iter()
+            .any(|op| matches!(op, WriteOp::Update { record, .. } if record.kind == EntityKind::Project));
+        let gate = if updates_project { self.gate.lock().unwrap().take() } else { None };
+        if let Some((paused, go)) = gate {
+            paused.send(()).unwrap();
+            go.await.unwrap();
+        }
+        self.inner.commit(t, batch).await
+    }
+    async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StorageError> {
+        self.inner.outbox_pending(limit).await
+    }
+    async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
+        self.inner.outbox_ack(ids).await
+    }
+    async fn ping(&self) -> Result<(), StorageError> {
+        self.inner.ping().await
+    }
+}
+
+#[tokio::test]
+async fn a_close_decides_again_when_work_was_added_while_it_committed() {
+    let storage = Arc::new(HeldProjectCommit { inner: MemoryStorage::new(), gate: Mutex::new(None) });
+    let w = World::new(storage.clone()).await;
+    let project = active_project(&w, &company(&w).await).await;
+    let (paused_tx, paused) = oneshot::channel();
+    let (go, go_rx) = oneshot::channel();
+    *storage.gate.lock().unwrap() = Some((paused_tx, go_rx));
+    let closer = {
+        let (crm, manager, id) = (w.crm.clone(), w.manager.clone(), project.id());
+        tokio::spawn(async move { crm.projects().set_status(&manager, id, ProjectStatus::Completed, None).await })
+    };
+    // The close found no open work and is about to commit; a task arrives meanwhile.
+    paused.await.unwrap();
+    let added = w.crm.tasks().create(&w.user, task(&project)).await.unwrap();
+    go.send(()).unwrap();
+    let err = closer.await.unwrap().unwrap_err();
+    assert_eq!(fields(&err), ["close_open_work"], "the close saw the added task when it decided again");
+    assert_eq!(w.crm.projects().get(&w.manager, project.id()).await.unwrap().status, ProjectStatus::Active);
+    assert_eq!(w.crm.tasks().get(&w.user, added.id()).await.unwrap().status, TaskStatus::Todo);
 }
