@@ -98,7 +98,7 @@ async fn main() -> Result<()> {
                         ..LineInput::new("Setup", Decimal::ONE, Decimal::new(150_000, 2))
                     },
                 ],
-                valid_until: crm.today() + Duration::days(30),
+                valid_until: crm.today(admin.tenant_id()).await? + Duration::days(30),
                 notes: None,
             },
         )

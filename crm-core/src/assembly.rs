@@ -21,6 +21,7 @@ use crate::{
     },
     session_store::Session,
     storage::{EntityKind, Storage},
+    tenant_settings::TenantSettings,
     work::{milestones::Milestone, projects::Project, tasks::Task},
 };
 
@@ -62,5 +63,6 @@ pub fn fields_of(kind: EntityKind) -> &'static [Field] {
         EntityKind::ApiKey => ApiKey::FIELDS,
         EntityKind::AuditLog => AuditLog::FIELDS,
         EntityKind::Session => Session::FIELDS,
+        EntityKind::TenantSettings => TenantSettings::FIELDS,
     }
 }

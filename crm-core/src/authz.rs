@@ -94,6 +94,7 @@ resources! {
     ApiKeys => "api_keys",
     AuditLogs => "audit_logs",
     Reports => "reports",
+    Settings => "settings",
 }
 
 impl FromStr for Resource {
@@ -168,6 +169,15 @@ pub const fn access(role: Role, resource: Resource, action: Action) -> Access {
         (_, R::Reports) => Denied,
         // Append-only, written by the services themselves.
         (Role::Admin, R::AuditLogs) => match action {
+            Read => Tenant,
+            _ => Denied,
+        },
+        // Everyone's dates depend on the tenant's settings; only admins change them.
+        (Role::Admin, R::Settings) => match action {
+            Read | Update => Tenant,
+            _ => Denied,
+        },
+        (_, R::Settings) => match action {
             Read => Tenant,
             _ => Denied,
         },

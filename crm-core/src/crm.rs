@@ -30,6 +30,7 @@ use crate::{
         CounterUpdate, Cursor, EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch,
         WriteBatch, WriteOp,
     },
+    tenant_settings::TenantSettings,
 };
 
 /// The source of "now", replaceable in tests.
@@ -154,9 +155,24 @@ impl Crm {
         self.clock.now()
     }
 
-    /// Today's date (UTC), by the CRM's clock.
-    pub fn today(&self) -> NaiveDate {
-        self.now().date_naive()
+    /// Today's date in the tenant's time zone, by the CRM's clock: the one source of
+    /// "today" for every document date, number year, due date, validity, overdue
+    /// filter and report.
+    ///
+    /// Reads the tenant's settings each time (one point read, only in calls that need a
+    /// date) rather than caching them: several servers may share one database, and a
+    /// changed zone takes effect on the next call everywhere.
+    pub async fn today(&self, tenant: TenantId) -> Result<NaiveDate> {
+        let now = self.now();
+        Ok(self.settings_of(tenant, now).await?.time_zone.date_at(now))
+    }
+
+    /// The tenant's settings, or the defaults while none are stored.
+    pub(crate) async fn settings_of(&self, tenant: TenantId, now: DateTime<Utc>) -> Result<TenantSettings> {
+        match self.storage.get(tenant, EntityKind::TenantSettings, tenant.0).await? {
+            Some(stored) => from_stored(stored),
+            None => Ok(TenantSettings::defaults(tenant, now)),
+        }
     }
 
     /// Hashes a password by the CRM's policy, through its offload.

@@ -41,6 +41,7 @@ pub mod rate_limit;
 pub mod session_store;
 pub mod state;
 pub mod storage;
+pub mod tenant_settings;
 
 // The business areas, each above the kernel and the areas listed before it.
 pub mod access;

@@ -158,14 +158,14 @@ impl Reports<'_> {
             .collect()
     }
 
-    /// Won versus lost deals, optionally only those closed in `[from, to)`.
+    /// Won versus lost deals, optionally only those closed in `[from, to)`, days of the
+    /// tenant's time zone.
     pub async fn win_rate(&self, p: &Principal, from: Option<NaiveDate>, to: Option<NaiveDate>) -> Result<WinRate> {
         let mut filters = vec![Filter::one_of("stage", [DealStage::ClosedWon.into(), DealStage::ClosedLost.into()])];
-        if let Some(from) = from.and_then(|d| d.and_hms_opt(0, 0, 0)) {
-            filters.push(Filter::gte("closed_at", from.and_utc()));
-        }
-        if let Some(to) = to.and_then(|d| d.and_hms_opt(0, 0, 0)) {
-            filters.push(Filter::lt("closed_at", to.and_utc()));
+        if from.is_some() || to.is_some() {
+            let zone = self.crm.settings_of(p.tenant_id(), self.crm.now()).await?.time_zone;
+            filters.extend(from.map(|day| Filter::gte("closed_at", zone.start_of(day))));
+            filters.extend(to.map(|day| Filter::lt("closed_at", zone.start_of(day))));
         }
         let query = AggregateQuery { filters, group_by: vec![GroupKey::Field("stage")], sums: vec![] };
         let rows = self.aggregate::<Deal>(p, query).await?;
@@ -199,7 +199,7 @@ impl Reports<'_> {
 
     /// Open (issued or partially paid) invoices by days past due, per currency.
     pub async fn invoice_aging(&self, p: &Principal) -> Result<Vec<AgingBucket>> {
-        let today = self.crm.today();
+        let today = self.crm.today(p.tenant_id()).await?;
         let day = |n: i64| today - Duration::days(n);
         // (label, due on or after, due before)
         let buckets: [(&'static str, Option<NaiveDate>, Option<NaiveDate>); 5] = [

@@ -5,4 +5,5 @@ pub mod api_keys;
 pub mod audit;
 pub(crate) mod security;
 pub mod sessions;
+pub mod settings;
 pub mod users;

@@ -111,7 +111,7 @@ pub async fn flow_quote_to_paid_invoice(s: Store) {
                 owner_id: None,
                 currency: Currency::EUR,
                 lines,
-                valid_until: w.crm.today() + Duration::days(30),
+                valid_until: w.crm.today(w.admin.tenant_id()).await.unwrap() + Duration::days(30),
                 notes: None,
             },
         )
@@ -130,7 +130,13 @@ pub async fn flow_quote_to_paid_invoice(s: Store) {
 
     let issued = w.crm.invoices().issue(&w.user, invoice.id(), Some(1)).await.unwrap();
     assert_eq!(issued.number.as_deref(), Some("INV-2026-000001"));
-    assert_eq!((issued.issue_date, issued.due_date), (Some(w.crm.today()), Some(w.crm.today() + Duration::days(30))));
+    assert_eq!(
+        (issued.issue_date, issued.due_date),
+        (
+            Some(w.crm.today(w.admin.tenant_id()).await.unwrap()),
+            Some(w.crm.today(w.admin.tenant_id()).await.unwrap() + Duration::days(30))
+        )
+    );
     let pay = |value: &str| NewPayment {
         invoice_id: invoice.id(),
         amount: amount(value),

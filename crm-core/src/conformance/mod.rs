@@ -56,6 +56,7 @@ macro_rules! __conformance_cases {
             aggregates_group_and_sum,
             services_crud_every_entity,
             services_enforce_roles_and_tenants,
+            tenant_settings_are_stored_per_tenant,
             flow_lead_conversion,
             flow_quote_to_paid_invoice,
             flow_invoice_to_delivery,

@@ -250,7 +250,7 @@ async fn crud_catalog_projects_documents_and_keys(w: &World) {
                 owner_id: None,
                 currency: Currency::EUR,
                 lines: vec![line.clone()],
-                valid_until: w.crm.today(),
+                valid_until: w.crm.today(w.admin.tenant_id()).await.unwrap(),
                 notes: None,
             },
         )
@@ -344,4 +344,20 @@ pub async fn services_enforce_roles_and_tenants(s: Store) {
     assert!(listed.items.is_empty(), "another tenant's deals never list");
     let client_view = w.crm.companies().list(&w.client, &Default::default(), &PageRequest::default()).await.unwrap();
     assert_eq!(client_view.items.iter().map(|c| c.id()).collect::<Vec<_>>(), vec![w.client_company.id()]);
+}
+
+/// A tenant's settings are stored (read back by a second CRM over the same storage),
+/// versioned, and per tenant: one tenant's zone is not another's.
+pub async fn tenant_settings_are_stored_per_tenant(s: Store) {
+    use crate::access::settings::SettingsPatch;
+    let (a, b) = (World::new(s.clone()).await, World::new(s.clone()).await);
+    let belgrade = SettingsPatch { time_zone: Some("Europe/Belgrade".into()), ..SettingsPatch::default() };
+    let first = a.crm.settings().update(&a.admin, belgrade).await.unwrap();
+    assert_eq!(first.meta.version, 1);
+    let tokyo = SettingsPatch { version: Some(1), time_zone: Some("Asia/Tokyo".into()) };
+    assert_eq!(a.crm.settings().update(&a.admin, tokyo).await.unwrap().meta.version, 2);
+    let reread = crate::Crm::new(s).settings().get(&a.user).await.unwrap();
+    assert_eq!((reread.time_zone.name(), reread.meta.version), ("Asia/Tokyo", 2));
+    let other = b.crm.settings().get(&b.admin).await.unwrap();
+    assert_eq!((other.time_zone.name(), other.meta.version), ("UTC", 0), "another tenant keeps its defaults");
 }

@@ -234,6 +234,20 @@ impl Crm {
     }
 }
 
+/// Names each of amount, currency and probability the patch would change on a closed
+/// deal: what was won or lost stays as it was decided (sending the same value is fine).
+fn refuse_closed_changes(deal: &Deal, patch: &DealPatch) -> Result<()> {
+    if !deal.stage.is_closed() {
+        return Ok(());
+    }
+    let message = format!("is final on a deal in stage {}", deal.stage);
+    let mut v = Validator::new();
+    v.check(patch.amount.is_none_or(|a| a == deal.amount), "amount", &message);
+    v.check(patch.currency.is_none_or(|c| c == deal.currency), "currency", &message);
+    v.check(patch.probability.is_none_or(|p| p == deal.probability), "probability", &message);
+    v.finish()
+}
+
 impl Deals<'_> {
     /// Builds (without writing) a validated open deal; shared with lead conversion.
     pub(crate) fn build(&self, p: &Principal, input: NewDeal) -> Result<Deal> {
@@ -287,9 +301,11 @@ impl Deals<'_> {
         self.crm.list(p, filters, page).await
     }
 
-    /// Changes a deal's fields (not its stage); a new owner is notified.
+    /// Changes a deal's fields (not its stage); a new owner is notified. A closed
+    /// deal's amount, currency and probability are final.
     pub async fn update(&self, p: &Principal, id: Id<Deal>, patch: DealPatch) -> Result<Deal> {
         let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
+        refuse_closed_changes(&before, &patch)?;
         let mut after = before.clone();
         apply_patch!(patch => after { title, company_id, contact_id, owner_id, amount, currency, probability, expected_close_date });
         after.validate()?;

@@ -9,7 +9,7 @@ use crate::{
     access::users::User,
     authz::{Action, Principal, Resource},
     crm::{Crm, Filters, PageRequest, apply_patch},
-    customers::companies::Company,
+    customers::companies::{Company, NewCompany},
     customers::contacts::Contact,
     customers::deals::{Deal, NewDeal},
     entity::{Entity, entity_meta, reference},
@@ -390,16 +390,8 @@ impl Leads<'_> {
                 let Some(name) = name.or_else(|| before.company_name.clone()) else {
                     return Err(CrmError::invalid("company", "name the new company: the lead has no company name"));
                 };
-                let company = Company {
-                    meta: self.crm.new_meta(p.tenant_id()),
-                    name,
-                    industry: None,
-                    website: None,
-                    email: None,
-                    phone: None,
-                    address: None,
-                    owner_id: before.owner_id,
-                };
+                let new = NewCompany { name, owner_id: Some(before.owner_id), ..NewCompany::default() };
+                let company = self.crm.companies().build(p, new).map_err(|e| prefix_fields(e, "company."))?;
                 (Some(company), true)
             }
         };

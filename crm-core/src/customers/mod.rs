@@ -6,3 +6,4 @@ pub mod companies;
 pub mod contacts;
 pub mod deals;
 pub mod leads;
+pub(crate) mod links;

@@ -12,6 +12,7 @@ use crate::{
     crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
     customers::companies::Company,
     customers::contacts::Contact,
+    customers::links::CompanyLinks,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     fields::indexed_fields,
@@ -119,6 +120,15 @@ impl Invoice {
         self.lines = priced;
         self.totals = totals;
         self.balance_due = totals.total - self.amount_paid;
+    }
+
+    /// A draft made by accepting a quote bills what the customer accepted: its lines
+    /// do not change, and it is cancelled (never deleted) so the quote keeps its invoice.
+    fn refuse_if_from_quote(&self, field: &str, what: &str) -> Result<()> {
+        match self.quote_id {
+            Some(quote) => Err(CrmError::invalid(field, format!("{what}: the invoice bills accepted quote {quote}"))),
+            None => Ok(()),
+        }
     }
 
     fn require_draft(&self, what: &str) -> Result<()> {
@@ -261,6 +271,7 @@ impl Invoices<'_> {
         validate_terms(&mut v, terms);
         v.opt_text("notes", input.notes.as_deref(), 5000);
         v.finish()?;
+        let links = CompanyLinks::check(self.crm, p.tenant_id(), input.company_id, input.contact_id, None).await?;
         let mut invoice = Invoice {
             meta: self.crm.new_meta(p.tenant_id()),
             number: None,
@@ -281,6 +292,7 @@ impl Invoices<'_> {
         };
         invoice.set_lines(&input.lines);
         let mut tx = self.crm.tx(p);
+        links.guard(&mut tx);
         tx.insert(&invoice)?;
         tx.commit().await?;
         Ok(invoice)
@@ -295,9 +307,10 @@ impl Invoices<'_> {
     pub async fn list(&self, p: &Principal, filter: &InvoiceFilter, page: &PageRequest) -> Result<Page<Invoice>> {
         let open = [InvoiceStatus::Issued, InvoiceStatus::PartiallyPaid];
         let statuses: &[InvoiceStatus] = if filter.overdue { &open } else { &filter.statuses };
+        let due_before = if filter.overdue { Some(self.crm.today(p.tenant_id()).await?) } else { None };
         let filters = Filters::default()
             .any_of("status", statuses)
-            .range("due_date", None, filter.overdue.then(|| self.crm.today()))
+            .range("due_date", None, due_before)
             .eq("company_id", filter.company_id)
             .eq("owner_id", filter.owner_id)
             .range("issue_date", filter.issued_from, filter.issued_to)
@@ -310,6 +323,9 @@ impl Invoices<'_> {
     pub async fn update(&self, p: &Principal, id: Id<Invoice>, patch: InvoicePatch) -> Result<Invoice> {
         let before = self.crm.load_for(p, id, Action::Update, patch.version).await?;
         before.require_draft("changed")?;
+        if patch.lines.is_some() {
+            before.refuse_if_from_quote("lines", "cannot change")?;
+        }
         let mut v = Validator::new();
         if let Some(lines) = &patch.lines {
             validate_lines(&mut v, lines);
@@ -321,12 +337,15 @@ impl Invoices<'_> {
             v.text("notes", notes, 5000);
         }
         v.finish()?;
+        let new_contact = patch.contact_id.flatten();
+        let links = CompanyLinks::check(self.crm, p.tenant_id(), before.company_id, new_contact, None).await?;
         let mut after = before.clone();
         if let Some(lines) = &patch.lines {
             after.set_lines(lines);
         }
         apply_patch!(patch => after { contact_id, payment_terms_days, notes });
         let mut tx = self.crm.tx(p);
+        links.guard(&mut tx);
         tx.update(&before, &mut after)?;
         tx.commit().await?;
         Ok(after)
@@ -339,7 +358,7 @@ impl Invoices<'_> {
         retry_on_conflict(&[EntityKind::Tenant], || async {
             let before = self.crm.load_for(p, id, Action::Update, version).await?;
             before.require_draft("issued")?;
-            let today = self.crm.today();
+            let today = self.crm.today(p.tenant_id()).await?;
             let key = format!("invoice:{}", today.year());
             let last = self.crm.storage.counter(p.tenant_id(), &key).await?;
             let next = last + 1;
@@ -374,6 +393,7 @@ impl Invoices<'_> {
     pub async fn delete(&self, p: &Principal, id: Id<Invoice>, version: Option<u64>) -> Result<()> {
         let invoice = self.crm.load_for(p, id, Action::Delete, version).await?;
         invoice.require_draft("deleted")?;
+        invoice.refuse_if_from_quote("quote_id", "cannot be deleted, only cancelled")?;
         let mut tx = self.crm.tx(p);
         tx.delete(&invoice)?;
         tx.commit().await

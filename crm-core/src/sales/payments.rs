@@ -153,6 +153,15 @@ impl Crm {
     }
 }
 
+/// A payment is dated on a day the invoice existed as issued, and not after today
+/// (the tenant's): a date outside that range is a typing error, not a payment.
+fn validate_paid_on(v: &mut Validator, paid_on: NaiveDate, invoice: &Invoice, today: NaiveDate) {
+    v.check(paid_on <= today, "paid_on", format!("must not be after today ({today})"));
+    if let Some(issued) = invoice.issue_date {
+        v.check(paid_on >= issued, "paid_on", format!("must not be before the invoice's issue date ({issued})"));
+    }
+}
+
 impl Payments<'_> {
     /// Records a payment and settles its invoice in one atomic write, for a principal
     /// that may update that invoice; emits
@@ -176,6 +185,9 @@ impl Payments<'_> {
                 format!("exceeds the balance due of {} {}", before.balance_due, before.currency),
             );
             v.opt_text("reference", input.reference.as_deref(), 200);
+            let today = self.crm.today(p.tenant_id()).await?;
+            let paid_on = input.paid_on.unwrap_or(today);
+            validate_paid_on(&mut v, paid_on, &before, today);
             v.finish()?;
             let payment = Payment {
                 meta: self.crm.new_meta(p.tenant_id()),
@@ -184,7 +196,7 @@ impl Payments<'_> {
                 amount: input.amount,
                 currency: before.currency,
                 method: input.method,
-                paid_on: input.paid_on.unwrap_or_else(|| self.crm.today()),
+                paid_on,
                 reference: input.reference.clone(),
                 status: PaymentStatus::Completed,
                 recorded_by: p.user_id(),

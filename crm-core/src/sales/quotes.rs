@@ -12,6 +12,7 @@ use crate::{
     customers::companies::Company,
     customers::contacts::Contact,
     customers::deals::Deal,
+    customers::links::CompanyLinks,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
     fields::indexed_fields,
@@ -183,13 +184,19 @@ impl Crm {
 }
 
 impl Quotes<'_> {
-    fn validate(&self, lines: Option<&[LineInput]>, valid_until: Option<NaiveDate>, notes: Option<&str>) -> Result<()> {
+    async fn validate(
+        &self,
+        p: &Principal,
+        lines: Option<&[LineInput]>,
+        valid_until: Option<NaiveDate>,
+        notes: Option<&str>,
+    ) -> Result<()> {
         let mut v = Validator::new();
         if let Some(lines) = lines {
             validate_lines(&mut v, lines);
         }
         if let Some(date) = valid_until {
-            v.check(date >= self.crm.today(), "valid_until", "must be today or later");
+            v.check(date >= self.crm.today(p.tenant_id()).await?, "valid_until", "must be today or later");
         }
         v.opt_text("notes", notes, 5000);
         v.finish()
@@ -198,7 +205,9 @@ impl Quotes<'_> {
     /// Creates a draft quote.
     pub async fn create(&self, p: &Principal, input: NewQuote) -> Result<Quote> {
         self.crm.authorize(p, Resource::Quotes, Action::Create)?;
-        self.validate(Some(&input.lines), Some(input.valid_until), input.notes.as_deref())?;
+        self.validate(p, Some(&input.lines), Some(input.valid_until), input.notes.as_deref()).await?;
+        let links =
+            CompanyLinks::check(self.crm, p.tenant_id(), input.company_id, input.contact_id, input.deal_id).await?;
         let (lines, totals) = price_lines(input.currency, &input.lines);
         let quote = Quote {
             meta: self.crm.new_meta(p.tenant_id()),
@@ -217,6 +226,7 @@ impl Quotes<'_> {
             invoice_id: None,
         };
         let mut tx = self.crm.tx(p);
+        links.guard(&mut tx);
         tx.insert(&quote)?;
         tx.commit().await?;
         Ok(quote)
@@ -249,13 +259,16 @@ impl Quotes<'_> {
             ));
         }
         let notes = patch.notes.as_ref().and_then(Option::as_deref);
-        self.validate(patch.lines.as_deref(), patch.valid_until, notes)?;
+        self.validate(p, patch.lines.as_deref(), patch.valid_until, notes).await?;
+        let new_contact = patch.contact_id.flatten();
+        let links = CompanyLinks::check(self.crm, p.tenant_id(), before.company_id, new_contact, None).await?;
         let mut after = before.clone();
         if let Some(lines) = &patch.lines {
             (after.lines, after.totals) = price_lines(after.currency, lines);
         }
         apply_patch!(patch => after { contact_id, valid_until, notes });
         let mut tx = self.crm.tx(p);
+        links.guard(&mut tx);
         tx.update(&before, &mut after)?;
         tx.commit().await?;
         Ok(after)
@@ -297,7 +310,7 @@ impl Quotes<'_> {
         let before = self.crm.load_for(p, id, Action::Update, version).await?;
         let mut after = before.clone();
         after.status = before.status.transition(QuoteStatus::Accepted)?;
-        if before.valid_until < self.crm.today() {
+        if before.valid_until < self.crm.today(p.tenant_id()).await? {
             return Err(CrmError::invalid("valid_until", format!("the quote expired on {}", before.valid_until)));
         }
         self.crm.authorize(p, Resource::Invoices, Action::Create)?;

@@ -72,6 +72,7 @@ entity_kinds! {
     ApiKey => "api_key",
     AuditLog => "audit_log",
     Session => "session",
+    TenantSettings => "tenant_settings",
 }
 
 impl fmt::Display for EntityKind {

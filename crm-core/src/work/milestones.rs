@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     access::users::User,
     authz::{Action, Principal, Resource},
-    crm::{Crm, PageRequest},
+    crm::{Crm, PageRequest, retry_on_conflict},
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
     fields::indexed_fields,
@@ -94,20 +94,28 @@ impl Milestones<'_> {
     ) -> Result<Milestone> {
         self.crm.authorize(p, Resource::Milestones, Action::Create)?;
         Validator::new().text("name", &name, 200).finish()?;
-        let project = self.crm.read(p, project_id).await?;
-        let milestone = Milestone {
-            meta: self.crm.new_meta(p.tenant_id()),
-            project_id,
-            name,
-            due_date,
-            status: MilestoneStatus::Pending,
-            owner_id: p.user_id(),
-        };
-        let mut tx = self.crm.tx(p);
-        tx.check(&project);
-        tx.insert(&milestone)?;
-        tx.commit().await?;
-        Ok(milestone)
+        // Retried when a concurrent addition or close moved the project's work counter.
+        retry_on_conflict(&[EntityKind::Tenant], || async {
+            let project = self.crm.read(p, project_id).await?;
+            project.require_open()?;
+            let milestone = Milestone {
+                meta: self.crm.new_meta(p.tenant_id()),
+                project_id,
+                name: name.clone(),
+                due_date,
+                status: MilestoneStatus::Pending,
+                owner_id: p.user_id(),
+            };
+            let key = project.work_counter();
+            let last = self.crm.storage.counter(p.tenant_id(), &key).await?;
+            let mut tx = self.crm.tx(p);
+            tx.counter(key, last, last + 1);
+            tx.check(&project);
+            tx.insert(&milestone)?;
+            tx.commit().await?;
+            Ok(milestone)
+        })
+        .await
     }
 
     /// One milestone.

@@ -3,7 +3,6 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::{
     access::users::User,
@@ -11,12 +10,13 @@ use crate::{
     crm::{Crm, Filters, PageRequest, apply_patch},
     customers::companies::Company,
     customers::deals::Deal,
+    customers::links::CompanyLinks,
     entity::{Entity, entity_meta, reference},
-    error::{Result, Validator},
+    error::{CrmError, Result, Validator},
     fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
-    state::{StateMachine, status_enum},
+    state::status_enum,
     storage::{EntityKind, Page, Reference},
 };
 
@@ -33,6 +33,13 @@ status_enum! {
         Completed = "completed" => [],
         /// Abandoned. Final.
         Cancelled = "cancelled" => [],
+    }
+}
+
+impl ProjectStatus {
+    /// Completed or cancelled: no work is added to the project any more.
+    pub const fn is_closed(self) -> bool {
+        matches!(self, Self::Completed | Self::Cancelled)
     }
 }
 
@@ -64,6 +71,24 @@ pub struct Project {
 }
 
 impl Project {
+    /// Refuses new work (tasks, milestones) in a closed project, naming `project_id`.
+    pub(crate) fn require_open(&self) -> Result<()> {
+        if self.status.is_closed() {
+            return Err(CrmError::invalid(
+                "project_id",
+                format!("the project is {}: no work can be added", self.status),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The counter that every addition of work (a task, a milestone) and every close
+    /// advances in its commit: a close and an addition racing each other cannot both
+    /// commit, so a close never misses work added after it looked.
+    pub(crate) fn work_counter(&self) -> String {
+        format!("project_work:{}", self.meta.id)
+    }
+
     fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
         v.text("name", &self.name, 200);
@@ -134,7 +159,7 @@ pub struct NewProject {
     pub manager_id: Option<Id<User>>,
 }
 
-/// Changes to a project (status through [`Projects::set_status`]).
+/// Changes to a project (status through [`Projects::change_status`]).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
@@ -202,7 +227,9 @@ impl Projects<'_> {
             manager_id: input.manager_id.unwrap_or(p.user_id()),
         };
         project.validate()?;
+        let links = CompanyLinks::check(self.crm, p.tenant_id(), project.company_id, None, project.deal_id).await?;
         let mut tx = self.crm.tx(p);
+        links.guard(&mut tx);
         tx.insert(&project)?;
         tx.notify_assigned(project.manager_id.uuid(), &project, format!("Project assigned to you: {}", project.name))?;
         tx.commit().await?;
@@ -235,24 +262,6 @@ impl Projects<'_> {
         if after.manager_id != before.manager_id {
             tx.notify_assigned(after.manager_id.uuid(), &after, format!("Project assigned to you: {}", after.name))?;
         }
-        tx.commit().await?;
-        Ok(after)
-    }
-
-    /// Moves a project along its life cycle.
-    pub async fn set_status(
-        &self,
-        p: &Principal,
-        id: Id<Project>,
-        status: ProjectStatus,
-        version: Option<u64>,
-    ) -> Result<Project> {
-        let before = self.crm.load_for(p, id, Action::Update, version).await?;
-        let mut after = before.clone();
-        after.status = before.status.transition(status)?;
-        let mut tx = self.crm.tx(p);
-        tx.update_as("status_changed", &before, &mut after)?;
-        tx.event("status_changed", &after, json!({ "from": before.status, "to": after.status }));
         tx.commit().await?;
         Ok(after)
     }

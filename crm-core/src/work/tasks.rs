@@ -7,7 +7,7 @@ use serde_json::json;
 use crate::{
     access::users::User,
     authz::{Access, Action, Principal, Resource},
-    crm::{Crm, Filters, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
@@ -204,36 +204,44 @@ impl Tasks<'_> {
         let mut v = Validator::new();
         v.text("title", &input.title, 200).opt_text("description", input.description.as_deref(), 10_000);
         v.finish()?;
-        let project = self.crm.read(p, input.project_id).await?;
-        let mut tx = self.crm.tx(p);
-        if let Some(milestone_id) = input.milestone_id {
-            let milestone = self.crm.read(p, milestone_id).await?;
-            if milestone.project_id != input.project_id {
-                return Err(CrmError::invalid("milestone_id", "belongs to another project"));
+        // Retried when a concurrent addition or close moved the project's work counter.
+        retry_on_conflict(&[EntityKind::Tenant], || async {
+            let project = self.crm.read(p, input.project_id).await?;
+            project.require_open()?;
+            let mut tx = self.crm.tx(p);
+            if let Some(milestone_id) = input.milestone_id {
+                let milestone = self.crm.read(p, milestone_id).await?;
+                if milestone.project_id != input.project_id {
+                    return Err(CrmError::invalid("milestone_id", "belongs to another project"));
+                }
+                tx.check(&milestone);
             }
-            tx.check(&milestone);
-        }
-        tx.check(&project);
-        let task = Task {
-            meta: self.crm.new_meta(p.tenant_id()),
-            project_id: input.project_id,
-            company_id: project.company_id,
-            milestone_id: input.milestone_id,
-            title: input.title,
-            description: input.description,
-            assignee_id: input.assignee_id,
-            created_by: p.user_id(),
-            status: TaskStatus::Todo,
-            priority: input.priority.unwrap_or(TaskPriority::Medium),
-            due_date: input.due_date,
-            completed_at: None,
-        };
-        tx.insert(&task)?;
-        if let Some(assignee) = task.assignee_id {
-            tx.notify_assigned(assignee.uuid(), &task, format!("Task assigned to you: {}", task.title))?;
-        }
-        tx.commit().await?;
-        Ok(task)
+            let key = project.work_counter();
+            let last = self.crm.storage.counter(p.tenant_id(), &key).await?;
+            tx.counter(key, last, last + 1);
+            tx.check(&project);
+            let task = Task {
+                meta: self.crm.new_meta(p.tenant_id()),
+                project_id: input.project_id,
+                company_id: project.company_id,
+                milestone_id: input.milestone_id,
+                title: input.title.clone(),
+                description: input.description.clone(),
+                assignee_id: input.assignee_id,
+                created_by: p.user_id(),
+                status: TaskStatus::Todo,
+                priority: input.priority.unwrap_or(TaskPriority::Medium),
+                due_date: input.due_date,
+                completed_at: None,
+            };
+            tx.insert(&task)?;
+            if let Some(assignee) = task.assignee_id {
+                tx.notify_assigned(assignee.uuid(), &task, format!("Task assigned to you: {}", task.title))?;
+            }
+            tx.commit().await?;
+            Ok(task)
+        })
+        .await
     }
 
     /// One task.

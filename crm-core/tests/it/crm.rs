@@ -344,7 +344,13 @@ async fn deal_stages_set_probability_and_close_for_good() {
     let d = w
         .crm
         .deals()
-        .create(&w.user, NewDeal { expected_close_date: Some(w.crm.today() + Duration::days(30)), ..deal("Big") })
+        .create(
+            &w.user,
+            NewDeal {
+                expected_close_date: Some(w.crm.today(w.admin.tenant_id()).await.unwrap() + Duration::days(30)),
+                ..deal("Big")
+            },
+        )
         .await
         .unwrap();
     assert_eq!((d.stage, d.probability, d.weighted_amount()), (DealStage::Prospecting, 10, dec!(100.00)));

@@ -6,6 +6,7 @@
 mod api_keys;
 mod authz;
 mod catalog;
+mod consistency;
 mod crm;
 mod fields;
 mod input;
@@ -19,7 +20,9 @@ mod session_management;
 mod session_store_suite;
 mod sessions;
 mod sign_in;
+mod state_guards;
 mod support;
+mod time_zones;
 mod conformance_memory {
     use std::sync::Arc;
 

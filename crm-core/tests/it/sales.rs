@@ -52,7 +52,7 @@ async fn quotes_follow_their_state_machine_and_expire() {
         owner_id: None,
         currency: Currency::EUR,
         lines: vec![LineInput::new("Widget", dec!(3), dec!(0.125))],
-        valid_until: w.crm.today() + Duration::days(7),
+        valid_until: w.crm.today(w.admin.tenant_id()).await.unwrap() + Duration::days(7),
         notes: None,
     };
     let quote = w.crm.quotes().create(&w.user, new_quote.clone()).await.unwrap();
@@ -127,7 +127,7 @@ async fn overdue_invoices_are_derived_from_the_due_date() {
     w.clock.set(w.crm.now() + Duration::days(11));
     let listed = w.crm.invoices().list(&w.admin, &overdue, &PageRequest::default()).await.unwrap();
     assert_eq!(listed.items.iter().map(|i| i.id()).collect::<Vec<_>>(), vec![invoice.id()]);
-    assert!(listed.items[0].is_overdue(w.crm.today()));
+    assert!(listed.items[0].is_overdue(w.crm.today(w.admin.tenant_id()).await.unwrap()));
 }
 
 #[tokio::test]

@@ -14,6 +14,7 @@ mod reports;
 mod resources;
 pub(crate) mod results;
 pub(crate) mod schema;
+mod settings;
 mod system;
 
 use poem_openapi::{OpenApi, OpenApiService, Tags};
@@ -63,6 +64,8 @@ pub(crate) enum ApiTags {
     AuditLogs,
     /// Reports.
     Reports,
+    /// The tenant's settings.
+    Settings,
 }
 
 /// The API's version, as served by `GET /api/v1` and in the spec.
@@ -106,6 +109,7 @@ fn operations() -> impl OpenApi {
         resources::ApiKeysApi,
         Filtered(resources::AuditLogsApi),
         reports::ReportsApi,
+        settings::SettingsApi,
     )
 }
 

@@ -22,6 +22,7 @@ use crm_core::{
     sales::products::{NewProduct, Product, ProductCategory, ProductFilter, ProductPatch},
     sales::quotes::{NewQuote, Quote, QuoteFilter, QuotePatch},
     work::{
+        closing::ProjectStatusChange,
         milestones::{Milestone, MilestoneStatus},
         progress::ProjectProgress,
         projects::{NewProject, Project, ProjectFilter, ProjectPatch, ProjectStatus},
@@ -213,6 +214,7 @@ resource! {
     delete "deleteQuote";
     action send "/:id/send" "sendQuote" "Sends a draft quote.";
     action reject "/:id/reject" "rejectQuote" "Records the customer's refusal.";
+    action expire "/:id/expire" "expireQuote" "Marks a sent quote as lapsed.";
     extra {
         /// Accepts a sent quote: it becomes an invoice draft, returned with it.
         #[oai(path = "/:id/accept", method = "post", operation_id = "acceptQuote")]
@@ -266,6 +268,20 @@ resource! {
     action deliver "/:id/deliver" "deliverDeliveryNote" "Records the delivery.";
 }
 
+/// A project's new status, and whether to close its open work with it.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct ProjectsStatusBody {
+    /// The new status.
+    status: ProjectStatus,
+    /// When completing or cancelling: also close open tasks (as done) and milestones
+    /// (as completed). Without it, open work refuses the change (422).
+    #[serde(default)]
+    close_open_work: bool,
+    /// The version read (or send `If-Match`).
+    version: Option<u64>,
+}
+
 resource! {
     /// Projects.
     ProjectsApi at "/projects", tag "ApiTags::Projects", service projects, record Project;
@@ -274,9 +290,30 @@ resource! {
     create "createProject": create(NewProject);
     update "updateProject"(ProjectPatch);
     delete "deleteProject";
-    set set_status "/:id/status" "setProjectStatus" "Changes a project's status: `{\"status\": \"active\"}`.",
-        ProjectsStatusBody { status: ProjectStatus };
     extra {
+        /// Changes a project's status: `{"status": "completed"}`. Completing or
+        /// cancelling a project with open tasks or milestones needs
+        /// `"close_open_work": true`, which closes them in the same commit.
+        #[oai(path = "/:id/status", method = "post", operation_id = "setProjectStatus")]
+        async fn set_status(
+            &self,
+            ctx: Ctx<'_>,
+            auth: Auth,
+            id: Path<Uuid>,
+            /// The `ETag` of the version read.
+            #[oai(name = "If-Match")]
+            if_match: Header<Option<String>>,
+            body: Json<Body<ProjectsStatusBody>>,
+        ) -> Result<One<Project>, ApiError> {
+            let caller = auth.into_caller();
+            crate::api::resource::may::<Project>(&caller, crm_core::authz::Action::Update)?;
+            let input: ProjectsStatusBody = body.0.decode_patch(if_match.0.as_deref())?;
+            let change = ProjectStatusChange { status: input.status, close_open_work: input.close_open_work };
+            let changed = ctx.crm.projects().change_status(&caller.principal, id.0.into(), change, input.version).await?;
+            output::one(&changed)
+        }
+
+
         /// A project's task counts and progress.
         #[oai(path = "/:id/progress", method = "get", operation_id = "getProjectProgress")]
         async fn progress(

@@ -17,6 +17,7 @@ mod openapi;
 mod rate_limiter_suite;
 mod resources;
 mod responsiveness;
+mod rules;
 mod sessions;
 mod sign_in;
 mod support;
