@@ -1,7 +1,7 @@
 //! The whole HTTP application: routes, the OpenAPI spec and docs, health checks, and
 //! the middleware stack around them.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use poem::{
     Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler,
@@ -40,16 +40,22 @@ fn health() -> Response {
     poem::web::Json(json!({ "success": true, "data": { "status": "ok" } })).into_response()
 }
 
-/// Readiness: the storage answers.
+/// How long readiness waits for the storage's answer. Its own bound, shorter than any
+/// pool's wait for a connection: a load balancer asks often and must hear "not ready"
+/// within its own probe timeout (commonly 1 s) while the storage is down.
+pub const READY_PING_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Readiness: the storage answers within [`READY_PING_TIMEOUT`].
 #[handler]
 async fn ready(ctx: Data<&Arc<AppCtx>>) -> Response {
-    match ctx.crm.storage().ping().await {
-        Ok(()) => poem::web::Json(json!({
+    match tokio::time::timeout(READY_PING_TIMEOUT, ctx.crm.storage().ping()).await {
+        Ok(Ok(())) => poem::web::Json(json!({
             "success": true,
             "data": { "status": "ready", "storage": ctx.crm.storage().name() }
         }))
         .into_response(),
-        Err(e) => ApiError::from(crm_core::CrmError::from(e)).into_response(),
+        Ok(Err(e)) => ApiError::from(crm_core::CrmError::from(e)).into_response(),
+        Err(_) => ApiError::from(crm_core::CrmError::Unavailable("readiness ping timed out".into())).into_response(),
     }
 }
 
@@ -114,5 +120,5 @@ pub fn retry_after(resp: &Response) -> Option<u64> {
 
 /// Whether a status is one the API documents for errors.
 pub fn is_documented_error(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503)
+    matches!(status.as_u16(), 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 428 | 429 | 500 | 503)
 }

@@ -13,6 +13,7 @@ use crate::{
     AppCtx, AppOptions,
     auth::{MIN_SECRET_LEN, TokenKeys},
     config::{Config, SameSiteNoneWithoutSecure},
+    input::Versions,
     limits::Limits,
     offload::BlockingPool,
     storage_url::{StorageUrlError, is_persistent, open_storage},
@@ -168,7 +169,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let cookies = config.cookie_policy()?;
     let persistent = is_persistent(&config.storage);
     let tokens = TokenKeys::new(&jwt_secret(&config, persistent)?, &config.jwt_issuer)?;
-    let storage = open_storage(&config.storage).await?;
+    let storage = open_storage(&config.storage, config.storage_timeout).await?;
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
     let crm = Crm::builder(storage).offload(Arc::new(offload)).build();
@@ -179,6 +180,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         limits: Limits::in_memory(config.rate_limit_ip, config.rate_limit_user, config.login_attempts),
         cookies,
         default_tenant: Some(tenant),
+        versions: if config.require_if_match { Versions::Required } else { Versions::Optional },
     });
     let options = AppOptions { cors_origins: config.cors_origins.clone(), body_limit: config.body_limit };
     let crm = ctx.crm.clone();

@@ -148,7 +148,7 @@ macro_rules! resource {
                 ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
                     let caller = auth.into_caller();
                     $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Update)?;
-                    let patch: $patch = body.0.decode_patch(if_match.0.as_deref())?;
+                    let patch: $patch = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
                     let updated = ctx.crm.$service().update(&caller.principal, id.0.into(), patch).await?;
                     $crate::output::one(&updated)
                 }
@@ -167,7 +167,7 @@ macro_rules! resource {
                     if_match: poem_openapi::param::Header<Option<String>>,
                 ) -> Result<$crate::output::Done<$crate::api::results::Deleted>, $crate::error::BodilessError> {
                     let caller = auth.into_caller();
-                    let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
+                    let version = $crate::input::required_version(if_match.0.as_deref(), ctx.versions)?;
                     ctx.crm.$service().delete(&caller.principal, id.0.into(), version).await?;
                     Ok($crate::output::done(&$crate::api::results::Deleted::new(id.0))?)
                 }
@@ -186,7 +186,7 @@ macro_rules! resource {
                     if_match: poem_openapi::param::Header<Option<String>>,
                 ) -> Result<$crate::output::One<$record>, $crate::error::BodilessError> {
                     let caller = auth.into_caller();
-                    let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
+                    let version = $crate::input::required_version(if_match.0.as_deref(), ctx.versions)?;
                     let changed = ctx.crm.$service().$action(&caller.principal, id.0.into(), version).await?;
                     Ok($crate::output::one(&changed)?)
                 }
@@ -207,7 +207,7 @@ macro_rules! resource {
                 ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
                     let caller = auth.into_caller();
                     $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Update)?;
-                    let input: $body = body.0.decode_patch(if_match.0.as_deref())?;
+                    let input: $body = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
                     let changed =
                         ctx.crm.$service().$set(&caller.principal, id.0.into(), input.$field, input.version).await?;
                     $crate::output::one(&changed)

@@ -117,7 +117,7 @@ resource! {
             body: Json<Body<ConvertLead>>,
         ) -> Result<Done<ConvertedLead>, ApiError> {
             let caller = auth.into_caller();
-            let input = body.0.decode_patch(if_match.0.as_deref())?;
+            let input = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
             let done = ctx.crm.leads().convert(&caller.principal, id.0.into(), input).await?;
             output::done(&ConvertedLead {
                 lead: Shown::of(&done.lead)?,
@@ -164,7 +164,7 @@ resource! {
             body: Json<Body<StageChange>>,
         ) -> Result<One<Deal>, ApiError> {
             let caller = auth.into_caller();
-            let input = body.0.decode_patch(if_match.0.as_deref())?;
+            let input = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
             let deal = ctx
                 .crm
                 .deals()
@@ -199,7 +199,7 @@ resource! {
             if_match: Header<Option<String>>,
         ) -> Result<Done<AcceptedQuote>, BodilessError> {
             let caller = auth.into_caller();
-            let version = input::version_from_if_match(if_match.0.as_deref())?;
+            let version = input::required_version(if_match.0.as_deref(), ctx.versions)?;
             let (quote, invoice) = ctx.crm.quotes().accept(&caller.principal, id.0.into(), version).await?;
             Ok(output::done(&AcceptedQuote { quote: Shown::of(&quote)?, invoice: Shown::of(&invoice)? })?)
         }

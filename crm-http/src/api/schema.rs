@@ -41,8 +41,8 @@ impl<T: DeserializeOwned> Body<T> {
     }
 
     /// Reads a patch body, its `version` from `If-Match` when the header is sent.
-    pub(crate) fn decode_patch(self, if_match: Option<&str>) -> Result<T, ApiError> {
-        input::decode_patch(self.json, if_match)
+    pub(crate) fn decode_patch(self, if_match: Option<&str>, versions: input::Versions) -> Result<T, ApiError> {
+        input::decode_patch(self.json, if_match, versions)
     }
 }
 

@@ -14,6 +14,7 @@ mod endpoints;
 mod errors;
 mod matrix;
 mod openapi;
+mod outage;
 mod rate_limiter_suite;
 mod resources;
 mod support;
