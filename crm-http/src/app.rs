@@ -34,6 +34,12 @@ impl Default for AppOptions {
     }
 }
 
+/// The API's OpenAPI document.
+#[handler]
+fn spec_document() -> Response {
+    Response::builder().content_type("application/json").body(api::document())
+}
+
 /// Liveness: the process answers.
 #[handler]
 fn health() -> Response {
@@ -63,8 +69,10 @@ async fn ready(ctx: Data<&Arc<AppCtx>>) -> Response {
 pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = Response> + use<> {
     let api = api::service();
     let allow = allow_on_405(&api.spec());
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let spec = get(spec_document);
+    // Swagger UI embeds the document it shows: the completed one, not poem-openapi's.
+    let docs_html = api.swagger_ui_html().replace(&api.spec(), api::document());
+    let docs = get(poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone())));
     // Credentials are allowed for the listed origins only: poem's `Cors` without any
     // origin echoes every `Origin` back, so with none listed it is not installed at all.
     let origins: Vec<&str> = options.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect();

@@ -247,23 +247,50 @@ pub(crate) trait Listing {
     const FIELDS: &'static [crm_core::fields::Field];
 }
 
+/// The schema of a filter parameter: the field's own type where the parameter takes one
+/// value of it (`company_id` a UUID, `created_from` an instant), a boolean for "passed"
+/// filters, text for comma-separated lists.
+fn filter_schema(fields: &[crm_core::fields::Field], param: &str) -> poem_openapi::registry::MetaSchemaRef {
+    use crm_core::fields::{FieldType, FilterOn};
+    use poem_openapi::{registry::MetaSchema, types::Type};
+    let typed = fields.iter().find_map(|f| {
+        f.filters.iter().flatten().find_map(|how| match *how {
+            FilterOn::Eq if f.name == param => Some(Some(f.ty)),
+            FilterOn::Range(from, to) if from == param || to == param => Some(Some(f.ty)),
+            FilterOn::AtLeast(p) if p == param => Some(Some(f.ty)),
+            FilterOn::Passed(p) if p == param => Some(Some(FieldType::Bool)),
+            FilterOn::AnyOf(p) if p == param => Some(None),
+            _ => None,
+        })
+    });
+    match typed.flatten() {
+        Some(FieldType::Uuid) => uuid::Uuid::schema_ref(),
+        Some(FieldType::Bool) => bool::schema_ref(),
+        Some(FieldType::Int) => i64::schema_ref(),
+        Some(FieldType::Date) => chrono::NaiveDate::schema_ref(),
+        Some(FieldType::Timestamp) => chrono::DateTime::<chrono::Utc>::schema_ref(),
+        Some(FieldType::Decimal) => poem_openapi::registry::MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some(crm_core::money::DECIMAL_TEXT_PATTERN.to_owned()),
+            ..MetaSchema::new("string")
+        })),
+        Some(FieldType::Text) | None => String::schema_ref(),
+    }
+}
+
 /// A resource API whose listing documents its filters as query parameters, derived
 /// from the record's field declarations (name, type and what the filter does).
 pub(crate) struct Filtered<A>(pub(crate) A);
 
 impl<A: poem_openapi::OpenApi + Listing> poem_openapi::OpenApi for Filtered<A> {
     fn meta() -> Vec<poem_openapi::registry::MetaApi> {
-        use poem_openapi::{
-            registry::{MetaOperationParam, MetaParamIn},
-            types::Type,
-        };
+        use poem_openapi::registry::{MetaOperationParam, MetaParamIn};
         let mut apis = A::meta();
         let operations = apis.iter_mut().flat_map(|a| a.paths.iter_mut()).flat_map(|p| p.operations.iter_mut());
         for operation in operations.filter(|o| o.operation_id == Some(A::LIST_OPERATION)) {
             let params = crm_core::fields::filter_params(A::FIELDS);
             operation.params.extend(params.into_iter().map(|(name, description)| MetaOperationParam {
                 name: name.to_owned(),
-                schema: String::schema_ref(),
+                schema: filter_schema(A::FIELDS, name),
                 in_type: MetaParamIn::Query,
                 description: Some(description),
                 required: false,
