@@ -62,5 +62,6 @@ pub fn fields_of(kind: EntityKind) -> &'static [Field] {
         EntityKind::ApiKey => ApiKey::FIELDS,
         EntityKind::AuditLog => AuditLog::FIELDS,
         EntityKind::Session => Session::FIELDS,
+        EntityKind::IdempotencyKey => crate::idempotency::IdempotencyRecord::FIELDS,
     }
 }

@@ -16,6 +16,7 @@ use crate::{
     context::AppCtx,
     edge::{AllowOn405, BodyLimit, Edge, PanicToEnvelope},
     error::ApiError,
+    idempotency::Idempotent,
 };
 
 /// How the application is put together (everything else is in [`AppCtx`]).
@@ -79,11 +80,12 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
     let mut cors = Cors::new()
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers(["content-type", "authorization", "x-api-key", "if-match", "x-request-id"])
+        .allow_headers(["content-type", "authorization", "x-api-key", "if-match", "x-request-id", "idempotency-key"])
         .expose_headers([
             "etag",
             "x-request-id",
             "retry-after",
+            "idempotency-replayed",
             "ratelimit-limit",
             "ratelimit-remaining",
             "ratelimit-reset",
@@ -100,6 +102,7 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         .nest("/api/v1", api)
         .with(allow)
         .with_if(!origins.is_empty(), cors)
+        .with(Idempotent)
         .with(BodyLimit::new(options.body_limit))
         .with(CookieJarManager::new())
         .data(ctx)

@@ -12,6 +12,7 @@ pub mod config;
 pub mod context;
 pub mod edge;
 pub mod error;
+pub mod idempotency;
 pub mod input;
 pub mod limits;
 pub mod offload;

@@ -205,7 +205,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 /// How often expired sessions are deleted.
 const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
-/// Deletes the served tenant's expired sessions now and then, so sign-ins do not pile up.
+/// Expired idempotency keys deleted per round (one commit); more wait for the next.
+const IDEMPOTENCY_PURGE_BATCH: usize = 1000;
+
+/// Deletes the served tenant's expired sessions and idempotency keys now and then, so
+/// sign-ins and retried requests do not pile up.
 async fn purge_sessions(crm: Crm, tenant: TenantId) {
     let mut every = tokio::time::interval(SESSION_PURGE_INTERVAL);
     loop {
@@ -214,6 +218,11 @@ async fn purge_sessions(crm: Crm, tenant: TenantId) {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "purged expired sessions"),
             Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+        match crm.idempotency().purge_expired(tenant, IDEMPOTENCY_PURGE_BATCH).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "purged expired idempotency keys"),
+            Err(e) => tracing::warn!(error = %e, "purging expired idempotency keys failed"),
         }
     }
 }

@@ -79,6 +79,7 @@ const TABLE_NAMES: &[(EntityKind, &str)] = &[
     (EntityKind::ApiKey, "api_keys"),
     (EntityKind::AuditLog, "audit_log"),
     (EntityKind::Session, "sessions"),
+    (EntityKind::IdempotencyKey, "idempotency_keys"),
 ];
 
 /// Every kind's table, its columns from the core's field declarations.

@@ -72,6 +72,7 @@ entity_kinds! {
     ApiKey => "api_key",
     AuditLog => "audit_log",
     Session => "session",
+    IdempotencyKey => "idempotency_key",
 }
 
 impl fmt::Display for EntityKind {

@@ -8,6 +8,7 @@ mod authz;
 mod catalog;
 mod crm;
 mod fields;
+mod idempotency;
 mod input;
 mod invariants;
 mod money;

@@ -34,6 +34,7 @@ fn complete(spec: &mut Value) {
     for operation in operations(spec) {
         bound_parameters(operation);
     }
+    document_idempotency_keys(spec);
     close_request_bodies(spec);
     link_creates(spec);
 }
@@ -58,6 +59,30 @@ fn bound_parameters(operation: &mut Value) {
                 schema.insert("pattern".into(), json!(IF_MATCH_PATTERN));
             }
             _ => {}
+        }
+    }
+}
+
+/// The `Idempotency-Key` header every authenticated `POST` accepts (read by the
+/// middleware in [`crate::idempotency`], before routing, so no operation declares it).
+fn document_idempotency_keys(spec: &mut Value) {
+    let paths = spec.get_mut("paths").and_then(Value::as_object_mut).into_iter().flat_map(|p| p.values_mut());
+    for post in paths.filter_map(|methods| methods.get_mut("post")) {
+        if post.get("security").is_none() {
+            continue;
+        }
+        let key = json!({
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": false,
+            "description": "Makes a retry safe: the first response to this key and request is kept for 24 hours \
+                            and replayed (with `Idempotency-Replayed: true`); the same key with another request \
+                            is 422, and while the first still runs 409.",
+            "schema": { "type": "string", "minLength": 1, "maxLength": crate::idempotency::MAX_KEY_LEN },
+        });
+        match post.get_mut("parameters").and_then(Value::as_array_mut) {
+            Some(parameters) => parameters.push(key),
+            None => post["parameters"] = json!([key]),
         }
     }
 }

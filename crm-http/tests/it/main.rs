@@ -12,6 +12,7 @@ mod composition;
 mod connections;
 mod endpoints;
 mod errors;
+mod idempotency;
 mod matrix;
 mod openapi;
 mod outage;

@@ -729,6 +729,13 @@ fn the_spec_says_what_the_server_enforces() {
                 }
             }
         }
+        if method == "post" && op.get("security").is_some() {
+            *seen.entry("Idempotency-Key").or_default() += 1;
+            let params = op["parameters"].as_array().into_iter().flatten();
+            if !params.clone().any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header") {
+                missing.push(format!("post {path}: the Idempotency-Key header"));
+            }
+        }
         let bodies = op["requestBody"]["content"].as_object().into_iter().flatten();
         for body in bodies.filter(|(media, _)| media.starts_with("application/json")).map(|(_, m)| &m["schema"]) {
             *seen.entry("body").or_default() += 1;
@@ -782,7 +789,7 @@ fn the_spec_says_what_the_server_enforces() {
         missing.push("currency: an enum of the codes the core accepts".into());
     }
     assert!(missing.is_empty(), "the spec leaves out what the server enforces:\n{}", missing.join("\n"));
-    for what in ["uuid", "limit", "If-Match", "body", "links", "names", "money"] {
+    for what in ["uuid", "limit", "If-Match", "body", "links", "names", "money", "Idempotency-Key"] {
         assert!(seen.get(what).is_some_and(|n| *n > 0), "no {what} was checked: {seen:?}");
     }
 }
