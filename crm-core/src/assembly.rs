@@ -64,5 +64,6 @@ pub fn fields_of(kind: EntityKind) -> &'static [Field] {
         EntityKind::AuditLog => AuditLog::FIELDS,
         EntityKind::Session => Session::FIELDS,
         EntityKind::TenantSettings => TenantSettings::FIELDS,
+        EntityKind::IdempotencyKey => crate::idempotency::IdempotencyRecord::FIELDS,
     }
 }

@@ -187,6 +187,14 @@ impl Validator {
         self
     }
 
+    /// The most characters of a person's first or last name (users, contacts, leads);
+    /// the HTTP spec shows the same bound.
+    pub const PERSON_NAME_MAX: usize = 100;
+
+    /// The most characters of a name or title (companies, products, categories,
+    /// tenants); the HTTP spec shows the same bound.
+    pub const NAME_MAX: usize = 200;
+
     /// The maximum length from which a text field counts as long text (notes,
     /// descriptions), where tabs and line breaks are allowed.
     pub const LONG_TEXT: usize = 1000;

@@ -33,6 +33,7 @@ pub mod entity;
 mod error;
 pub mod fields;
 mod id;
+pub mod idempotency;
 mod input;
 mod journal;
 pub mod money;

@@ -48,10 +48,39 @@ impl schemars::JsonSchema for Currency {
         "Currency".into()
     }
     fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        // The codes `Currency::parse` accepts, so a client cannot pick one it refuses.
+        let codes: Vec<&str> = ISO_4217.split(' ').collect();
         schemars::json_schema!({
             "type": "string",
-            "pattern": "^[A-Z]{3}$",
+            "enum": codes,
             "description": "An ISO 4217 currency code such as `EUR`.",
+        })
+    }
+}
+
+/// How an exact decimal travels in JSON: a string of digits with an optional sign and
+/// fraction (`"1234.50"`), never a JSON number (which has been through a float).
+pub const DECIMAL_TEXT_PATTERN: &str = r"^-?[0-9]+(\.[0-9]+)?$";
+
+/// The JSON Schema of a decimal sent as text (amounts, prices, quantities, rates):
+/// schema only, named by `#[schemars(with = …)]` on `Decimal` fields.
+#[cfg(feature = "schema")]
+#[derive(Debug)]
+pub struct DecimalText;
+
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for DecimalText {
+    fn inline_schema() -> bool {
+        true
+    }
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DecimalText".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": DECIMAL_TEXT_PATTERN,
+            "description": "An exact decimal as text, such as `\"1234.50\"`.",
         })
     }
 }

@@ -87,6 +87,7 @@ async fn crm_server(storage: Arc<dyn Storage>, contacts: usize) -> (SocketAddr, 
         limits: Limits::in_memory(u32::MAX, u32::MAX, u32::MAX),
         cookies: CookiePolicy { secure: false, same_site: SameSite::Lax },
         default_tenant: Some(admin.tenant_id()),
+        versions: Default::default(),
     });
     let addr = serve(crm_http::build(ctx, &AppOptions::default())).await;
     (addr, token, ids, admin.user_id().to_string())

@@ -1,7 +1,7 @@
 //! The whole HTTP application: routes, the OpenAPI spec and docs, health checks, and
 //! the middleware stack around them.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use poem::{
     Endpoint, EndpointExt, IntoResponse, Response, Route, get, handler,
@@ -17,6 +17,7 @@ use crate::{
     csrf::{CSRF_HEADER, TrustedOrigins},
     edge::{AllowOn405, BodyLimit, Edge, PanicToEnvelope},
     error::ApiError,
+    idempotency::Idempotent,
     proxies::TrustedProxies,
 };
 
@@ -38,22 +39,34 @@ impl Default for AppOptions {
     }
 }
 
+/// The API's OpenAPI document.
+#[handler]
+fn spec_document() -> Response {
+    Response::builder().content_type("application/json").body(api::document())
+}
+
 /// Liveness: the process answers.
 #[handler]
 fn health() -> Response {
     poem::web::Json(json!({ "success": true, "data": { "status": "ok" } })).into_response()
 }
 
-/// Readiness: the storage answers.
+/// How long readiness waits for the storage's answer. Its own bound, shorter than any
+/// pool's wait for a connection: a load balancer asks often and must hear "not ready"
+/// within its own probe timeout (commonly 1 s) while the storage is down.
+pub const READY_PING_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// Readiness: the storage answers within [`READY_PING_TIMEOUT`].
 #[handler]
 async fn ready(ctx: Data<&Arc<AppCtx>>) -> Response {
-    match ctx.crm.storage().ping().await {
-        Ok(()) => poem::web::Json(json!({
+    match tokio::time::timeout(READY_PING_TIMEOUT, ctx.crm.storage().ping()).await {
+        Ok(Ok(())) => poem::web::Json(json!({
             "success": true,
             "data": { "status": "ready", "storage": ctx.crm.storage().name() }
         }))
         .into_response(),
-        Err(e) => ApiError::from(crm_core::CrmError::from(e)).into_response(),
+        Ok(Err(e)) => ApiError::from(crm_core::CrmError::from(e)).into_response(),
+        Err(_) => ApiError::from(crm_core::CrmError::Unavailable("readiness ping timed out".into())).into_response(),
     }
 }
 
@@ -61,19 +74,30 @@ async fn ready(ctx: Data<&Arc<AppCtx>>) -> Response {
 pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = Response> + use<> {
     let api = api::service();
     let allow = allow_on_405(&api.spec());
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let spec = get(spec_document);
+    // Swagger UI embeds the document it shows: the completed one, not poem-openapi's.
+    let docs_html = api.swagger_ui_html().replace(&api.spec(), api::document());
+    let docs = get(poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone())));
     // Credentials are allowed for the listed origins only: poem's `Cors` without any
     // origin echoes every `Origin` back, so with none listed it is not installed at all.
     let origins: Vec<&str> = options.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect();
     let mut cors = Cors::new()
         .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers(["content-type", "authorization", "x-api-key", "if-match", "x-request-id", CSRF_HEADER])
+        .allow_headers([
+            "content-type",
+            "authorization",
+            "x-api-key",
+            "if-match",
+            "x-request-id",
+            "idempotency-key",
+            CSRF_HEADER,
+        ])
         .expose_headers([
             "etag",
             "x-request-id",
             "retry-after",
+            "idempotency-replayed",
             "ratelimit-limit",
             "ratelimit-remaining",
             "ratelimit-reset",
@@ -91,6 +115,7 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         .nest("/api/v1", api)
         .with(allow)
         .with_if(!origins.is_empty(), cors)
+        .with(Idempotent)
         .with(BodyLimit::new(options.body_limit))
         .with(CookieJarManager::new())
         .data(ctx)
@@ -120,5 +145,5 @@ pub fn retry_after(resp: &Response) -> Option<u64> {
 
 /// Whether a status is one the API documents for errors.
 pub fn is_documented_error(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 429 | 500 | 503)
+    matches!(status.as_u16(), 400 | 401 | 403 | 404 | 405 | 409 | 413 | 415 | 422 | 428 | 429 | 500 | 503)
 }

@@ -204,6 +204,10 @@ impl<'a> ApiExtractor<'a> for Auth {
         body: &mut poem::RequestBody,
         param_opts: ExtractParamOptions<Self::ParamType>,
     ) -> poem::Result<Self> {
+        // Already authenticated by the idempotency middleware: once per request.
+        if let Some(caller) = request.extensions().get::<Caller>() {
+            return Ok(Self(caller.clone()));
+        }
         let ctx = request
             .data::<std::sync::Arc<crate::AppCtx>>()
             .ok_or_else(|| ApiError::internal(&"the application context is not installed"))?;
@@ -246,6 +250,25 @@ pub enum Credential<'a> {
 }
 
 impl Auth {
+    /// Authenticates `request` as an operation would (for middleware, before routing).
+    pub async fn authenticate(request: &mut poem::Request) -> poem::Result<Self> {
+        // The credential extractors expect the query an operation would have parsed;
+        // none of them reads it.
+        if request.extensions().get::<poem_openapi::__private::UrlQuery>().is_none() {
+            request.extensions_mut().insert(poem_openapi::__private::UrlQuery(Vec::new()));
+        }
+        let request = &*request;
+        let options = ExtractParamOptions {
+            name: "",
+            ignore_case: false,
+            default_value: None,
+            example_value: None,
+            explode: true,
+            style: None,
+        };
+        <Self as ApiExtractor<'_>>::from_request(request, &mut poem::RequestBody::default(), options).await
+    }
+
     /// The authenticated caller.
     pub fn into_caller(self) -> Caller {
         self.0

@@ -1,6 +1,6 @@
 //! `crm-server`'s configuration: flags, each also readable from the environment.
 
-use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf};
+use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
 
 use clap::{Parser, ValueEnum};
 use crm_core::rate_limit::sign_in::SignInPolicy;
@@ -41,6 +41,11 @@ pub struct Config {
     #[arg(long, env = "CRM_STORAGE", default_value = "sled://./crm-data/db", hide_env_values = true)]
     pub storage: String,
 
+    /// Seconds a request waits for the storage (a free PostgreSQL connection) before it
+    /// fails with 503 and `Retry-After`; fractions allowed (`0.5`).
+    #[arg(long, env = "CRM_STORAGE_TIMEOUT", default_value = "2", value_parser = parse_seconds)]
+    pub storage_timeout: Duration,
+
     /// Directory for the server's own files (generated JWT secret, bootstrapped tenant).
     #[arg(long, env = "CRM_DATA_DIR", default_value = "./crm-data")]
     pub data_dir: PathBuf,
@@ -67,6 +72,11 @@ pub struct Config {
     /// `SameSite` of session cookies.
     #[arg(long, env = "CRM_COOKIE_SAME_SITE", value_enum, default_value = "lax")]
     pub cookie_same_site: SameSitePolicy,
+
+    /// Refuse (428) updates, deletes and state changes that send neither `If-Match` nor
+    /// a body `version`, so no client overwrites a change it has not seen.
+    #[arg(long, env = "CRM_REQUIRE_IF_MATCH")]
+    pub require_if_match: bool,
 
     /// Requests per minute per client IP.
     #[arg(long, env = "CRM_RATE_LIMIT_IP", default_value_t = 1200)]
@@ -131,6 +141,15 @@ pub struct Config {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, env = "CRM_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+}
+
+/// Seconds (`2`, `0.5`) as a duration: positive and finite.
+fn parse_seconds(raw: &str) -> Result<Duration, String> {
+    let seconds: f64 = raw.trim().parse().map_err(|_| format!("`{raw}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("`{raw}`: the timeout must be a positive number of seconds"))
 }
 
 /// `--cookie-same-site none` with `--insecure-cookies`: browsers drop `SameSite=None`

@@ -9,6 +9,7 @@ use crm_core::{
 use crate::{
     auth::{Caller, CookiePolicy, Credential, TokenKeys},
     error::ApiError,
+    input::Versions,
     limits::Limits,
     request,
 };
@@ -26,6 +27,8 @@ pub struct AppCtx {
     pub cookies: CookiePolicy,
     /// The tenant a sign-in without `tenant_id` goes to (the one the server bootstrapped).
     pub default_tenant: Option<TenantId>,
+    /// Whether updates, deletes and state changes must send `If-Match`.
+    pub versions: Versions,
 }
 
 /// Counts one request against `limiter`; 429 when over. The decision reaches the

@@ -74,16 +74,24 @@ pub enum ApiError {
     /// The input was understood but refused; every bad field is listed.
     #[oai(status = 422)]
     Unprocessable(Json<ErrorEnvelope>),
+    /// The server requires writes to name the version they read (`--require-if-match`):
+    /// send `If-Match` with the record's `ETag`.
+    #[oai(status = 428)]
+    PreconditionRequired(Json<ErrorEnvelope>),
     /// Too many requests; retry after the given number of seconds.
     #[oai(status = 429)]
     TooManyRequests(Json<ErrorEnvelope>, #[oai(header = "Retry-After")] u64),
     /// An unexpected failure; the body carries only the request id.
     #[oai(status = 500)]
     Internal(Json<ErrorEnvelope>),
-    /// The storage is unreachable right now.
+    /// The storage is unreachable right now; retry after the given number of seconds.
     #[oai(status = 503)]
-    Unavailable(Json<ErrorEnvelope>),
+    Unavailable(Json<ErrorEnvelope>, #[oai(header = "Retry-After")] u64),
 }
+
+/// The `Retry-After` of a 503: long enough for a pool to reconnect after a restart or
+/// a fail-over, short enough that clients come back soon.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 2;
 
 fn envelope(code: &str, message: impl Into<String>, details: Vec<FieldDetail>) -> Json<ErrorEnvelope> {
     Json(ErrorEnvelope {
@@ -128,9 +136,28 @@ impl ApiError {
         ))
     }
 
+    /// 428: a write that names no version where versions are required.
+    pub fn precondition_required() -> Self {
+        let detail = FieldDetail {
+            field: "If-Match".into(),
+            message: "is required: send the ETag of the record as read (or its `version` in the body)".into(),
+        };
+        Self::PreconditionRequired(envelope(
+            "precondition_required",
+            "this server requires If-Match on updates, deletes and state changes",
+            vec![detail],
+        ))
+    }
+
     /// 429 with the seconds to wait.
     pub fn too_many_requests(retry_after_secs: u64) -> Self {
         Self::TooManyRequests(envelope("rate_limited", "too many requests", Vec::new()), retry_after_secs.max(1))
+    }
+
+    /// 503: the storage did not answer in time (or refused); worth retrying shortly.
+    pub fn unavailable() -> Self {
+        let message = "the storage is unavailable; retry later";
+        Self::Unavailable(envelope("unavailable", message, Vec::new()), UNAVAILABLE_RETRY_AFTER_SECS)
     }
 
     /// 500, logging the cause under the request id; the client sees neither.
@@ -151,9 +178,10 @@ impl ApiError {
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unavailable(..) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -169,9 +197,10 @@ impl ApiError {
             | Self::PayloadTooLarge(b)
             | Self::UnsupportedMediaType(b)
             | Self::Unprocessable(b)
+            | Self::PreconditionRequired(b)
             | Self::TooManyRequests(b, _)
             | Self::Internal(b)
-            | Self::Unavailable(b) => &b.0,
+            | Self::Unavailable(b, _) => &b.0,
         }
     }
 
@@ -224,7 +253,7 @@ impl From<CrmError> for ApiError {
             e @ CrmError::Referenced { .. } => Self::Conflict(envelope("still_referenced", e.to_string(), Vec::new())),
             CrmError::Unavailable(cause) => {
                 tracing::warn!(request_id = request::current_request_id().as_deref(), %cause, "storage unavailable");
-                Self::Unavailable(envelope("unavailable", "the storage is unavailable; retry later", Vec::new()))
+                Self::unavailable()
             }
             CrmError::Internal(cause) => Self::internal(&cause),
         }

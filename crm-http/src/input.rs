@@ -65,8 +65,35 @@ pub fn decode<T: DeserializeOwned>(body: Value) -> Result<T, ApiError> {
     })
 }
 
+/// Whether a write must name the version it read (`If-Match` or a body `version`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Versions {
+    /// A write without a version applies to whatever is stored (simple clients).
+    #[default]
+    Optional,
+    /// A write without a version is refused with 428 (`--require-if-match`), so no
+    /// client overwrites a change it has not seen.
+    Required,
+}
+
+impl Versions {
+    /// 428 when versions are required and none was sent.
+    fn demand(self, sent: bool) -> Result<(), ApiError> {
+        match self {
+            Self::Required if !sent => Err(ApiError::precondition_required()),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Reads a patch body, taking its `version` from `If-Match` when the header is sent.
-pub fn decode_patch<T: DeserializeOwned>(mut body: Value, if_match: Option<&str>) -> Result<T, ApiError> {
+pub fn decode_patch<T: DeserializeOwned>(
+    mut body: Value,
+    if_match: Option<&str>,
+    versions: Versions,
+) -> Result<T, ApiError> {
+    let in_body = body.get("version").is_some_and(|v| !v.is_null());
+    versions.demand(if_match.is_some() || in_body)?;
     if let Some(version) = version_from_if_match(if_match)? {
         let Value::Object(map) = &mut body else {
             return Err(ApiError::invalid("body", "must be a JSON object"));
@@ -88,6 +115,13 @@ pub fn version_from_if_match(if_match: Option<&str>) -> Result<Option<u64>, ApiE
     let Some(raw) = if_match else { return Ok(None) };
     let tag = raw.trim().trim_start_matches("W/").trim_matches('"');
     tag.parse::<u64>().map(Some).map_err(|_| ApiError::invalid("If-Match", "must be the ETag of a read, such as \"3\""))
+}
+
+/// The version a body-less write names in `If-Match`: 428 without one when versions
+/// are required.
+pub fn required_version(if_match: Option<&str>, versions: Versions) -> Result<Option<u64>, ApiError> {
+    versions.demand(if_match.is_some())?;
+    version_from_if_match(if_match)
 }
 
 /// Reads a listing's filters from the query string (paging parameters aside).

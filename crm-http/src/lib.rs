@@ -13,6 +13,7 @@ pub mod context;
 pub mod csrf;
 pub mod edge;
 pub mod error;
+pub mod idempotency;
 pub mod input;
 pub mod limits;
 pub mod offload;

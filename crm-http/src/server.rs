@@ -13,6 +13,7 @@ use crate::{
     AppCtx, AppOptions,
     auth::{MIN_SECRET_LEN, TokenKeys},
     config::{Config, SameSiteNoneWithoutSecure},
+    input::Versions,
     limits::Limits,
     offload::BlockingPool,
     proxies::TrustedProxies,
@@ -169,7 +170,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let cookies = config.cookie_policy()?;
     let persistent = is_persistent(&config.storage);
     let tokens = TokenKeys::new(&jwt_secret(&config, persistent)?, &config.jwt_issuer)?;
-    let storage = open_storage(&config.storage).await?;
+    let storage = open_storage(&config.storage, config.storage_timeout).await?;
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
     let crm = Crm::builder(storage).offload(Arc::new(offload)).build();
@@ -180,6 +181,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         limits: Limits::with_sign_in(config.rate_limit_ip, config.rate_limit_user, config.sign_in_policy()),
         cookies,
         default_tenant: Some(tenant),
+        versions: if config.require_if_match { Versions::Required } else { Versions::Optional },
     });
     let options = AppOptions {
         cors_origins: config.cors_origins.clone(),
@@ -208,7 +210,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 /// How often expired sessions are deleted.
 const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(15 * 60);
 
-/// Deletes the served tenant's expired sessions now and then, so sign-ins do not pile up.
+/// Expired idempotency keys deleted per round (one commit); more wait for the next.
+const IDEMPOTENCY_PURGE_BATCH: usize = 1000;
+
+/// Deletes the served tenant's expired sessions and idempotency keys now and then, so
+/// sign-ins and retried requests do not pile up.
 async fn purge_sessions(crm: Crm, tenant: TenantId) {
     let mut every = tokio::time::interval(SESSION_PURGE_INTERVAL);
     loop {
@@ -217,6 +223,11 @@ async fn purge_sessions(crm: Crm, tenant: TenantId) {
             Ok(0) => {}
             Ok(removed) => tracing::info!(removed, "purged expired sessions"),
             Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
+        }
+        match crm.idempotency().purge_expired(tenant, IDEMPOTENCY_PURGE_BATCH).await {
+            Ok(0) => {}
+            Ok(removed) => tracing::info!(removed, "purged expired idempotency keys"),
+            Err(e) => tracing::warn!(error = %e, "purging expired idempotency keys failed"),
         }
     }
 }

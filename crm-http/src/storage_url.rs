@@ -1,10 +1,10 @@
 //! The one place a storage URL becomes a storage: `memory://`, `sled://PATH`,
 //! `postgres://…`.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use crm_core::storage::{Storage, StorageError, memory::MemoryStorage};
-use crm_storage_postgres::PostgresStorage;
+use crm_storage_postgres::{PostgresOptions, PostgresStorage};
 use crm_storage_sled::SledStorage;
 
 /// A storage URL that cannot be opened.
@@ -29,14 +29,21 @@ pub fn is_persistent(url: &str) -> bool {
     !url.starts_with("memory://")
 }
 
-/// Opens the storage a URL names.
-pub async fn open_storage(url: &str) -> Result<Arc<dyn Storage>, StorageUrlError> {
+/// How long a storage call waits for the storage (a PostgreSQL pool's wait for a
+/// connection) before failing with `Unavailable`, so requests during an outage answer
+/// 503 promptly instead of hanging (`--storage-timeout`).
+pub const DEFAULT_STORAGE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Opens the storage a URL names; `timeout` bounds each call's wait for the storage
+/// (see [`DEFAULT_STORAGE_TIMEOUT`]; embedded storages never wait for one).
+pub async fn open_storage(url: &str, timeout: Duration) -> Result<Arc<dyn Storage>, StorageUrlError> {
     match url.split_once("://") {
         Some(("memory", _)) => Ok(MemoryStorage::shared()),
         Some(("sled", "")) => Err(StorageUrlError::MissingPath),
         Some(("sled", path)) => Ok(Arc::new(SledStorage::open(path)?)),
         Some(("postgres" | "postgresql", _)) => {
-            Ok(Arc::new(PostgresStorage::connect(url).await.map_err(StorageUrlError::Postgres)?))
+            let options = PostgresOptions { acquire_timeout: timeout, ..PostgresOptions::default() };
+            Ok(Arc::new(PostgresStorage::connect_with(url, options).await.map_err(StorageUrlError::Postgres)?))
         }
         _ => Err(StorageUrlError::UnknownScheme(url.to_owned())),
     }

@@ -80,6 +80,7 @@ const TABLE_NAMES: &[(EntityKind, &str)] = &[
     (EntityKind::AuditLog, "audit_log"),
     (EntityKind::Session, "sessions"),
     (EntityKind::TenantSettings, "tenant_settings"),
+    (EntityKind::IdempotencyKey, "idempotency_keys"),
 ];
 
 /// Every kind's table, its columns from the core's field declarations.

@@ -253,9 +253,31 @@ impl TestServer {
         run(pg_ctl, "pg_ctl stop -m immediate")
     }
 
-    /// Starts the server again after [`TestServer::stop`] or [`TestServer::crash`].
+    /// Stops the server and leaves its socket refusing connections: what clients see
+    /// of a host that is up while its PostgreSQL is not (a TCP connection refused). A
+    /// missing socket file fails a connection at once; a refused one is what sqlx's pool
+    /// retries until its acquire timeout, so this is the outage that makes callers wait.
+    pub fn stop_refusing(&self) -> Result<(), String> {
+        self.stop()?;
+        // Binding creates the socket file; dropping the listener closes it without
+        // removing the file, so connecting to it is refused.
+        let listener = std::os::unix::net::UnixListener::bind(self.socket_path())
+            .map_err(|e| fail("leaving a refusing socket", e))?;
+        drop(listener);
+        Ok(())
+    }
+
+    /// Starts the server again after [`TestServer::stop`], [`TestServer::stop_refusing`]
+    /// or [`TestServer::crash`].
     pub fn restart(&self) -> Result<(), String> {
+        // A socket file left by `stop_refusing` (owned by this process's user) would be
+        // in the server's way.
+        let _ = std::fs::remove_file(self.socket_path());
         self.start_postgres()
+    }
+
+    fn socket_path(&self) -> PathBuf {
+        self.dir.join(".s.PGSQL.5432")
     }
 
     /// The socket directory (for `psql -h` or `pgbench -h`).

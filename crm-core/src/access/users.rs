@@ -49,8 +49,10 @@ pub struct User {
     /// Sign-in email; unique per tenant, compared case-insensitively.
     pub email: String,
     /// Given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: String,
     /// Family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: String,
     /// Role in the tenant.
     pub role: Role,
@@ -125,8 +127,10 @@ pub struct NewUser {
     /// Initial password (at least 8 characters).
     pub password: String,
     /// Given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: String,
     /// Family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: String,
     /// Role.
     pub role: Role,
@@ -144,8 +148,10 @@ pub struct UserPatch {
     /// New email.
     pub email: Option<String>,
     /// New given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: Option<String>,
     /// New family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: Option<String>,
     /// New role (admins only).
     pub role: Option<Role>,
@@ -164,8 +170,10 @@ pub struct ImportedUser {
     /// Sign-in email.
     pub email: String,
     /// Given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: String,
     /// Family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: String,
     /// Role.
     pub role: Role,
@@ -220,8 +228,8 @@ impl Crm {
 
 fn validate_user_fields(v: &mut Validator, email: &str, first: &str, last: &str, role: Role, company: Option<Uuid>) {
     v.email("email", email);
-    v.text("first_name", first, 100);
-    v.text("last_name", last, 100);
+    v.text("first_name", first, Validator::PERSON_NAME_MAX);
+    v.text("last_name", last, Validator::PERSON_NAME_MAX);
     match role {
         Role::Client => v.check(company.is_some(), "company_id", "is required for clients"),
         _ => v.check(company.is_none(), "company_id", "is only for clients"),
@@ -275,7 +283,7 @@ impl Users<'_> {
     /// admin's principal.
     pub async fn bootstrap(&self, input: Bootstrap) -> Result<(Tenant, User, Principal)> {
         let mut v = Validator::new();
-        v.text("tenant_name", &input.tenant_name, 200);
+        v.text("tenant_name", &input.tenant_name, Validator::NAME_MAX);
         validate_user_fields(
             &mut v,
             &input.admin_email,

@@ -20,6 +20,7 @@ pub struct Company {
     /// Common metadata.
     pub meta: Meta,
     /// Name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// Industry.
     pub industry: Option<String>,
@@ -75,6 +76,7 @@ impl Principal {
 #[serde(deny_unknown_fields)]
 pub struct NewCompany {
     /// Name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// Industry.
     pub industry: Option<String>,
@@ -98,6 +100,7 @@ pub struct CompanyPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: Option<String>,
     /// New industry.
     #[serde(default, deserialize_with = "crate::input::double_option")]
@@ -131,7 +134,7 @@ pub struct CompanyFilter {
 impl Company {
     fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
-        v.text("name", &self.name, 200)
+        v.text("name", &self.name, Validator::NAME_MAX)
             .opt_text("industry", self.industry.as_deref(), 100)
             .opt_text("website", self.website.as_deref(), 500)
             .opt_text("phone", self.phone.as_deref(), 50)

@@ -21,8 +21,10 @@ pub struct Contact {
     /// Common metadata.
     pub meta: Meta,
     /// Given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: String,
     /// Family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: String,
     /// Email.
     pub email: Option<String>,
@@ -72,8 +74,8 @@ impl Entity for Contact {
 impl Contact {
     pub(crate) fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
-        v.text("first_name", &self.first_name, 100)
-            .text("last_name", &self.last_name, 100)
+        v.text("first_name", &self.first_name, Validator::PERSON_NAME_MAX)
+            .text("last_name", &self.last_name, Validator::PERSON_NAME_MAX)
             .opt_text("phone", self.phone.as_deref(), 50)
             .opt_text("position", self.position.as_deref(), 100);
         if let Some(email) = &self.email {
@@ -89,8 +91,10 @@ impl Contact {
 #[serde(deny_unknown_fields)]
 pub struct NewContact {
     /// Given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: String,
     /// Family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: String,
     /// Email.
     pub email: Option<String>,
@@ -112,8 +116,10 @@ pub struct ContactPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: Option<String>,
     /// New family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: Option<String>,
     /// New email.
     #[serde(default, deserialize_with = "crate::input::double_option")]

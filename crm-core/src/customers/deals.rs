@@ -73,7 +73,7 @@ pub struct Deal {
     /// The responsible user.
     pub owner_id: Id<User>,
     /// Expected value.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub amount: Decimal,
     /// Currency of `amount`.
     pub currency: Currency,
@@ -163,7 +163,7 @@ pub struct NewDeal {
     /// The responsible user; default: the creator.
     pub owner_id: Option<Id<User>>,
     /// Expected value.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub amount: Decimal,
     /// Currency.
     pub currency: Currency,
@@ -191,7 +191,7 @@ pub struct DealPatch {
     /// New owner (notified).
     pub owner_id: Option<Id<User>>,
     /// New amount.
-    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<crate::money::DecimalText>"))]
     pub amount: Option<Decimal>,
     /// New currency.
     pub currency: Option<Currency>,

@@ -65,8 +65,10 @@ pub struct Lead {
     /// Common metadata.
     pub meta: Meta,
     /// Given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: String,
     /// Family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: String,
     /// Email.
     pub email: Option<String>,
@@ -97,8 +99,8 @@ pub struct Lead {
 impl Lead {
     fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
-        v.text("first_name", &self.first_name, 100)
-            .text("last_name", &self.last_name, 100)
+        v.text("first_name", &self.first_name, Validator::PERSON_NAME_MAX)
+            .text("last_name", &self.last_name, Validator::PERSON_NAME_MAX)
             .opt_text("phone", self.phone.as_deref(), 50)
             .opt_text("company_name", self.company_name.as_deref(), 200)
             .opt_text("notes", self.notes.as_deref(), 5000)
@@ -143,8 +145,10 @@ impl Entity for Lead {
 #[serde(deny_unknown_fields)]
 pub struct NewLead {
     /// Given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: String,
     /// Family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: String,
     /// Email.
     pub email: Option<String>,
@@ -170,8 +174,10 @@ pub struct LeadPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New given name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub first_name: Option<String>,
     /// New family name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PERSON_NAME_MAX)))]
     pub last_name: Option<String>,
     /// New email.
     #[serde(default, deserialize_with = "crate::input::double_option")]
@@ -234,7 +240,7 @@ pub struct ConvertDeal {
     /// Deal title.
     pub title: String,
     /// Expected value.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub amount: Decimal,
     /// Currency.
     pub currency: Currency,

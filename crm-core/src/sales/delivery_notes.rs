@@ -41,7 +41,7 @@ pub struct DeliveryLine {
     /// The position of the line on the invoice (0-based).
     pub line_index: usize,
     /// The quantity delivered; positive.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub quantity: Decimal,
 }
 

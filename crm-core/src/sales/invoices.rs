@@ -74,10 +74,10 @@ pub struct Invoice {
     /// Sums of the lines.
     pub totals: Totals,
     /// Σ completed payments.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub amount_paid: Decimal,
     /// `totals.total − amount_paid`.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub balance_due: Decimal,
     /// Life-cycle status.
     pub status: InvoiceStatus,

@@ -25,16 +25,16 @@ pub struct LineInput {
     /// What is sold.
     pub description: String,
     /// How many units; positive.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub quantity: Decimal,
     /// Price of one unit before discount and tax; non-negative.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub unit_price: Decimal,
     /// Discount in percent, 0 to 100.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub discount_percent: Decimal,
     /// Tax rate in percent, 0 to 100.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub tax_rate: Decimal,
 }
 
@@ -121,35 +121,35 @@ pub struct Line {
     /// What is sold.
     pub description: String,
     /// How many units.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub quantity: Decimal,
     /// Price of one unit.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub unit_price: Decimal,
     /// Discount in percent.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub discount_percent: Decimal,
     /// Tax rate in percent.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub tax_rate: Decimal,
     /// `round(quantity × unit_price)`.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub gross: Decimal,
     /// `round(gross × discount_percent / 100)`.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub discount: Decimal,
     /// `gross − discount`.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub net: Decimal,
     /// `round(net × tax_rate / 100)`.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub tax: Decimal,
     /// `net + tax`.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub total: Decimal,
     /// Units already on delivery notes (invoices only).
     #[serde(default)]
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub quantity_delivered: Decimal,
 }
 
@@ -158,16 +158,16 @@ pub struct Line {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub struct Totals {
     /// Σ gross.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub subtotal: Decimal,
     /// Σ discount.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub discount: Decimal,
     /// Σ tax.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub tax: Decimal,
     /// Σ total, equal to `subtotal − discount + tax`.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub total: Decimal,
 }
 

@@ -58,7 +58,7 @@ pub struct Payment {
     /// The invoice's company (kept here so clients can list their payments).
     pub company_id: Id<Company>,
     /// The amount, in the invoice's currency.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub amount: Decimal,
     /// The invoice's currency.
     pub currency: Currency,
@@ -114,7 +114,7 @@ pub struct NewPayment {
     /// The invoice it pays (issued or partially paid).
     pub invoice_id: Id<Invoice>,
     /// The amount: positive, exact in the invoice's currency, at most its balance.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub amount: Decimal,
     /// How it was paid.
     pub method: PaymentMethod,

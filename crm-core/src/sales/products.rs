@@ -23,16 +23,17 @@ pub struct Product {
     /// Stock-keeping unit; unique per tenant, compared case-insensitively.
     pub sku: String,
     /// Name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// Description.
     pub description: Option<String>,
     /// Price of one unit before tax.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub unit_price: Decimal,
     /// Currency of the price.
     pub currency: Currency,
     /// Tax rate in percent.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub tax_rate: Decimal,
     /// The unit sold (`pcs`, `h`, `kg`…).
     pub unit: String,
@@ -46,7 +47,7 @@ impl Product {
     fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
         v.text("sku", &self.sku, 64)
-            .text("name", &self.name, 200)
+            .text("name", &self.name, Validator::NAME_MAX)
             .opt_text("description", self.description.as_deref(), 5000)
             .text("unit", &self.unit, 20)
             .check(
@@ -90,6 +91,7 @@ pub struct ProductCategory {
     /// Common metadata.
     pub meta: Meta,
     /// Name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// The parent; `None` for a root.
     pub parent_id: Option<Id<ProductCategory>>,
@@ -120,16 +122,17 @@ pub struct NewProduct {
     /// SKU.
     pub sku: String,
     /// Name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// Description.
     pub description: Option<String>,
     /// Unit price.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub unit_price: Decimal,
     /// Currency.
     pub currency: Currency,
     /// Tax rate in percent.
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub tax_rate: Decimal,
     /// Unit; default `pcs`.
     pub unit: Option<String>,
@@ -147,17 +150,18 @@ pub struct ProductPatch {
     /// New SKU.
     pub sku: Option<String>,
     /// New name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: Option<String>,
     /// New description.
     #[serde(default, deserialize_with = "crate::input::double_option")]
     pub description: Option<Option<String>>,
     /// New price.
-    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<crate::money::DecimalText>"))]
     pub unit_price: Option<Decimal>,
     /// New currency.
     pub currency: Option<Currency>,
     /// New tax rate.
-    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<crate::money::DecimalText>"))]
     pub tax_rate: Option<Decimal>,
     /// New unit.
     pub unit: Option<String>,
@@ -259,7 +263,7 @@ pub const MAX_CATEGORY_DEPTH: usize = 32;
 
 impl ProductCategories<'_> {
     fn validate(name: &str) -> Result<()> {
-        Validator::new().text("name", name, 200).finish()
+        Validator::new().text("name", name, Validator::NAME_MAX).finish()
     }
 
     /// The ancestors of `parent` (itself first), refusing a tree deeper than

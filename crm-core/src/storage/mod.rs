@@ -73,6 +73,7 @@ entity_kinds! {
     AuditLog => "audit_log",
     Session => "session",
     TenantSettings => "tenant_settings",
+    IdempotencyKey => "idempotency_key",
 }
 
 impl fmt::Display for EntityKind {

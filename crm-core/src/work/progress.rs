@@ -25,7 +25,7 @@ pub struct ProjectProgress {
     /// All tasks.
     pub total: u64,
     /// Done tasks in percent of all, two decimals (0 for a project without tasks).
-    #[cfg_attr(feature = "schema", schemars(with = "String"))]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub percent_done: Decimal,
 }
 

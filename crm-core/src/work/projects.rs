@@ -56,7 +56,7 @@ pub struct Project {
     /// The deal it came from.
     pub deal_id: Option<Id<Deal>>,
     /// Budget.
-    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<crate::money::DecimalText>"))]
     pub budget: Option<Decimal>,
     /// Currency of the budget.
     pub currency: Option<Currency>,
@@ -147,7 +147,7 @@ pub struct NewProject {
     /// The deal it came from.
     pub deal_id: Option<Id<Deal>>,
     /// Budget.
-    #[cfg_attr(feature = "schema", schemars(with = "Option<String>"))]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<crate::money::DecimalText>"))]
     pub budget: Option<Decimal>,
     /// Currency of the budget.
     pub currency: Option<Currency>,
@@ -170,7 +170,7 @@ pub struct ProjectPatch {
     pub name: Option<String>,
     /// New budget.
     #[serde(default, deserialize_with = "crate::input::double_option")]
-    #[cfg_attr(feature = "schema", schemars(with = "Option<Option<String>>"))]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<Option<crate::money::DecimalText>>"))]
     pub budget: Option<Option<Decimal>>,
     /// New budget currency.
     #[serde(default, deserialize_with = "crate::input::double_option")]

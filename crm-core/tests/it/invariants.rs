@@ -37,6 +37,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "journal",
             "passwords",
             "session_store",
+            "idempotency",
             "rate_limit",
             "tenant_settings",
             "crm",

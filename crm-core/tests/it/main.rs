@@ -9,6 +9,7 @@ mod catalog;
 mod consistency;
 mod crm;
 mod fields;
+mod idempotency;
 mod input;
 mod invariants;
 mod money;

@@ -15,7 +15,10 @@ mod resources;
 pub(crate) mod results;
 pub(crate) mod schema;
 mod settings;
+mod spec;
 mod system;
+
+pub use self::spec::{IF_MATCH_PATTERN, document};
 
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 
@@ -113,7 +116,8 @@ fn operations() -> impl OpenApi {
     )
 }
 
-/// The OpenAPI service, to be nested at `/api/v1`.
+/// The OpenAPI service, to be nested at `/api/v1`. Its own `spec()` lacks what
+/// [`document`] adds: serve and publish [`document`].
 pub fn service() -> OpenApiService<impl OpenApi, ()> {
     OpenApiService::new(operations(), "crm-rs", API_VERSION).server("/api/v1")
 }

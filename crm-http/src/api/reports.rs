@@ -118,8 +118,10 @@ mod rows {
         /// Deals in the stage.
         deals: u64,
         /// Σ amount.
+        #[schemars(with = "crm_core::money::DecimalText")]
         value: String,
         /// Σ amount × probability.
+        #[schemars(with = "crm_core::money::DecimalText")]
         weighted_value: String,
     }
 
@@ -131,6 +133,7 @@ mod rows {
         /// Deals closed as lost.
         lost: u64,
         /// `won / (won + lost)` in percent, two decimals; `null` before any deal closed.
+        #[schemars(with = "Option<crm_core::money::DecimalText>")]
         percent: Option<String>,
     }
 
@@ -142,6 +145,7 @@ mod rows {
         /// The currency.
         currency: Currency,
         /// Σ completed payments.
+        #[schemars(with = "crm_core::money::DecimalText")]
         amount: String,
         /// How many payments.
         payments: u64,
@@ -157,6 +161,7 @@ mod rows {
         /// Open invoices in the bucket.
         invoices: u64,
         /// Σ balance due.
+        #[schemars(with = "crm_core::money::DecimalText")]
         balance_due: String,
     }
 
@@ -170,6 +175,7 @@ mod rows {
         /// Of which converted.
         converted: u64,
         /// `converted / leads` in percent, two decimals.
+        #[schemars(with = "crm_core::money::DecimalText")]
         percent: String,
     }
 
@@ -181,8 +187,10 @@ mod rows {
         /// The currency.
         currency: Currency,
         /// Σ quantity.
+        #[schemars(with = "crm_core::money::DecimalText")]
         quantity: String,
         /// Σ net line amounts (after discount, before tax).
+        #[schemars(with = "crm_core::money::DecimalText")]
         revenue: String,
     }
 }

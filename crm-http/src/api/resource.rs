@@ -148,7 +148,7 @@ macro_rules! resource {
                 ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
                     let caller = auth.into_caller();
                     $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Update)?;
-                    let patch: $patch = body.0.decode_patch(if_match.0.as_deref())?;
+                    let patch: $patch = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
                     let updated = ctx.crm.$service().update(&caller.principal, id.0.into(), patch).await?;
                     $crate::output::one(&updated)
                 }
@@ -167,7 +167,7 @@ macro_rules! resource {
                     if_match: poem_openapi::param::Header<Option<String>>,
                 ) -> Result<$crate::output::Done<$crate::api::results::Deleted>, $crate::error::BodilessError> {
                     let caller = auth.into_caller();
-                    let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
+                    let version = $crate::input::required_version(if_match.0.as_deref(), ctx.versions)?;
                     ctx.crm.$service().delete(&caller.principal, id.0.into(), version).await?;
                     Ok($crate::output::done(&$crate::api::results::Deleted::new(id.0))?)
                 }
@@ -186,7 +186,7 @@ macro_rules! resource {
                     if_match: poem_openapi::param::Header<Option<String>>,
                 ) -> Result<$crate::output::One<$record>, $crate::error::BodilessError> {
                     let caller = auth.into_caller();
-                    let version = $crate::input::version_from_if_match(if_match.0.as_deref())?;
+                    let version = $crate::input::required_version(if_match.0.as_deref(), ctx.versions)?;
                     let changed = ctx.crm.$service().$action(&caller.principal, id.0.into(), version).await?;
                     Ok($crate::output::one(&changed)?)
                 }
@@ -207,7 +207,7 @@ macro_rules! resource {
                 ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
                     let caller = auth.into_caller();
                     $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Update)?;
-                    let input: $body = body.0.decode_patch(if_match.0.as_deref())?;
+                    let input: $body = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
                     let changed =
                         ctx.crm.$service().$set(&caller.principal, id.0.into(), input.$field, input.version).await?;
                     $crate::output::one(&changed)
@@ -247,23 +247,50 @@ pub(crate) trait Listing {
     const FIELDS: &'static [crm_core::fields::Field];
 }
 
+/// The schema of a filter parameter: the field's own type where the parameter takes one
+/// value of it (`company_id` a UUID, `created_from` an instant), a boolean for "passed"
+/// filters, text for comma-separated lists.
+fn filter_schema(fields: &[crm_core::fields::Field], param: &str) -> poem_openapi::registry::MetaSchemaRef {
+    use crm_core::fields::{FieldType, FilterOn};
+    use poem_openapi::{registry::MetaSchema, types::Type};
+    let typed = fields.iter().find_map(|f| {
+        f.filters.iter().flatten().find_map(|how| match *how {
+            FilterOn::Eq if f.name == param => Some(Some(f.ty)),
+            FilterOn::Range(from, to) if from == param || to == param => Some(Some(f.ty)),
+            FilterOn::AtLeast(p) if p == param => Some(Some(f.ty)),
+            FilterOn::Passed(p) if p == param => Some(Some(FieldType::Bool)),
+            FilterOn::AnyOf(p) if p == param => Some(None),
+            _ => None,
+        })
+    });
+    match typed.flatten() {
+        Some(FieldType::Uuid) => uuid::Uuid::schema_ref(),
+        Some(FieldType::Bool) => bool::schema_ref(),
+        Some(FieldType::Int) => i64::schema_ref(),
+        Some(FieldType::Date) => chrono::NaiveDate::schema_ref(),
+        Some(FieldType::Timestamp) => chrono::DateTime::<chrono::Utc>::schema_ref(),
+        Some(FieldType::Decimal) => poem_openapi::registry::MetaSchemaRef::Inline(Box::new(MetaSchema {
+            pattern: Some(crm_core::money::DECIMAL_TEXT_PATTERN.to_owned()),
+            ..MetaSchema::new("string")
+        })),
+        Some(FieldType::Text) | None => String::schema_ref(),
+    }
+}
+
 /// A resource API whose listing documents its filters as query parameters, derived
 /// from the record's field declarations (name, type and what the filter does).
 pub(crate) struct Filtered<A>(pub(crate) A);
 
 impl<A: poem_openapi::OpenApi + Listing> poem_openapi::OpenApi for Filtered<A> {
     fn meta() -> Vec<poem_openapi::registry::MetaApi> {
-        use poem_openapi::{
-            registry::{MetaOperationParam, MetaParamIn},
-            types::Type,
-        };
+        use poem_openapi::registry::{MetaOperationParam, MetaParamIn};
         let mut apis = A::meta();
         let operations = apis.iter_mut().flat_map(|a| a.paths.iter_mut()).flat_map(|p| p.operations.iter_mut());
         for operation in operations.filter(|o| o.operation_id == Some(A::LIST_OPERATION)) {
             let params = crm_core::fields::filter_params(A::FIELDS);
             operation.params.extend(params.into_iter().map(|(name, description)| MetaOperationParam {
                 name: name.to_owned(),
-                schema: String::schema_ref(),
+                schema: filter_schema(A::FIELDS, name),
                 in_type: MetaParamIn::Query,
                 description: Some(description),
                 required: false,

@@ -145,7 +145,7 @@ resource! {
             body: Json<Body<ConvertLead>>,
         ) -> Result<Done<ConvertedLead>, ApiError> {
             let caller = auth.into_caller();
-            let input = body.0.decode_patch(if_match.0.as_deref())?;
+            let input = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
             let done = ctx.crm.leads().convert(&caller.principal, id.0.into(), input).await?;
             output::done(&ConvertedLead {
                 lead: Shown::of(&done.lead)?,
@@ -192,7 +192,7 @@ resource! {
             body: Json<Body<StageChange>>,
         ) -> Result<One<Deal>, ApiError> {
             let caller = auth.into_caller();
-            let input = body.0.decode_patch(if_match.0.as_deref())?;
+            let input = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
             let deal = ctx
                 .crm
                 .deals()
@@ -228,7 +228,7 @@ resource! {
             if_match: Header<Option<String>>,
         ) -> Result<Done<AcceptedQuote>, BodilessError> {
             let caller = auth.into_caller();
-            let version = input::version_from_if_match(if_match.0.as_deref())?;
+            let version = input::required_version(if_match.0.as_deref(), ctx.versions)?;
             let (quote, invoice) = ctx.crm.quotes().accept(&caller.principal, id.0.into(), version).await?;
             Ok(output::done(&AcceptedQuote { quote: Shown::of(&quote)?, invoice: Shown::of(&invoice)? })?)
         }
@@ -307,7 +307,7 @@ resource! {
         ) -> Result<One<Project>, ApiError> {
             let caller = auth.into_caller();
             crate::api::resource::may::<Project>(&caller, crm_core::authz::Action::Update)?;
-            let input: ProjectsStatusBody = body.0.decode_patch(if_match.0.as_deref())?;
+            let input: ProjectsStatusBody = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
             let change = ProjectStatusChange { status: input.status, close_open_work: input.close_open_work };
             let changed = ctx.crm.projects().change_status(&caller.principal, id.0.into(), change, input.version).await?;
             output::one(&changed)

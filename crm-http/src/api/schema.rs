@@ -8,7 +8,7 @@
 
 use std::{
     borrow::Cow,
-    collections::HashSet,
+    collections::{BTreeSet, HashSet},
     marker::PhantomData,
     sync::{Mutex, OnceLock},
 };
@@ -41,8 +41,8 @@ impl<T: DeserializeOwned> Body<T> {
     }
 
     /// Reads a patch body, its `version` from `If-Match` when the header is sent.
-    pub(crate) fn decode_patch(self, if_match: Option<&str>) -> Result<T, ApiError> {
-        input::decode_patch(self.json, if_match)
+    pub(crate) fn decode_patch(self, if_match: Option<&str>, versions: input::Versions) -> Result<T, ApiError> {
+        input::decode_patch(self.json, if_match, versions)
     }
 }
 
@@ -110,10 +110,24 @@ fn register_schema<T: JsonSchema>(registry: &mut Registry, contract: Contract) -
 /// `DeliveryLine`) have the same shape whether read or written.
 ///
 /// `additionalProperties: false` (serde's `deny_unknown_fields`) has no place in
-/// poem-openapi's schemas and is left out; unknown fields are still refused (422).
+/// poem-openapi's schemas: the names of such schemas are kept ([`closed_schemas`]) and
+/// the served document says it (`spec.rs`).
 struct FromSchemars;
 
+fn closed() -> &'static Mutex<BTreeSet<String>> {
+    static CLOSED: OnceLock<Mutex<BTreeSet<String>>> = OnceLock::new();
+    CLOSED.get_or_init(Default::default)
+}
+
+/// The schemas registered so far whose type refuses unknown fields.
+pub(crate) fn closed_schemas() -> Vec<String> {
+    closed().lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+}
+
 fn create(registry: &mut Registry, name: String, schema: &Value) {
+    if schema.get("additionalProperties") == Some(&Value::Bool(false)) {
+        closed().lock().unwrap_or_else(|e| e.into_inner()).insert(name.clone());
+    }
     registry.create_schema::<FromSchemars, _>(name, |_| match convert(schema) {
         MetaSchemaRef::Inline(meta) => *meta,
         MetaSchemaRef::Reference(target) => {

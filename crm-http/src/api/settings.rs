@@ -43,7 +43,7 @@ impl SettingsApi {
     ) -> Result<One<TenantSettings>, ApiError> {
         let caller = auth.into_caller();
         may::<TenantSettings>(&caller, Action::Update)?;
-        let patch: SettingsPatch = body.0.decode_patch(if_match.0.as_deref())?;
+        let patch: SettingsPatch = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
         let settings = ctx.crm.settings().update(&caller.principal, patch).await?;
         output::one(&settings)
     }

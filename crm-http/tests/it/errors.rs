@@ -82,9 +82,10 @@ async fn rate_limited_is_429_with_retry_after() {
 }
 
 #[tokio::test]
-async fn storage_unavailable_is_503_without_the_cause() {
-    let (status, body, _) = mapped(CrmError::Unavailable("connection refused to 10.0.0.7:5432".into())).await;
+async fn storage_unavailable_is_503_with_retry_after_without_the_cause() {
+    let (status, body, headers) = mapped(CrmError::Unavailable("connection refused to 10.0.0.7:5432".into())).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(headers.get("retry-after").map(|v| v.to_str().unwrap()), Some("2"));
     assert!(!body.to_string().contains("10.0.0.7"), "{body}");
 }
 

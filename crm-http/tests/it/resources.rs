@@ -3,7 +3,7 @@
 use poem::http::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::support::{Body, Harness, harness};
+use crate::support::{Body, Harness, harness, harness_requiring_versions};
 
 async fn contact(h: &Harness, token: &str, first: &str, last: &str) -> String {
     let reply = h.post(token, "/api/v1/contacts", json!({ "first_name": first, "last_name": last })).await;
@@ -296,4 +296,49 @@ async fn reports_notifications_and_api_info() {
     assert_eq!(health.status, StatusCode::OK);
     let ready = h.call(Method::GET, "/health/ready", &[], Body::None).await;
     assert_eq!((ready.status, ready.data()["storage"].as_str()), (StatusCode::OK, Some("memory")));
+}
+
+/// `--require-if-match`: every update, delete and state change that names no version
+/// is 428 and changes nothing; the same writes with `If-Match` (or a body `version`)
+/// go through.
+#[tokio::test]
+async fn required_versions_refuse_writes_without_if_match() {
+    let h = harness_requiring_versions().await;
+    let token = h.token(&h.w.manager).await;
+    let auth = format!("Bearer {token}");
+    let id = contact(&h, &token, "Ada", "Lovelace").await;
+    let path = format!("/api/v1/contacts/{id}");
+    let blind = h.patch(&token, &path, None, json!({ "position": "Countess" })).await;
+    assert_eq!((blind.status, blind.code()), (StatusCode::PRECONDITION_REQUIRED, "precondition_required"));
+    assert_eq!(blind.body["error"]["details"][0]["field"], "If-Match");
+    let blind = h.delete(&token, &path).await;
+    assert_eq!(blind.status, StatusCode::PRECONDITION_REQUIRED);
+    assert_eq!(h.get(&token, &path).await.header("etag"), Some("\"1\""), "nothing changed");
+    let by_header = h.patch(&token, &path, Some("\"1\""), json!({ "position": "Countess" })).await;
+    assert_eq!(by_header.status, StatusCode::OK, "{:?}", by_header.body);
+    let by_body = h.patch(&token, &path, None, json!({ "position": "Analyst", "version": 2 })).await;
+    assert_eq!(by_body.status, StatusCode::OK, "{:?}", by_body.body);
+    // A state change (a shared action and a resource's own) is a write too.
+    let lead = h
+        .post(&token, "/api/v1/leads", json!({ "first_name": "Alan", "last_name": "Turing", "source": "website" }))
+        .await;
+    assert_eq!(lead.status, StatusCode::CREATED, "{:?}", lead.body);
+    let status_path = format!("/api/v1/leads/{}/status", lead.id());
+    let blind = h.post(&token, &status_path, json!({ "status": "contacted" })).await;
+    assert_eq!(blind.status, StatusCode::PRECONDITION_REQUIRED);
+    let versioned = h.post(&token, &status_path, json!({ "status": "contacted", "version": 1 })).await;
+    assert_eq!(versioned.status, StatusCode::OK, "{:?}", versioned.body);
+    let deleted = h.call(Method::DELETE, &path, &[("authorization", &auth), ("if-match", "\"3\"")], Body::None).await;
+    assert_eq!(deleted.status, StatusCode::OK, "{:?}", deleted.body);
+}
+
+/// Without the flag, versions stay optional.
+#[tokio::test]
+async fn versions_are_optional_by_default() {
+    let h = harness().await;
+    let token = h.token(&h.w.manager).await;
+    let id = contact(&h, &token, "Ada", "Lovelace").await;
+    let path = format!("/api/v1/contacts/{id}");
+    assert_eq!(h.patch(&token, &path, None, json!({ "position": "Countess" })).await.status, StatusCode::OK);
+    assert_eq!(h.delete(&token, &path).await.status, StatusCode::OK);
 }

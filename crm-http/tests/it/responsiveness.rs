@@ -141,6 +141,7 @@ async fn serve(server: &Runtime) -> (String, String) {
         limits: Limits::in_memory(1_000_000, 1_000_000, 1_000_000),
         cookies: CookiePolicy { secure: false, same_site: SameSite::Lax },
         default_tenant: Some(tenant),
+        versions: Default::default(),
     });
     let app = crm_http::build(ctx, &AppOptions::default());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();

@@ -6,6 +6,7 @@ use crm_core::{Principal, conformance::World, storage::memory::MemoryStorage};
 use crm_http::{
     AppCtx, AppOptions,
     auth::{CookiePolicy, TokenKeys},
+    input::Versions,
     limits::Limits,
 };
 use poem::{
@@ -58,13 +59,31 @@ pub async fn harness_with(limits: Limits, options: AppOptions) -> Harness {
 }
 
 pub async fn harness_cookies(limits: Limits, options: AppOptions, cookies: CookiePolicy) -> Harness {
-    let w = World::new(MemoryStorage::shared()).await;
+    harness_over(World::new(MemoryStorage::shared()).await, limits, options, cookies, Versions::Optional)
+}
+
+/// A server whose writes must name the version read (`--require-if-match`).
+pub async fn harness_requiring_versions() -> Harness {
+    let cookies = CookiePolicy { secure: false, same_site: SameSite::Lax };
+    let limits = Limits::in_memory(1_000_000, 1_000_000, 1_000);
+    harness_over(World::new(MemoryStorage::shared()).await, limits, AppOptions::default(), cookies, Versions::Required)
+}
+
+/// A server over an existing world (any storage).
+pub fn harness_over(
+    w: World,
+    limits: Limits,
+    options: AppOptions,
+    cookies: CookiePolicy,
+    versions: Versions,
+) -> Harness {
     let ctx = Arc::new(AppCtx {
         crm: w.crm.clone(),
         tokens: TokenKeys::new(SECRET, ISSUER).unwrap(),
         limits,
         cookies,
         default_tenant: Some(w.admin.tenant_id()),
+        versions,
     });
     let cli = TestClient::new(crm_http::build(ctx.clone(), &options).boxed());
     Harness { w, ctx, cli }

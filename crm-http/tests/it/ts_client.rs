@@ -64,7 +64,7 @@ fn a_client_generated_from_the_spec_type_checks_a_first_program_under_strict_typ
     let bin = installed_packages(&install);
     // Inside the install directory, so the program resolves its packages there.
     let work = tempfile::tempdir_in(&install).unwrap();
-    fs::write(work.path().join("openapi.json"), crm_http::api::service().spec()).unwrap();
+    fs::write(work.path().join("openapi.json"), crm_http::api::document()).unwrap();
     for file in ["client.ts", "tsconfig.json"] {
         fs::copy(Path::new(PROJECT).join(file), work.path().join(file)).unwrap();
     }

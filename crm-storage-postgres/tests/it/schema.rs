@@ -52,7 +52,8 @@ async fn migrations_are_idempotent_and_newer_schemas_are_refused() {
     second.migrate().await.unwrap();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
-    assert_eq!(applied, 3, "each migration applied once");
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).unwrap().count();
+    assert_eq!(applied, i64::try_from(files).unwrap(), "each migration applied once");
     assert!(latest_migration() > 0);
     first.close().await;
     second.close().await;
