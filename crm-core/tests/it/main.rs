@@ -7,6 +7,7 @@ mod api_keys;
 mod authz;
 mod catalog;
 mod crm;
+mod documents;
 mod fields;
 mod input;
 mod invariants;

@@ -52,7 +52,7 @@ async fn migrations_are_idempotent_and_newer_schemas_are_refused() {
     second.migrate().await.unwrap();
     let pool = sqlx::PgPool::connect(&url).await.unwrap();
     let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&pool).await.unwrap();
-    assert_eq!(applied, 2, "each migration applied once");
+    assert_eq!(applied, 3, "each migration applied once");
     assert!(latest_migration() > 0);
     first.close().await;
     second.close().await;
