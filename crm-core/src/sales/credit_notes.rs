@@ -24,7 +24,7 @@ use crate::{
     crm::{Crm, Filters, PageRequest, retry_on_conflict},
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
-    error::{Result, Validator},
+    error::{CrmError, Result, Validator},
     fields::indexed_fields,
     id::{Id, Meta},
     money::{Currency, MAX_SCALE, validate_amount},
@@ -226,12 +226,13 @@ fn credit_line(
 /// Books `input` on `invoice`: every line within what is left of it, the whole within
 /// the balance due. Returns the credited lines and their total.
 fn book_credit(invoice: &mut Invoice, input: &NewCreditNote) -> Result<(Vec<CreditLine>, Decimal)> {
+    if !invoice.status.is_open() {
+        return Err(CrmError::invalid(
+            "invoice_id",
+            format!("the invoice is {}: nothing is due to credit (refund its payments first)", invoice.status),
+        ));
+    }
     let mut v = Validator::new();
-    v.check(
-        invoice.status.is_open(),
-        "invoice_id",
-        format!("the invoice is {}: nothing is due to credit (refund its payments first)", invoice.status),
-    );
     let currency = invoice.currency;
     let mut credited = Vec::new();
     for (k, line_input) in input.lines.iter().enumerate() {
