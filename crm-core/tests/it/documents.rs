@@ -274,3 +274,57 @@ async fn credit_notes_and_refunds_need_the_right_to_update_the_invoice() {
         other.crm.credit_notes().create(&other.admin, credit(&managers, 0, None, Some(dec!(1)))).await.unwrap_err();
     assert!(matches!(err, CrmError::NotFound { .. }), "{err:?}");
 }
+
+/// Races on real threads: 64 tasks crediting 10.00 each of a 500.00 invoice, then 64
+/// tasks refunding 10.00 each of a 500.00 payment. Exactly 50 of each win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn races_on_threads_never_credit_or_refund_past_the_limits() {
+    let w = std::sync::Arc::new(world().await);
+    let customer = company(&w, "Racer").await;
+    let invoice = issued(&w, &customer, dec!(50), dec!(10)).await;
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let (w, input) = (w.clone(), credit(&invoice, 0, Some(dec!(1)), None));
+            tokio::spawn(async move { w.crm.credit_notes().create(&w.manager, input).await })
+        })
+        .collect();
+    let mut numbers = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(note) => numbers.push(note.number),
+            Err(CrmError::Validation(_)) => {}
+            Err(e) => panic!("unexpected error under contention: {e:?}"),
+        }
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=50).map(|n| format!("CN-2026-{n:06}")).collect::<Vec<_>>());
+    let credited = w.crm.invoices().get(&w.admin, invoice.id()).await.unwrap();
+    assert_eq!((credited.amount_credited, credited.status), (dec!(500), InvoiceStatus::Cancelled));
+
+    let paid = issued(&w, &customer, dec!(50), dec!(10)).await;
+    let pay = NewPayment {
+        invoice_id: paid.id(),
+        amount: dec!(500),
+        method: PaymentMethod::Card,
+        paid_on: None,
+        reference: None,
+    };
+    let payment = w.crm.payments().record(&w.manager, pay).await.unwrap();
+    let tasks: Vec<_> = (0..64)
+        .map(|_| {
+            let w = w.clone();
+            let input = NewRefund { payment_id: payment.id(), amount: dec!(10), refunded_on: None, reason: None };
+            tokio::spawn(async move { w.crm.refunds().record(&w.manager, input).await })
+        })
+        .collect();
+    let mut accepted = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => accepted += 1,
+            Err(CrmError::Validation(_)) => {}
+            Err(e) => panic!("unexpected error under contention: {e:?}"),
+        }
+    }
+    let reopened = w.crm.invoices().get(&w.admin, paid.id()).await.unwrap();
+    assert_eq!((accepted, reopened.amount_paid, reopened.status), (50, dec!(0), InvoiceStatus::Issued));
+}
