@@ -328,3 +328,39 @@ async fn races_on_threads_never_credit_or_refund_past_the_limits() {
     let reopened = w.crm.invoices().get(&w.admin, paid.id()).await.unwrap();
     assert_eq!((accepted, reopened.amount_paid, reopened.status), (50, dec!(0), InvoiceStatus::Issued));
 }
+
+#[tokio::test]
+async fn revenue_by_month_is_net_of_refunds_in_the_month_they_are_paid_back() {
+    let w = world().await;
+    let customer = company(&w, "Refunded").await;
+    let invoice = issued(&w, &customer, dec!(1), dec!(100)).await;
+    let pay = NewPayment {
+        invoice_id: invoice.id(),
+        amount: dec!(30),
+        method: PaymentMethod::Cash,
+        paid_on: None,
+        reference: None,
+    };
+    let march = w.crm.payments().record(&w.manager, pay).await.unwrap();
+    w.clock.set(Utc.with_ymd_and_hms(2026, 4, 10, 12, 0, 0).unwrap());
+    let refund = |amount, day| NewRefund {
+        payment_id: march.id(),
+        amount,
+        refunded_on: Some(chrono::NaiveDate::from_ymd_opt(2026, 3, day).unwrap()),
+        reason: None,
+    };
+    w.crm.refunds().record(&w.manager, refund(dec!(4), 31)).await.unwrap();
+    let april = NewRefund { refunded_on: None, ..refund(dec!(5), 31) };
+    w.crm.refunds().record(&w.manager, april).await.unwrap();
+    let revenue = w
+        .crm
+        .reports()
+        .revenue_by_month(&w.manager, w.crm.today() - Duration::days(365), w.crm.today() + Duration::days(1))
+        .await
+        .unwrap();
+    let month = |m| chrono::NaiveDate::from_ymd_opt(2026, m, 1).unwrap();
+    assert_eq!(
+        revenue.iter().map(|r| (r.month, r.amount, r.payments, r.refunded)).collect::<Vec<_>>(),
+        vec![(month(3), dec!(26), 1, dec!(4)), (month(4), dec!(-5), 0, dec!(5))]
+    );
+}
