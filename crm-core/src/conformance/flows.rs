@@ -280,6 +280,13 @@ pub async fn quote_and_delivery_numbers_under_concurrency(s: Store) {
     assert_eq!(note_numbers, (1..=32).map(|n| format!("DN-2026-{n:06}")).collect::<Vec<_>>());
     assert_eq!(s.counter(tenant(&w), "quote:2026").await.unwrap(), 32);
     assert_eq!(s.counter(tenant(&w), "delivery_note:2026").await.unwrap(), 32);
+    // Numbers are indexed: found by a case-insensitive search, sorted.
+    let found = PageRequest { search: Some("quo-2026-000032".into()), ..PageRequest::default() };
+    let listed = q.list(&w.manager, &Default::default(), &found).await.unwrap();
+    assert_eq!(listed.items.iter().map(|x| x.number.clone()).collect::<Vec<_>>(), [Some("QUO-2026-000032".into())]);
+    let last = PageRequest { sort: Some("number".into()), descending: true, ..PageRequest::first(1) };
+    let listed = d.list(&w.manager, &Default::default(), &last).await.unwrap();
+    assert_eq!(listed.items[0].number.as_deref(), Some("DN-2026-000032"));
 }
 
 /// 64 concurrent payments of 10.00 on a 500.00 invoice: exactly 50 succeed, and the
@@ -320,10 +327,10 @@ pub async fn payments_under_concurrency(s: Store) {
 /// gapless, and nothing is credited or refunded past what was invoiced or paid.
 pub async fn credit_notes_and_refunds_under_concurrency(s: Store) {
     use crate::sales::{
-        credit_notes::{CreditLineInput, NewCreditNote},
+        credit_notes::{CreditLineInput, CreditNoteFilter, NewCreditNote},
         invoices::InvoiceStatus,
         payments::{NewPayment, PaymentMethod},
-        refunds::NewRefund,
+        refunds::{NewRefund, RefundFilter},
     };
     let w = World::new(s.clone()).await;
     let credited = issued_invoice(&w, "50", "10").await;
@@ -344,6 +351,10 @@ pub async fn credit_notes_and_refunds_under_concurrency(s: Store) {
         (after.amount_credited, after.lines[0].quantity_credited, after.status),
         (amount("500.00"), amount("50"), InvoiceStatus::Cancelled)
     );
+    let by_invoice = CreditNoteFilter { invoice_id: Some(credited.id()), ..Default::default() };
+    let listed = notes.list(&w.admin, &by_invoice, &PageRequest::first(500)).await.unwrap();
+    assert_eq!(listed.items.len(), 50);
+    assert_eq!(notes.get(&w.admin, listed.items[0].id()).await.unwrap(), listed.items[0]);
 
     let paid = issued_invoice(&w, "50", "10").await;
     let pay = NewPayment {
@@ -364,6 +375,10 @@ pub async fn credit_notes_and_refunds_under_concurrency(s: Store) {
         assert!(matches!(e, CrmError::Validation(_)), "a refused refund names the amount: {e:?}");
     }
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 50);
+    let by_payment = RefundFilter { payment_id: Some(payment.id()), ..Default::default() };
+    let listed = refunds.list(&w.admin, &by_payment, &PageRequest::first(500)).await.unwrap();
+    assert_eq!(listed.items.len(), 50);
+    assert_eq!(refunds.get(&w.admin, listed.items[0].id()).await.unwrap(), listed.items[0]);
     let refunded = w.crm.payments().get(&w.admin, payment.id()).await.unwrap();
     let reopened = w.crm.invoices().get(&w.admin, paid.id()).await.unwrap();
     assert_eq!(
