@@ -108,7 +108,7 @@ impl Invoice {
     /// is `paid` as soon as it is issued.
     pub(crate) fn settle(&mut self, amount_paid: Decimal) -> Result<()> {
         self.amount_paid = amount_paid;
-        self.balance_due = self.totals.total - amount_paid - self.amount_credited;
+        self.balance_due = self.totals.total - (amount_paid + self.amount_credited);
         let status = if !self.balance_due.is_zero() && amount_paid.is_zero() {
             InvoiceStatus::Issued
         } else if !self.balance_due.is_zero() {
@@ -128,7 +128,7 @@ impl Invoice {
         let (priced, totals) = price_lines(self.currency, lines);
         self.lines = priced;
         self.totals = totals;
-        self.balance_due = totals.total - self.amount_paid - self.amount_credited;
+        self.balance_due = totals.total - (self.amount_paid + self.amount_credited);
     }
 
     fn require_draft(&self, what: &str) -> Result<()> {
