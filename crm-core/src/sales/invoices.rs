@@ -25,7 +25,8 @@ use crate::{
 
 status_enum! {
     /// An invoice's life: `draft → issued → partially_paid → paid`, or `cancelled`
-    /// before anything is paid. Voiding payments moves a paid invoice back.
+    /// before anything is paid (also when credit notes clear it). Voiding or refunding
+    /// payments moves a paid invoice back; a zero total is `paid` as it is issued.
     InvoiceStatus for Invoice {
         /// Being prepared; lines can change; no number yet.
         Draft = "draft" => [Issued, Cancelled],
