@@ -85,6 +85,7 @@ resources! {
     Invoices => "invoices",
     Payments => "payments",
     DeliveryNotes => "delivery_notes",
+    CreditNotes => "credit_notes",
     Projects => "projects",
     Milestones => "milestones",
     Tasks => "tasks",
@@ -210,6 +211,7 @@ pub const fn access(role: Role, resource: Resource, action: Action) -> Access {
             | R::Invoices
             | R::Payments
             | R::DeliveryNotes
+            | R::CreditNotes
             | R::Projects
             | R::Tasks,
         ) => match action {

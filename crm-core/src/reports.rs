@@ -2,7 +2,7 @@
 //! can sum (pipeline, win rate, revenue, aging, lead conversion, project progress), and
 //! a bounded walk over invoices for product rankings.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
@@ -20,6 +20,7 @@ use crate::{
     sales::invoices::{Invoice, InvoiceStatus},
     sales::payments::{Payment, PaymentStatus},
     sales::products::Product,
+    sales::refunds::Refund,
     storage::{AggregateQuery, AggregateRow, FieldValue, Filter, GroupKey, ListQuery},
     work::{progress::ProjectProgress, projects::Project},
 };
@@ -50,17 +51,20 @@ pub struct WinRate {
     pub percent: Option<Decimal>,
 }
 
-/// Payments received in one month and currency.
+/// Money received in one month and currency: payments less refunds.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct MonthlyRevenue {
     /// The first day of the month.
     pub month: NaiveDate,
     /// The currency.
     pub currency: Currency,
-    /// Σ completed payments.
+    /// Σ completed payments − `refunded`; negative in a month that refunded more than
+    /// it received.
     pub amount: Decimal,
     /// How many payments.
     pub payments: u64,
+    /// Σ refunds paid back in the month (of payments of any month).
+    pub refunded: Decimal,
 }
 
 /// Open invoices by how long they are overdue, per currency.
@@ -174,25 +178,59 @@ impl Reports<'_> {
         Ok(WinRate { won, lost, percent: percent(won, won + lost) })
     }
 
-    /// Completed payments per month and currency, for payments dated in `[from, to)`.
+    /// Money received per month and currency in `[from, to)`: completed payments by
+    /// `paid_on`, less refunds by `refunded_on` (a payment voided is not counted at all;
+    /// a payment refunded counts when received and is taken back when refunded).
     pub async fn revenue_by_month(&self, p: &Principal, from: NaiveDate, to: NaiveDate) -> Result<Vec<MonthlyRevenue>> {
+        let payments =
+            self.monthly_sums::<Payment>(p, "paid_on", Some(Filter::eq("status", PaymentStatus::Completed)), from, to);
+        let refunds = self.monthly_sums::<Refund>(p, "refunded_on", None, from, to);
+        let mut months: BTreeMap<(NaiveDate, String), MonthlyRevenue> = BTreeMap::new();
+        for (month, currency, amount, count) in payments.await? {
+            let row = MonthlyRevenue { month, currency, amount, payments: count, refunded: Decimal::ZERO };
+            months.insert((month, currency.as_str().to_owned()), row);
+        }
+        for (month, currency, refunded, _) in refunds.await? {
+            let row = months.entry((month, currency.as_str().to_owned())).or_insert(MonthlyRevenue {
+                month,
+                currency,
+                amount: Decimal::ZERO,
+                payments: 0,
+                refunded: Decimal::ZERO,
+            });
+            row.refunded = refunded;
+            row.amount = row
+                .amount
+                .checked_sub(refunded)
+                .ok_or_else(|| CrmError::Internal("the month's revenue less refunds overflows a decimal".into()))?;
+        }
+        Ok(months.into_values().collect())
+    }
+
+    /// Σ `amount` and counts of `E` per month of `date_field` and currency, in `[from, to)`.
+    async fn monthly_sums<E: Entity>(
+        &self,
+        p: &Principal,
+        date_field: &'static str,
+        filter: Option<Filter>,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<(NaiveDate, Currency, Decimal, u64)>> {
+        let mut filters = vec![Filter::gte(date_field, from), Filter::lt(date_field, to)];
+        filters.extend(filter);
         let query = AggregateQuery {
-            filters: vec![
-                Filter::eq("status", PaymentStatus::Completed),
-                Filter::gte("paid_on", from),
-                Filter::lt("paid_on", to),
-            ],
-            group_by: vec![GroupKey::Month("paid_on"), GroupKey::Field("currency")],
+            filters,
+            group_by: vec![GroupKey::Month(date_field), GroupKey::Field("currency")],
             sums: vec!["amount"],
         };
-        self.aggregate::<Payment>(p, query)
+        self.aggregate::<E>(p, query)
             .await?
             .iter()
             .map(|r| {
                 let FieldValue::Date(month) = r.key[0] else {
                     return Err(CrmError::Internal("revenue month is not a date".into()));
                 };
-                Ok(MonthlyRevenue { month, currency: parse_key(&r.key[1])?, amount: r.sums[0], payments: r.count })
+                Ok((month, parse_key(&r.key[1])?, r.sums[0], r.count))
             })
             .collect()
     }

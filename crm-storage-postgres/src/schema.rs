@@ -70,6 +70,8 @@ const TABLE_NAMES: &[(EntityKind, &str)] = &[
     (EntityKind::Invoice, "invoices"),
     (EntityKind::Payment, "payments"),
     (EntityKind::DeliveryNote, "delivery_notes"),
+    (EntityKind::CreditNote, "credit_notes"),
+    (EntityKind::Refund, "refunds"),
     (EntityKind::Project, "projects"),
     (EntityKind::Milestone, "milestones"),
     (EntityKind::Task, "tasks"),

@@ -243,6 +243,58 @@ pub async fn invoice_numbers_under_concurrency(s: Store) {
     assert_eq!(s.counter(tenant(&w), "invoice:2026").await.unwrap(), 64);
 }
 
+/// 32 concurrent quote sends and 32 concurrent shipments get distinct, consecutive
+/// numbers in their own series, next to each other's counters.
+pub async fn quote_and_delivery_numbers_under_concurrency(s: Store) {
+    use crate::{
+        sales::delivery_notes::{DeliveryLine, NewDeliveryNote},
+        sales::lines::LineInput,
+        sales::quotes::NewQuote,
+    };
+    let w = World::new(s.clone()).await;
+    let invoice = issued_invoice(&w, "32", "10").await;
+    let (mut quotes, mut notes) = (Vec::new(), Vec::new());
+    for i in 0..32 {
+        let quote = NewQuote {
+            company_id: invoice.company_id,
+            contact_id: None,
+            deal_id: None,
+            owner_id: None,
+            currency: Currency::EUR,
+            lines: vec![LineInput::new(format!("Item {i}"), amount("1"), amount("10"))],
+            valid_until: w.crm.today(w.admin.tenant_id()).await.unwrap() + Duration::days(30),
+            notes: None,
+        };
+        quotes.push(w.crm.quotes().create(&w.manager, quote).await.unwrap());
+        let note = NewDeliveryNote {
+            invoice_id: invoice.id(),
+            lines: vec![DeliveryLine { line_index: 0, quantity: amount("1") }],
+            notes: None,
+        };
+        notes.push(w.crm.delivery_notes().create(&w.manager, note).await.unwrap());
+    }
+    let (q, d) = (w.crm.quotes(), w.crm.delivery_notes());
+    let (sent, shipped) = futures::join!(
+        join_all(quotes.iter().map(|x| q.send(&w.manager, x.id(), None))),
+        join_all(notes.iter().map(|x| d.ship(&w.manager, x.id(), None))),
+    );
+    let mut quote_numbers: Vec<String> = sent.into_iter().map(|r| r.unwrap().number.unwrap()).collect();
+    let mut note_numbers: Vec<String> = shipped.into_iter().map(|r| r.unwrap().number.unwrap()).collect();
+    quote_numbers.sort();
+    note_numbers.sort();
+    assert_eq!(quote_numbers, (1..=32).map(|n| format!("QUO-2026-{n:06}")).collect::<Vec<_>>());
+    assert_eq!(note_numbers, (1..=32).map(|n| format!("DN-2026-{n:06}")).collect::<Vec<_>>());
+    assert_eq!(s.counter(tenant(&w), "quote:2026").await.unwrap(), 32);
+    assert_eq!(s.counter(tenant(&w), "delivery_note:2026").await.unwrap(), 32);
+    // Numbers are indexed: found by a case-insensitive search, sorted.
+    let found = PageRequest { search: Some("quo-2026-000032".into()), ..PageRequest::default() };
+    let listed = q.list(&w.manager, &Default::default(), &found).await.unwrap();
+    assert_eq!(listed.items.iter().map(|x| x.number.clone()).collect::<Vec<_>>(), [Some("QUO-2026-000032".into())]);
+    let last = PageRequest { sort: Some("number".into()), descending: true, ..PageRequest::first(1) };
+    let listed = d.list(&w.manager, &Default::default(), &last).await.unwrap();
+    assert_eq!(listed.items[0].number.as_deref(), Some("DN-2026-000032"));
+}
+
 /// 64 concurrent payments of 10.00 on a 500.00 invoice: exactly 50 succeed, and the
 /// invoice's paid amount is the sum of the accepted payments.
 pub async fn payments_under_concurrency(s: Store) {
@@ -331,4 +383,69 @@ pub async fn last_admin_under_concurrency(s: Store) {
         let left = users.list(survivor, &active_admins, &PageRequest::first(10)).await.unwrap();
         assert_eq!(left.items.len(), 1, "round {round}: one active admin remains");
     }
+}
+
+/// 64 concurrent credit notes of 10.00 on a 500.00 invoice, then 64 concurrent refunds
+/// of 10.00 of a 500.00 payment: exactly 50 of each succeed, credit-note numbers stay
+/// gapless, and nothing is credited or refunded past what was invoiced or paid.
+pub async fn credit_notes_and_refunds_under_concurrency(s: Store) {
+    use crate::sales::{
+        credit_notes::{CreditLineInput, CreditNoteFilter, NewCreditNote},
+        invoices::InvoiceStatus,
+        payments::{NewPayment, PaymentMethod},
+        refunds::{NewRefund, RefundFilter},
+    };
+    let w = World::new(s.clone()).await;
+    let credited = issued_invoice(&w, "50", "10").await;
+    let notes = w.crm.credit_notes();
+    let attempts = (0..64).map(|_| {
+        let line = CreditLineInput { line_index: 0, quantity: Some(amount("1")), amount: None };
+        notes.create(&w.manager, NewCreditNote { invoice_id: credited.id(), lines: vec![line], reason: None })
+    });
+    let results = join_all(attempts).await;
+    let mut numbers: Vec<String> = results.iter().filter_map(|r| r.as_ref().ok()).map(|n| n.number.clone()).collect();
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(matches!(e, CrmError::Validation(_)), "a refused credit note names the line or invoice: {e:?}");
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=50).map(|n| format!("CN-2026-{n:06}")).collect::<Vec<_>>());
+    let after = w.crm.invoices().get(&w.admin, credited.id()).await.unwrap();
+    assert_eq!(
+        (after.amount_credited, after.lines[0].quantity_credited, after.status),
+        (amount("500.00"), amount("50"), InvoiceStatus::Cancelled)
+    );
+    let by_invoice = CreditNoteFilter { invoice_id: Some(credited.id()), ..Default::default() };
+    let listed = notes.list(&w.admin, &by_invoice, &PageRequest::first(500)).await.unwrap();
+    assert_eq!(listed.items.len(), 50);
+    assert_eq!(notes.get(&w.admin, listed.items[0].id()).await.unwrap(), listed.items[0]);
+
+    let paid = issued_invoice(&w, "50", "10").await;
+    let pay = NewPayment {
+        invoice_id: paid.id(),
+        amount: amount("500.00"),
+        method: PaymentMethod::Card,
+        paid_on: None,
+        reference: None,
+    };
+    let payment = w.crm.payments().record(&w.manager, pay).await.unwrap();
+    let refunds = w.crm.refunds();
+    let attempts = (0..64).map(|_| {
+        let input = NewRefund { payment_id: payment.id(), amount: amount("10.00"), refunded_on: None, reason: None };
+        refunds.record(&w.manager, input)
+    });
+    let results = join_all(attempts).await;
+    for e in results.iter().filter_map(|r| r.as_ref().err()) {
+        assert!(matches!(e, CrmError::Validation(_)), "a refused refund names the amount: {e:?}");
+    }
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 50);
+    let by_payment = RefundFilter { payment_id: Some(payment.id()), ..Default::default() };
+    let listed = refunds.list(&w.admin, &by_payment, &PageRequest::first(500)).await.unwrap();
+    assert_eq!(listed.items.len(), 50);
+    assert_eq!(refunds.get(&w.admin, listed.items[0].id()).await.unwrap(), listed.items[0]);
+    let refunded = w.crm.payments().get(&w.admin, payment.id()).await.unwrap();
+    let reopened = w.crm.invoices().get(&w.admin, paid.id()).await.unwrap();
+    assert_eq!(
+        (refunded.amount_refunded, reopened.amount_paid, reopened.balance_due, reopened.status),
+        (amount("500.00"), Decimal::ZERO, amount("500.00"), InvoiceStatus::Issued)
+    );
 }

@@ -61,8 +61,10 @@ macro_rules! __conformance_cases {
             flow_quote_to_paid_invoice,
             flow_invoice_to_delivery,
             invoice_numbers_under_concurrency,
+            quote_and_delivery_numbers_under_concurrency,
             payments_under_concurrency,
             last_admin_under_concurrency,
+            credit_notes_and_refunds_under_concurrency,
         }
     };
 }

@@ -1,5 +1,6 @@
 //! Delivery notes: what was shipped against an invoice. Delivered quantities are kept
-//! on the invoice's lines, so no set of notes ever exceeds what was invoiced.
+//! on the invoice's lines, so no set of notes ever exceeds what was invoiced. A note is
+//! numbered when it ships: a pending note can still be deleted, a shipped one cannot.
 
 use std::collections::HashSet;
 
@@ -18,6 +19,7 @@ use crate::{
     fields::indexed_fields,
     id::{Id, Meta},
     sales::invoices::{Invoice, InvoiceStatus},
+    sales::numbering::{NextNumber, Series},
     state::{StateMachine, status_enum},
     storage::{EntityKind, Page, Reference},
 };
@@ -51,6 +53,9 @@ pub struct DeliveryLine {
 pub struct DeliveryNote {
     /// Common metadata.
     pub meta: Meta,
+    /// `DN-<year>-<6 digits>`, unique and gapless per tenant and year; set when shipped
+    /// (a pending note can still be deleted, a shipped one cannot).
+    pub number: Option<String>,
     /// The invoice delivered against.
     pub invoice_id: Id<Invoice>,
     /// The invoice's company (kept here so clients can list their deliveries).
@@ -78,6 +83,7 @@ impl Entity for DeliveryNote {
     indexed_fields! {
         created_at [],
         updated_at [],
+        number: Text [sort, search, unique] = |e| e.number.clone(),
         invoice_id: Uuid [eq] = |e| e.invoice_id,
         company_id: Uuid [eq] = |e| e.company_id,
         status: Text [eq] = |e| e.status,
@@ -185,6 +191,7 @@ impl DeliveryNotes<'_> {
             apply_delivery(&mut after, &input.lines, Decimal::ONE)?;
             let note = DeliveryNote {
                 meta: self.crm.new_meta(p.tenant_id()),
+                number: None,
                 invoice_id: input.invoice_id,
                 company_id: before.company_id,
                 lines: input.lines.clone(),
@@ -245,9 +252,24 @@ impl DeliveryNotes<'_> {
         Ok(after)
     }
 
-    /// Marks a pending note shipped.
+    /// Marks a pending note shipped and gives it the next delivery-note number of the
+    /// tenant's year (`DN-2026-000001`, gapless: the counter moves in the same atomic
+    /// write). Concurrent shipments retry until each has its own number.
     pub async fn ship(&self, p: &Principal, id: Id<DeliveryNote>, version: Option<u64>) -> Result<DeliveryNote> {
-        self.advance(p, id, DeliveryStatus::Shipped, version).await
+        retry_on_conflict(&[EntityKind::Tenant], || async {
+            let before = self.crm.load_for(p, id, Action::Update, version).await?;
+            let mut after = before.clone();
+            after.status = before.status.transition(DeliveryStatus::Shipped)?;
+            let next = NextNumber::read(self.crm, p.tenant_id(), Series::DeliveryNote).await?;
+            let mut tx = self.crm.tx(p);
+            after.number = Some(next.take(&mut tx));
+            after.shipped_at = Some(tx.now());
+            tx.update_as("shipped", &before, &mut after)?;
+            tx.event("shipped", &after, json!({ "invoice_id": after.invoice_id, "number": after.number }));
+            tx.commit().await?;
+            Ok(after)
+        })
+        .await
     }
 
     /// Marks a shipped note delivered.

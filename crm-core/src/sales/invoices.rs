@@ -1,6 +1,6 @@
 //! Invoices: priced lines, gapless per-tenant numbering at issue, payments settle them.
 
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -19,13 +19,15 @@ use crate::{
     id::{Id, Meta},
     money::Currency,
     sales::lines::{Line, LineInput, Totals, price_lines, product_references, validate_lines},
+    sales::numbering::{NextNumber, Series},
     state::{StateMachine, status_enum},
     storage::{EntityKind, Page, Reference},
 };
 
 status_enum! {
     /// An invoice's life: `draft → issued → partially_paid → paid`, or `cancelled`
-    /// before anything is paid. Voiding payments moves a paid invoice back.
+    /// before anything is paid (also when credit notes clear it). Voiding or refunding
+    /// payments moves a paid invoice back; a zero total is `paid` as it is issued.
     InvoiceStatus for Invoice {
         /// Being prepared; lines can change; no number yet.
         Draft = "draft" => [Issued, Cancelled],
@@ -73,10 +75,14 @@ pub struct Invoice {
     pub lines: Vec<Line>,
     /// Sums of the lines.
     pub totals: Totals,
-    /// Σ completed payments.
+    /// Σ completed payments, less their refunds.
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub amount_paid: Decimal,
-    /// `totals.total − amount_paid`.
+    /// Σ credit notes against it (`"0"` for invoices stored before credit notes existed).
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub amount_credited: Decimal,
+    /// `totals.total − amount_paid − amount_credited`; never negative.
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub balance_due: Decimal,
     /// Life-cycle status.
@@ -97,17 +103,22 @@ impl Invoice {
         self.status.is_open() && self.due_date.is_some_and(|due| due < today)
     }
 
-    /// Sets the amount paid and moves the status to match it (issued, partially paid
-    /// or paid): the one place payments and voids settle an invoice.
+    /// Sets the amount paid and moves the status to match it and the amount credited:
+    /// the one place payments, voids, refunds, credit notes and issuing settle an
+    /// invoice. Nothing left to pay is `paid`, unless nothing was ever paid and credit
+    /// notes cleared it all: then it is `cancelled` (cancelled by credit). A zero total
+    /// is `paid` as soon as it is issued.
     pub(crate) fn settle(&mut self, amount_paid: Decimal) -> Result<()> {
         self.amount_paid = amount_paid;
-        self.balance_due = self.totals.total - amount_paid;
-        let status = if self.balance_due.is_zero() {
-            InvoiceStatus::Paid
-        } else if amount_paid.is_zero() {
+        self.balance_due = self.totals.total - (amount_paid + self.amount_credited);
+        let status = if !self.balance_due.is_zero() && amount_paid.is_zero() {
             InvoiceStatus::Issued
-        } else {
+        } else if !self.balance_due.is_zero() {
             InvoiceStatus::PartiallyPaid
+        } else if amount_paid.is_zero() && !self.amount_credited.is_zero() {
+            InvoiceStatus::Cancelled
+        } else {
+            InvoiceStatus::Paid
         };
         if status != self.status {
             self.status = self.status.transition(status)?;
@@ -119,7 +130,7 @@ impl Invoice {
         let (priced, totals) = price_lines(self.currency, lines);
         self.lines = priced;
         self.totals = totals;
-        self.balance_due = totals.total - self.amount_paid;
+        self.balance_due = totals.total - (self.amount_paid + self.amount_credited);
     }
 
     /// A draft made by accepting a quote bills what the customer accepted: its lines
@@ -283,6 +294,7 @@ impl Invoices<'_> {
             lines: Vec::new(),
             totals: Totals::default(),
             amount_paid: Decimal::ZERO,
+            amount_credited: Decimal::ZERO,
             balance_due: Decimal::ZERO,
             status: InvoiceStatus::Draft,
             issue_date: None,
@@ -353,24 +365,26 @@ impl Invoices<'_> {
 
     /// Issues a draft: assigns the next number of the tenant's year (`INV-2026-000001`,
     /// gapless: the counter moves in the same atomic write), the issue date (today) and
-    /// the due date. Concurrent issues retry until each has its own number.
+    /// the due date. Concurrent issues retry until each has its own number. A zero
+    /// total leaves nothing to pay: the invoice is `paid` as it is issued.
     pub async fn issue(&self, p: &Principal, id: Id<Invoice>, version: Option<u64>) -> Result<Invoice> {
         retry_on_conflict(&[EntityKind::Tenant], || async {
             let before = self.crm.load_for(p, id, Action::Update, version).await?;
             before.require_draft("issued")?;
-            let today = self.crm.today(p.tenant_id()).await?;
-            let key = format!("invoice:{}", today.year());
-            let last = self.crm.storage.counter(p.tenant_id(), &key).await?;
-            let next = last + 1;
+            let next = NextNumber::read(self.crm, p.tenant_id(), Series::Invoice).await?;
+            let today = next.date;
             let mut after = before.clone();
             after.status = before.status.transition(InvoiceStatus::Issued)?;
-            after.number = Some(format!("INV-{}-{next:06}", today.year()));
+            after.settle(Decimal::ZERO)?;
             after.issue_date = Some(today);
             after.due_date = Some(today + Duration::days(i64::from(before.payment_terms_days)));
             let mut tx = self.crm.tx(p);
-            tx.counter(key, last, next);
+            after.number = Some(next.take(&mut tx));
             tx.update_as("issued", &before, &mut after)?;
             tx.event("issued", &after, json!({ "number": after.number, "total": after.totals.total }));
+            if after.status == InvoiceStatus::Paid {
+                tx.event("paid", &after, json!({ "number": after.number, "total": after.totals.total }));
+            }
             tx.commit().await?;
             Ok(after)
         })

@@ -95,6 +95,8 @@ impl LineInput {
             tax,
             total: net + tax,
             quantity_delivered: Decimal::ZERO,
+            quantity_credited: Decimal::ZERO,
+            amount_credited: Decimal::ZERO,
         }
     }
 }
@@ -151,6 +153,14 @@ pub struct Line {
     #[serde(default)]
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub quantity_delivered: Decimal,
+    /// Units already credited by credit notes (invoices only).
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub quantity_credited: Decimal,
+    /// Amount already credited by credit notes, tax included (invoices only).
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub amount_credited: Decimal,
 }
 
 /// The sums of a document's lines.

@@ -60,6 +60,10 @@ pub struct Payment {
     /// The amount, in the invoice's currency.
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub amount: Decimal,
+    /// Σ of its refunds; at most `amount`.
+    #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub amount_refunded: Decimal,
     /// The invoice's currency.
     pub currency: Currency,
     /// How it was paid.
@@ -194,6 +198,7 @@ impl Payments<'_> {
                 invoice_id: input.invoice_id,
                 company_id: before.company_id,
                 amount: input.amount,
+                amount_refunded: Decimal::ZERO,
                 currency: before.currency,
                 method: input.method,
                 paid_on,
@@ -234,13 +239,23 @@ impl Payments<'_> {
     }
 
     /// Voids a payment and reverses it on its invoice, in one atomic write, for a
-    /// principal that may update both.
+    /// principal that may update both. A payment with refunds is not voided (its
+    /// refunds happened): refund the rest instead.
     pub async fn void(&self, p: &Principal, id: Id<Payment>, version: Option<u64>) -> Result<Payment> {
         let first = self.crm.load_for(p, id, Action::Update, version).await?;
         retry_on_conflict(&[EntityKind::Invoice], || async {
             let before: Payment = self.crm.fetch(p.tenant_id(), id).await?;
             if before.meta.version != first.meta.version {
                 return Err(CrmError::Conflict { kind: EntityKind::Payment, id: id.uuid() });
+            }
+            if !before.amount_refunded.is_zero() {
+                return Err(CrmError::invalid(
+                    "amount_refunded",
+                    format!(
+                        "{} {} of this payment is refunded: refund the rest instead",
+                        before.amount_refunded, before.currency
+                    ),
+                ));
             }
             let mut after = before.clone();
             after.status = before.status.transition(PaymentStatus::Voided)?;

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::{
     access::users::User,
     authz::{Action, Principal, Resource},
-    crm::{Crm, Filters, PageRequest, apply_patch},
+    crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
     customers::companies::Company,
     customers::contacts::Contact,
     customers::deals::Deal,
@@ -21,6 +21,7 @@ use crate::{
     sales::invoices::{DEFAULT_PAYMENT_TERMS_DAYS, Invoice, InvoiceStatus},
     sales::lines::product_references,
     sales::lines::{Line, LineInput, Totals, price_lines, validate_lines},
+    sales::numbering::{NextNumber, Series},
     state::{StateMachine, status_enum},
     storage::{EntityKind, Page, Reference},
 };
@@ -47,6 +48,9 @@ status_enum! {
 pub struct Quote {
     /// Common metadata.
     pub meta: Meta,
+    /// `QUO-<year>-<6 digits>`, unique and gapless per tenant and year; set when sent
+    /// (a draft can still be deleted, a sent quote cannot).
+    pub number: Option<String>,
     /// The customer company.
     pub company_id: Id<Company>,
     /// The customer contact.
@@ -84,6 +88,7 @@ impl Entity for Quote {
     indexed_fields! {
         created_at [],
         updated_at [],
+        number: Text [sort, search, unique] = |e| e.number.clone(),
         company_id: Uuid [eq] = |e| e.company_id,
         contact_id: Uuid [] = |e| e.contact_id,
         deal_id: Uuid [eq] = |e| e.deal_id,
@@ -211,6 +216,7 @@ impl Quotes<'_> {
         let (lines, totals) = price_lines(input.currency, &input.lines);
         let quote = Quote {
             meta: self.crm.new_meta(p.tenant_id()),
+            number: None,
             company_id: input.company_id,
             contact_id: input.contact_id,
             deal_id: input.deal_id,
@@ -289,9 +295,28 @@ impl Quotes<'_> {
         Ok(after)
     }
 
-    /// Sends a draft to the customer.
+    /// Sends a draft to the customer: it gets the next quote number of the tenant's
+    /// year (`QUO-2026-000001`, gapless: the counter moves in the same atomic write; a
+    /// sent quote is never deleted). Concurrent sends retry until each has its own number.
     pub async fn send(&self, p: &Principal, id: Id<Quote>, version: Option<u64>) -> Result<Quote> {
-        self.decide(p, id, QuoteStatus::Sent, version).await
+        retry_on_conflict(&[EntityKind::Tenant], || async {
+            let before = self.crm.load_for(p, id, Action::Update, version).await?;
+            let mut after = before.clone();
+            after.status = before.status.transition(QuoteStatus::Sent)?;
+            let next = NextNumber::read(self.crm, p.tenant_id(), Series::Quote).await?;
+            let mut tx = self.crm.tx(p);
+            after.number = Some(next.take(&mut tx));
+            after.sent_at = Some(tx.now());
+            tx.update_as("sent", &before, &mut after)?;
+            tx.event(
+                "sent",
+                &after,
+                json!({ "number": after.number, "total": after.totals.total, "currency": after.currency }),
+            );
+            tx.commit().await?;
+            Ok(after)
+        })
+        .await
     }
 
     /// Records that the customer declined.
@@ -350,6 +375,7 @@ fn draft_invoice(crm: &Crm, quote: &Quote) -> Invoice {
         lines: quote.lines.clone(),
         totals: quote.totals,
         amount_paid: Decimal::ZERO,
+        amount_credited: Decimal::ZERO,
         balance_due: quote.totals.total,
         status: InvoiceStatus::Draft,
         issue_date: None,

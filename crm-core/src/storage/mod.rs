@@ -63,6 +63,8 @@ entity_kinds! {
     Invoice => "invoice",
     Payment => "payment",
     DeliveryNote => "delivery_note",
+    CreditNote => "credit_note",
+    Refund => "refund",
     Project => "project",
     Milestone => "milestone",
     Task => "task",

@@ -17,11 +17,13 @@ use crm_core::{
     fields::{FieldType, filter_params},
     fields_of,
     sales::{
+        credit_notes::{CreditNote, CreditNoteFilter},
         delivery_notes::{DeliveryNote, DeliveryNoteFilter},
         invoices::{Invoice, InvoiceFilter},
         payments::{Payment, PaymentFilter},
         products::{Product, ProductFilter},
         quotes::{Quote, QuoteFilter},
+        refunds::{Refund, RefundFilter},
     },
     storage::EntityKind,
     work::{
@@ -65,6 +67,8 @@ fn filter_types_accept_exactly_the_declared_filters() {
     assert_filters_match::<Deal, DealFilter>();
     assert_filters_match::<Lead, LeadFilter>();
     assert_filters_match::<DeliveryNote, DeliveryNoteFilter>();
+    assert_filters_match::<CreditNote, CreditNoteFilter>();
+    assert_filters_match::<Refund, RefundFilter>();
     assert_filters_match::<Invoice, InvoiceFilter>();
     assert_filters_match::<Payment, PaymentFilter>();
     assert_filters_match::<Product, ProductFilter>();

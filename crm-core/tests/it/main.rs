@@ -8,6 +8,7 @@ mod authz;
 mod catalog;
 mod consistency;
 mod crm;
+mod documents;
 mod fields;
 mod idempotency;
 mod input;

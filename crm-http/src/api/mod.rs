@@ -49,6 +49,10 @@ pub(crate) enum ApiTags {
     Payments,
     /// Delivery notes.
     DeliveryNotes,
+    /// Credit notes: corrections of issued invoices.
+    CreditNotes,
+    /// Refunds of payments.
+    Refunds,
     /// Projects.
     Projects,
     /// Project milestones.
@@ -103,6 +107,8 @@ fn operations() -> impl OpenApi {
         Filtered(resources::InvoicesApi),
         Filtered(resources::PaymentsApi),
         Filtered(resources::DeliveryNotesApi),
+        Filtered(resources::CreditNotesApi),
+        Filtered(resources::RefundsApi),
         Filtered(resources::ProjectsApi),
         resources::MilestonesApi,
         Filtered(resources::TasksApi),

@@ -137,18 +137,21 @@ mod rows {
         percent: Option<String>,
     }
 
-    /// Payments received in one month and currency.
+    /// Money received in one month and currency: payments less refunds.
     #[derive(JsonSchema)]
     pub(crate) struct MonthlyRevenue {
         /// The first day of the month.
         month: NaiveDate,
         /// The currency.
         currency: Currency,
-        /// Σ completed payments.
+        /// Σ completed payments − `refunded`; negative in a month that refunded more
+        /// than it received.
         #[schemars(with = "crm_core::money::DecimalText")]
         amount: String,
         /// How many payments.
         payments: u64,
+        /// Σ refunds paid back in the month (of payments of any month).
+        refunded: String,
     }
 
     /// Open invoices by how long they are overdue, per currency.

@@ -16,11 +16,13 @@ use crm_core::{
     customers::deals::{Deal, DealFilter, DealPatch, DealStage, NewDeal},
     customers::leads::{ConvertLead, Lead, LeadFilter, LeadPatch, LeadStatus, NewLead},
     notifications::Notification,
+    sales::credit_notes::{CreditNote, CreditNoteFilter, NewCreditNote},
     sales::delivery_notes::{DeliveryNote, DeliveryNoteFilter, NewDeliveryNote},
     sales::invoices::{Invoice, InvoiceFilter, InvoicePatch, NewInvoice},
     sales::payments::{NewPayment, Payment, PaymentFilter},
     sales::products::{NewProduct, Product, ProductCategory, ProductFilter, ProductPatch},
     sales::quotes::{NewQuote, Quote, QuoteFilter, QuotePatch},
+    sales::refunds::{NewRefund, Refund, RefundFilter},
     work::{
         closing::ProjectStatusChange,
         milestones::{Milestone, MilestoneStatus},
@@ -264,7 +266,7 @@ resource! {
     get "getDeliveryNote";
     create "createDeliveryNote": create(NewDeliveryNote);
     delete "deleteDeliveryNote";
-    action ship "/:id/ship" "shipDeliveryNote" "Ships a note.";
+    action ship "/:id/ship" "shipDeliveryNote" "Ships a note: it gets its number.";
     action deliver "/:id/deliver" "deliverDeliveryNote" "Records the delivery.";
 }
 
@@ -280,6 +282,23 @@ struct ProjectsStatusBody {
     close_open_work: bool,
     /// The version read (or send `If-Match`).
     version: Option<u64>,
+}
+
+resource! {
+    /// Credit notes: corrections of issued invoices, numbered when created; never
+    /// changed or deleted.
+    CreditNotesApi at "/credit-notes", tag "ApiTags::CreditNotes", service credit_notes, record CreditNote;
+    list "listCreditNotes" "Credit notes.", filter CreditNoteFilter;
+    get "getCreditNote";
+    create "issueCreditNote": create(NewCreditNote);
+}
+
+resource! {
+    /// Refunds of payments: records of their own; never changed or deleted.
+    RefundsApi at "/refunds", tag "ApiTags::Refunds", service refunds, record Refund;
+    list "listRefunds" "Refunds.", filter RefundFilter;
+    get "getRefund";
+    create "refundPayment": record(NewRefund);
 }
 
 resource! {

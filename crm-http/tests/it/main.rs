@@ -10,6 +10,7 @@ mod auth;
 mod binary;
 mod composition;
 mod connections;
+mod documents;
 mod endpoints;
 mod errors;
 mod idempotency;

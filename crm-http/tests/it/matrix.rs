@@ -18,7 +18,7 @@ use crate::support::{Harness, harness};
 
 /// Listing endpoints and what they list (`true` when the listing can narrow "own"
 /// rights to the owner's records).
-const LISTINGS: [(&str, Resource, bool); 16] = [
+const LISTINGS: [(&str, Resource, bool); 18] = [
     ("/api/v1/users", Resource::Users, true),
     ("/api/v1/companies", Resource::Companies, true),
     ("/api/v1/contacts", Resource::Contacts, true),
@@ -28,6 +28,8 @@ const LISTINGS: [(&str, Resource, bool); 16] = [
     ("/api/v1/invoices", Resource::Invoices, true),
     ("/api/v1/payments", Resource::Payments, true),
     ("/api/v1/delivery-notes", Resource::DeliveryNotes, true),
+    ("/api/v1/credit-notes", Resource::CreditNotes, true),
+    ("/api/v1/refunds", Resource::Payments, true),
     ("/api/v1/projects", Resource::Projects, true),
     ("/api/v1/tasks", Resource::Tasks, true),
     ("/api/v1/products", Resource::Products, true),
@@ -76,7 +78,7 @@ async fn every_listing_answers_each_role_as_the_matrix_says() {
         assert_eq!(h.get(token, "/api/v1/reports/pipeline").await.status, report(*role), "{}", role.as_str());
         checked += 1;
     }
-    assert_eq!(checked, 16 * 4 + 4);
+    assert_eq!(checked, LISTINGS.len() * 4 + 4);
 }
 
 /// A valid creation body for each resource the test creates.

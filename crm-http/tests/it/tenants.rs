@@ -39,6 +39,10 @@ async fn another_tenants_ids_are_404_everywhere() {
     let issued = h.post(&admin, &format!("/api/v1/invoices/{invoice}/issue"), json!({})).await;
     assert_eq!(issued.status, StatusCode::OK, "{:?}", issued.body);
     let payment = create("payments", json!({ "invoice_id": invoice, "amount": "1.00", "method": "cash" })).await;
+    let credit_note =
+        create("credit-notes", json!({ "invoice_id": invoice, "lines": [{ "line_index": 0, "amount": "1.00" }] }))
+            .await;
+    let refund = create("refunds", json!({ "payment_id": payment, "amount": "0.50" })).await;
     let audit = h.get(&admin, "/api/v1/audit-logs?limit=1").await.data()[0]["meta"]["id"].as_str().unwrap().to_owned();
     let user = h.w.user.user_id().to_string();
     ids.extend([
@@ -57,6 +61,8 @@ async fn another_tenants_ids_are_404_everywhere() {
         ("payments", payment),
         ("audit-logs", audit),
         ("users", user),
+        ("credit-notes", credit_note),
+        ("refunds", refund),
     ]);
 
     // A second tenant on the same storage, with its own admin.
