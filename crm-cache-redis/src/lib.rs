@@ -9,12 +9,14 @@
 //! Connections come from [`connect`]: one multiplexed `ConnectionManager`, cloned by
 //! every user. A connection belongs to the tokio runtime that made it.
 
+mod cache;
 mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
 
 use std::time::Duration;
 
+pub use cache::{CacheOptions, CacheStats, CachedStorage};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use sessions::{DEFAULT_SESSION_RETENTION, RedisSessionStore};
 

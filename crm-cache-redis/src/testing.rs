@@ -122,6 +122,27 @@ impl TestRedis {
         Ok(())
     }
 
+    /// Freezes the server (SIGSTOP): clients' commands time out, but what it holds
+    /// stays, as in a network partition. [`TestRedis::resume`] lets it go on.
+    pub fn pause(&self) -> Result<(), String> {
+        self.signal("-STOP")
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) -> Result<(), String> {
+        self.signal("-CONT")
+    }
+
+    fn signal(&self, signal: &str) -> Result<(), String> {
+        let pid = self.server.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(Child::id);
+        let pid = pid.ok_or("the server is not running")?;
+        let status = Command::new("kill").arg(signal).arg(pid.to_string()).status();
+        match status {
+            Ok(s) if s.success() => Ok(()),
+            other => Err(format!("kill {signal} {pid}: {other:?}")),
+        }
+    }
+
     /// The unix socket the server listens on.
     pub fn socket(&self) -> PathBuf {
         self.dir.join("redis.sock")
