@@ -382,6 +382,7 @@ impl<S: Storage> CachedStorage<S> {
         invocation.arg(&lookup.generation).arg(self.base()).arg(millis(self.options.entry_ttl));
         for r in records {
             let entry = Entry { tenant: tenant.0, kind: r.kind, id: r.id, version: r.version, data: r.data.clone() };
+            // A record whose JSON does not serialize again is simply not cached.
             let Ok(json) = serde_json::to_string(&entry) else { continue };
             invocation.arg(Self::suffix(tenant, r.kind, r.id)).arg(r.version).arg(format!("{}|{json}", r.version));
         }
@@ -453,6 +454,9 @@ impl<S: Storage> Storage for CachedStorage<S> {
         kind: EntityKind,
         ids: &[Uuid],
     ) -> Result<Vec<StoredRecord>, StorageError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let Some(mut lookup) = self.lookup(tenant, kind, ids).await else {
             return self.inner.get_many(tenant, kind, ids).await;
         };
