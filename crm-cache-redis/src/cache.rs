@@ -204,8 +204,8 @@ struct Entry {
 
 /// A [`Storage`] whose point reads go through a Redis cache. See the module docs for
 /// the keys, the invalidation rule and what happens when Redis fails.
-pub struct CachedStorage<S> {
-    inner: S,
+pub struct CachedStorage<S: ?Sized> {
+    inner: Arc<S>,
     redis: ConnectionManager,
     options: CacheOptions,
     name: String,
@@ -213,7 +213,7 @@ pub struct CachedStorage<S> {
     counters: Counters,
 }
 
-impl<S: Storage> std::fmt::Debug for CachedStorage<S> {
+impl<S: Storage + ?Sized> std::fmt::Debug for CachedStorage<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("CachedStorage").field("inner", &self.inner.name()).field("options", &self.options).finish()
     }
@@ -232,6 +232,14 @@ impl<S: Storage> CachedStorage<S> {
     /// `inner` behind a cache in the Redis server `redis` is connected to. Its name is
     /// `redis_` and the inner storage's (`redis_postgres`).
     pub fn new(inner: S, redis: ConnectionManager, options: CacheOptions) -> Self {
+        CachedStorage::shared(Arc::new(inner), redis, options)
+    }
+}
+
+impl<S: Storage + ?Sized> CachedStorage<S> {
+    /// [`CachedStorage::new`] around a storage already shared, such as the
+    /// `Arc<dyn Storage>` a server holds.
+    pub fn shared(inner: Arc<S>, redis: ConnectionManager, options: CacheOptions) -> Self {
         let name = format!("redis_{}", inner.name());
         Self { inner, redis, options, name, health: Mutex::new(Health::Up), counters: Counters::default() }
     }
@@ -431,7 +439,7 @@ fn may_have_written(result: &Result<(), StorageError>) -> bool {
 }
 
 #[async_trait]
-impl<S: Storage> Storage for CachedStorage<S> {
+impl<S: Storage + ?Sized> Storage for CachedStorage<S> {
     fn name(&self) -> &str {
         &self.name
     }

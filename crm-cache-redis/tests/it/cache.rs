@@ -281,3 +281,20 @@ async fn after_an_outage_no_stale_value_is_served() {
     assert!(cache.is_up(), "the cache is back in use: {:?}", cache.stats());
     assert_eq!(cache.stats().outages, 1);
 }
+
+/// The cache wraps a storage a server already holds as `Arc<dyn Storage>`: writes
+/// through it reach that storage, and reads through it see them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wraps_a_shared_dyn_storage() {
+    let shared: Arc<dyn Storage> = MemoryStorage::shared();
+    let options = CacheOptions::with_prefix(testing::unique_prefix());
+    let cache = Arc::new(CachedStorage::shared(shared.clone(), testing::connection().await, options));
+    assert_eq!(cache.name(), "redis_memory");
+    let w = World::new(cache.clone()).await;
+    let c = company(&w, "Through the cache").await;
+    let tenant = w.admin.tenant_id();
+    assert_eq!(read(&*cache, tenant, c.meta.id).await, Some(("Through the cache".into(), 1)));
+    assert_eq!(read(&*shared, tenant, c.meta.id).await, Some(("Through the cache".into(), 1)));
+    let renamed = rename(&w, &c, "Renamed").await;
+    assert_eq!(read(&*cache, tenant, c.meta.id).await, Some(("Renamed".into(), renamed.meta.version)));
+}
