@@ -21,6 +21,14 @@ if [ -z "${CRM_TEST_DATABASE_URL:-}" ] && ! command -v initdb >/dev/null 2>&1 \
     sudo_if_needed apt-get update -qq
     DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq postgresql >/dev/null
 fi
+# Redis: crm-cache-redis's tests start a throwaway redis-server per test process
+# (unless CRM_TEST_REDIS_URL names one).
+if [ -z "${CRM_TEST_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1; then
+    echo "redis-server not found: installing redis-server" >&2
+    sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+    sudo_if_needed apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq redis-server >/dev/null
+fi
 command -v npm >/dev/null 2>&1 || { echo "npm not found: installing nodejs and npm (crm-http's TypeScript client check)" >&2; if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi; }
 
 # Doc tests (crm-core's include the README's code blocks) and the embedding example.
