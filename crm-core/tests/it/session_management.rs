@@ -7,18 +7,16 @@ use std::{sync::Arc, time::Duration as StdDuration};
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, Utc};
 use crm_core::{
-    Crm, CrmError, Id, Principal, TenantId,
+    CrmError, Id, Principal, TenantId,
     access::{
         sessions::{ClientInfo, IssuedSession, REFRESH_GRACE},
         users::UserPatch,
     },
-    passwords::PasswordPolicy,
-    session_store::{MemorySessionStore, Session, SessionStore, StorageSessionStore},
-    storage::memory::MemoryStorage,
+    session_store::{MemorySessionStore, Session, SessionStore},
 };
 use uuid::Uuid;
 
-use crate::support::{World, world};
+use crate::support::{World, world, world_on_each_session_store, world_with_sessions};
 
 /// A store whose reads take a while, so two refreshes started together both read the
 /// session before either writes it: the race is certain, not left to the scheduler.
@@ -47,26 +45,11 @@ impl SessionStore for SlowReads {
     }
 }
 
-async fn world_with(store: Option<Arc<dyn SessionStore>>) -> World {
-    let mut w = world().await;
-    if let Some(store) = store {
-        w.crm = Crm::builder(w.crm.storage().clone())
-            .clock(w.clock.clone())
-            .passwords(PasswordPolicy::insecure_fast())
-            .session_store(store)
-            .build();
-    }
-    w
-}
-
-/// The CRM's storage, process memory, storage records, and slow reads over memory.
+/// Every store of [`world_on_each_session_store`], and slow reads over memory.
 async fn each_store() -> Vec<World> {
-    vec![
-        world_with(None).await,
-        world_with(Some(Arc::new(MemorySessionStore::new()))).await,
-        world_with(Some(Arc::new(StorageSessionStore::new(MemoryStorage::shared())))).await,
-        world_with(Some(Arc::new(SlowReads(Arc::new(MemorySessionStore::new()))))).await,
-    ]
+    let mut worlds = world_on_each_session_store().await;
+    worlds.push(world_with_sessions(Some(Arc::new(SlowReads(Arc::new(MemorySessionStore::new()))))).await);
+    worlds
 }
 
 fn client() -> ClientInfo {

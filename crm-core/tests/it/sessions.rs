@@ -4,42 +4,22 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use crm_core::{
-    Crm, CrmError,
+    CrmError,
     access::{
         sessions::{ClientInfo, REFRESH_GRACE},
         users::ImportedUser,
     },
-    passwords::PasswordPolicy,
-    session_store::{MemorySessionStore, SessionStore, StorageSessionStore},
-    storage::memory::MemoryStorage,
 };
 
-use crate::support::{World, world};
+use crate::support::{World, world, world_on_each_session_store};
 
 /// What an edge that knows nothing of its client passes.
 fn client() -> ClientInfo {
     ClientInfo::default()
 }
 
-/// The same world on storage, with sessions in `store`.
-async fn world_with(store: Option<Arc<dyn SessionStore>>) -> World {
-    let mut w = world().await;
-    if let Some(store) = store {
-        w.crm = Crm::builder(w.crm.storage().clone())
-            .clock(w.clock.clone())
-            .passwords(PasswordPolicy::insecure_fast())
-            .session_store(store)
-            .build();
-    }
-    w
-}
-
 async fn each_store() -> Vec<World> {
-    vec![
-        world_with(None).await,
-        world_with(Some(Arc::new(MemorySessionStore::new()))).await,
-        world_with(Some(Arc::new(StorageSessionStore::new(MemoryStorage::shared())))).await,
-    ]
+    world_on_each_session_store().await
 }
 
 #[tokio::test]
