@@ -6,7 +6,7 @@ use clap::{Parser, ValueEnum};
 use crm_core::rate_limit::sign_in::SignInPolicy;
 use poem::web::cookie::SameSite;
 
-use crate::{auth::CookiePolicy, proxies::Cidr};
+use crate::{auth::CookiePolicy, proxies::Cidr, storage_url::StorageTimeouts};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -45,6 +45,11 @@ pub struct Config {
     /// fails with 503 and `Retry-After`; fractions allowed (`0.5`).
     #[arg(long, env = "CRM_STORAGE_TIMEOUT", default_value = "2", value_parser = parse_seconds)]
     pub storage_timeout: Duration,
+
+    /// Seconds a whole storage call may take before it fails with 503: what bounds a
+    /// query to a PostgreSQL server that stopped answering on an open connection.
+    #[arg(long, env = "CRM_STORAGE_CALL_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    pub storage_call_timeout: Duration,
 
     /// Directory for the server's own files (generated JWT secret, bootstrapped tenant).
     #[arg(long, env = "CRM_DATA_DIR", default_value = "./crm-data")]
@@ -168,6 +173,12 @@ impl Config {
         // A pair must be remembered well past its longest wait, or waiting would reset it.
         let forget_after = defaults.forget_after.max(max_delay.saturating_mul(4));
         SignInPolicy { free_failures: self.login_attempts, max_delay, forget_after, ..defaults }
+    }
+
+    /// The storage's bounds: `--storage-timeout` for a connection, `--storage-call-timeout`
+    /// for a whole call.
+    pub fn storage_timeouts(&self) -> StorageTimeouts {
+        StorageTimeouts { wait: self.storage_timeout, call: self.storage_call_timeout }
     }
 
     /// How session cookies are set: `Secure` unless `--insecure-cookies`, and never

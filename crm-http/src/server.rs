@@ -170,7 +170,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let cookies = config.cookie_policy()?;
     let persistent = is_persistent(&config.storage);
     let tokens = TokenKeys::new(&jwt_secret(&config, persistent)?, &config.jwt_issuer)?;
-    let storage = open_storage(&config.storage, config.storage_timeout).await?;
+    let storage = open_storage(&config.storage, config.storage_timeouts()).await?;
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
     let crm = Crm::builder(storage).offload(Arc::new(offload)).build();

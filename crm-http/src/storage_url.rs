@@ -34,15 +34,39 @@ pub fn is_persistent(url: &str) -> bool {
 /// 503 promptly instead of hanging (`--storage-timeout`).
 pub const DEFAULT_STORAGE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Opens the storage a URL names; `timeout` bounds each call's wait for the storage
-/// (see [`DEFAULT_STORAGE_TIMEOUT`]; embedded storages never wait for one).
-pub async fn open_storage(url: &str, timeout: Duration) -> Result<Arc<dyn Storage>, StorageUrlError> {
+/// The longest a whole storage call may take once it has its connection: a query to a
+/// server that stopped answering fails with `Unavailable` after it
+/// (`--storage-call-timeout`). Long enough for the heaviest report on a large tenant.
+pub const DEFAULT_STORAGE_CALL_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long storage calls may wait (embedded storages never wait for a connection and
+/// never lose one: these bound PostgreSQL).
+#[derive(Clone, Copy, Debug)]
+pub struct StorageTimeouts {
+    /// The wait for a connection ([`DEFAULT_STORAGE_TIMEOUT`]).
+    pub wait: Duration,
+    /// A whole call, the wait included ([`DEFAULT_STORAGE_CALL_TIMEOUT`]).
+    pub call: Duration,
+}
+
+impl Default for StorageTimeouts {
+    fn default() -> Self {
+        Self { wait: DEFAULT_STORAGE_TIMEOUT, call: DEFAULT_STORAGE_CALL_TIMEOUT }
+    }
+}
+
+/// Opens the storage a URL names, its calls bounded by `timeouts`.
+pub async fn open_storage(url: &str, timeouts: StorageTimeouts) -> Result<Arc<dyn Storage>, StorageUrlError> {
     match url.split_once("://") {
         Some(("memory", _)) => Ok(MemoryStorage::shared()),
         Some(("sled", "")) => Err(StorageUrlError::MissingPath),
         Some(("sled", path)) => Ok(Arc::new(SledStorage::open(path)?)),
         Some(("postgres" | "postgresql", _)) => {
-            let options = PostgresOptions { acquire_timeout: timeout, ..PostgresOptions::default() };
+            let options = PostgresOptions {
+                acquire_timeout: timeouts.wait,
+                call_timeout: timeouts.call.max(timeouts.wait),
+                ..PostgresOptions::default()
+            };
             Ok(Arc::new(PostgresStorage::connect_with(url, options).await.map_err(StorageUrlError::Postgres)?))
         }
         _ => Err(StorageUrlError::UnknownScheme(url.to_owned())),

@@ -68,11 +68,23 @@ pub struct PostgresOptions {
     /// Apply the embedded migrations on connect (default `true`). When `false`, call
     /// [`PostgresStorage::migrate`] yourself.
     pub migrate: bool,
+    /// The longest a whole storage call may take, connection wait included, before it
+    /// fails with `Unavailable` (default 30 s). It bounds what `acquire_timeout` cannot:
+    /// a query on an open connection to a server that stopped answering (frozen, or cut
+    /// off without a reset) would otherwise wait for the operating system's TCP timeout.
+    /// A commit cut off this way may still have committed, as with any lost connection.
+    pub call_timeout: Duration,
 }
 
 impl Default for PostgresOptions {
     fn default() -> Self {
-        Self { max_connections: 16, acquire_timeout: Duration::from_secs(10), commit_attempts: 8, migrate: true }
+        Self {
+            max_connections: 16,
+            acquire_timeout: Duration::from_secs(10),
+            commit_attempts: 8,
+            migrate: true,
+            call_timeout: Duration::from_secs(30),
+        }
     }
 }
 
@@ -153,6 +165,15 @@ impl PostgresStorage {
         self.pool.close().await;
     }
 
+    /// Runs one storage call within [`PostgresOptions::call_timeout`]. Dropping a sqlx
+    /// call midway is safe: the connection finishes (or is discarded) before reuse.
+    async fn bounded<T>(&self, call: impl Future<Output = Result<T, StorageError>>) -> Result<T, StorageError> {
+        let limit = self.options.call_timeout;
+        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| {
+            Err(StorageError::Unavailable(format!("PostgreSQL did not answer within {} ms", limit.as_millis())))
+        })
+    }
+
     fn table(kind: EntityKind) -> Result<&'static Table, StorageError> {
         schema::table(kind).ok_or_else(|| {
             StorageError::Invalid(format!("this release of the PostgreSQL schema has no table for {kind} records"))
@@ -172,11 +193,18 @@ impl Storage for PostgresStorage {
     }
 
     async fn get(&self, tenant: TenantId, kind: EntityKind, id: Uuid) -> Result<Option<StoredRecord>, StorageError> {
-        let table = Self::table(kind)?;
-        let sql = format!("SELECT id, version, data FROM {} WHERE tenant_id = $1 AND id = $2", table.name);
-        let row =
-            sqlx::query(AssertSqlSafe(sql)).bind(tenant.0).bind(id).fetch_optional(&self.pool).await.map_err(map)?;
-        row.map(|r| stored(kind, &r)).transpose()
+        self.bounded(async {
+            let table = Self::table(kind)?;
+            let sql = format!("SELECT id, version, data FROM {} WHERE tenant_id = $1 AND id = $2", table.name);
+            let row = sqlx::query(AssertSqlSafe(sql))
+                .bind(tenant.0)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map)?;
+            row.map(|r| stored(kind, &r)).transpose()
+        })
+        .await
     }
 
     async fn get_many(
@@ -185,13 +213,17 @@ impl Storage for PostgresStorage {
         kind: EntityKind,
         ids: &[Uuid],
     ) -> Result<Vec<StoredRecord>, StorageError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let table = Self::table(kind)?;
-        let sql = format!("SELECT id, version, data FROM {} WHERE tenant_id = $1 AND id = ANY($2)", table.name);
-        let rows = sqlx::query(AssertSqlSafe(sql)).bind(tenant.0).bind(ids).fetch_all(&self.pool).await.map_err(map)?;
-        rows.iter().map(|r| stored(kind, r)).collect()
+        self.bounded(async {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let table = Self::table(kind)?;
+            let sql = format!("SELECT id, version, data FROM {} WHERE tenant_id = $1 AND id = ANY($2)", table.name);
+            let rows =
+                sqlx::query(AssertSqlSafe(sql)).bind(tenant.0).bind(ids).fetch_all(&self.pool).await.map_err(map)?;
+            rows.iter().map(|r| stored(kind, r)).collect()
+        })
+        .await
     }
 
     async fn list(
@@ -200,7 +232,7 @@ impl Storage for PostgresStorage {
         kind: EntityKind,
         query: &ListQuery,
     ) -> Result<Page<StoredRecord>, StorageError> {
-        query::list(&self.pool, tenant.0, kind, Self::table(kind)?, query).await
+        self.bounded(async { query::list(&self.pool, tenant.0, kind, Self::table(kind)?, query).await }).await
     }
 
     async fn aggregate(
@@ -209,63 +241,75 @@ impl Storage for PostgresStorage {
         kind: EntityKind,
         query: &AggregateQuery,
     ) -> Result<Vec<AggregateRow>, StorageError> {
-        query::aggregate(&self.pool, tenant.0, Self::table(kind)?, query).await
+        self.bounded(async { query::aggregate(&self.pool, tenant.0, Self::table(kind)?, query).await }).await
     }
 
     async fn counter(&self, tenant: TenantId, key: &str) -> Result<u64, StorageError> {
-        let value: Option<i64> = sqlx::query_scalar("SELECT value FROM counters WHERE tenant_id = $1 AND key = $2")
-            .bind(tenant.0)
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(map)?;
-        // A counter never written has no row: it is 0.
-        value.map_or(Ok(0), |v| decode::counter(key, v))
+        self.bounded(async {
+            let value: Option<i64> = sqlx::query_scalar("SELECT value FROM counters WHERE tenant_id = $1 AND key = $2")
+                .bind(tenant.0)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map)?;
+            // A counter never written has no row: it is 0.
+            value.map_or(Ok(0), |v| decode::counter(key, v))
+        })
+        .await
     }
 
     async fn commit(&self, tenant: TenantId, batch: WriteBatch) -> Result<(), StorageError> {
-        commit::commit(&self.pool, self.options.commit_attempts, tenant.0, &batch).await
+        self.bounded(async { commit::commit(&self.pool, self.options.commit_attempts, tenant.0, &batch).await }).await
     }
 
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StorageError> {
-        let rows = sqlx::query(
-            "SELECT id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos FROM outbox \
-             ORDER BY id LIMIT $1",
-        )
-        .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(map)?;
-        rows.iter()
-            .map(|r| {
-                let kind: String = r.try_get(3).map_err(map)?;
-                Ok(OutboxEvent {
-                    id: r.try_get(0).map_err(map)?,
-                    tenant_id: TenantId(r.try_get(1).map_err(map)?),
-                    name: r.try_get(2).map_err(map)?,
-                    entity_kind: decode::entity_kind("outbox.entity_kind", &kind)?,
-                    entity_id: r.try_get(4).map_err(map)?,
-                    payload: r.try_get(5).map_err(map)?,
-                    occurred_at: decode::instant(
-                        "outbox.occurred_at_nanos",
-                        r.try_get(6).map_err(map)?,
-                        r.try_get(7).map_err(map)?,
-                    )?,
+        self.bounded(async {
+            let rows = sqlx::query(
+                "SELECT id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos FROM outbox \
+                 ORDER BY id LIMIT $1",
+            )
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(map)?;
+            rows.iter()
+                .map(|r| {
+                    let kind: String = r.try_get(3).map_err(map)?;
+                    Ok(OutboxEvent {
+                        id: r.try_get(0).map_err(map)?,
+                        tenant_id: TenantId(r.try_get(1).map_err(map)?),
+                        name: r.try_get(2).map_err(map)?,
+                        entity_kind: decode::entity_kind("outbox.entity_kind", &kind)?,
+                        entity_id: r.try_get(4).map_err(map)?,
+                        payload: r.try_get(5).map_err(map)?,
+                        occurred_at: decode::instant(
+                            "outbox.occurred_at_nanos",
+                            r.try_get(6).map_err(map)?,
+                            r.try_get(7).map_err(map)?,
+                        )?,
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        })
+        .await
     }
 
     async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
-        if ids.is_empty() {
-            return Ok(());
-        }
-        sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(&self.pool).await.map_err(map)?;
-        Ok(())
+        self.bounded(async {
+            if ids.is_empty() {
+                return Ok(());
+            }
+            sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(&self.pool).await.map_err(map)?;
+            Ok(())
+        })
+        .await
     }
 
     async fn ping(&self) -> Result<(), StorageError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map)?;
-        Ok(())
+        self.bounded(async {
+            sqlx::query("SELECT 1").execute(&self.pool).await.map_err(map)?;
+            Ok(())
+        })
+        .await
     }
 }

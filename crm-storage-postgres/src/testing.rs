@@ -276,6 +276,37 @@ impl TestServer {
         self.start_postgres()
     }
 
+    /// Stops every process of the server (`SIGSTOP`) without closing anything: open
+    /// connections stay open and silent, what clients see of a frozen host or a cut
+    /// network. [`TestServer::thaw`] resumes it.
+    pub fn freeze(&self) -> Result<(), String> {
+        self.signal_all("-STOP")
+    }
+
+    /// Resumes a server stopped by [`TestServer::freeze`].
+    pub fn thaw(&self) -> Result<(), String> {
+        self.signal_all("-CONT")
+    }
+
+    /// Sends `signal` to the postmaster and its children (the backends).
+    fn signal_all(&self, signal: &str) -> Result<(), String> {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let pids = std::fs::read_to_string(&pid_file).map_err(|e| fail("reading postmaster.pid", e))?;
+        let postmaster = pids.lines().next().unwrap_or_default().trim().to_owned();
+        let mut targets = vec![postmaster.clone()];
+        for entry in std::fs::read_dir("/proc").map_err(|e| fail("listing /proc", e))?.flatten() {
+            let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+            // `pid (comm) state ppid …`: the command may hold spaces, so split after `)`.
+            let parent = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1));
+            if parent == Some(postmaster.as_str()) {
+                targets.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        let mut kill = Command::new("kill");
+        kill.arg(signal).args(&targets);
+        run(kill, "signalling the server's processes")
+    }
+
     fn socket_path(&self) -> PathBuf {
         self.dir.join(".s.PGSQL.5432")
     }

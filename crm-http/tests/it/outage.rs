@@ -14,7 +14,7 @@ use crm_http::{
     config::Config,
     input::Versions,
     limits::Limits,
-    storage_url::{DEFAULT_STORAGE_TIMEOUT, open_storage},
+    storage_url::{DEFAULT_STORAGE_CALL_TIMEOUT, DEFAULT_STORAGE_TIMEOUT, StorageTimeouts, open_storage},
 };
 use crm_storage_postgres::testing::{Target, TestServer, create_database};
 use poem::{http::StatusCode, web::cookie::SameSite};
@@ -27,7 +27,7 @@ async fn harness_on_own_server() -> (Harness, Target) {
     let server = tokio::task::spawn_blocking(TestServer::start).await.unwrap().unwrap();
     let target = Target::Local(server);
     let url = create_database(&target).await.unwrap();
-    let storage = open_storage(&url, DEFAULT_STORAGE_TIMEOUT).await.unwrap();
+    let storage = open_storage(&url, StorageTimeouts::default()).await.unwrap();
     let w = World::new(storage).await;
     let cookies = CookiePolicy { secure: false, same_site: SameSite::Lax };
     let limits = Limits::in_memory(1_000_000, 1_000_000, 1_000);
@@ -112,4 +112,14 @@ fn the_storage_timeout_defaults_to_two_seconds() {
     let config = Config::parse_from(["crm-server", "--storage-timeout", "0.5"]);
     assert_eq!(config.storage_timeout, Duration::from_millis(500));
     assert!(Config::try_parse_from(["crm-server", "--storage-timeout", "0"]).is_err());
+}
+
+#[test]
+fn a_whole_storage_call_is_bounded_by_default() {
+    let config = Config::parse_from(["crm-server"]);
+    assert_eq!(config.storage_timeouts().call, DEFAULT_STORAGE_CALL_TIMEOUT);
+    let config = Config::parse_from(["crm-server", "--storage-call-timeout", "5", "--storage-timeout", "0.5"]);
+    let timeouts = config.storage_timeouts();
+    assert_eq!((timeouts.wait, timeouts.call), (Duration::from_millis(500), Duration::from_secs(5)));
+    assert!(Config::try_parse_from(["crm-server", "--storage-call-timeout", "0"]).is_err());
 }

@@ -184,3 +184,56 @@ async fn acknowledged_commits_survive_a_crash_of_postgres() {
     }
     assert_eq!(found, ids.len(), "acknowledged commits were lost in the crash");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_to_a_frozen_server_fail_fast_and_recover_when_it_answers_again() {
+    // Its own server: this test freezes it.
+    let server =
+        Arc::new(tokio::task::spawn_blocking(TestServer::start).await.unwrap().unwrap_or_else(|e| panic!("{e}")));
+    let target = crm_storage_postgres::testing::Target::External(server.url("postgres"));
+    let url = create_database(&target).await.unwrap();
+    let bound = Duration::from_millis(800);
+    let options = PostgresOptions {
+        acquire_timeout: Duration::from_secs(1),
+        call_timeout: bound,
+        max_connections: 2,
+        ..PostgresOptions::default()
+    };
+    let storage: Arc<dyn Storage> = Arc::new(PostgresStorage::connect_with(&url, options).await.unwrap());
+    let w = World::new(storage.clone()).await;
+    let (tenant, owner) = (w.admin.tenant_id(), w.admin.user_id());
+    let company = new_company(tenant, owner, "before the freeze".into());
+    let id = company.meta.id;
+    storage
+        .commit(tenant, WriteBatch { ops: vec![WriteOp::Insert(to_record(&company).unwrap())], ..WriteBatch::default() })
+        .await
+        .unwrap();
+
+    // Open connections now lead to a server that neither answers nor hangs up.
+    server.freeze().unwrap();
+    for call in 0..3 {
+        let started = Instant::now();
+        let read = storage.get(tenant, EntityKind::Company, id).await;
+        let waited = started.elapsed();
+        assert!(matches!(read, Err(StorageError::Unavailable(_))), "call {call} on a frozen server: {read:?}");
+        assert!(waited < bound + Duration::from_millis(700), "call {call} waited {waited:?}, bound {bound:?}");
+    }
+    let other = new_company(tenant, owner, "during the freeze".into());
+    let write = storage
+        .commit(tenant, WriteBatch { ops: vec![WriteOp::Insert(to_record(&other).unwrap())], ..WriteBatch::default() })
+        .await;
+    assert!(matches!(write, Err(StorageError::Unavailable(_))), "a commit on a frozen server: {write:?}");
+
+    server.thaw().unwrap();
+    let recovered = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            if let Ok(Some(found)) = storage.get(tenant, EntityKind::Company, id).await {
+                return found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+    .expect("the storage answers again once the server does");
+    assert_eq!(recovered.id, id);
+}
