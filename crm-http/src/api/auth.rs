@@ -9,7 +9,7 @@ use crm_core::{
     rate_limit::sign_in::SignInAttempt,
 };
 use poem::{Request, http::header::USER_AGENT, web::Data, web::cookie::CookieJar};
-use poem_openapi::{OpenApi, param::Path, payload::Json};
+use poem_openapi::{OpenApi, param::Path};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -82,9 +82,9 @@ impl AuthApi {
         ctx: Data<&Arc<AppCtx>>,
         req: &Request,
         cookies: &CookieJar,
-        body: Json<Body<LoginRequest>>,
+        body: Body<LoginRequest>,
     ) -> Result<Done<SignedIn>, ApiError> {
-        let body: LoginRequest = body.0.decode()?;
+        let body: LoginRequest = body.decode()?;
         let tenant = body.tenant_id.map(TenantId).or(ctx.default_tenant);
         let tenant = tenant.ok_or_else(|| ApiError::invalid("tenant_id", "is required on this server"))?;
         let attempt = SignInAttempt::new(tenant, &body.email, edge::client_ip(req));
@@ -109,9 +109,9 @@ impl AuthApi {
         ctx: Data<&Arc<AppCtx>>,
         req: &Request,
         cookies: &CookieJar,
-        body: Json<Body<RefreshRequest>>,
+        body: Body<RefreshRequest>,
     ) -> Result<Done<SessionTokens>, ApiError> {
-        let body: RefreshRequest = body.0.decode()?;
+        let body: RefreshRequest = body.decode()?;
         let token =
             body.refresh_token.or_else(|| cookies.get(ctx.cookies.refresh_name()).map(|c| c.value_str().to_owned()));
         let token = token.ok_or_else(ApiError::unauthorized)?;
@@ -203,10 +203,10 @@ impl AuthApi {
         &self,
         ctx: Data<&Arc<AppCtx>>,
         auth: Auth,
-        body: Json<Body<ChangePasswordRequest>>,
+        body: Body<ChangePasswordRequest>,
     ) -> Result<Done<PasswordChanged>, ApiError> {
         let caller = auth.into_caller();
-        let input: ChangePasswordRequest = body.0.decode()?;
+        let input: ChangePasswordRequest = body.decode()?;
         ctx.crm.users().change_password(&caller.principal, &input.current_password, &input.new_password).await?;
         output::done(&PasswordChanged { changed: true })
     }

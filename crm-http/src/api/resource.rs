@@ -123,11 +123,11 @@ macro_rules! resource {
                     &self,
                     ctx: poem::web::Data<&std::sync::Arc<$crate::context::AppCtx>>,
                     auth: $crate::auth::Auth,
-                    body: poem_openapi::payload::Json<$crate::api::schema::Body<$input>>,
+                    body: $crate::api::schema::Body<$input>,
                 ) -> Result<$crate::output::Created<$record>, $crate::error::ApiError> {
                     let caller = auth.into_caller();
                     $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Create)?;
-                    let input: $input = body.0.decode()?;
+                    let input: $input = body.decode()?;
                     let created = ctx.crm.$service().$create(&caller.principal, input).await?;
                     $crate::output::created(&created)
                 }
@@ -144,11 +144,11 @@ macro_rules! resource {
                     /// The `ETag` of the version read.
                     #[oai(name = "If-Match")]
                     if_match: poem_openapi::param::Header<Option<String>>,
-                    body: poem_openapi::payload::Json<$crate::api::schema::Body<$patch>>,
+                    body: $crate::api::schema::Body<$patch>,
                 ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
                     let caller = auth.into_caller();
                     $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Update)?;
-                    let patch: $patch = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
+                    let patch: $patch = body.decode_patch(if_match.0.as_deref(), ctx.versions)?;
                     let updated = ctx.crm.$service().update(&caller.principal, id.0.into(), patch).await?;
                     $crate::output::one(&updated)
                 }
@@ -203,11 +203,11 @@ macro_rules! resource {
                     /// The `ETag` of the version read.
                     #[oai(name = "If-Match")]
                     if_match: poem_openapi::param::Header<Option<String>>,
-                    body: poem_openapi::payload::Json<$crate::api::schema::Body<$body>>,
+                    body: $crate::api::schema::Body<$body>,
                 ) -> Result<$crate::output::One<$record>, $crate::error::ApiError> {
                     let caller = auth.into_caller();
                     $crate::api::resource::may::<$record>(&caller, crm_core::authz::Action::Update)?;
-                    let input: $body = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
+                    let input: $body = body.decode_patch(if_match.0.as_deref(), ctx.versions)?;
                     let changed =
                         ctx.crm.$service().$set(&caller.principal, id.0.into(), input.$field, input.version).await?;
                     $crate::output::one(&changed)

@@ -35,7 +35,6 @@ use poem::web::Data;
 use poem_openapi::{
     OpenApi,
     param::{Header, Path, Query},
-    payload::Json,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -82,11 +81,11 @@ resource! {
             ctx: Ctx<'_>,
             auth: Auth,
             id: Path<Uuid>,
-            body: Json<Body<ResetPasswordRequest>>,
+            body: Body<ResetPasswordRequest>,
         ) -> Result<Done<PasswordReset>, ApiError> {
             let caller = auth.into_caller();
             crate::api::resource::may::<User>(&caller, crm_core::authz::Action::Update)?;
-            let input: ResetPasswordRequest = body.0.decode()?;
+            let input: ResetPasswordRequest = body.decode()?;
             ctx.crm.users().reset_password(&caller.principal, Id::from_uuid(id.0), &input.new_password).await?;
             output::done(&PasswordReset { reset: true })
         }
@@ -144,10 +143,11 @@ resource! {
             /// The `ETag` of the version read.
             #[oai(name = "If-Match")]
             if_match: Header<Option<String>>,
-            body: Json<Body<ConvertLead>>,
+            body: Body<ConvertLead>,
         ) -> Result<Done<ConvertedLead>, ApiError> {
             let caller = auth.into_caller();
-            let input = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
+            crate::api::resource::may::<Lead>(&caller, crm_core::authz::Action::Update)?;
+            let input = body.decode_patch(if_match.0.as_deref(), ctx.versions)?;
             let done = ctx.crm.leads().convert(&caller.principal, id.0.into(), input).await?;
             output::done(&ConvertedLead {
                 lead: Shown::of(&done.lead)?,
@@ -191,10 +191,11 @@ resource! {
             /// The `ETag` of the version read.
             #[oai(name = "If-Match")]
             if_match: Header<Option<String>>,
-            body: Json<Body<StageChange>>,
+            body: Body<StageChange>,
         ) -> Result<One<Deal>, ApiError> {
             let caller = auth.into_caller();
-            let input = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
+            crate::api::resource::may::<Deal>(&caller, crm_core::authz::Action::Update)?;
+            let input = body.decode_patch(if_match.0.as_deref(), ctx.versions)?;
             let deal = ctx
                 .crm
                 .deals()
@@ -322,11 +323,11 @@ resource! {
             /// The `ETag` of the version read.
             #[oai(name = "If-Match")]
             if_match: Header<Option<String>>,
-            body: Json<Body<ProjectsStatusBody>>,
+            body: Body<ProjectsStatusBody>,
         ) -> Result<One<Project>, ApiError> {
             let caller = auth.into_caller();
             crate::api::resource::may::<Project>(&caller, crm_core::authz::Action::Update)?;
-            let input: ProjectsStatusBody = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
+            let input: ProjectsStatusBody = body.decode_patch(if_match.0.as_deref(), ctx.versions)?;
             let change = ProjectStatusChange { status: input.status, close_open_work: input.close_open_work };
             let changed = ctx.crm.projects().change_status(&caller.principal, id.0.into(), change, input.version).await?;
             output::one(&changed)
@@ -391,10 +392,11 @@ resource! {
             &self,
             ctx: Ctx<'_>,
             auth: Auth,
-            body: Json<Body<NewMilestone>>,
+            body: Body<NewMilestone>,
         ) -> Result<Created<Milestone>, ApiError> {
             let caller = auth.into_caller();
-            let input = body.0.decode()?;
+            crate::api::resource::may::<Milestone>(&caller, crm_core::authz::Action::Create)?;
+            let input = body.decode()?;
             let milestone = ctx
                 .crm
                 .milestones()
@@ -475,10 +477,11 @@ resource! {
             &self,
             ctx: Ctx<'_>,
             auth: Auth,
-            body: Json<Body<NewCategory>>,
+            body: Body<NewCategory>,
         ) -> Result<Created<ProductCategory>, ApiError> {
             let caller = auth.into_caller();
-            let input = body.0.decode()?;
+            crate::api::resource::may::<ProductCategory>(&caller, crm_core::authz::Action::Create)?;
+            let input = body.decode()?;
             let category =
                 ctx.crm.product_categories().create(&caller.principal, input.name, input.parent_id).await?;
             output::created(&category)
@@ -525,10 +528,11 @@ resource! {
             &self,
             ctx: Ctx<'_>,
             auth: Auth,
-            body: Json<Body<NewApiKey>>,
+            body: Body<NewApiKey>,
         ) -> Result<Created<CreatedApiKey>, ApiError> {
             let caller = auth.into_caller();
-            let input = body.0.decode()?;
+            crate::api::resource::may::<ApiKey>(&caller, crm_core::authz::Action::Create)?;
+            let input = body.decode()?;
             let (key, token) = ctx.crm.api_keys().create(&caller.principal, input).await?;
             output::created_as(&CreatedApiKey { key: Shown::of(&key)?, token }, key.meta.version)
         }

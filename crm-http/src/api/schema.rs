@@ -7,15 +7,16 @@
 //! [`crate::input`] (every refused field named, no float money), exactly as before.
 
 use std::{
-    borrow::Cow,
     collections::{BTreeSet, HashSet},
     marker::PhantomData,
     sync::{Mutex, OnceLock},
 };
 
+use poem::FromRequest;
 use poem_openapi::{
+    payload::{Json, ParsePayload, Payload},
     registry::{MetaSchema, MetaSchemaRef, Registry},
-    types::{ParseFromJSON, ParseResult, Type},
+    types::Type,
 };
 use schemars::{
     JsonSchema,
@@ -26,33 +27,33 @@ use serde_json::Value;
 
 use crate::{error::ApiError, input};
 
-/// A JSON request body described in the spec by `T`'s schema. It holds the JSON as
-/// sent; [`Body::decode`] reads it into `T` through [`input::decode`].
+/// A JSON request body described in the spec by `T`'s schema, and read only when the
+/// handler asks: it holds the bytes' JSON, or why they are not JSON, so a handler
+/// authorizes the caller before it answers 400 for a malformed body or 422 for a field
+/// ([`Body::decode`] reads it into `T` through [`input::decode`]).
 #[derive(Debug, Clone)]
 pub(crate) struct Body<T> {
-    json: Value,
+    json: Result<Value, String>,
     _input: PhantomData<fn() -> T>,
 }
 
 impl<T: DeserializeOwned> Body<T> {
-    /// Reads the body into `T` (422 naming the refused field).
+    /// Reads the body into `T`: 400 if it is not JSON, 422 naming the refused field.
     pub(crate) fn decode(self) -> Result<T, ApiError> {
-        input::decode(self.json)
+        input::decode(self.json.map_err(ApiError::bad_request)?)
     }
 
     /// Reads a patch body, its `version` from `If-Match` when the header is sent.
     pub(crate) fn decode_patch(self, if_match: Option<&str>, versions: input::Versions) -> Result<T, ApiError> {
-        input::decode_patch(self.json, if_match, versions)
+        input::decode_patch(self.json.map_err(ApiError::bad_request)?, if_match, versions)
     }
 }
 
-impl<T: JsonSchema + Send + Sync> Type for Body<T> {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Value;
-    type RawElementValueType = Value;
+impl<T: JsonSchema + Send + Sync> Payload for Body<T> {
+    const CONTENT_TYPE: &'static str = Json::<Value>::CONTENT_TYPE;
 
-    fn name() -> Cow<'static, str> {
-        T::schema_name()
+    fn check_content_type(content_type: &str) -> bool {
+        Json::<Value>::check_content_type(content_type)
     }
 
     fn schema_ref() -> MetaSchemaRef {
@@ -62,22 +63,24 @@ impl<T: JsonSchema + Send + Sync> Type for Body<T> {
     fn register(registry: &mut Registry) {
         register_schema::<T>(registry, Contract::Deserialize);
     }
+}
 
-    fn as_raw_value(&self) -> Option<&Value> {
-        Some(&self.json)
-    }
+impl<T: JsonSchema + Send + Sync> ParsePayload for Body<T> {
+    const IS_REQUIRED: bool = true;
 
-    fn raw_element_iter<'a>(&'a self) -> Box<dyn Iterator<Item = &'a Value> + 'a> {
-        Box::new(std::iter::once(&self.json))
+    /// Takes any bytes: whether they are JSON, and the fields, are checked on decoding.
+    async fn from_request(request: &poem::Request, body: &mut poem::RequestBody) -> poem::Result<Self> {
+        let bytes = Vec::<u8>::from_request(request, body).await?;
+        let json = if bytes.is_empty() {
+            Ok(Value::Null)
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| format!("parse request payload error: {e}"))
+        };
+        Ok(Self { json, _input: PhantomData })
     }
 }
 
-impl<T: JsonSchema + Send + Sync> ParseFromJSON for Body<T> {
-    /// Takes any JSON, as `Json<Value>` did: the fields are checked by [`Body::decode`].
-    fn parse_from_json(value: Option<Value>) -> ParseResult<Self> {
-        Ok(Self { json: value.unwrap_or_default(), _input: PhantomData })
-    }
-}
+poem_openapi::impl_apirequest_for_payload!(Body<T>, T: JsonSchema + Send + Sync);
 
 /// Registers `T`'s schema (and every schema it refers to) under schemars' names;
 /// returns the name of `T`'s own.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crm_core::{access::settings::SettingsPatch, authz::Action, tenant_settings::TenantSettings};
 use poem::web::Data;
-use poem_openapi::{OpenApi, param::Header, payload::Json};
+use poem_openapi::{OpenApi, param::Header};
 
 use crate::{
     api::{ApiTags, resource::may, schema::Body},
@@ -39,11 +39,11 @@ impl SettingsApi {
         /// The `ETag` of the version read.
         #[oai(name = "If-Match")]
         if_match: Header<Option<String>>,
-        body: Json<Body<SettingsPatch>>,
+        body: Body<SettingsPatch>,
     ) -> Result<One<TenantSettings>, ApiError> {
         let caller = auth.into_caller();
         may::<TenantSettings>(&caller, Action::Update)?;
-        let patch: SettingsPatch = body.0.decode_patch(if_match.0.as_deref(), ctx.versions)?;
+        let patch: SettingsPatch = body.decode_patch(if_match.0.as_deref(), ctx.versions)?;
         let settings = ctx.crm.settings().update(&caller.principal, patch).await?;
         output::one(&settings)
     }

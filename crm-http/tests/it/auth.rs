@@ -125,9 +125,21 @@ async fn authentication_and_authorization_come_before_parsing() {
     assert_eq!((refused.status, refused.code()), (StatusCode::FORBIDDEN, "forbidden"), "{:?}", refused.body);
     let refused = h.post(&user, "/api/v1/products", json!({ "name": 1, "unknown": true })).await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN, "{:?}", refused.body);
+    // Not even a body that is not JSON is looked at before the caller is authorized.
+    let bearer = format!("Bearer {user}");
+    for path in ["/api/v1/products", "/api/v1/product-categories"] {
+        let refused = h.call(Method::POST, path, &[("authorization", &bearer)], Body::Raw("{not json")).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{path}: {:?}", refused.body);
+    }
+    let anonymous = h.call(Method::POST, "/api/v1/products", &[], Body::Raw("{not json")).await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED, "{:?}", anonymous.body);
     // Callers who may create still hear what is wrong with the body.
     let admin = h.token(&h.w.admin).await;
     assert_eq!(h.post(&admin, "/api/v1/products", json!({})).await.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let admin_bearer = format!("Bearer {admin}");
+    let malformed =
+        h.call(Method::POST, "/api/v1/products", &[("authorization", &admin_bearer)], Body::Raw("{not json")).await;
+    assert_eq!((malformed.status, malformed.code()), (StatusCode::BAD_REQUEST, "bad_request"), "{:?}", malformed.body);
     assert_eq!(h.get(&admin, "/api/v1/contacts?limit=-1").await.status, StatusCode::BAD_REQUEST);
 }
 

@@ -205,7 +205,10 @@ async fn calls_to_a_frozen_server_fail_fast_and_recover_when_it_answers_again() 
     let company = new_company(tenant, owner, "before the freeze".into());
     let id = company.meta.id;
     storage
-        .commit(tenant, WriteBatch { ops: vec![WriteOp::Insert(to_record(&company).unwrap())], ..WriteBatch::default() })
+        .commit(
+            tenant,
+            WriteBatch { ops: vec![WriteOp::Insert(to_record(&company).unwrap())], ..WriteBatch::default() },
+        )
         .await
         .unwrap();
 
