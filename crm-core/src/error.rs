@@ -195,6 +195,21 @@ impl Validator {
     /// tenants); the HTTP spec shows the same bound.
     pub const NAME_MAX: usize = 200;
 
+    /// The most characters of a phone number (contacts, leads, companies).
+    pub const PHONE_MAX: usize = 50;
+
+    /// The most characters of a short label (a company's industry, a contact's position).
+    pub const SHORT_TEXT_MAX: usize = 100;
+
+    /// The most characters of a web address.
+    pub const URL_MAX: usize = 500;
+
+    /// The most characters of a paragraph (an address, why a deal was lost).
+    pub const PARAGRAPH_MAX: usize = 1000;
+
+    /// The most characters of notes and descriptions on documents and products.
+    pub const NOTES_MAX: usize = 5000;
+
     /// The maximum length from which a text field counts as long text (notes,
     /// descriptions), where tabs and line breaks are allowed.
     pub const LONG_TEXT: usize = 1000;

@@ -30,6 +30,7 @@ pub struct ApiKey {
     /// Common metadata.
     pub meta: Meta,
     /// What it is for.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// The user it acts as.
     pub owner_id: Id<User>,
@@ -82,6 +83,7 @@ impl Principal {
 #[serde(deny_unknown_fields)]
 pub struct NewApiKey {
     /// What it is for.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// The user it acts as; default: the creator.
     pub owner_id: Option<Id<User>>,
@@ -132,7 +134,7 @@ impl ApiKeys<'_> {
     pub async fn create(&self, p: &Principal, input: NewApiKey) -> Result<(ApiKey, String)> {
         self.crm.authorize(p, Resource::ApiKeys, Action::Create)?;
         let mut v = Validator::new();
-        v.text("name", &input.name, 200);
+        v.text("name", &input.name, Validator::NAME_MAX);
         v.check(!input.scopes.is_empty(), "scopes", "at least one scope is required");
         v.check(input.expires_at.is_none_or(|t| t > self.crm.now()), "expires_at", "must be in the future");
         v.finish()?;

@@ -23,14 +23,18 @@ pub struct Company {
     #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// Industry.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::SHORT_TEXT_MAX)))]
     pub industry: Option<String>,
     /// Website.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::URL_MAX)))]
     pub website: Option<String>,
     /// Main email.
     pub email: Option<String>,
     /// Main phone.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PHONE_MAX)))]
     pub phone: Option<String>,
     /// Postal address.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PARAGRAPH_MAX)))]
     pub address: Option<String>,
     /// The responsible user.
     pub owner_id: Id<User>,
@@ -79,14 +83,18 @@ pub struct NewCompany {
     #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// Industry.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::SHORT_TEXT_MAX)))]
     pub industry: Option<String>,
     /// Website.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::URL_MAX)))]
     pub website: Option<String>,
     /// Main email.
     pub email: Option<String>,
     /// Main phone.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PHONE_MAX)))]
     pub phone: Option<String>,
     /// Postal address.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PARAGRAPH_MAX)))]
     pub address: Option<String>,
     /// The responsible user; default: the creator.
     pub owner_id: Option<Id<User>>,
@@ -104,18 +112,22 @@ pub struct CompanyPatch {
     pub name: Option<String>,
     /// New industry.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::SHORT_TEXT_MAX)))]
     pub industry: Option<Option<String>>,
     /// New website.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::URL_MAX)))]
     pub website: Option<Option<String>>,
     /// New email.
     #[serde(default, deserialize_with = "crate::input::double_option")]
     pub email: Option<Option<String>>,
     /// New phone.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PHONE_MAX)))]
     pub phone: Option<Option<String>>,
     /// New address.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PARAGRAPH_MAX)))]
     pub address: Option<Option<String>>,
     /// New responsible user.
     pub owner_id: Option<Id<User>>,
@@ -135,10 +147,10 @@ impl Company {
     fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
         v.text("name", &self.name, Validator::NAME_MAX)
-            .opt_text("industry", self.industry.as_deref(), 100)
-            .opt_text("website", self.website.as_deref(), 500)
-            .opt_text("phone", self.phone.as_deref(), 50)
-            .opt_text("address", self.address.as_deref(), 1000);
+            .opt_text("industry", self.industry.as_deref(), Validator::SHORT_TEXT_MAX)
+            .opt_text("website", self.website.as_deref(), Validator::URL_MAX)
+            .opt_text("phone", self.phone.as_deref(), Validator::PHONE_MAX)
+            .opt_text("address", self.address.as_deref(), Validator::PARAGRAPH_MAX);
         if let Some(email) = &self.email {
             v.email("email", email);
         }

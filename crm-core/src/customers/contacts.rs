@@ -29,8 +29,10 @@ pub struct Contact {
     /// Email.
     pub email: Option<String>,
     /// Phone.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PHONE_MAX)))]
     pub phone: Option<String>,
     /// Job title.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::SHORT_TEXT_MAX)))]
     pub position: Option<String>,
     /// The company the contact works for; `None` for a standalone contact.
     pub company_id: Option<Id<Company>>,
@@ -76,8 +78,8 @@ impl Contact {
         let mut v = Validator::new();
         v.text("first_name", &self.first_name, Validator::PERSON_NAME_MAX)
             .text("last_name", &self.last_name, Validator::PERSON_NAME_MAX)
-            .opt_text("phone", self.phone.as_deref(), 50)
-            .opt_text("position", self.position.as_deref(), 100);
+            .opt_text("phone", self.phone.as_deref(), Validator::PHONE_MAX)
+            .opt_text("position", self.position.as_deref(), Validator::SHORT_TEXT_MAX);
         if let Some(email) = &self.email {
             v.email("email", email);
         }
@@ -99,8 +101,10 @@ pub struct NewContact {
     /// Email.
     pub email: Option<String>,
     /// Phone.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PHONE_MAX)))]
     pub phone: Option<String>,
     /// Job title.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::SHORT_TEXT_MAX)))]
     pub position: Option<String>,
     /// Company.
     pub company_id: Option<Id<Company>>,
@@ -126,9 +130,11 @@ pub struct ContactPatch {
     pub email: Option<Option<String>>,
     /// New phone.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PHONE_MAX)))]
     pub phone: Option<Option<String>>,
     /// New job title.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::SHORT_TEXT_MAX)))]
     pub position: Option<Option<String>>,
     /// New company.
     #[serde(default, deserialize_with = "crate::input::double_option")]

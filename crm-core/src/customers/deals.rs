@@ -65,6 +65,7 @@ pub struct Deal {
     /// Common metadata.
     pub meta: Meta,
     /// What is being sold.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub title: String,
     /// The customer company.
     pub company_id: Option<Id<Company>>,
@@ -86,6 +87,7 @@ pub struct Deal {
     /// When it closed.
     pub closed_at: Option<DateTime<Utc>>,
     /// Why it was lost (required for `closed_lost`).
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PARAGRAPH_MAX)))]
     pub lost_reason: Option<String>,
 }
 
@@ -97,7 +99,7 @@ impl Deal {
 
     fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
-        v.text("title", &self.title, 200);
+        v.text("title", &self.title, Validator::NAME_MAX);
         v.check(
             self.amount >= Decimal::ZERO
                 && self.amount <= MAX_AMOUNT
@@ -109,7 +111,7 @@ impl Deal {
             ),
         );
         v.check(self.probability <= 100, "probability", "must be between 0 and 100");
-        v.opt_text("lost_reason", self.lost_reason.as_deref(), 1000);
+        v.opt_text("lost_reason", self.lost_reason.as_deref(), Validator::PARAGRAPH_MAX);
         v.finish()
     }
 }
@@ -155,6 +157,7 @@ impl Entity for Deal {
 #[serde(deny_unknown_fields)]
 pub struct NewDeal {
     /// What is being sold.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub title: String,
     /// The customer company.
     pub company_id: Option<Id<Company>>,
@@ -181,6 +184,7 @@ pub struct DealPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New title.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub title: Option<String>,
     /// New company.
     #[serde(default, deserialize_with = "crate::input::double_option")]

@@ -73,8 +73,10 @@ pub struct Lead {
     /// Email.
     pub email: Option<String>,
     /// Phone.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PHONE_MAX)))]
     pub phone: Option<String>,
     /// The company they work for, as text (becomes a company on conversion).
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub company_name: Option<String>,
     /// Where the lead came from.
     pub source: LeadSource,
@@ -85,6 +87,7 @@ pub struct Lead {
     /// The responsible user.
     pub owner_id: Id<User>,
     /// Free notes.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<String>,
     /// When it was converted.
     pub converted_at: Option<DateTime<Utc>>,
@@ -101,9 +104,9 @@ impl Lead {
         let mut v = Validator::new();
         v.text("first_name", &self.first_name, Validator::PERSON_NAME_MAX)
             .text("last_name", &self.last_name, Validator::PERSON_NAME_MAX)
-            .opt_text("phone", self.phone.as_deref(), 50)
-            .opt_text("company_name", self.company_name.as_deref(), 200)
-            .opt_text("notes", self.notes.as_deref(), 5000)
+            .opt_text("phone", self.phone.as_deref(), Validator::PHONE_MAX)
+            .opt_text("company_name", self.company_name.as_deref(), Validator::NAME_MAX)
+            .opt_text("notes", self.notes.as_deref(), Validator::NOTES_MAX)
             .check(self.score <= 100, "score", "must be between 0 and 100");
         if let Some(email) = &self.email {
             v.email("email", email);
@@ -153,8 +156,10 @@ pub struct NewLead {
     /// Email.
     pub email: Option<String>,
     /// Phone.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PHONE_MAX)))]
     pub phone: Option<String>,
     /// Company, as text.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub company_name: Option<String>,
     /// Source.
     pub source: LeadSource,
@@ -163,6 +168,7 @@ pub struct NewLead {
     /// The responsible user (notified); default: the creator.
     pub owner_id: Option<Id<User>>,
     /// Notes.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<String>,
 }
 
@@ -184,9 +190,11 @@ pub struct LeadPatch {
     pub email: Option<Option<String>>,
     /// New phone.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PHONE_MAX)))]
     pub phone: Option<Option<String>>,
     /// New company text.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub company_name: Option<Option<String>>,
     /// New source.
     pub source: Option<LeadSource>,
@@ -196,6 +204,7 @@ pub struct LeadPatch {
     pub owner_id: Option<Id<User>>,
     /// New notes.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<Option<String>>,
 }
 
@@ -238,6 +247,7 @@ pub enum ConvertCompany {
 #[serde(deny_unknown_fields)]
 pub struct ConvertDeal {
     /// Deal title.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub title: String,
     /// Expected value.
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]

@@ -41,6 +41,7 @@ pub struct CreditLine {
     /// The position of the line on the invoice (0-based).
     pub line_index: usize,
     /// The invoice line's description, as credited.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::sales::lines::LINE_DESCRIPTION_MAX)))]
     pub description: String,
     /// Units credited (returned); zero for a price reduction.
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
@@ -73,6 +74,7 @@ pub struct CreditNote {
     /// When it was issued.
     pub issue_date: NaiveDate,
     /// Why, as the customer reads it.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub reason: Option<String>,
     /// Who issued it.
     pub created_by: Id<User>,
@@ -133,6 +135,7 @@ pub struct NewCreditNote {
     /// What to credit, at most one entry per invoice line.
     pub lines: Vec<CreditLineInput>,
     /// Why.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub reason: Option<String>,
 }
 
@@ -183,7 +186,7 @@ fn validate_input(input: &NewCreditNote) -> Result<()> {
             "give a quantity, an amount or both",
         );
     }
-    v.opt_text("reason", input.reason.as_deref(), 5000);
+    v.opt_text("reason", input.reason.as_deref(), Validator::NOTES_MAX);
     v.finish()
 }
 

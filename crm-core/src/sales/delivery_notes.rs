@@ -71,6 +71,7 @@ pub struct DeliveryNote {
     /// Who prepared it.
     pub created_by: Id<User>,
     /// Free notes.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<String>,
 }
 
@@ -111,6 +112,7 @@ pub struct NewDeliveryNote {
     /// What is delivered.
     pub lines: Vec<DeliveryLine>,
     /// Notes.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<String>,
 }
 
@@ -176,7 +178,7 @@ impl DeliveryNotes<'_> {
                 "must be positive with at most 4 decimals",
             );
         }
-        v.opt_text("notes", input.notes.as_deref(), 5000);
+        v.opt_text("notes", input.notes.as_deref(), Validator::NOTES_MAX);
         v.finish()?;
         retry_on_conflict(&[EntityKind::Invoice], || async {
             // Booking rewrites the invoice's delivered quantities.

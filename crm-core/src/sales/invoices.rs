@@ -94,6 +94,7 @@ pub struct Invoice {
     /// Days from issue to due date.
     pub payment_terms_days: u32,
     /// Free notes.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<String>,
 }
 
@@ -210,6 +211,7 @@ pub struct NewInvoice {
     /// Days to pay; default [`DEFAULT_PAYMENT_TERMS_DAYS`].
     pub payment_terms_days: Option<u32>,
     /// Notes.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<String>,
 }
 
@@ -229,6 +231,7 @@ pub struct InvoicePatch {
     pub payment_terms_days: Option<u32>,
     /// New notes.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<Option<String>>,
 }
 
@@ -280,7 +283,7 @@ impl Invoices<'_> {
         validate_lines(&mut v, &input.lines);
         let terms = input.payment_terms_days.unwrap_or(DEFAULT_PAYMENT_TERMS_DAYS);
         validate_terms(&mut v, terms);
-        v.opt_text("notes", input.notes.as_deref(), 5000);
+        v.opt_text("notes", input.notes.as_deref(), Validator::NOTES_MAX);
         v.finish()?;
         let links = CompanyLinks::check(self.crm, p.tenant_id(), input.company_id, input.contact_id, None).await?;
         let mut invoice = Invoice {
@@ -346,7 +349,7 @@ impl Invoices<'_> {
             validate_terms(&mut v, days);
         }
         if let Some(Some(notes)) = &patch.notes {
-            v.text("notes", notes, 5000);
+            v.text("notes", notes, Validator::NOTES_MAX);
         }
         v.finish()?;
         let new_contact = patch.contact_id.flatten();

@@ -15,6 +15,9 @@ use crate::{
     storage::Reference,
 };
 
+/// The most characters of a document line's description.
+pub const LINE_DESCRIPTION_MAX: usize = 500;
+
 /// A document line as the caller gives it.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -23,6 +26,7 @@ pub struct LineInput {
     /// The catalog product, if the line is not free text.
     pub product_id: Option<Id<Product>>,
     /// What is sold.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = LINE_DESCRIPTION_MAX)))]
     pub description: String,
     /// How many units; positive.
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
@@ -54,7 +58,7 @@ impl LineInput {
     /// Checks the ranges that make line arithmetic safe and totals non-negative.
     pub fn validate(&self) -> ValidationErrors {
         let mut v = Validator::new();
-        v.text("description", &self.description, 500);
+        v.text("description", &self.description, LINE_DESCRIPTION_MAX);
         let bounded = |d: Decimal| d.scale() <= MAX_SCALE && d <= MAX_INPUT;
         v.check(
             self.quantity > Decimal::ZERO && bounded(self.quantity),
@@ -121,6 +125,7 @@ pub struct Line {
     /// The catalog product, if any.
     pub product_id: Option<Id<Product>>,
     /// What is sold.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = LINE_DESCRIPTION_MAX)))]
     pub description: String,
     /// How many units.
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]

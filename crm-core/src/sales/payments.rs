@@ -71,6 +71,7 @@ pub struct Payment {
     /// When it was paid.
     pub paid_on: NaiveDate,
     /// Bank or card reference.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub reference: Option<String>,
     /// Completed or voided.
     pub status: PaymentStatus,
@@ -125,6 +126,7 @@ pub struct NewPayment {
     /// When it was paid; default today.
     pub paid_on: Option<NaiveDate>,
     /// Bank or card reference.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub reference: Option<String>,
 }
 
@@ -188,7 +190,7 @@ impl Payments<'_> {
                 "amount",
                 format!("exceeds the balance due of {} {}", before.balance_due, before.currency),
             );
-            v.opt_text("reference", input.reference.as_deref(), 200);
+            v.opt_text("reference", input.reference.as_deref(), Validator::NAME_MAX);
             let today = self.crm.today(p.tenant_id()).await?;
             let paid_on = input.paid_on.unwrap_or(today);
             validate_paid_on(&mut v, paid_on, &before, today);

@@ -14,6 +14,12 @@ use crate::{
     storage::{EntityKind, Filter, Page, Reference},
 };
 
+/// The most characters of a product's unit (`pcs`, `h`, `kg`).
+pub const UNIT_MAX: usize = 20;
+
+/// The most characters of a product's SKU.
+pub const SKU_MAX: usize = 64;
+
 /// A sellable product.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -21,11 +27,13 @@ pub struct Product {
     /// Common metadata.
     pub meta: Meta,
     /// Stock-keeping unit; unique per tenant, compared case-insensitively.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = SKU_MAX)))]
     pub sku: String,
     /// Name.
     #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// Description.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub description: Option<String>,
     /// Price of one unit before tax.
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
@@ -36,6 +44,7 @@ pub struct Product {
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub tax_rate: Decimal,
     /// The unit sold (`pcs`, `h`, `kg`…).
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = UNIT_MAX)))]
     pub unit: String,
     /// Inactive products stay on old documents but are not offered.
     pub active: bool,
@@ -46,10 +55,10 @@ pub struct Product {
 impl Product {
     fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
-        v.text("sku", &self.sku, 64)
+        v.text("sku", &self.sku, SKU_MAX)
             .text("name", &self.name, Validator::NAME_MAX)
-            .opt_text("description", self.description.as_deref(), 5000)
-            .text("unit", &self.unit, 20)
+            .opt_text("description", self.description.as_deref(), Validator::NOTES_MAX)
+            .text("unit", &self.unit, UNIT_MAX)
             .check(
                 self.unit_price >= Decimal::ZERO && self.unit_price.scale() <= 4,
                 "unit_price",
@@ -120,11 +129,13 @@ impl Entity for ProductCategory {
 #[serde(deny_unknown_fields)]
 pub struct NewProduct {
     /// SKU.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = SKU_MAX)))]
     pub sku: String,
     /// Name.
     #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// Description.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub description: Option<String>,
     /// Unit price.
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
@@ -135,6 +146,7 @@ pub struct NewProduct {
     #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
     pub tax_rate: Decimal,
     /// Unit; default `pcs`.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = UNIT_MAX)))]
     pub unit: Option<String>,
     /// Category.
     pub category_id: Option<Id<ProductCategory>>,
@@ -148,12 +160,14 @@ pub struct ProductPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New SKU.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = SKU_MAX)))]
     pub sku: Option<String>,
     /// New name.
     #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: Option<String>,
     /// New description.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub description: Option<Option<String>>,
     /// New price.
     #[cfg_attr(feature = "schema", schemars(with = "Option<crate::money::DecimalText>"))]
@@ -164,6 +178,7 @@ pub struct ProductPatch {
     #[cfg_attr(feature = "schema", schemars(with = "Option<crate::money::DecimalText>"))]
     pub tax_rate: Option<Decimal>,
     /// New unit.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = UNIT_MAX)))]
     pub unit: Option<String>,
     /// Activate or retire.
     pub active: Option<bool>,

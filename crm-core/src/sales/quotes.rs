@@ -70,6 +70,7 @@ pub struct Quote {
     /// The last day it can be accepted.
     pub valid_until: NaiveDate,
     /// Free notes.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<String>,
     /// When it was sent.
     pub sent_at: Option<DateTime<Utc>>,
@@ -134,6 +135,7 @@ pub struct NewQuote {
     /// The last day it can be accepted (today or later).
     pub valid_until: NaiveDate,
     /// Notes.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<String>,
 }
 
@@ -153,6 +155,7 @@ pub struct QuotePatch {
     pub valid_until: Option<NaiveDate>,
     /// New notes.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<Option<String>>,
 }
 
@@ -203,7 +206,7 @@ impl Quotes<'_> {
         if let Some(date) = valid_until {
             v.check(date >= self.crm.today(p.tenant_id()).await?, "valid_until", "must be today or later");
         }
-        v.opt_text("notes", notes, 5000);
+        v.opt_text("notes", notes, Validator::NOTES_MAX);
         v.finish()
     }
 

@@ -27,6 +27,9 @@ use crate::{
     storage::{EntityKind, Page, Reference},
 };
 
+/// The most characters of a refund's reason.
+pub const REASON_MAX: usize = 2000;
+
 /// Money paid back against one payment.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
@@ -47,6 +50,7 @@ pub struct Refund {
     /// When it was paid back.
     pub refunded_on: NaiveDate,
     /// Why, or the bank's reference.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = REASON_MAX)))]
     pub reason: Option<String>,
     /// Who recorded it.
     pub recorded_by: Id<User>,
@@ -99,6 +103,7 @@ pub struct NewRefund {
     /// When it was paid back; default today; not before the payment, not in the future.
     pub refunded_on: Option<NaiveDate>,
     /// Why, or the bank's reference.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = REASON_MAX)))]
     pub reason: Option<String>,
 }
 
@@ -144,7 +149,7 @@ impl Refunds<'_> {
         v.check(input.amount <= left, "amount", format!("exceeds the {left} {} left of the payment", payment.currency));
         v.check(refunded_on >= payment.paid_on, "refunded_on", "must not be before the payment");
         v.check(refunded_on <= today, "refunded_on", "must not be in the future");
-        v.opt_text("reason", input.reason.as_deref(), 2000);
+        v.opt_text("reason", input.reason.as_deref(), REASON_MAX);
         v.finish()
     }
 

@@ -37,6 +37,7 @@ pub struct Milestone {
     /// The project.
     pub project_id: Id<Project>,
     /// Name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// When it is due.
     pub due_date: Option<NaiveDate>,
@@ -93,7 +94,7 @@ impl Milestones<'_> {
         due_date: Option<NaiveDate>,
     ) -> Result<Milestone> {
         self.crm.authorize(p, Resource::Milestones, Action::Create)?;
-        Validator::new().text("name", &name, 200).finish()?;
+        Validator::new().text("name", &name, Validator::NAME_MAX).finish()?;
         // Retried when a concurrent addition or close moved the project's work counter.
         retry_on_conflict(&[EntityKind::Tenant], || async {
             let project = self.crm.read(p, project_id).await?;

@@ -50,6 +50,7 @@ pub struct Project {
     /// Common metadata.
     pub meta: Meta,
     /// Name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// The customer company.
     pub company_id: Id<Company>,
@@ -91,7 +92,7 @@ impl Project {
 
     fn validate(&self) -> Result<()> {
         let mut v = Validator::new();
-        v.text("name", &self.name, 200);
+        v.text("name", &self.name, Validator::NAME_MAX);
         v.check(
             self.budget.is_none_or(|b| b >= Decimal::ZERO && self.currency.is_some_and(|c| c.round(b) == b)),
             "budget",
@@ -141,6 +142,7 @@ impl Entity for Project {
 #[serde(deny_unknown_fields)]
 pub struct NewProject {
     /// Name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: String,
     /// The customer company.
     pub company_id: Id<Company>,
@@ -167,6 +169,7 @@ pub struct ProjectPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New name.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub name: Option<String>,
     /// New budget.
     #[serde(default, deserialize_with = "crate::input::double_option")]

@@ -18,6 +18,9 @@ use crate::{
     work::{milestones::Milestone, projects::Project},
 };
 
+/// The most characters of a task's description.
+pub const DESCRIPTION_MAX: usize = 10_000;
+
 status_enum! {
     /// A task's progress: `todo → in_progress → review → done`, with the way back from
     /// review and in-progress.
@@ -60,8 +63,10 @@ pub struct Task {
     /// The milestone it counts towards (of the same project).
     pub milestone_id: Option<Id<Milestone>>,
     /// Title.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub title: String,
     /// Description.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = DESCRIPTION_MAX)))]
     pub description: Option<String>,
     /// Who does it.
     pub assignee_id: Option<Id<User>>,
@@ -123,8 +128,10 @@ pub struct NewTask {
     /// A milestone of the same project.
     pub milestone_id: Option<Id<Milestone>>,
     /// Title.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub title: String,
     /// Description.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = DESCRIPTION_MAX)))]
     pub description: Option<String>,
     /// Who does it (notified).
     pub assignee_id: Option<Id<User>>,
@@ -142,9 +149,11 @@ pub struct TaskPatch {
     /// The version read; a stale one is a conflict.
     pub version: Option<u64>,
     /// New title.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NAME_MAX)))]
     pub title: Option<String>,
     /// New description.
     #[serde(default, deserialize_with = "crate::input::double_option")]
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = DESCRIPTION_MAX)))]
     pub description: Option<Option<String>>,
     /// New priority.
     pub priority: Option<TaskPriority>,
@@ -202,7 +211,11 @@ impl Tasks<'_> {
         self.crm.authorize(p, Resource::Tasks, Action::Create)?;
         self.check_assignment(p, input.assignee_id)?;
         let mut v = Validator::new();
-        v.text("title", &input.title, 200).opt_text("description", input.description.as_deref(), 10_000);
+        v.text("title", &input.title, Validator::NAME_MAX).opt_text(
+            "description",
+            input.description.as_deref(),
+            DESCRIPTION_MAX,
+        );
         v.finish()?;
         // Retried when a concurrent addition or close moved the project's work counter.
         retry_on_conflict(&[EntityKind::Tenant], || async {
@@ -267,7 +280,11 @@ impl Tasks<'_> {
         let mut after = before.clone();
         apply_patch!(patch => after { title, description, priority, due_date });
         let mut v = Validator::new();
-        v.text("title", &after.title, 200).opt_text("description", after.description.as_deref(), 10_000);
+        v.text("title", &after.title, Validator::NAME_MAX).opt_text(
+            "description",
+            after.description.as_deref(),
+            DESCRIPTION_MAX,
+        );
         v.finish()?;
         let mut tx = self.crm.tx(p);
         tx.update(&before, &mut after)?;

@@ -166,6 +166,7 @@ struct StageChange {
     /// The stage to move to.
     stage: DealStage,
     /// Why the deal was lost (for `closed_lost`).
+    #[schemars(length(min = 1, max = crm_core::Validator::PARAGRAPH_MAX))]
     lost_reason: Option<String>,
     /// The version read (or send `If-Match`).
     version: Option<u64>,

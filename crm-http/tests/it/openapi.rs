@@ -760,6 +760,20 @@ fn the_spec_says_what_the_server_enforces() {
         let bound = match name.as_str() {
             "first_name" | "last_name" => Some(Validator::PERSON_NAME_MAX),
             "name" if ["Company", "Product", "User"].iter().any(|k| owner.contains(k)) => Some(Validator::NAME_MAX),
+            // Every other bounded text shows the bound its validation uses.
+            // (A notification's title is the server's own text.)
+            "title" if !owner.contains("Notification") => Some(Validator::NAME_MAX),
+            "company_name" | "reference" => Some(Validator::NAME_MAX),
+            "phone" => Some(Validator::PHONE_MAX),
+            "position" | "industry" => Some(Validator::SHORT_TEXT_MAX),
+            "website" => Some(Validator::URL_MAX),
+            "address" | "lost_reason" => Some(Validator::PARAGRAPH_MAX),
+            "notes" => Some(Validator::NOTES_MAX),
+            "sku" => Some(crm_core::sales::products::SKU_MAX),
+            "unit" => Some(crm_core::sales::products::UNIT_MAX),
+            "description" if owner.contains("Task") => Some(crm_core::work::tasks::DESCRIPTION_MAX),
+            "description" if owner.contains("Line") => Some(crm_core::sales::lines::LINE_DESCRIPTION_MAX),
+            "reason" if owner.contains("Refund") => Some(crm_core::sales::refunds::REASON_MAX),
             _ => None,
         };
         if let Some(max) = bound {
