@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod cache;
+mod rate_limiter_suite;
+mod rate_limits;
 mod session_store_suite;
 mod sessions;
 

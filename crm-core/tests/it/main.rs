@@ -15,6 +15,8 @@ mod input;
 mod invariants;
 mod money;
 mod projects;
+mod rate_limiter_suite;
+mod rate_limits;
 mod reports;
 mod sales;
 mod security_events;

@@ -17,7 +17,6 @@ mod idempotency;
 mod matrix;
 mod openapi;
 mod outage;
-mod rate_limiter_suite;
 mod resources;
 mod responsiveness;
 mod rules;
