@@ -1,11 +1,12 @@
 //! The limits the server applies, each behind the core's [`RateLimiter`] contract: in
 //! process ([`GcraLimiter`], the core's GCRA) or shared by several servers.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 pub use crm_core::rate_limit::gcra::GcraLimiter;
 use crm_core::rate_limit::{
     RateLimiter,
+    gcra::GcraQuota,
     sign_in::{SignInPolicy, SignInThrottle},
 };
 
@@ -38,11 +39,27 @@ impl Limits {
     /// In-process limits with this sign-in policy; each client IP gets three times its
     /// free failures in sign-in attempts a minute, across accounts.
     pub fn with_sign_in(per_ip: u32, per_user: u32, sign_in: SignInPolicy) -> Self {
-        let per_client = GcraLimiter::shared(sign_in.free_failures.saturating_mul(3));
+        Self::built_with(per_ip, per_user, sign_in, &|quota| Arc::new(GcraLimiter::from_quota(quota)))
+    }
+
+    /// The same limits with their counts where `limiter` keeps them: it builds a
+    /// limiter for a quota a minute (the limiters' keys, `ip:…`, `user:…`, `key:…`,
+    /// `sign-in:…`, never meet).
+    pub fn built_with(
+        per_ip: u32,
+        per_user: u32,
+        sign_in: SignInPolicy,
+        limiter: &dyn Fn(GcraQuota) -> Arc<dyn RateLimiter>,
+    ) -> Self {
+        let per_minute = |limit: u32| limiter(GcraQuota::new(limit, MINUTE));
+        let per_client = per_minute(sign_in.free_failures.saturating_mul(3));
         Self {
-            per_ip: GcraLimiter::shared(per_ip),
-            per_user: GcraLimiter::shared(per_user),
+            per_ip: per_minute(per_ip),
+            per_user: per_minute(per_user),
             sign_in: Arc::new(SignInThrottle::new(per_client, sign_in)),
         }
     }
 }
+
+/// The period of every server limit.
+const MINUTE: Duration = Duration::from_secs(60);

@@ -107,12 +107,12 @@ impl std::fmt::Debug for GcraLimiter {
 impl GcraLimiter {
     /// A limiter of `limit` requests (at least 1) per `period` per key.
     pub fn new(limit: u32, period: Duration) -> Self {
-        Self {
-            quota: GcraQuota::new(limit, period),
-            clock: Arc::new(SystemClock),
-            tats: Mutex::default(),
-            checks: AtomicU64::new(0),
-        }
+        Self::from_quota(GcraQuota::new(limit, period))
+    }
+
+    /// A limiter of `quota` per key.
+    pub fn from_quota(quota: GcraQuota) -> Self {
+        Self { quota, clock: Arc::new(SystemClock), tats: Mutex::default(), checks: AtomicU64::new(0) }
     }
 
     /// A limiter of `per_minute` requests a minute per key (at least 1).
