@@ -138,7 +138,8 @@ impl Backends {
             .await
             .map_err(|e| RedisUnavailable { url: url.to_string(), reason: url.mask(&e.to_string()) })?;
         let shared = connection.clone();
-        let limiter = move |quota| Arc::new(RedisRateLimiter::new(shared.clone(), DEFAULT_PREFIX, quota)) as Arc<dyn RateLimiter>;
+        let limiter =
+            move |quota| Arc::new(RedisRateLimiter::new(shared.clone(), DEFAULT_PREFIX, quota)) as Arc<dyn RateLimiter>;
         Ok(Self {
             storage: Arc::new(CachedStorage::shared(storage, connection.clone(), CacheOptions::default())),
             sessions: Some(Arc::new(RedisSessionStore::new(connection.clone(), DEFAULT_PREFIX))),

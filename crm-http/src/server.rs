@@ -58,7 +58,8 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServerError {
 
 fn random_hex(bytes: usize) -> Result<String, ServerError> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| ServerError::Io { context: "randomness".into(), source: io::Error::other(e.to_string()) })?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| ServerError::Io { context: "randomness".into(), source: io::Error::other(e.to_string()) })?;
     Ok(hex::encode(buf))
 }
 

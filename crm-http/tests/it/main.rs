@@ -25,3 +25,4 @@ mod sign_in;
 mod support;
 mod tenants;
 mod ts_client;
+mod two_instances;
