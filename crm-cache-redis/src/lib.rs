@@ -19,7 +19,7 @@ pub mod testing;
 use std::time::Duration;
 
 pub use cache::{CacheOptions, CacheStats, CachedStorage};
-pub use rate_limits::RedisRateLimiter;
+pub use rate_limits::{RedisRateLimiter, RedisStreaks};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use sessions::{DEFAULT_SESSION_RETENTION, RedisSessionStore};
 

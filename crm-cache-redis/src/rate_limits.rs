@@ -1,5 +1,6 @@
-//! [`RedisRateLimiter`]: the core's GCRA ([`crm_core::rate_limit::gcra`]) with its
-//! state in Redis, so every server instance counts against one quota.
+//! Rate limiting with its counts in Redis, so every server instance counts against one
+//! quota: [`RedisRateLimiter`], the core's GCRA ([`crm_core::rate_limit::gcra`]), and
+//! [`RedisStreaks`], the sign-in back-off's streaks.
 //!
 //! One key per limited key and quota, `rate:<limit>/<interval µs>:<key>` after the
 //! prefix, holds the key's TAT in microseconds. One Lua script reads it, decides and
@@ -8,14 +9,19 @@
 //! whose clocks disagree still share one clock. A key expires when its TAT passes (it
 //! would decide like a fresh key then), so idle callers cost nothing.
 
-use std::sync::LazyLock;
+use std::{sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
+use chrono::DateTime;
 use crm_core::{
-    Result,
-    rate_limit::{RateDecision, RateLimiter, gcra::GcraQuota},
+    CrmError, Result,
+    rate_limit::{
+        RateDecision, RateLimiter,
+        gcra::GcraQuota,
+        sign_in::{Streak, StreakStore},
+    },
 };
-use redis::{Script, aio::ConnectionManager};
+use redis::{AsyncCommands, Script, aio::ConnectionManager};
 
 use crate::crm_error;
 
@@ -91,7 +97,85 @@ impl RateLimiter for RedisRateLimiter {
             allowed: allowed == 1,
             limit: self.quota.limit(),
             remaining,
-            reset_after: std::time::Duration::from_micros(reset_after_us),
+            reset_after: Duration::from_micros(reset_after_us),
         })
+    }
+}
+
+/// Replaces KEYS[1]'s value if it is still ARGV[1] (`''`: absent) with ARGV[2] (`''`:
+/// removed), kept ARGV[3] ms: 1 swapped, 0 not.
+static SWAP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local stored = redis.call('GET', KEYS[1]) or ''
+if stored ~= ARGV[1] then return 0 end
+if ARGV[2] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1
+",
+    )
+});
+
+/// Sign-in streaks in Redis (named `redis`), shared by every server instance: one key
+/// per pair, `sign-in:<pair>` after the prefix, holding `failures:last µs`, expiring
+/// when the rule would forget it. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisStreaks {
+    connection: ConnectionManager,
+    prefix: String,
+}
+
+impl std::fmt::Debug for RedisStreaks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStreaks").field("prefix", &self.prefix).finish_non_exhaustive()
+    }
+}
+
+impl RedisStreaks {
+    /// Streaks under keys starting with `prefix` (e.g. [`crate::DEFAULT_PREFIX`]).
+    pub fn new(connection: ConnectionManager, prefix: impl Into<String>) -> Self {
+        Self { connection, prefix: prefix.into() }
+    }
+
+    fn key(&self, pair: &str) -> String {
+        format!("{}sign-in:{pair}", self.prefix)
+    }
+}
+
+/// A streak as stored; `''` for none. Microseconds: what the store keeps, exactly.
+fn encode(streak: Option<Streak>) -> String {
+    streak.map_or_else(String::new, |s| format!("{}:{}", s.failures, s.last.timestamp_micros()))
+}
+
+fn decode(stored: &str) -> Result<Streak> {
+    let parsed = stored.split_once(':').and_then(|(failures, micros)| {
+        Some(Streak { failures: failures.parse().ok()?, last: DateTime::from_timestamp_micros(micros.parse().ok()?)? })
+    });
+    parsed.ok_or_else(|| CrmError::Internal(format!("redis: a sign-in streak that does not decode: {stored:?}")))
+}
+
+#[async_trait]
+impl StreakStore for RedisStreaks {
+    fn name(&self) -> &str {
+        "redis"
+    }
+
+    async fn get(&self, pair: &str) -> Result<Option<Streak>> {
+        let mut connection = self.connection.clone();
+        let stored: Option<String> = connection.get(self.key(pair)).await.map_err(|e| crm_error(&e))?;
+        stored.as_deref().map(decode).transpose()
+    }
+
+    async fn swap(&self, pair: &str, current: Option<Streak>, new: Option<Streak>, keep: Duration) -> Result<bool> {
+        let mut connection = self.connection.clone();
+        let keep_ms = u64::try_from(keep.as_millis()).unwrap_or(u64::MAX).max(1);
+        let swapped: u8 = SWAP
+            .key(self.key(pair))
+            .arg(encode(current))
+            .arg(encode(new))
+            .arg(keep_ms)
+            .invoke_async(&mut connection)
+            .await
+            .map_err(|e| crm_error(&e))?;
+        Ok(swapped == 1)
     }
 }

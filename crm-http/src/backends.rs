@@ -1,8 +1,8 @@
 //! THE choice of where the server's shared state lives: in this process, or on Redis
 //! with `--redis` so that several instances share it.
 //!
-//! With `--redis`, sessions ([`RedisSessionStore`]), rate limits ([`RedisRateLimiter`])
-//! and a read-through cache around the storage ([`CachedStorage`]) use Redis; without
+//! With `--redis`, sessions ([`RedisSessionStore`]), rate limits ([`RedisRateLimiter`],
+//! and the sign-in back-off's streaks, [`RedisStreaks`]) and a read-through cache around the storage ([`CachedStorage`]) use Redis; without
 //! it, sessions live in the CRM's storage and limits in process, as on one server. The
 //! job queue will be chosen here too ([`Backends::open`]).
 //!
@@ -15,7 +15,7 @@
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
-use crm_cache_redis::{CacheOptions, CachedStorage, DEFAULT_PREFIX, RedisRateLimiter, RedisSessionStore};
+use crm_cache_redis::{CacheOptions, CachedStorage, DEFAULT_PREFIX, RedisRateLimiter, RedisSessionStore, RedisStreaks};
 use crm_core::{rate_limit::RateLimiter, session_store::SessionStore, storage::Storage};
 use redis::aio::ConnectionManager;
 
@@ -137,13 +137,13 @@ impl Backends {
         let connection = crm_cache_redis::connect(url.expose())
             .await
             .map_err(|e| RedisUnavailable { url: url.to_string(), reason: url.mask(&e.to_string()) })?;
-        let shared = connection.clone();
+        let (shared, streaks) = (connection.clone(), RedisStreaks::new(connection.clone(), DEFAULT_PREFIX));
         let limiter =
             move |quota| Arc::new(RedisRateLimiter::new(shared.clone(), DEFAULT_PREFIX, quota)) as Arc<dyn RateLimiter>;
         Ok(Self {
             storage: Arc::new(CachedStorage::shared(storage, connection.clone(), CacheOptions::default())),
             sessions: Some(Arc::new(RedisSessionStore::new(connection.clone(), DEFAULT_PREFIX))),
-            limits: Limits::built_with(per_ip, per_user, policy, &limiter),
+            limits: Limits::built_with(per_ip, per_user, policy, &limiter, Arc::new(streaks)),
             redis: Some(RedisProbe(connection)),
         })
     }

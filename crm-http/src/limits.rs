@@ -7,7 +7,7 @@ pub use crm_core::rate_limit::gcra::GcraLimiter;
 use crm_core::rate_limit::{
     RateLimiter,
     gcra::GcraQuota,
-    sign_in::{SignInPolicy, SignInThrottle},
+    sign_in::{MemoryStreaks, SignInPolicy, SignInThrottle, StreakStore},
 };
 
 /// Every limit the server applies, each a pluggable [`RateLimiter`].
@@ -39,24 +39,27 @@ impl Limits {
     /// In-process limits with this sign-in policy; each client IP gets three times its
     /// free failures in sign-in attempts a minute, across accounts.
     pub fn with_sign_in(per_ip: u32, per_user: u32, sign_in: SignInPolicy) -> Self {
-        Self::built_with(per_ip, per_user, sign_in, &|quota| Arc::new(GcraLimiter::from_quota(quota)))
+        let streaks = Arc::new(MemoryStreaks::default());
+        Self::built_with(per_ip, per_user, sign_in, &|quota| Arc::new(GcraLimiter::from_quota(quota)), streaks)
     }
 
-    /// The same limits with their counts where `limiter` keeps them: it builds a
-    /// limiter for a quota a minute (the limiters' keys, `ip:…`, `user:…`, `key:…`,
-    /// `sign-in:…`, never meet).
+    /// The same limits with their counts where `limiter` and `streaks` keep them:
+    /// `limiter` builds a limiter for a quota a minute (the limiters' keys, `ip:…`,
+    /// `user:…`, `key:…`, `sign-in:…`, never meet), `streaks` holds the sign-in
+    /// back-off of every (client IP, account).
     pub fn built_with(
         per_ip: u32,
         per_user: u32,
         sign_in: SignInPolicy,
         limiter: &dyn Fn(GcraQuota) -> Arc<dyn RateLimiter>,
+        streaks: Arc<dyn StreakStore>,
     ) -> Self {
         let per_minute = |limit: u32| limiter(GcraQuota::new(limit, MINUTE));
         let per_client = per_minute(sign_in.free_failures.saturating_mul(3));
         Self {
             per_ip: per_minute(per_ip),
             per_user: per_minute(per_user),
-            sign_in: Arc::new(SignInThrottle::new(per_client, sign_in)),
+            sign_in: Arc::new(SignInThrottle::new(per_client, sign_in).with_streaks(streaks)),
         }
     }
 }

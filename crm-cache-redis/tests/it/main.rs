@@ -10,6 +10,7 @@ mod rate_limiter_suite;
 mod rate_limits;
 mod session_store_suite;
 mod sessions;
+mod streak_store_suite;
 
 use std::sync::Arc;
 

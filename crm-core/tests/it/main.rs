@@ -25,6 +25,7 @@ mod session_store_suite;
 mod sessions;
 mod sign_in;
 mod state_guards;
+mod streak_store_suite;
 mod support;
 mod time_zones;
 mod conformance_memory {

@@ -43,9 +43,10 @@ fn field(body: &str, name: &str) -> String {
 }
 
 #[test]
-fn two_instances_enforce_one_per_user_limit_between_them() {
+fn two_instances_enforce_one_per_user_limit_and_one_sign_in_back_off_between_them() {
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (first, second) = two_servers(&shared_server().url(), (a.path(), b.path()), &["--rate-limit-user", "5"]);
+    let limits = ["--rate-limit-user", "5", "--login-attempts", "2"];
+    let (first, second) = two_servers(&shared_server().url(), (a.path(), b.path()), &limits);
     let (status, body) = sign_in(&first.addr);
     assert_eq!(status, 200, "{body}");
     let token = field(&body, "access_token");
@@ -56,6 +57,15 @@ fn two_instances_enforce_one_per_user_limit_between_them() {
         })
         .collect();
     assert_eq!(statuses, [200, 200, 200, 200, 200, 429, 429, 429], "5 a minute per user, across both instances");
+
+    // Two free failures for (this client, this account), one on each instance; then
+    // either instance makes the pair wait.
+    let wrong = r#"{"email":"boss@example.com","password":"not-the-password"}"#;
+    let failures: Vec<u16> = [&first, &second, &first, &second]
+        .iter()
+        .map(|server| http(&server.addr, "POST", "/api/v1/auth/login", wrong).0)
+        .collect();
+    assert_eq!(failures, [401, 401, 429, 429], "one sign-in back-off across both instances");
     stop(second);
     stop(first);
 }
