@@ -3,23 +3,31 @@
 
 use std::{
     hint::black_box,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use criterion::{Criterion, measurement::WallTime};
 use crm_core::{
-    Crm, Meta, PageRequest, Principal,
+    Crm, Meta, PageRequest, Principal, TenantId,
+    conformance::World,
     customers::companies::{Company, NewCompany},
     customers::contacts::{Contact, ContactFilter, NewContact},
     customers::leads::{ConvertCompany, ConvertLead, LeadSource, NewLead},
     entity::Entity,
+    entity::to_record,
     money::Currency,
     sales::invoices::NewInvoice,
     sales::lines::LineInput,
     sales::payments::{NewPayment, PaymentMethod},
+    storage::{EntityKind, Record, Storage, WriteBatch, WriteOp},
 };
 use rust_decimal::Decimal;
 use tokio::runtime::Runtime;
+use uuid::Uuid;
 
 /// The data set of the core benchmarks: `contacts` contacts spread evenly over
 /// `companies` companies.
@@ -180,4 +188,67 @@ fn lead_input() -> NewLead {
         owner_id: None,
         notes: None,
     }
+}
+
+/// Contacts per commit when loading a data set: one big batch is the adapters' bulk path.
+const LOAD_BATCH: usize = 50_000;
+
+/// Contacts in the large data sets: `CRM_BENCH_CONTACTS`, default 1M.
+pub fn bench_contacts() -> usize {
+    std::env::var("CRM_BENCH_CONTACTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
+}
+
+/// The `i`-th contact of the data set as a record to commit.
+pub fn contact_record(w: &World, i: usize, company: &Company) -> Record {
+    to_record(&unsaved_contact(&w.admin, company, i)).expect("contact record")
+}
+
+/// Loads contacts `from..from + n` straight into the storage, [`LOAD_BATCH`] per commit;
+/// returns their ids.
+pub async fn import(s: &dyn Storage, w: &World, companies: &[Company], from: usize, n: usize) -> Vec<Uuid> {
+    let mut ids = Vec::with_capacity(n);
+    let mut i = from;
+    while i < from + n {
+        let end = (i + LOAD_BATCH).min(from + n);
+        let ops: Vec<WriteOp> =
+            (i..end).map(|k| WriteOp::Insert(contact_record(w, k, &companies[k % companies.len()]))).collect();
+        ids.extend(ops.iter().map(|op| op.target().1));
+        s.commit(w.admin.tenant_id(), WriteBatch { ops, ..WriteBatch::default() }).await.expect("bulk import");
+        i = end;
+    }
+    ids
+}
+
+/// Contact reads by id (each must exist) from 16 concurrent tasks for `secs` seconds;
+/// returns reads/s.
+pub async fn reads_per_second(s: Arc<dyn Storage>, tenant: TenantId, ids: Arc<Vec<Uuid>>, secs: u64) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let until = Instant::now() + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..16u64)
+        .map(|t| {
+            let (s, ids, done) = (s.clone(), ids.clone(), done.clone());
+            tokio::spawn(async move {
+                let mut i = (t as usize) * 7919;
+                while Instant::now() < until {
+                    i = (i + 104_729) % ids.len();
+                    s.get(tenant, EntityKind::Contact, ids[i]).await.expect("get").expect("present");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("reader");
+    }
+    done.load(Ordering::Relaxed) as f64 / secs as f64
+}
+
+/// `n` companies made through the service, to spread loaded contacts over.
+pub async fn companies(w: &World, n: usize) -> Vec<Company> {
+    let mut companies = Vec::with_capacity(n);
+    for i in 0..n {
+        let input = NewCompany { name: format!("Company {i:05}"), ..NewCompany::default() };
+        companies.push(w.crm.companies().create(&w.admin, input).await.expect("company"));
+    }
+    companies
 }

@@ -10,55 +10,26 @@
 
 use std::{
     hint::black_box,
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use crm_benches::unsaved_contact;
+use crm_benches::{contact_record, import, reads_per_second};
 use crm_core::{
     conformance::World,
-    customers::companies::{Company, NewCompany},
-    entity::{Entity, to_record},
-    storage::{Cursor, EntityKind, Filter, ListQuery, Record, Storage, WriteBatch, WriteOp},
+    entity::Entity,
+    storage::{Cursor, EntityKind, Filter, ListQuery, Storage, WriteBatch, WriteOp},
 };
 use crm_storage_postgres::{
     PostgresStorage,
     testing::{Target, TestServer, create_database},
 };
 use tokio::runtime::Runtime;
-use uuid::Uuid;
 
 const COMPANIES: usize = 100;
-const LOAD_BATCH: usize = 50_000;
 const BULK: usize = 100_000;
 const DEEP_PAGE: usize = 10_000;
-
-fn contacts() -> usize {
-    std::env::var("CRM_BENCH_CONTACTS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000)
-}
-
-/// The `i`-th contact of the data set as a record to commit.
-fn contact_record(w: &World, i: usize, company: &Company) -> Record {
-    to_record(&unsaved_contact(&w.admin, company, i)).expect("contact record")
-}
-
-async fn import(s: &dyn Storage, w: &World, companies: &[Company], from: usize, n: usize) -> Vec<Uuid> {
-    let mut ids = Vec::with_capacity(n);
-    let mut i = from;
-    while i < from + n {
-        let end = (i + LOAD_BATCH).min(from + n);
-        let ops: Vec<WriteOp> =
-            (i..end).map(|k| WriteOp::Insert(contact_record(w, k, &companies[k % companies.len()]))).collect();
-        ids.extend(ops.iter().map(|op| op.target().1));
-        s.commit(w.admin.tenant_id(), WriteBatch { ops, ..WriteBatch::default() }).await.expect("bulk import");
-        i = end;
-    }
-    ids
-}
 
 /// `pgbench -S -c16 -j2 -T 10` against the server, in its own database; returns TPS.
 fn pgbench_select_only(server: &TestServer) -> f64 {
@@ -76,32 +47,8 @@ fn pgbench_select_only(server: &TestServer) -> f64 {
         .expect("tps in pgbench output")
 }
 
-/// Point reads by id from 16 concurrent tasks for `secs` seconds; returns reads/s.
-async fn adapter_reads_per_second(s: Arc<dyn Storage>, w: &World, ids: Arc<Vec<Uuid>>, secs: u64) -> f64 {
-    let done = Arc::new(AtomicU64::new(0));
-    let until = Instant::now() + Duration::from_secs(secs);
-    let tenant = w.admin.tenant_id();
-    let tasks: Vec<_> = (0..16u64)
-        .map(|t| {
-            let (s, ids, done) = (s.clone(), ids.clone(), done.clone());
-            tokio::spawn(async move {
-                let mut i = (t as usize) * 7919;
-                while Instant::now() < until {
-                    i = (i + 104_729) % ids.len();
-                    s.get(tenant, EntityKind::Contact, ids[i]).await.expect("get").expect("present");
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    for t in tasks {
-        t.await.expect("reader");
-    }
-    done.load(Ordering::Relaxed) as f64 / secs as f64
-}
-
 fn postgres(c: &mut Criterion) {
-    let n = contacts();
+    let n = crm_benches::bench_contacts();
     let server = TestServer::start_durable().unwrap_or_else(|e| panic!("{e}"));
     let rt = Runtime::new().expect("tokio runtime");
     let (storage, world, companies, ids) = rt.block_on(async {
@@ -109,11 +56,7 @@ fn postgres(c: &mut Criterion) {
         let storage = Arc::new(PostgresStorage::connect(&url).await.expect("connect"));
         let s: Arc<dyn Storage> = storage.clone();
         let world = World::new(s.clone()).await;
-        let mut companies = Vec::with_capacity(COMPANIES);
-        for i in 0..COMPANIES {
-            let input = NewCompany { name: format!("Company {i:05}"), ..NewCompany::default() };
-            companies.push(world.crm.companies().create(&world.admin, input).await.expect("company"));
-        }
+        let companies = crm_benches::companies(&world, COMPANIES).await;
         let started = Instant::now();
         let ids = import(s.as_ref(), &world, &companies, 0, n).await;
         let took = started.elapsed();
@@ -227,7 +170,7 @@ fn postgres(c: &mut Criterion) {
 
     // The database's own limit for point reads, and the adapter's, measured alike.
     let pgbench_tps = pgbench_select_only(&server);
-    let adapter = rt.block_on(adapter_reads_per_second(s.clone(), &world, ids.clone(), 10));
+    let adapter = rt.block_on(reads_per_second(s.clone(), world.admin.tenant_id(), ids.clone(), 10));
     println!(
         "point reads, 16 concurrent clients, 10 s: pgbench -S {pgbench_tps:.0} tps; adapter get_by_id {adapter:.0}/s \
          = {:.0}% of pgbench",

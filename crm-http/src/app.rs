@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::{
     api,
+    backends::RedisProbe,
     context::AppCtx,
     csrf::{CSRF_HEADER, TrustedOrigins},
     edge::{AllowOn405, BodyLimit, Edge, PanicToEnvelope},
@@ -31,11 +32,19 @@ pub struct AppOptions {
     pub body_limit: usize,
     /// Peers whose forwarding headers name the client (default: none).
     pub trusted_proxies: TrustedProxies,
+    /// The Redis that sessions and rate limits live on, which readiness asks too
+    /// (default: none).
+    pub redis: Option<RedisProbe>,
 }
 
 impl Default for AppOptions {
     fn default() -> Self {
-        Self { cors_origins: Vec::new(), body_limit: 1024 * 1024, trusted_proxies: TrustedProxies::default() }
+        Self {
+            cors_origins: Vec::new(),
+            body_limit: 1024 * 1024,
+            trusted_proxies: TrustedProxies::default(),
+            redis: None,
+        }
     }
 }
 
@@ -56,18 +65,30 @@ fn health() -> Response {
 /// within its own probe timeout (commonly 1 s) while the storage is down.
 pub const READY_PING_TIMEOUT: Duration = Duration::from_millis(800);
 
-/// Readiness: the storage answers within [`READY_PING_TIMEOUT`].
+/// Readiness: the storage answers within [`READY_PING_TIMEOUT`], and so does Redis when
+/// sessions and rate limits live there (requests cannot be served without it).
 #[handler]
-async fn ready(ctx: Data<&Arc<AppCtx>>) -> Response {
-    match tokio::time::timeout(READY_PING_TIMEOUT, ctx.crm.storage().ping()).await {
-        Ok(Ok(())) => poem::web::Json(json!({
-            "success": true,
-            "data": { "status": "ready", "storage": ctx.crm.storage().name() }
-        }))
-        .into_response(),
-        Ok(Err(e)) => ApiError::from(crm_core::CrmError::from(e)).into_response(),
-        Err(_) => ApiError::from(crm_core::CrmError::Unavailable("readiness ping timed out".into())).into_response(),
+async fn ready(ctx: Data<&Arc<AppCtx>>, redis: Data<&Option<RedisProbe>>) -> Response {
+    let storage = ctx.crm.storage();
+    match tokio::time::timeout(READY_PING_TIMEOUT, storage.ping()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return ApiError::from(crm_core::CrmError::from(e)).into_response(),
+        Err(_) => {
+            return ApiError::from(crm_core::CrmError::Unavailable("readiness ping timed out".into())).into_response();
+        }
     }
+    let redis_status = match redis.0 {
+        Some(probe) => match probe.ping(READY_PING_TIMEOUT).await {
+            Ok(()) => "ready",
+            Err(e) => return ApiError::from(crm_core::CrmError::Unavailable(e)).into_response(),
+        },
+        None => "not used",
+    };
+    poem::web::Json(json!({
+        "success": true,
+        "data": { "status": "ready", "storage": storage.name(), "redis": redis_status }
+    }))
+    .into_response()
 }
 
 /// The application over `ctx`.
@@ -120,6 +141,7 @@ pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = R
         .with(CookieJarManager::new())
         .data(ctx)
         .data(trusted)
+        .data(options.redis.clone())
         .with(CatchPanic::new().with_handler(PanicToEnvelope))
         .with(Edge::new(per_ip).trusting(options.trusted_proxies.clone()))
         .map_to_response()

@@ -6,7 +6,7 @@ use clap::{Parser, ValueEnum};
 use crm_core::rate_limit::sign_in::SignInPolicy;
 use poem::web::cookie::SameSite;
 
-use crate::{auth::CookiePolicy, proxies::Cidr, storage_url::StorageTimeouts};
+use crate::{auth::CookiePolicy, backends::RedisUrl, proxies::Cidr, storage_url::StorageTimeouts};
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -40,6 +40,13 @@ pub struct Config {
     /// on exit).
     #[arg(long, env = "CRM_STORAGE", default_value = "sled://./crm-data/db", hide_env_values = true)]
     pub storage: String,
+
+    /// Redis shared by every instance (`redis://[:password@]host:port/db`, `rediss://…`,
+    /// `redis+unix:///path`): sessions, rate limits and a read-through cache of the
+    /// storage move there. Default: none, everything stays in this process (sessions in
+    /// the storage). The password is never printed or logged.
+    #[arg(long, env = "CRM_REDIS_URL", hide_env_values = true)]
+    pub redis: Option<RedisUrl>,
 
     /// Seconds a request waits for the storage (a free PostgreSQL connection) before it
     /// fails with 503 and `Retry-After`; fractions allowed (`0.5`).

@@ -8,6 +8,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod backends;
 pub mod config;
 pub mod context;
 pub mod csrf;

@@ -12,9 +12,9 @@ use poem::{
 use crate::{
     AppCtx, AppOptions,
     auth::{MIN_SECRET_LEN, TokenKeys},
+    backends::{Backends, RedisUnavailable},
     config::{Config, SameSiteNoneWithoutSecure},
     input::Versions,
-    limits::Limits,
     offload::BlockingPool,
     proxies::TrustedProxies,
     storage_url::{StorageUrlError, is_persistent, open_storage},
@@ -35,6 +35,9 @@ pub enum ServerError {
     /// The first tenant could not be created (or the configured one read).
     #[error("bootstrap failed: {0}")]
     Bootstrap(crm_core::CrmError),
+    /// `--redis` names a server that does not answer.
+    #[error(transparent)]
+    Redis(#[from] RedisUnavailable),
     /// `--tenant-id` names no tenant of the storage.
     #[error("the storage has no tenant {0}: check --tenant-id (printed at the tenant's first start)")]
     UnknownTenant(uuid::Uuid),
@@ -55,7 +58,8 @@ fn io_err(context: impl Into<String>) -> impl FnOnce(io::Error) -> ServerError {
 
 fn random_hex(bytes: usize) -> Result<String, ServerError> {
     let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| ServerError::Io { context: "randomness".into(), source: e.into() })?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| ServerError::Io { context: "randomness".into(), source: io::Error::other(e.to_string()) })?;
     Ok(hex::encode(buf))
 }
 
@@ -173,12 +177,17 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let storage = open_storage(&config.storage, config.storage_timeouts()).await?;
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
-    let crm = Crm::builder(storage).offload(Arc::new(offload)).build();
+    let backends = Backends::open(&config, storage).await?;
+    let mut crm = Crm::builder(backends.storage).offload(Arc::new(offload));
+    if let Some(sessions) = backends.sessions {
+        crm = crm.session_store(sessions);
+    }
+    let crm = crm.build();
     let (tenant, first_start) = tenant(&crm, &config, persistent).await?;
     let ctx = Arc::new(AppCtx {
         crm,
         tokens,
-        limits: Limits::with_sign_in(config.rate_limit_ip, config.rate_limit_user, config.sign_in_policy()),
+        limits: backends.limits,
         cookies,
         default_tenant: Some(tenant),
         versions: if config.require_if_match { Versions::Required } else { Versions::Optional },
@@ -187,6 +196,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         cors_origins: config.cors_origins.clone(),
         body_limit: config.body_limit,
         trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
+        redis: backends.redis,
     };
     let crm = ctx.crm.clone();
     let app = crate::build(ctx, &options);
@@ -247,6 +257,10 @@ fn print_banner(addr: &str, config: &Config, tenant: TenantId, first_start: Opti
     println!("crm-server listening on http://{addr}");
     println!("  API:      http://{addr}/api/v1   (spec: /api/v1/openapi.json, docs: http://{addr}/docs)");
     println!("  storage:  {}", describe_storage(&config.storage));
+    match &config.redis {
+        Some(url) => println!("  redis:    {url} (sessions, rate limits, cache)"),
+        None => println!("  redis:    none (sessions in the storage, rate limits in this process)"),
+    }
     println!("  tenant:   {tenant} (more servers on the same storage: --tenant-id {tenant})");
     match first_start {
         Some(FirstStart { email, generated_password: Some(password) }) => {

@@ -6,8 +6,11 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod cache;
+mod rate_limiter_suite;
+mod rate_limits;
 mod session_store_suite;
 mod sessions;
+mod streak_store_suite;
 
 use std::sync::Arc;
 

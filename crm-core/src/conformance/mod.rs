@@ -19,6 +19,7 @@ pub mod rate_limiter;
 pub mod records;
 pub mod services;
 pub mod session_store;
+pub mod streak_store;
 mod support;
 
 pub use fixture::World;

@@ -1,8 +1,10 @@
 //! The rate-limiting contract: edges ask a [`RateLimiter`] before serving a caller, and
-//! deployments choose where the counts live (in process, Redis…). [`sign_in`] holds
-//! the sign-in rule on top of it: back-off per address and account, a looser limit per
-//! address.
+//! deployments choose where the counts live (in process, Redis…). [`gcra`] holds the
+//! one arithmetic every limiter decides with, and the in-process limiter; [`sign_in`]
+//! holds the sign-in rule on top of it: back-off per address and account, a looser
+//! limit per address.
 
+pub mod gcra;
 pub mod sign_in;
 
 use std::time::Duration;

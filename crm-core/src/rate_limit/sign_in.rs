@@ -21,9 +21,12 @@
 //! (storage down) is refunded.
 //!
 //! IPv6 clients are keyed by their /64 network: one host usually holds a whole /64
-//! and could otherwise rotate addresses to start afresh. The pairs live in this
-//! process, like the in-process limiters; servers sharing a database each count their
-//! own.
+//! and could otherwise rotate addresses to start afresh. The pairs' streaks live in a
+//! [`StreakStore`]: this process's ([`MemoryStreaks`], the default) or one every server
+//! instance shares (Redis), so that instances behind one load balancer count one
+//! streak. The store only keeps streaks and swaps them atomically; the rule is decided
+//! here, then written with a compare-and-swap, and decided again when another attempt
+//! changed the streak meanwhile.
 
 use std::{
     collections::HashMap,
@@ -35,6 +38,7 @@ use std::{
     time::Duration,
 };
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{RateDecision, RateLimiter};
@@ -115,14 +119,73 @@ fn network(ip: IpAddr) -> IpAddr {
 }
 
 /// A pair's failures in a row and when the last one was charged.
-#[derive(Clone, Copy, Debug)]
-struct Streak {
-    failures: u32,
-    last: DateTime<Utc>,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Streak {
+    /// Failures in a row (admitted attempts not yet cleared or refunded).
+    pub failures: u32,
+    /// When the last failure was charged.
+    pub last: DateTime<Utc>,
 }
 
-/// Forget stale pairs every this many admissions, so memory follows active attackers.
+/// Where the pairs' streaks live. Every implementation runs `streak_store_suite!`.
+#[async_trait]
+pub trait StreakStore: Send + Sync + 'static {
+    /// A short name for diagnostics (`memory`, `redis`).
+    fn name(&self) -> &str;
+    /// The streak of `pair`, if it has one.
+    async fn get(&self, pair: &str) -> Result<Option<Streak>>;
+    /// Replaces the streak of `pair` with `new` (`None` removes it) if it is still
+    /// `current`, atomically; false, changing nothing, when it is not. A stored streak
+    /// may be forgotten `keep` after it was written.
+    async fn swap(&self, pair: &str, current: Option<Streak>, new: Option<Streak>, keep: Duration) -> Result<bool>;
+}
+
+/// Streaks in this process's memory: one server's counts.
+#[derive(Debug, Default)]
+pub struct MemoryStreaks {
+    /// Each streak with when it may be forgotten.
+    streaks: Mutex<HashMap<String, (Streak, DateTime<Utc>)>>,
+    swaps: AtomicU64,
+}
+
+#[async_trait]
+impl StreakStore for MemoryStreaks {
+    fn name(&self) -> &str {
+        "memory"
+    }
+
+    async fn get(&self, pair: &str) -> Result<Option<Streak>> {
+        Ok(self.streaks.lock().unwrap_or_else(PoisonError::into_inner).get(pair).map(|(streak, _)| *streak))
+    }
+
+    async fn swap(&self, pair: &str, current: Option<Streak>, new: Option<Streak>, keep: Duration) -> Result<bool> {
+        let mut streaks = self.streaks.lock().unwrap_or_else(PoisonError::into_inner);
+        if streaks.get(pair).map(|(streak, _)| *streak) != current {
+            return Ok(false);
+        }
+        match new {
+            Some(streak) => {
+                let forget_at = streak.last + chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::MAX);
+                if self.swaps.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+                    // Memory follows active attackers: a new streak's time is "now".
+                    streaks.retain(|_, (_, forget)| *forget > streak.last);
+                }
+                streaks.insert(pair.to_owned(), (streak, forget_at));
+            }
+            None => {
+                streaks.remove(pair);
+            }
+        }
+        Ok(true)
+    }
+}
+
+/// Forget stale pairs every this many swaps, so memory follows active attackers.
 const PRUNE_EVERY: u64 = 4096;
+
+/// How often an attempt decides again after other attempts changed its pair's streak
+/// first; past that, the pair is under a concurrent barrage and the attempt is refused.
+const SWAP_ATTEMPTS: usize = 16;
 
 /// The sign-in rule (see the module doc): admit or refuse an attempt, then settle it
 /// with its outcome.
@@ -130,35 +193,35 @@ pub struct SignInThrottle {
     per_client: Arc<dyn RateLimiter>,
     policy: SignInPolicy,
     clock: Arc<dyn Clock>,
-    streaks: Mutex<HashMap<String, Streak>>,
-    admissions: AtomicU64,
+    streaks: Arc<dyn StreakStore>,
 }
 
 impl std::fmt::Debug for SignInThrottle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SignInThrottle")
             .field("per_client", &self.per_client.name())
+            .field("streaks", &self.streaks.name())
             .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
 impl SignInThrottle {
-    /// Back-off per pair by `policy`, and every attempt from a client counted against
-    /// `per_client` (keyed `sign-in:<client>`).
+    /// Back-off per pair by `policy` (streaks in this process), and every attempt from a
+    /// client counted against `per_client` (keyed `sign-in:<client>`).
     pub fn new(per_client: Arc<dyn RateLimiter>, policy: SignInPolicy) -> Self {
-        Self {
-            per_client,
-            policy,
-            clock: Arc::new(SystemClock),
-            streaks: Mutex::new(HashMap::new()),
-            admissions: AtomicU64::new(0),
-        }
+        Self { per_client, policy, clock: Arc::new(SystemClock), streaks: Arc::new(MemoryStreaks::default()) }
     }
 
     /// Uses this clock for the back-off (tests move a manual one).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Keeps the streaks in `store` (one shared by every server instance).
+    pub fn with_streaks(mut self, store: Arc<dyn StreakStore>) -> Self {
+        self.streaks = store;
         self
     }
 
@@ -174,59 +237,58 @@ impl SignInThrottle {
     /// spend the client's limit).
     pub async fn admit(&self, attempt: &SignInAttempt) -> Result<RateDecision> {
         let key = attempt.pair_key();
-        if let Some(refused) = self.locked(&key, self.clock.now()) {
-            return Ok(refused);
+        let (mut current, now) = (self.streaks.get(&key).await?, self.clock.now());
+        if let Some(wait) = self.live(current, now).and_then(|s| self.wait(&s, now)) {
+            return Ok(self.refusal(wait));
         }
         let client = self.per_client.check(&format!("sign-in:{}", attempt.client_key())).await?;
         if !client.allowed {
             return Ok(client);
         }
-        let now = self.clock.now();
-        let mut streaks = self.streaks.lock().unwrap_or_else(PoisonError::into_inner);
-        self.prune(&mut streaks, now);
-        let streak = streaks.entry(key).or_insert(Streak { failures: 0, last: now });
-        if self.is_forgotten(streak, now) {
-            streak.failures = 0;
+        for _ in 0..SWAP_ATTEMPTS {
+            let now = self.clock.now();
+            let streak = self.live(current, now).unwrap_or(Streak { failures: 0, last: now });
+            // A concurrent attempt may have been charged since the first look.
+            if let Some(wait) = self.wait(&streak, now) {
+                return Ok(self.refusal(wait));
+            }
+            let charged = Streak { failures: streak.failures.saturating_add(1), last: now };
+            if self.streaks.swap(&key, current, Some(charged), self.policy.forget_after).await? {
+                let pair = RateDecision {
+                    allowed: true,
+                    limit: self.policy.free_failures,
+                    remaining: self.policy.free_failures.saturating_sub(charged.failures),
+                    reset_after: self.policy.forget_after,
+                };
+                return Ok(if pair.remaining < client.remaining { pair } else { client });
+            }
+            current = self.streaks.get(&key).await?;
         }
-        // A concurrent attempt may have been charged since `locked` looked.
-        if let Some(wait) = self.wait(streak, now) {
-            return Ok(self.refusal(wait));
-        }
-        streak.failures = streak.failures.saturating_add(1);
-        streak.last = now;
-        let pair = RateDecision {
-            allowed: true,
-            limit: self.policy.free_failures,
-            remaining: self.policy.free_failures.saturating_sub(streak.failures),
-            reset_after: self.policy.forget_after,
-        };
-        Ok(if pair.remaining < client.remaining { pair } else { client })
+        Ok(self.refusal(self.policy.first_delay))
     }
 
     /// Settles an admitted attempt with the outcome of its sign-in: success clears the
     /// pair, a refused sign-in (`Unauthenticated`) stays charged, anything else (the
-    /// storage was down) is refunded.
-    pub fn settle<T>(&self, attempt: &SignInAttempt, outcome: &Result<T>) {
+    /// storage was down) is refunded. Fails only when the streak store does.
+    pub async fn settle<T>(&self, attempt: &SignInAttempt, outcome: &Result<T>) -> Result<()> {
         let key = attempt.pair_key();
-        let mut streaks = self.streaks.lock().unwrap_or_else(PoisonError::into_inner);
-        match outcome {
-            Ok(_) => {
-                streaks.remove(&key);
-            }
-            Err(CrmError::Unauthenticated) => {}
-            Err(_) => {
-                if let Some(streak) = streaks.get_mut(&key) {
-                    streak.failures = streak.failures.saturating_sub(1);
-                }
+        for _ in 0..SWAP_ATTEMPTS {
+            let current = self.streaks.get(&key).await?;
+            let settled = match (outcome, current) {
+                (Err(CrmError::Unauthenticated), _) | (_, None) => return Ok(()),
+                (Ok(_), Some(_)) => None,
+                (Err(_), Some(s)) => Some(Streak { failures: s.failures.saturating_sub(1), ..s }),
+            };
+            if self.streaks.swap(&key, current, settled, self.policy.forget_after).await? {
+                return Ok(());
             }
         }
+        Ok(())
     }
 
-    /// The refusal of a pair that must still wait at `now`, if it must.
-    fn locked(&self, key: &str, now: DateTime<Utc>) -> Option<RateDecision> {
-        let streaks = self.streaks.lock().unwrap_or_else(PoisonError::into_inner);
-        let streak = streaks.get(key).filter(|s| !self.is_forgotten(s, now))?;
-        self.wait(streak, now).map(|wait| self.refusal(wait))
+    /// The streak unless it is forgotten at `now`.
+    fn live(&self, streak: Option<Streak>, now: DateTime<Utc>) -> Option<Streak> {
+        streak.filter(|s| !self.is_forgotten(s, now))
     }
 
     /// How long `streak` must still wait at `now`, if at all.
@@ -242,11 +304,5 @@ impl SignInThrottle {
 
     fn is_forgotten(&self, streak: &Streak, now: DateTime<Utc>) -> bool {
         (now - streak.last).to_std().is_ok_and(|idle| idle >= self.policy.forget_after)
-    }
-
-    fn prune(&self, streaks: &mut HashMap<String, Streak>, now: DateTime<Utc>) {
-        if self.admissions.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
-            streaks.retain(|_, streak| !self.is_forgotten(streak, now));
-        }
     }
 }

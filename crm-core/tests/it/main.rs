@@ -15,6 +15,8 @@ mod input;
 mod invariants;
 mod money;
 mod projects;
+mod rate_limiter_suite;
+mod rate_limits;
 mod reports;
 mod sales;
 mod security_events;
@@ -23,6 +25,7 @@ mod session_store_suite;
 mod sessions;
 mod sign_in;
 mod state_guards;
+mod streak_store_suite;
 mod support;
 mod time_zones;
 mod conformance_memory {

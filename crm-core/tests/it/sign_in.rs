@@ -217,7 +217,7 @@ fn tenant() -> TenantId {
 async fn fail(t: &SignInThrottle, attempt: &SignInAttempt) -> RateDecision {
     let d = t.admit(attempt).await.unwrap();
     if d.allowed {
-        t.settle::<()>(attempt, &Err(CrmError::Unauthenticated));
+        t.settle::<()>(attempt, &Err(CrmError::Unauthenticated)).await.unwrap();
     }
     d
 }
@@ -261,7 +261,7 @@ async fn back_off_doubles_up_to_the_cap_and_success_clears_the_pair() {
     clock.set(clock.now() + chrono::Duration::seconds(8));
     let admitted = t.admit(&ax).await.unwrap();
     assert!(admitted.allowed);
-    t.settle(&ax, &Ok(()));
+    t.settle(&ax, &Ok(())).await.unwrap();
     for _ in 0..2 {
         assert!(fail(&t, &ax).await.allowed, "free again after a success");
     }
@@ -282,7 +282,7 @@ async fn concurrent_attempts_are_charged_before_their_passwords_are_checked() {
     // An attempt that ended for another reason than a wrong password is refunded.
     let (t, _) = throttle(1000, policy(1));
     assert!(t.admit(&ax).await.unwrap().allowed);
-    t.settle::<()>(&ax, &Err(CrmError::Unavailable("storage down".into())));
+    t.settle::<()>(&ax, &Err(CrmError::Unavailable("storage down".into()))).await.unwrap();
     assert!(
         t.admit(&ax).await.unwrap().allowed,
         "a failure that was not a wrong password is not held against the pair"

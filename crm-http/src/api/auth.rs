@@ -90,7 +90,10 @@ impl AuthApi {
         let attempt = SignInAttempt::new(tenant, &body.email, edge::client_ip(req));
         obey(ctx.limits.sign_in.admit(&attempt).await?)?;
         let outcome = ctx.crm.users().authenticate(tenant, &body.email, &body.password).await;
-        ctx.limits.sign_in.settle(&attempt, &outcome);
+        if let Err(e) = ctx.limits.sign_in.settle(&attempt, &outcome).await {
+            // The attempt stays charged as a failure: the safe side.
+            tracing::warn!(error = %e, "settling a sign-in attempt failed");
+        }
         let (user, principal) = outcome?;
         request::set_current_user(user.meta.id.to_string());
         let issued = ctx.crm.sessions().start(&principal, &client_of(req)).await?;

@@ -9,12 +9,12 @@ use std::{
 };
 
 /// One HTTP/1.1 request over a plain socket; returns the status and the body.
-fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+pub(crate) fn http(addr: &str, method: &str, path: &str, body: &str) -> (u16, String) {
     http_as(addr, method, path, body, None)
 }
 
 /// [`http`] with a bearer token.
-fn http_as(addr: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
+pub(crate) fn http_as(addr: &str, method: &str, path: &str, body: &str, token: Option<&str>) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let authorization = token.map(|t| format!("authorization: Bearer {t}\r\n")).unwrap_or_default();
@@ -32,17 +32,17 @@ fn http_as(addr: &str, method: &str, path: &str, body: &str, token: Option<&str>
 }
 
 /// A running `crm-server` and the address it printed.
-struct Running {
-    child: std::process::Child,
-    addr: String,
-    banner: Vec<String>,
+pub(crate) struct Running {
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: String,
+    pub(crate) banner: Vec<String>,
 }
 
-fn start(storage: &str, data_dir: &std::path::Path) -> Running {
+pub(crate) fn start(storage: &str, data_dir: &std::path::Path) -> Running {
     start_with(storage, data_dir, &[])
 }
 
-fn start_with(storage: &str, data_dir: &std::path::Path, extra: &[&str]) -> Running {
+pub(crate) fn start_with(storage: &str, data_dir: &std::path::Path, extra: &[&str]) -> Running {
     let mut child = Command::new(env!("CARGO_BIN_EXE_crm-server"))
         .args(["--bind", "127.0.0.1:0", "--storage", storage, "--admin-email", "boss@example.com"])
         .args(["--admin-password", "a-long-password", "--log-format", "json"])
@@ -63,18 +63,18 @@ fn start_with(storage: &str, data_dir: &std::path::Path, extra: &[&str]) -> Runn
     let first = lines.next().unwrap().unwrap();
     let addr = first.strip_prefix("crm-server listening on http://").unwrap_or_else(|| panic!("{first}")).to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    let banner: Vec<String> = lines.by_ref().take(5).map(Result::unwrap).collect();
+    let banner: Vec<String> = lines.by_ref().take(6).map(Result::unwrap).collect();
     Running { child, addr, banner }
 }
 
-fn stop(mut running: Running) {
+pub(crate) fn stop(mut running: Running) {
     let term = Command::new("kill").args(["-TERM", &running.child.id().to_string()]).status().unwrap();
     assert!(term.success());
     let exit = running.child.wait().unwrap();
     assert!(exit.success(), "graceful shutdown exits 0: {exit:?}");
 }
 
-fn sign_in(addr: &str) -> (u16, String) {
+pub(crate) fn sign_in(addr: &str) -> (u16, String) {
     http(addr, "POST", "/api/v1/auth/login", r#"{"email":"boss@example.com","password":"a-long-password"}"#)
 }
 
@@ -154,7 +154,7 @@ fn another_server_serves_the_same_tenant_by_its_id() {
 }
 
 /// The tenant id a banner names.
-fn banner_tenant(running: &Running) -> String {
+pub(crate) fn banner_tenant(running: &Running) -> String {
     let line = running.banner.iter().find(|l| l.trim_start().starts_with("tenant:"));
     line.and_then(|l| l.split("--tenant-id ").nth(1))
         .map(|id| id.trim_end_matches(')').to_owned())
