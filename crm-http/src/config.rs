@@ -109,6 +109,13 @@ pub struct Config {
     #[arg(long, env = "CRM_LOGIN_BACKOFF_MAX", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     pub login_backoff_max: u64,
 
+    /// Seconds a refused sign-in takes at least, from arrival to answer (fractions
+    /// allowed; default 0: off). Only embedders that import password hashes at other
+    /// parameters (bcrypt) need it: set it above their slowest verification so those
+    /// accounts cannot be told from unknown emails by timing.
+    #[arg(long, env = "CRM_LOGIN_FAILURE_FLOOR", default_value = "0", value_parser = parse_seconds_or_zero)]
+    pub login_failure_floor: Duration,
+
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client
     /// (comma-separated addresses or networks, like `10.0.0.0/8,127.0.0.1`). Default:
     /// none, the TCP peer is the client and those headers are ignored.
@@ -157,11 +164,15 @@ pub struct Config {
 
 /// Seconds (`2`, `0.5`) as a duration: positive and finite.
 fn parse_seconds(raw: &str) -> Result<Duration, String> {
-    let seconds: f64 = raw.trim().parse().map_err(|_| format!("`{raw}` is not a number of seconds"))?;
-    Duration::try_from_secs_f64(seconds)
-        .ok()
+    Some(parse_seconds_or_zero(raw)?)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| format!("`{raw}`: the timeout must be a positive number of seconds"))
+}
+
+/// A number of seconds, zero included (fractions allowed).
+fn parse_seconds_or_zero(raw: &str) -> Result<Duration, String> {
+    let seconds: f64 = raw.trim().parse().map_err(|_| format!("`{raw}` is not a number of seconds"))?;
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("`{raw}`: not a number of seconds from 0 up"))
 }
 
 /// `--cookie-same-site none` with `--insecure-cookies`: browsers drop `SameSite=None`
@@ -179,7 +190,13 @@ impl Config {
         let max_delay = std::time::Duration::from_secs(self.login_backoff_max);
         // A pair must be remembered well past its longest wait, or waiting would reset it.
         let forget_after = defaults.forget_after.max(max_delay.saturating_mul(4));
-        SignInPolicy { free_failures: self.login_attempts, max_delay, forget_after, ..defaults }
+        SignInPolicy {
+            free_failures: self.login_attempts,
+            max_delay,
+            forget_after,
+            failure_floor: self.login_failure_floor,
+            ..defaults
+        }
     }
 
     /// The storage's bounds: `--storage-timeout` for a connection, `--storage-call-timeout`

@@ -62,6 +62,12 @@ pub struct SignInPolicy {
     /// A pair with no failure for this long starts afresh; keep it well above
     /// `max_delay`, or waiting out a lock would also reset the count.
     pub forget_after: Duration,
+    /// The shortest time a refused sign-in takes from its arrival to its answer (zero:
+    /// none). Unknown emails already cost one verification at the current parameters;
+    /// an account whose password hash was imported at other parameters (bcrypt) costs
+    /// its own until its owner signs in. Set this above the slowest such verification
+    /// and every refusal takes the same time.
+    pub failure_floor: Duration,
 }
 
 impl Default for SignInPolicy {
@@ -71,11 +77,18 @@ impl Default for SignInPolicy {
             first_delay: Duration::from_secs(1),
             max_delay: Duration::from_secs(15 * 60),
             forget_after: Duration::from_secs(60 * 60),
+            failure_floor: Duration::ZERO,
         }
     }
 }
 
 impl SignInPolicy {
+    /// How much longer a refused sign-in that took `elapsed` so far waits before it
+    /// answers (see [`SignInPolicy::failure_floor`]).
+    pub fn hold_refusal(&self, elapsed: Duration) -> Duration {
+        self.failure_floor.saturating_sub(elapsed)
+    }
+
     /// The wait after a pair's `failures`-th failure (none while failures are free).
     pub fn delay_after(&self, failures: u32) -> Duration {
         let Some(doublings) = failures.checked_sub(self.free_failures.max(1)) else { return Duration::ZERO };

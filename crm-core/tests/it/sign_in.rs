@@ -203,6 +203,7 @@ fn policy(free_failures: u32) -> SignInPolicy {
         first_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(8),
         forget_after: Duration::from_secs(3600),
+        failure_floor: Duration::ZERO,
     }
 }
 
@@ -310,4 +311,12 @@ async fn an_ipv6_client_is_one_slash_64() {
     assert!(!rotated.allowed, "another address of the same /64 is the same client: {rotated:?}");
     let next_net = Some(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1)));
     assert!(fail(&t, &SignInAttempt::new(tenant(), "x@acme.test", next_net)).await.allowed);
+}
+
+#[test]
+fn a_refusal_is_held_until_the_failure_floor() {
+    let floor = SignInPolicy { failure_floor: Duration::from_millis(500), ..policy(1) };
+    assert_eq!(floor.hold_refusal(Duration::from_millis(120)), Duration::from_millis(380));
+    assert_eq!(floor.hold_refusal(Duration::from_millis(900)), Duration::ZERO, "a slow refusal is not held longer");
+    assert_eq!(policy(1).hold_refusal(Duration::ZERO), Duration::ZERO, "no floor by default");
 }

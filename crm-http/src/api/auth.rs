@@ -84,6 +84,7 @@ impl AuthApi {
         cookies: &CookieJar,
         body: Body<LoginRequest>,
     ) -> Result<Done<SignedIn>, ApiError> {
+        let arrived = std::time::Instant::now();
         let body: LoginRequest = body.decode()?;
         let tenant = body.tenant_id.map(TenantId).or(ctx.default_tenant);
         let tenant = tenant.ok_or_else(|| ApiError::invalid("tenant_id", "is required on this server"))?;
@@ -93,6 +94,9 @@ impl AuthApi {
         if let Err(e) = ctx.limits.sign_in.settle(&attempt, &outcome).await {
             // The attempt stays charged as a failure: the safe side.
             tracing::warn!(error = %e, "settling a sign-in attempt failed");
+        }
+        if outcome.is_err() {
+            tokio::time::sleep(ctx.limits.sign_in.policy().hold_refusal(arrived.elapsed())).await;
         }
         let (user, principal) = outcome?;
         request::set_current_user(user.meta.id.to_string());

@@ -17,7 +17,7 @@ use poem::{
 };
 use serde_json::json;
 
-use crate::support::{Harness, harness_with};
+use crate::support::{Body, Harness, harness_with};
 
 /// A limiter of `limit` requests per `period`, for one of the server's limits.
 fn gcra(limit: u32, period: Duration) -> Arc<dyn RateLimiter> {
@@ -160,6 +160,7 @@ async fn sign_in_back_off_grows_and_its_retry_after_is_enough() {
         first_delay: Duration::from_secs(1),
         max_delay: Duration::from_secs(60),
         forget_after: Duration::from_secs(3600),
+        failure_floor: Duration::ZERO,
     };
     let h = harness_with(Limits::with_sign_in(1000, 1000, policy), Default::default()).await;
     let peers = Peers::of(&h, &AppOptions::default());
@@ -211,4 +212,42 @@ fn trusted_proxies_and_sign_in_settings_are_flags() {
     for bad in [&["--trusted-proxies", "10.0.0.0/33"][..], &["--login-attempts", "0"][..]] {
         assert!(parse(bad).is_err(), "{bad:?} is refused at start-up");
     }
+}
+
+/// With `--login-failure-floor`, every refusal takes at least the floor: an account
+/// whose imported bcrypt hash costs less than the current parameters answers no sooner
+/// than an unknown email or a wrong password of a current account.
+#[tokio::test]
+async fn refused_sign_ins_take_at_least_the_failure_floor() {
+    let floor = Duration::from_millis(400);
+    let policy = SignInPolicy { free_failures: 100, failure_floor: floor, ..SignInPolicy::default() };
+    let h = harness_with(Limits::with_sign_in(1000, 1000, policy), Default::default()).await;
+    let imported = crm_core::access::users::ImportedUser {
+        email: "legacy@acme.test".into(),
+        first_name: "Lea".into(),
+        last_name: "Legacy".into(),
+        role: crm_core::Role::User,
+        company_id: None,
+        active: true,
+        password_hash: bcrypt::hash("legacy-password", 4).unwrap(),
+    };
+    h.w.crm.users().import(&h.w.admin, imported).await.unwrap();
+    for (email, password) in [("legacy@acme.test", "wrong"), ("nobody@acme.test", "wrong"), ("user@acme.test", "wrong")]
+    {
+        let started = std::time::Instant::now();
+        let reply = h
+            .call(Method::POST, "/api/v1/auth/login", &[], Body::Json(json!({ "email": email, "password": password })))
+            .await;
+        assert_eq!(reply.status, StatusCode::UNAUTHORIZED, "{email}: {:?}", reply.body);
+        assert!(started.elapsed() >= floor, "{email} was refused after {:?}, before the floor", started.elapsed());
+    }
+    let signed_in = h
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            &[],
+            Body::Json(json!({ "email": "legacy@acme.test", "password": "legacy-password" })),
+        )
+        .await;
+    assert_eq!(signed_in.status, StatusCode::OK, "{:?}", signed_in.body);
 }
