@@ -7,6 +7,7 @@ mod child;
 mod corrupt;
 mod dump;
 mod durability;
+mod job_queue_suite;
 mod open;
 mod session_store_suite;
 
