@@ -1,5 +1,6 @@
-//! Redis for crm-core: sessions shared by every server instance ([`RedisSessionStore`])
-//! and a read-through record cache in front of any storage ([`CachedStorage`]).
+//! Redis for crm-core: sessions shared by every server instance ([`RedisSessionStore`]),
+//! a read-through record cache in front of any storage ([`CachedStorage`]) and a job
+//! queue on Redis Streams ([`RedisJobQueue`]).
 //!
 //! Everything here assumes one standalone Redis server (or a primary with replicas):
 //! the Lua scripts build some of their keys from arguments, which Redis Cluster does not
@@ -10,6 +11,7 @@
 //! every user. A connection belongs to the tokio runtime that made it.
 
 mod cache;
+mod jobs;
 mod sessions;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -17,6 +19,7 @@ pub mod testing;
 use std::time::Duration;
 
 pub use cache::{CacheOptions, CacheStats, CachedStorage};
+pub use jobs::RedisJobQueue;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use sessions::{DEFAULT_SESSION_RETENTION, RedisSessionStore};
 

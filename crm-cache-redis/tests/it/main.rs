@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod cache;
+mod job_queue_suite;
 mod session_store_suite;
 mod sessions;
 

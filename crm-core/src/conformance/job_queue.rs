@@ -6,7 +6,9 @@
 //! Delays and backoff are driven by the manual clock alone: a queue must take "now"
 //! from the clock it was built with. A visibility timeout may be a timer of the backend
 //! (Redis's idle time of a pending entry cannot follow a manual clock), so the cases
-//! that wait one both move the clock and sleep a short real [`VISIBILITY`]. Queue names
+//! that wait one both move the clock and sleep a short real [`VISIBILITY`], and every
+//! reservation of such a case asks for that same timeout (a Redis reserver judges
+//! earlier reservations by its own timeout). Queue names
 //! carry a random part, so queues sharing a server or database do not meet.
 
 // A failing case is a panic with a message: that is how the suite reports.
@@ -226,13 +228,13 @@ pub async fn stale_reservation_cannot_settle(clock: Arc<ManualClock>, q: Queue) 
     enqueue(&q, NewJob::new(&name, json!({}))).await;
     let stale = reserve_some(&q, &name, VISIBILITY, "a due job is reserved").await;
     outlive_visibility(&clock).await;
-    let current = reserve_some(&q, &name, LONG, "an expired reservation's job is due again").await;
+    let current = reserve_some(&q, &name, VISIBILITY, "an expired reservation's job is due again").await;
     assert_conflict(q.ack(&stale).await, "ack of a reservation taken over by another");
     assert_conflict(q.fail(&stale, "late").await, "fail of a reservation taken over by another");
     q.ack(&current).await.unwrap();
     assert_conflict(q.ack(&current).await, "a second ack of an acked job");
     outlive_visibility(&clock).await;
-    assert!(reserve(&q, &name, LONG).await.is_none(), "an acked job never comes back");
+    assert!(reserve(&q, &name, VISIBILITY).await.is_none(), "an acked job never comes back");
     assert!(q.dead_letters(&name, 10).await.unwrap().is_empty(), "the stale fail made no dead letter");
 }
 

@@ -276,7 +276,9 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Reserves the next due job of `queue` (the earliest due, then the earliest
     /// enqueued) for `visibility`, or `None` when none is due. A job whose reservation
-    /// expired unsettled is due again. Two reservers never hold one job at once.
+    /// expired unsettled is due again. Two reservers never hold one job at once. The
+    /// workers of one queue should ask for one visibility timeout: a backend may judge
+    /// whether an earlier reservation expired by the reserving call's timeout (Redis does).
     async fn reserve(&self, queue: &str, visibility: Duration) -> Result<Option<Reservation>>;
 
     /// Removes the reserved job: it is done. A reservation whose job was reserved again
