@@ -7,6 +7,7 @@
 
 mod cache;
 mod job_queue_suite;
+mod killed_worker;
 mod session_store_suite;
 mod sessions;
 

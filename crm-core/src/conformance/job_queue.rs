@@ -443,3 +443,45 @@ pub async fn bad_input_is_refused_naming_the_field(_clock: Arc<ManualClock>, q: 
     assert_eq!(field_of(q.dead_letters(&"q".repeat(65), 1).await), "queue");
     assert!(reserve(&q, &name, LONG).await.is_none(), "refused jobs were not enqueued");
 }
+
+/// The queue of the process-kill test every adapter runs (its child and parent halves
+/// below): a worker killed between reserve and ack sees its job run again.
+pub const KILLED_WORKER_QUEUE: &str = "killed-worker";
+
+/// The visibility timeout of the process-kill test: long enough for the parent to see
+/// the job still reserved after the kill, short enough to wait out.
+pub const KILLED_WORKER_VISIBILITY: Duration = Duration::from_secs(2);
+
+/// The child process's half of the process-kill test: enqueues a job, reserves it,
+/// prints `reserved <job id>` and waits (a minute at most) for the parent's SIGKILL.
+pub async fn reserve_then_wait_to_be_killed(q: Queue) {
+    let id = enqueue(&q, NewJob::new(KILLED_WORKER_QUEUE, json!({ "crash": true }))).await;
+    let held = reserve_some(&q, KILLED_WORKER_QUEUE, KILLED_WORKER_VISIBILITY, "the child's job").await;
+    assert_eq!(held.job.id, id);
+    println!("reserved {id}");
+    sleep(Duration::from_secs(60)).await;
+}
+
+/// The job id a line of the child's output reports, if it is that line.
+pub fn reported_job(line: &str) -> Option<Uuid> {
+    line.split_once("reserved ")?.1.trim().parse().ok()
+}
+
+/// The parent's half, once the child that reserved job `id` was killed: the job stays
+/// reserved until the visibility timeout ends, then is reserved again (attempt 2) and
+/// acked; nothing else remains.
+pub async fn killed_workers_job_runs_again(q: Queue, id: Uuid) {
+    let visibility = KILLED_WORKER_VISIBILITY;
+    assert!(reserve(&q, KILLED_WORKER_QUEUE, visibility).await.is_none(), "the killed worker's job is still reserved");
+    let deadline = std::time::Instant::now() + visibility * 5;
+    let again = loop {
+        sleep(Duration::from_millis(200)).await;
+        if let Some(r) = reserve(&q, KILLED_WORKER_QUEUE, visibility).await {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "the killed worker's job never came back");
+    };
+    assert_eq!((again.job.id, again.job.attempts), (id, 2), "the killed worker's job runs again, as attempt 2");
+    q.ack(&again).await.unwrap();
+    assert!(reserve(&q, KILLED_WORKER_QUEUE, visibility).await.is_none(), "nothing else was queued");
+}

@@ -8,6 +8,7 @@
 mod bulk;
 mod errors;
 mod job_queue_suite;
+mod killed_worker;
 mod restart;
 mod schema;
 mod search;

@@ -8,6 +8,7 @@ mod corrupt;
 mod dump;
 mod durability;
 mod job_queue_suite;
+mod killed_worker;
 mod open;
 mod session_store_suite;
 
