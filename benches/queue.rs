@@ -77,7 +77,9 @@ fn bench_queue(c: &mut Criterion, rt: &Runtime, label: &str, queue: Arc<dyn JobQ
     group.finish();
     let once = rt.block_on(round(queue, "bench"));
     let rate = jobs as f64 / once.as_secs_f64();
-    println!("queue on {label}: {rate:.0} jobs/s (enqueue + reserve + ack, {CONCURRENCY} tasks, one more round of {jobs})");
+    println!(
+        "queue on {label}: {rate:.0} jobs/s (enqueue + reserve + ack, {CONCURRENCY} tasks, one more round of {jobs})"
+    );
 }
 
 fn redis_queue(c: &mut Criterion) {

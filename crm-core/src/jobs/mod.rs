@@ -33,7 +33,7 @@ use crate::{
 };
 
 /// The tenant id jobs are stored under: the nil UUID, which no tenant has (tenant ids
-/// are UUID v7), so no tenant's listing, export or purge ever meets a job.
+/// are UUID v7), so no tenant's listing or purge ever meets a job.
 pub const SYSTEM_TENANT: TenantId = TenantId(Uuid::nil());
 
 /// The longest queue name, in bytes.
