@@ -21,7 +21,9 @@
 //! Time: due times come from the [`Clock`] (so tests drive delays and backoff with a
 //! manual clock); a reservation's expiry is Redis's own idle time of the pending entry,
 //! which is why the workers of one queue should all ask for the same visibility
-//! timeout: a reserver judges earlier reservations by its own.
+//! timeout: a reserver judges earlier reservations by its own. Each `RedisJobQueue`
+//! value is a consumer of the groups it reads; a gone process's consumer stays listed
+//! (its pending entries are claimed by others) until `XGROUP DELCONSUMER` removes it.
 
 use std::{sync::Arc, sync::LazyLock, time::Duration};
 
@@ -30,8 +32,8 @@ use chrono::{DateTime, Utc};
 use crm_core::{
     Clock, CrmError, Result,
     jobs::{
-        DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, check_batch, check_queue, check_reserve,
-        error_text, jitter_random,
+        DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, check_new_jobs, check_queue,
+        check_reserve, error_text, jitter_random,
     },
     storage::EntityKind,
 };
@@ -235,7 +237,7 @@ impl JobQueue for RedisJobQueue {
     }
 
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Uuid>> {
-        let payloads = check_batch(&jobs)?;
+        let payloads = check_new_jobs(&jobs)?;
         if jobs.is_empty() {
             return Ok(Vec::new());
         }

@@ -186,7 +186,7 @@ fn check_queue_name(field: &str, queue: &str, v: &mut Validator) {
 
 /// Checks a batch before anything of it is written, naming bad fields `jobs[i].…`;
 /// returns each job's payload as JSON text. Every implementation calls it first.
-pub fn check_batch(jobs: &[NewJob]) -> Result<Vec<String>> {
+pub fn check_new_jobs(jobs: &[NewJob]) -> Result<Vec<String>> {
     let mut v = Validator::new();
     let texts: Vec<Option<String>> =
         jobs.iter().enumerate().map(|(i, job)| job.validate(&format!("jobs[{i}]."), &mut v)).collect();

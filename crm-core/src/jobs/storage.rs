@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, SYSTEM_TENANT, check_batch, check_queue,
+    DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, SYSTEM_TENANT, check_new_jobs, check_queue,
     check_reserve, error_text, jitter_random,
 };
 use crate::{
@@ -141,7 +141,7 @@ impl std::fmt::Debug for StorageJobQueue {
 }
 
 impl StorageJobQueue {
-    /// Jobs kept in `storage`, timed by `clock` (the CRM's: `crm.clock()`).
+    /// Jobs kept in `storage`, timed by `clock` (the one the CRM was built with).
     pub fn new(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>) -> Self {
         Self { storage, clock }
     }
@@ -200,7 +200,7 @@ impl JobQueue for StorageJobQueue {
     }
 
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<Uuid>> {
-        let payloads = check_batch(&jobs)?;
+        let payloads = check_new_jobs(&jobs)?;
         let now = self.clock.now();
         let mut ops = Vec::with_capacity(jobs.len());
         let mut ids = Vec::with_capacity(jobs.len());
