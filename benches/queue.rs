@@ -1,5 +1,5 @@
 //! Job-queue throughput: each job enqueued, reserved and acked (three round trips),
-//! by 16 concurrent tasks, on Redis (a throwaway `redis-server` on a unix socket, as
+//! by 16 and by 64 concurrent tasks, on Redis (a throwaway `redis-server` on a unix socket, as
 //! the tests start one) and on the storage queue over sled (a temporary directory,
 //! every commit flushed to disk before it returns). Goals: at least 20k jobs/s on
 //! Redis, 5k/s on sled.
@@ -21,10 +21,10 @@ use crm_storage_sled::SledStorage;
 use serde_json::json;
 use tokio::runtime::Runtime;
 
-/// Tasks enqueueing, reserving and acking at once.
-const CONCURRENCY: usize = 16;
-/// Jobs each task runs per measured iteration.
-const JOBS_PER_TASK: usize = 125;
+/// How many tasks enqueue, reserve and ack at once, in turn.
+const CONCURRENCY: [usize; 2] = [16, 64];
+/// Jobs per measured iteration, shared out among the tasks.
+const JOBS: usize = 2048;
 const VISIBILITY: Duration = Duration::from_secs(60);
 
 /// One job through the queue: enqueue, reserve (a job, not necessarily this one), ack.
@@ -38,15 +38,16 @@ async fn one_job(queue: &dyn JobQueue, name: &str, n: usize) {
     }
 }
 
-/// Runs `CONCURRENCY × JOBS_PER_TASK` jobs through `queue`; returns the time taken.
-async fn round(queue: Arc<dyn JobQueue>, name: &'static str) -> Duration {
+/// Runs [`JOBS`] jobs through `queue` on `concurrency` tasks; returns the time taken.
+async fn round(queue: Arc<dyn JobQueue>, name: &'static str, concurrency: usize) -> Duration {
+    let per_task = JOBS / concurrency;
     let started = Instant::now();
-    let tasks: Vec<_> = (0..CONCURRENCY)
+    let tasks: Vec<_> = (0..concurrency)
         .map(|t| {
             let queue = queue.clone();
             tokio::spawn(async move {
-                for i in 0..JOBS_PER_TASK {
-                    one_job(queue.as_ref(), name, t * JOBS_PER_TASK + i).await;
+                for i in 0..per_task {
+                    one_job(queue.as_ref(), name, t * per_task + i).await;
                 }
             })
         })
@@ -58,28 +59,24 @@ async fn round(queue: Arc<dyn JobQueue>, name: &'static str) -> Duration {
 }
 
 fn bench_queue(c: &mut Criterion, rt: &Runtime, label: &str, queue: Arc<dyn JobQueue>) {
-    let jobs = (CONCURRENCY * JOBS_PER_TASK) as u64;
     let mut group = c.benchmark_group("queue");
-    group.throughput(Throughput::Elements(jobs));
+    group.throughput(Throughput::Elements(JOBS as u64));
     group.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(10));
-    group.bench_function(format!("{label}_enqueue_reserve_ack_x{CONCURRENCY}"), |b| {
-        b.to_async(rt).iter_custom(|iters| {
-            let queue = queue.clone();
-            async move {
-                let mut spent = Duration::ZERO;
-                for _ in 0..iters {
-                    spent += round(queue.clone(), "bench").await;
+    for concurrency in CONCURRENCY {
+        group.bench_function(format!("{label}_enqueue_reserve_ack_x{concurrency}"), |b| {
+            b.to_async(rt).iter_custom(|iters| {
+                let queue = queue.clone();
+                async move {
+                    let mut spent = Duration::ZERO;
+                    for _ in 0..iters {
+                        spent += round(queue.clone(), "bench", concurrency).await;
+                    }
+                    spent
                 }
-                spent
-            }
-        })
-    });
+            })
+        });
+    }
     group.finish();
-    let once = rt.block_on(round(queue, "bench"));
-    let rate = jobs as f64 / once.as_secs_f64();
-    println!(
-        "queue on {label}: {rate:.0} jobs/s (enqueue + reserve + ack, {CONCURRENCY} tasks, one more round of {jobs})"
-    );
 }
 
 fn redis_queue(c: &mut Criterion) {

@@ -73,9 +73,14 @@ for _, id in ipairs(redis.call('ZRANGE', delayed, '-inf', now, 'BYSCORE', 'LIMIT
   redis.call('XADD', stream, '*', 'j', id)
   redis.call('ZREM', delayed, id)
 end
-if redis.call('EXISTS', stream) == 0 then return false end
-redis.pcall('XGROUP', 'CREATE', stream, 'workers', '0')
-local entry = redis.call('XAUTOCLAIM', stream, 'workers', consumer, idle, '0-0', 'COUNT', 1)[2][1]
+local claimed = redis.pcall('XAUTOCLAIM', stream, 'workers', consumer, idle, '0-0', 'COUNT', 1)
+if claimed.err then
+  -- No stream or no group yet: the group starts at the stream's first entry.
+  if redis.call('EXISTS', stream) == 0 then return false end
+  redis.call('XGROUP', 'CREATE', stream, 'workers', '0')
+  claimed = redis.call('XAUTOCLAIM', stream, 'workers', consumer, idle, '0-0', 'COUNT', 1)
+end
+local entry = claimed[2][1]
 if not entry then
   local read = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', stream, '>')
   if not read then return false end

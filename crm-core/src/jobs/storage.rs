@@ -168,14 +168,19 @@ impl StorageJobQueue {
         Ok(record)
     }
 
-    /// Tries to take one of `candidates`; `None` when others took them all first.
+    /// Tries to take one of `candidates`, the first first; `None` when others took them
+    /// all first. After a lost race the rest are tried from a random one on, so racing
+    /// reservers spread over the candidates instead of all losing the same next one.
     async fn take_one(
         &self,
-        candidates: Vec<JobRecord>,
+        mut candidates: Vec<JobRecord>,
         now: DateTime<Utc>,
         visibility: Duration,
     ) -> Result<Option<Reservation>> {
-        for candidate in candidates {
+        let mut lost = false;
+        while !candidates.is_empty() {
+            let at = if lost { (jitter_random() * candidates.len() as f64) as usize % candidates.len() } else { 0 };
+            let candidate = candidates.swap_remove(at);
             let token = Uuid::new_v4();
             let taken = candidate.next(now, |r| {
                 r.state = JobState::Reserved;
@@ -185,7 +190,7 @@ impl StorageJobQueue {
             });
             match self.update(candidate.meta.version, &taken).await {
                 Ok(()) => return Ok(Some(Reservation { job: taken.job()?, token, expires_at: taken.due_at })),
-                Err(CrmError::Conflict { .. } | CrmError::NotFound { .. }) => continue,
+                Err(CrmError::Conflict { .. } | CrmError::NotFound { .. }) => lost = true,
                 Err(e) => return Err(e),
             }
         }
