@@ -53,3 +53,28 @@ fn webhooks_retry_for_about_three_days_and_emails_for_hours() {
     assert!((HOUR..6 * HOUR).contains(&emails), "emails retry for {} min", emails / 60);
     assert!(RetryPolicy::DEFAULT.longest_schedule() < Duration::from_secs(60));
 }
+
+/// Jobs live under the system tenant: a tenant's listing of `job` records (or of any
+/// kind) never meets one, and the system tenant is no tenant anyone has.
+#[tokio::test]
+async fn storage_jobs_live_outside_every_tenant() {
+    use std::sync::Arc;
+
+    use crm_core::{
+        SystemClock, TenantId,
+        jobs::{JobQueue, NewJob, SYSTEM_TENANT, StorageJobQueue},
+        storage::{EntityKind, ListQuery, Storage, memory::MemoryStorage},
+    };
+
+    let storage = MemoryStorage::shared();
+    let queue = StorageJobQueue::new(storage.clone(), Arc::new(SystemClock));
+    let tenant = TenantId(uuid::Uuid::now_v7());
+    let id = queue.enqueue(NewJob::new("emails", serde_json::json!({ "tenant_id": tenant }))).await.unwrap();
+    let everything = ListQuery { limit: 100, ..ListQuery::default() };
+    let of_tenant = storage.list(tenant, EntityKind::Job, &everything).await.unwrap();
+    assert!(of_tenant.items.is_empty(), "a tenant sees no job, not even one about itself");
+    let of_system = storage.list(SYSTEM_TENANT, EntityKind::Job, &everything).await.unwrap();
+    assert_eq!(of_system.items.iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
+    assert_eq!(SYSTEM_TENANT.0, uuid::Uuid::nil());
+    assert_ne!(tenant, SYSTEM_TENANT);
+}
