@@ -2,7 +2,7 @@
 # The whole test suite: the README's test command, and what CI runs after fmt and clippy.
 # Installs what it needs on a fresh machine, runs the doc tests and the example, then
 # every crate's tests, and says how many conformance cases ran on which storage adapter,
-# session store and rate limiter.
+# session store, rate limiter and job queue.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -49,6 +49,7 @@ count_cases "Conformance cases per storage adapter:" 'conformance_[a-z0-9_]+' su
 count_cases "SessionStore cases per implementation:" session_store_suite suite_runs_on_the_named_implementation
 count_cases "RateLimiter cases per implementation:" rate_limiter_suite suite_runs_on_the_named_implementation
 count_cases "StreakStore cases per implementation:" streak_store_suite suite_runs_on_the_named_implementation
+count_cases "JobQueue cases per implementation:" job_queue_suite suite_runs_on_the_named_implementation
 
 # Every test of every crate; its summary is the run's last word.
 cargo nextest run --workspace --no-fail-fast

@@ -1,6 +1,7 @@
 //! Redis for crm-core: sessions shared by every server instance ([`RedisSessionStore`]),
-//! rate limits counted across instances ([`RedisRateLimiter`]) and a read-through
-//! record cache in front of any storage ([`CachedStorage`]).
+//! rate limits counted across instances ([`RedisRateLimiter`]), a read-through record
+//! cache in front of any storage ([`CachedStorage`]) and a job queue on Redis Streams
+//! ([`RedisJobQueue`]).
 //!
 //! Everything here assumes one standalone Redis server (or a primary with replicas):
 //! the Lua scripts build some of their keys from arguments, which Redis Cluster does not
@@ -11,6 +12,7 @@
 //! every user. A connection belongs to the tokio runtime that made it.
 
 mod cache;
+mod jobs;
 mod rate_limits;
 mod sessions;
 #[cfg(feature = "testing")]
@@ -19,6 +21,7 @@ pub mod testing;
 use std::time::Duration;
 
 pub use cache::{CacheOptions, CacheStats, CachedStorage};
+pub use jobs::RedisJobQueue;
 pub use rate_limits::{RedisRateLimiter, RedisStreaks};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use sessions::{DEFAULT_SESSION_RETENTION, RedisSessionStore};

@@ -35,6 +35,7 @@ pub mod fields;
 mod id;
 pub mod idempotency;
 mod input;
+pub mod jobs;
 mod journal;
 pub mod money;
 pub mod passwords;

@@ -2,9 +2,10 @@
 //! with `--redis` so that several instances share it.
 //!
 //! With `--redis`, sessions ([`RedisSessionStore`]), rate limits ([`RedisRateLimiter`],
-//! and the sign-in back-off's streaks, [`RedisStreaks`]) and a read-through cache around the storage ([`CachedStorage`]) use Redis; without
-//! it, sessions live in the CRM's storage and limits in process, as on one server. The
-//! job queue will be chosen here too ([`Backends::open`]).
+//! and the sign-in back-off's streaks, [`RedisStreaks`]), a read-through cache around the
+//! storage ([`CachedStorage`]) and the job queue ([`RedisJobQueue`]) use Redis; without
+//! it, sessions and jobs live in the CRM's storage and limits in process, as on one
+//! server.
 //!
 //! Readiness: the cache can do without Redis (it reads through to the storage), but
 //! sessions and rate limits cannot, so a server on Redis is not ready while Redis does
@@ -15,8 +16,16 @@
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
-use crm_cache_redis::{CacheOptions, CachedStorage, DEFAULT_PREFIX, RedisRateLimiter, RedisSessionStore, RedisStreaks};
-use crm_core::{rate_limit::RateLimiter, session_store::SessionStore, storage::Storage};
+use crm_cache_redis::{
+    CacheOptions, CachedStorage, DEFAULT_PREFIX, RedisJobQueue, RedisRateLimiter, RedisSessionStore, RedisStreaks,
+};
+use crm_core::{
+    Clock, SystemClock,
+    jobs::{JobQueue, StorageJobQueue},
+    rate_limit::RateLimiter,
+    session_store::SessionStore,
+    storage::Storage,
+};
 use redis::aio::ConnectionManager;
 
 use crate::{config::Config, limits::Limits};
@@ -119,6 +128,8 @@ pub struct Backends {
     pub sessions: Option<Arc<dyn SessionStore>>,
     /// The rate limits.
     pub limits: Limits,
+    /// The job queue: on Redis Streams with `--redis`, else in the CRM's storage.
+    pub jobs: Arc<dyn JobQueue>,
     /// What readiness asks besides the storage.
     pub redis: Option<RedisProbe>,
 }
@@ -128,11 +139,11 @@ impl Backends {
     pub async fn open(config: &Config, storage: Arc<dyn Storage>) -> Result<Self, RedisUnavailable> {
         let policy = config.sign_in_policy();
         let (per_ip, per_user) = (config.rate_limit_ip, config.rate_limit_user);
-        // The job queue is chosen here when it lands: RedisJobQueue with --redis, the
-        // storage's own queue without.
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let Some(url) = &config.redis else {
             let limits = Limits::with_sign_in(per_ip, per_user, policy);
-            return Ok(Self { storage, sessions: None, limits, redis: None });
+            let jobs = Arc::new(StorageJobQueue::new(storage.clone(), clock));
+            return Ok(Self { storage, sessions: None, limits, jobs, redis: None });
         };
         let connection = crm_cache_redis::connect(url.expose())
             .await
@@ -144,6 +155,7 @@ impl Backends {
             storage: Arc::new(CachedStorage::shared(storage, connection.clone(), CacheOptions::default())),
             sessions: Some(Arc::new(RedisSessionStore::new(connection.clone(), DEFAULT_PREFIX))),
             limits: Limits::built_with(per_ip, per_user, policy, &limiter, Arc::new(streaks)),
+            jobs: Arc::new(RedisJobQueue::new(connection.clone(), DEFAULT_PREFIX, clock)),
             redis: Some(RedisProbe(connection)),
         })
     }

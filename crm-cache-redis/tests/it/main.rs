@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod cache;
+mod job_queue_suite;
+mod killed_worker;
 mod rate_limiter_suite;
 mod rate_limits;
 mod session_store_suite;

@@ -21,6 +21,16 @@ use crate::{
 
 pub(super) type Store = Arc<dyn Storage>;
 
+/// Waits without a runtime (crm-core has none): a timer thread completes a channel.
+pub(super) async fn sleep(d: std::time::Duration) {
+    let (done, wait) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        std::thread::sleep(d);
+        let _ = done.send(());
+    });
+    wait.await.unwrap();
+}
+
 /// An exact decimal from its text.
 pub(super) fn amount(text: &str) -> Decimal {
     Decimal::from_str_exact(text).unwrap()

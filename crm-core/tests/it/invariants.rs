@@ -38,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "passwords",
             "session_store",
             "idempotency",
+            "jobs",
             "rate_limit",
             "tenant_settings",
             "crm",

@@ -13,6 +13,8 @@ mod fields;
 mod idempotency;
 mod input;
 mod invariants;
+mod job_queue_suite;
+mod jobs;
 mod money;
 mod projects;
 mod rate_limiter_suite;

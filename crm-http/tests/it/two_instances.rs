@@ -189,3 +189,26 @@ fn redis_urls_show_without_their_password() {
     }
     assert!("http://example.com".parse::<RedisUrl>().is_err());
 }
+
+/// `--redis` moves the job queue to Redis Streams; without it, jobs live in the storage.
+#[tokio::test]
+async fn the_job_queue_is_on_redis_with_redis_and_in_the_storage_without() {
+    use clap::Parser as _;
+    use crm_core::{
+        jobs::{JobQueue as _, NewJob},
+        storage::memory::MemoryStorage,
+    };
+    use crm_http::{backends::Backends, config::Config};
+
+    let storage = MemoryStorage::shared();
+    let plain = Backends::open(&Config::parse_from(["crm-server"]), storage.clone()).await.unwrap();
+    assert_eq!(plain.jobs.name(), "storage");
+    let url = shared_server().url();
+    let on_redis = Backends::open(&Config::parse_from(["crm-server", "--redis", &url]), storage).await.unwrap();
+    assert_eq!(on_redis.jobs.name(), "redis");
+    // It is a working queue: what is enqueued through it is reserved back.
+    let queue = format!("wiring-{}", uuid::Uuid::now_v7().simple());
+    let id = on_redis.jobs.enqueue(NewJob::new(queue.clone(), serde_json::json!({ "n": 1 }))).await.unwrap();
+    let reserved = on_redis.jobs.reserve(&queue, std::time::Duration::from_secs(30)).await.unwrap();
+    assert_eq!(reserved.map(|r| r.job.id), Some(id));
+}

@@ -7,6 +7,8 @@
 
 mod bulk;
 mod errors;
+mod job_queue_suite;
+mod killed_worker;
 mod restart;
 mod schema;
 mod search;

@@ -124,6 +124,7 @@ async fn status_checks_accept_every_value_the_core_knows() {
         Role,
         customers::deals::DealStage,
         customers::leads::{LeadSource, LeadStatus},
+        jobs::JobState,
         sales::delivery_notes::DeliveryStatus,
         sales::invoices::InvoiceStatus,
         sales::payments::{PaymentMethod, PaymentStatus},
@@ -151,6 +152,7 @@ async fn status_checks_accept_every_value_the_core_knows() {
         ("milestones", "status", names(MilestoneStatus::ALL, MilestoneStatus::as_str)),
         ("tasks", "status", names(TaskStatus::ALL, TaskStatus::as_str)),
         ("tasks", "priority", names(TaskPriority::ALL, TaskPriority::as_str)),
+        ("jobs", "state", names(JobState::ALL, JobState::as_str)),
     ];
     let url = fresh_url().await;
     PostgresStorage::connect(&url).await.unwrap();

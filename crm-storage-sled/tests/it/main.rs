@@ -7,6 +7,8 @@ mod child;
 mod corrupt;
 mod dump;
 mod durability;
+mod job_queue_suite;
+mod killed_worker;
 mod open;
 mod session_store_suite;
 
