@@ -21,6 +21,7 @@ use crate::{
     authz::{Access, Action, Principal, Resource},
     entity::{Entity, from_stored, to_record},
     error::{CrmError, Result},
+    events::{Assigned, EventPayload},
     fields,
     id::{Id, Meta, TenantId},
     journal::{AssignmentNotice, AuditFact, Journal},
@@ -452,17 +453,21 @@ impl Tx<'_> {
         self.batch.counters.push(CounterUpdate { key, expected, new });
     }
 
-    /// Records a domain event about `entity` in the outbox.
-    pub(crate) fn event<E: Entity>(&mut self, name: &str, entity: &E, payload: Value) {
+    /// Records a domain event about `entity` in the outbox, named `<kind>.<action>`
+    /// after the payload's action.
+    pub(crate) fn event<E: Entity>(&mut self, entity: &E, payload: &impl EventPayload) -> Result<()> {
+        let name = format!("{}.{}", E::KIND, payload.action());
+        let payload = serde_json::to_value(payload).map_err(|e| CrmError::Internal(e.to_string()))?;
         self.batch.events.push(OutboxEvent {
             id: Uuid::now_v7(),
             tenant_id: self.principal.tenant_id(),
-            name: format!("{}.{name}", E::KIND),
+            name,
             entity_kind: E::KIND,
             entity_id: entity.meta().id,
             payload,
             occurred_at: self.now,
         });
+        Ok(())
     }
 
     /// Tells `user` that `entity` was assigned to them, unless they assigned it themselves.
@@ -478,8 +483,7 @@ impl Tx<'_> {
             entity_id: entity.meta().id,
         };
         self.batch.ops.push(WriteOp::Insert((self.crm.journal.notice)(notice)?));
-        self.event("assigned", entity, json!({ "user_id": user }));
-        Ok(())
+        self.event(entity, &Assigned { user_id: user })
     }
 
     fn audit<E: Entity>(&mut self, entity_id: Uuid, action: &str, changes: Value) -> Result<()> {

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "id",
             "error",
+            "events",
             "storage",
             "state",
             "money",
@@ -49,6 +50,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sales", &["sales"]),
     ("work", &["work"]),
     ("reports", &["reports"]),
+    ("webhooks", &["webhooks"]),
     ("assembly", &["assembly", ""]),
     ("conformance", &["conformance"]),
 ];

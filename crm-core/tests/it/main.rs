@@ -9,6 +9,7 @@ mod catalog;
 mod consistency;
 mod crm;
 mod documents;
+mod events;
 mod fields;
 mod idempotency;
 mod input;
@@ -25,6 +26,7 @@ mod sign_in;
 mod state_guards;
 mod support;
 mod time_zones;
+mod webhooks;
 mod conformance_memory {
     use std::sync::Arc;
 

@@ -1,0 +1,7 @@
+//! Webhooks: what the core decides about telling other systems what happened. The
+//! event catalogue (names and payload types), Standard Webhooks signatures and their
+//! verification, the retry schedule. Sending is I/O and lives in `crm-jobs`.
+
+pub mod catalogue;
+pub mod schedule;
+pub mod signing;
