@@ -3,5 +3,6 @@
 //! verification, the retry schedule. Sending is I/O and lives in `crm-jobs`.
 
 pub mod catalogue;
+pub mod message;
 pub mod schedule;
 pub mod signing;
