@@ -69,5 +69,7 @@ pub fn fields_of(kind: EntityKind) -> &'static [Field] {
         EntityKind::Session => Session::FIELDS,
         EntityKind::TenantSettings => TenantSettings::FIELDS,
         EntityKind::IdempotencyKey => crate::idempotency::IdempotencyRecord::FIELDS,
+        EntityKind::WebhookEndpoint => crate::webhooks::endpoints::WebhookEndpoint::FIELDS,
+        EntityKind::WebhookDelivery => crate::webhooks::deliveries::WebhookDelivery::FIELDS,
     }
 }

@@ -82,6 +82,7 @@ pub struct Crm {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) session_ttl: chrono::Duration,
     pub(crate) journal: Journal,
+    pub(crate) webhook_allow_http: bool,
 }
 
 impl std::fmt::Debug for Crm {
@@ -110,6 +111,7 @@ impl CrmBuilder {
                 sessions,
                 session_ttl: DEFAULT_SESSION_TTL,
                 journal,
+                webhook_allow_http: false,
             },
         }
     }
@@ -139,6 +141,14 @@ impl CrmBuilder {
         self.crm.session_ttl = ttl;
         self
     }
+
+    /// Accepts `http://` webhook targets (the server's `--webhook-allow-http`, for tests
+    /// and intranets); by default only `https` URLs are valid.
+    pub fn webhook_allow_http(mut self, allow: bool) -> Self {
+        self.crm.webhook_allow_http = allow;
+        self
+    }
+
     /// The CRM.
     pub fn build(self) -> Crm {
         self.crm
@@ -417,15 +427,12 @@ impl Tx<'_> {
     /// Writes `after` over `before` (audited with the changed fields as `<kind>.<action>`).
     /// Stamps `after` with the next version and the unit's time.
     pub(crate) fn update_as<E: Entity>(&mut self, action: &str, before: &E, after: &mut E) -> Result<()> {
-        let expected_version = before.meta().version;
-        let meta = after.meta_mut();
-        meta.version = expected_version + 1;
-        meta.updated_at = self.now;
-        let record = to_record(after)?;
+        let update = stamp_update(before, after, self.now)?;
+        let WriteOp::Update { record, .. } = &update else { unreachable!("stamp_update makes updates") };
         let old = serde_json::to_value(before).map_err(|e| CrmError::Internal(e.to_string()))?;
         let changes = diff(&redact::<E>(&old), &redact::<E>(&record.data));
         self.audit::<E>(record.id, action, json!({ "changes": changes }))?;
-        self.batch.ops.push(WriteOp::Update { record, expected_version });
+        self.batch.ops.push(update);
         Ok(())
     }
 
@@ -507,6 +514,18 @@ impl Tx<'_> {
     pub(crate) async fn commit(self) -> Result<()> {
         Ok(self.crm.storage.commit(self.principal.tenant_id(), self.batch).await?)
     }
+}
+
+/// The write of `after` over `before`: stamps `after` with the next version and `now`,
+/// and names the version read. What the core writes without a principal (a worker's
+/// bookkeeping, which is not audited) uses it directly; everything else goes through
+/// [`Tx::update_as`].
+pub(crate) fn stamp_update<E: Entity>(before: &E, after: &mut E, now: DateTime<Utc>) -> Result<WriteOp> {
+    let expected_version = before.meta().version;
+    let meta = after.meta_mut();
+    meta.version = expected_version + 1;
+    meta.updated_at = now;
+    Ok(WriteOp::Update { record: to_record(after)?, expected_version })
 }
 
 /// A JSON object without the entity's secret fields and without its metadata.

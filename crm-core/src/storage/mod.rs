@@ -76,6 +76,8 @@ entity_kinds! {
     Session => "session",
     TenantSettings => "tenant_settings",
     IdempotencyKey => "idempotency_key",
+    WebhookEndpoint => "webhook_endpoint",
+    WebhookDelivery => "webhook_delivery",
 }
 
 impl fmt::Display for EntityKind {

@@ -26,6 +26,7 @@ mod sign_in;
 mod state_guards;
 mod support;
 mod time_zones;
+mod webhook_endpoints;
 mod webhooks;
 mod conformance_memory {
     use std::sync::Arc;
