@@ -173,7 +173,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let storage = open_storage(&config.storage, config.storage_timeout).await?;
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
-    let crm = Crm::builder(storage).offload(Arc::new(offload)).build();
+    let crm = Crm::builder(storage).offload(Arc::new(offload)).webhook_allow_http(config.webhook_allow_http).build();
     let (tenant, first_start) = tenant(&crm, &config, persistent).await?;
     let ctx = Arc::new(AppCtx {
         crm,

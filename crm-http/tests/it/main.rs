@@ -26,3 +26,4 @@ mod sign_in;
 mod support;
 mod tenants;
 mod ts_client;
+mod webhooks;

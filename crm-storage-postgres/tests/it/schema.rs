@@ -128,6 +128,7 @@ async fn status_checks_accept_every_value_the_core_knows() {
         sales::invoices::InvoiceStatus,
         sales::payments::{PaymentMethod, PaymentStatus},
         sales::quotes::QuoteStatus,
+        webhooks::deliveries::DeliveryState,
         work::{
             milestones::MilestoneStatus,
             projects::ProjectStatus,
@@ -151,6 +152,7 @@ async fn status_checks_accept_every_value_the_core_knows() {
         ("milestones", "status", names(MilestoneStatus::ALL, MilestoneStatus::as_str)),
         ("tasks", "status", names(TaskStatus::ALL, TaskStatus::as_str)),
         ("tasks", "priority", names(TaskPriority::ALL, TaskPriority::as_str)),
+        ("webhook_deliveries", "status", names(DeliveryState::ALL, DeliveryState::as_str)),
     ];
     let url = fresh_url().await;
     PostgresStorage::connect(&url).await.unwrap();
