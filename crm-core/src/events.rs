@@ -33,6 +33,7 @@ impl EventPayload for Assigned {
 /// `<kind>.status_changed`: a record (lead, task) moved along its state machine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(rename = "{S}Changed"))]
 #[serde(deny_unknown_fields)]
 pub struct StatusChanged<S> {
     /// The status before.

@@ -95,3 +95,20 @@ async fn the_delivery_log_pages_and_a_redelivery_is_recorded() {
         (Some("pending"), Some(true))
     );
 }
+
+#[test]
+fn the_spec_types_every_event_payload_of_the_catalogue() {
+    use crm_core::webhooks::catalogue::{CATALOGUE_VERSION, catalogue};
+    let spec: serde_json::Value = serde_json::from_str(crm_http::api::document()).unwrap();
+    let events = &spec["x-webhook-events"];
+    assert_eq!(events["catalogue_version"], CATALOGUE_VERSION);
+    assert_eq!(events["events"].as_object().unwrap().len(), catalogue().len());
+    for event in catalogue() {
+        let reference =
+            events["events"][event.name]["payload"]["$ref"].as_str().unwrap_or_else(|| panic!("{}", event.name));
+        let name = reference.trim_start_matches("#/components/schemas/");
+        let schema = &spec["components"]["schemas"][name];
+        assert_eq!(schema["type"], "object", "{}: {reference} is not in the spec", event.name);
+        assert_eq!(schema["additionalProperties"], false, "{}", event.name);
+    }
+}
