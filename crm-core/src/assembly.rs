@@ -70,5 +70,7 @@ pub fn fields_of(kind: EntityKind) -> &'static [Field] {
         EntityKind::TenantSettings => TenantSettings::FIELDS,
         EntityKind::IdempotencyKey => crate::idempotency::IdempotencyRecord::FIELDS,
         EntityKind::Job => crate::jobs::JobRecord::FIELDS,
+        EntityKind::WebhookEndpoint => crate::webhooks::endpoints::WebhookEndpoint::FIELDS,
+        EntityKind::WebhookDelivery => crate::webhooks::deliveries::WebhookDelivery::FIELDS,
     }
 }

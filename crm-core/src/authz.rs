@@ -96,6 +96,7 @@ resources! {
     AuditLogs => "audit_logs",
     Reports => "reports",
     Settings => "settings",
+    Webhooks => "webhooks",
 }
 
 impl FromStr for Resource {
@@ -183,7 +184,7 @@ pub const fn access(role: Role, resource: Resource, action: Action) -> Access {
             _ => Denied,
         },
         (Role::Admin, _) => Tenant,
-        (_, R::AuditLogs | R::ApiKeys) => Denied,
+        (_, R::AuditLogs | R::ApiKeys | R::Webhooks) => Denied,
         // Everyone may read and edit their own profile (not its role); managers see the team.
         (Role::Manager, R::Users) => match action {
             Read => Tenant,

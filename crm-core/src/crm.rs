@@ -21,6 +21,7 @@ use crate::{
     authz::{Access, Action, Principal, Resource},
     entity::{Entity, from_stored, to_record},
     error::{CrmError, Result},
+    events::{Assigned, EventPayload},
     fields,
     id::{Id, Meta, TenantId},
     journal::{AssignmentNotice, AuditFact, Journal},
@@ -81,6 +82,7 @@ pub struct Crm {
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) session_ttl: chrono::Duration,
     pub(crate) journal: Journal,
+    pub(crate) webhook_allow_http: bool,
 }
 
 impl std::fmt::Debug for Crm {
@@ -109,6 +111,7 @@ impl CrmBuilder {
                 sessions,
                 session_ttl: DEFAULT_SESSION_TTL,
                 journal,
+                webhook_allow_http: false,
             },
         }
     }
@@ -138,6 +141,14 @@ impl CrmBuilder {
         self.crm.session_ttl = ttl;
         self
     }
+
+    /// Accepts `http://` webhook targets (the server's `--webhook-allow-http`, for tests
+    /// and intranets); by default only `https` URLs are valid.
+    pub fn webhook_allow_http(mut self, allow: bool) -> Self {
+        self.crm.webhook_allow_http = allow;
+        self
+    }
+
     /// The CRM.
     pub fn build(self) -> Crm {
         self.crm
@@ -416,15 +427,12 @@ impl Tx<'_> {
     /// Writes `after` over `before` (audited with the changed fields as `<kind>.<action>`).
     /// Stamps `after` with the next version and the unit's time.
     pub(crate) fn update_as<E: Entity>(&mut self, action: &str, before: &E, after: &mut E) -> Result<()> {
-        let expected_version = before.meta().version;
-        let meta = after.meta_mut();
-        meta.version = expected_version + 1;
-        meta.updated_at = self.now;
-        let record = to_record(after)?;
+        let update = stamp_update(before, after, self.now)?;
+        let WriteOp::Update { record, .. } = &update else { unreachable!("stamp_update makes updates") };
         let old = serde_json::to_value(before).map_err(|e| CrmError::Internal(e.to_string()))?;
         let changes = diff(&redact::<E>(&old), &redact::<E>(&record.data));
         self.audit::<E>(record.id, action, json!({ "changes": changes }))?;
-        self.batch.ops.push(WriteOp::Update { record, expected_version });
+        self.batch.ops.push(update);
         Ok(())
     }
 
@@ -452,17 +460,21 @@ impl Tx<'_> {
         self.batch.counters.push(CounterUpdate { key, expected, new });
     }
 
-    /// Records a domain event about `entity` in the outbox.
-    pub(crate) fn event<E: Entity>(&mut self, name: &str, entity: &E, payload: Value) {
+    /// Records a domain event about `entity` in the outbox, named `<kind>.<action>`
+    /// after the payload's action.
+    pub(crate) fn event<E: Entity>(&mut self, entity: &E, payload: &impl EventPayload) -> Result<()> {
+        let name = format!("{}.{}", E::KIND, payload.action());
+        let payload = serde_json::to_value(payload).map_err(|e| CrmError::Internal(e.to_string()))?;
         self.batch.events.push(OutboxEvent {
             id: Uuid::now_v7(),
             tenant_id: self.principal.tenant_id(),
-            name: format!("{}.{name}", E::KIND),
+            name,
             entity_kind: E::KIND,
             entity_id: entity.meta().id,
             payload,
             occurred_at: self.now,
         });
+        Ok(())
     }
 
     /// Tells `user` that `entity` was assigned to them, unless they assigned it themselves.
@@ -478,8 +490,7 @@ impl Tx<'_> {
             entity_id: entity.meta().id,
         };
         self.batch.ops.push(WriteOp::Insert((self.crm.journal.notice)(notice)?));
-        self.event("assigned", entity, json!({ "user_id": user }));
-        Ok(())
+        self.event(entity, &Assigned { user_id: user })
     }
 
     fn audit<E: Entity>(&mut self, entity_id: Uuid, action: &str, changes: Value) -> Result<()> {
@@ -503,6 +514,18 @@ impl Tx<'_> {
     pub(crate) async fn commit(self) -> Result<()> {
         Ok(self.crm.storage.commit(self.principal.tenant_id(), self.batch).await?)
     }
+}
+
+/// The write of `after` over `before`: stamps `after` with the next version and `now`,
+/// and names the version read. What the core writes without a principal (a worker's
+/// bookkeeping, which is not audited) uses it directly; everything else goes through
+/// [`Tx::update_as`].
+pub(crate) fn stamp_update<E: Entity>(before: &E, after: &mut E, now: DateTime<Utc>) -> Result<WriteOp> {
+    let expected_version = before.meta().version;
+    let meta = after.meta_mut();
+    meta.version = expected_version + 1;
+    meta.updated_at = now;
+    Ok(WriteOp::Update { record: to_record(after)?, expected_version })
 }
 
 /// A JSON object without the entity's secret fields and without its metadata.

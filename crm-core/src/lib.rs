@@ -31,6 +31,7 @@ pub mod authz;
 mod crm;
 pub mod entity;
 mod error;
+pub mod events;
 pub mod fields;
 mod id;
 pub mod idempotency;
@@ -51,6 +52,7 @@ pub mod customers;
 pub mod notifications;
 pub mod reports;
 pub mod sales;
+pub mod webhooks;
 pub mod work;
 
 // The assembly of a `Crm` from the kernel and the areas.

@@ -90,6 +90,10 @@ pub struct Config {
     #[arg(long, env = "CRM_REQUIRE_IF_MATCH")]
     pub require_if_match: bool,
 
+    /// Accept `http://` webhook URLs (tests, intranets); otherwise only `https`.
+    #[arg(long, env = "CRM_WEBHOOK_ALLOW_HTTP")]
+    pub webhook_allow_http: bool,
+
     /// Requests per minute per client IP.
     #[arg(long, env = "CRM_RATE_LIMIT_IP", default_value_t = 1200)]
     pub rate_limit_ip: u32,

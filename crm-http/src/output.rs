@@ -230,6 +230,12 @@ pub fn created_as<T: Serialize>(data: &T, version: u64) -> Result<Created<T>, Ap
     Ok(Success::new(value(data)?, None, Some(etag(version))))
 }
 
+/// A record presented with more than its own fields (`T`), `200` with the record's
+/// `ETag`.
+pub fn one_as<T: Serialize>(data: &T, version: u64) -> Result<One<T>, ApiError> {
+    Ok(Success::new(value(data)?, None, Some(etag(version))))
+}
+
 /// A result that is not one record.
 pub fn done<T: Serialize>(result: &T) -> Result<Done<T>, ApiError> {
     Ok(Success::new(value(result)?, None, None))

@@ -178,7 +178,8 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
     let backends = Backends::open(&config, storage).await?;
-    let mut crm = Crm::builder(backends.storage).offload(Arc::new(offload));
+    let mut crm =
+        Crm::builder(backends.storage).offload(Arc::new(offload)).webhook_allow_http(config.webhook_allow_http);
     if let Some(sessions) = backends.sessions {
         crm = crm.session_store(sessions);
     }

@@ -84,6 +84,8 @@ const TABLE_NAMES: &[(EntityKind, &str)] = &[
     (EntityKind::TenantSettings, "tenant_settings"),
     (EntityKind::IdempotencyKey, "idempotency_keys"),
     (EntityKind::Job, "jobs"),
+    (EntityKind::WebhookEndpoint, "webhook_endpoints"),
+    (EntityKind::WebhookDelivery, "webhook_deliveries"),
 ];
 
 /// Every kind's table, its columns from the core's field declarations.

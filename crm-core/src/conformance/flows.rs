@@ -449,3 +449,61 @@ pub async fn credit_notes_and_refunds_under_concurrency(s: Store) {
         (amount("500.00"), Decimal::ZERO, amount("500.00"), InvoiceStatus::Issued)
     );
 }
+
+/// The webhook delivery log on this storage: planning an event writes one delivery per
+/// wanting endpoint once (ids derived, a replay plans nothing), due deliveries are found
+/// by their next attempt's time, the last failed attempt fails the delivery and disables
+/// its endpoint in one write, and deleting the endpoint deletes its log with it.
+pub async fn webhook_delivery_log(s: Store) {
+    use crate::{
+        storage::{EntityKind, OutboxEvent},
+        webhooks::{
+            deliveries::{AttemptReport, DeliveryState},
+            endpoints::NewWebhookEndpoint,
+            schedule::RetrySchedule,
+        },
+    };
+    let w = World::new(s.clone()).await;
+    let (hooks, tenant) = (w.crm.webhooks(), w.admin.tenant_id());
+    let new = |url: &str, events: &[&str]| NewWebhookEndpoint {
+        url: url.into(),
+        event_types: events.iter().map(|e| (*e).to_owned()).collect(),
+        description: None,
+        active: None,
+    };
+    let (target, _) = hooks.create(&w.admin, new("https://a.example/", &["*"])).await.unwrap();
+    hooks.create(&w.admin, new("https://b.example/", &["deal.won"])).await.unwrap();
+    let event = OutboxEvent {
+        id: uuid::Uuid::now_v7(),
+        tenant_id: tenant,
+        name: "invoice.paid".into(),
+        entity_kind: EntityKind::Invoice,
+        entity_id: uuid::Uuid::now_v7(),
+        payload: serde_json::json!({}),
+        occurred_at: w.crm.now(),
+    };
+    let planned = hooks.plan(&event).await.unwrap();
+    assert_eq!(planned.len(), 1, "only the endpoint that wants invoice.paid");
+    assert!(hooks.plan(&event).await.unwrap().is_empty(), "a replayed event planned twice");
+    let delivery = planned[0].id();
+    let report =
+        AttemptReport { succeeded: false, response_status: Some(500), latency_ms: 5, error: Some("500".into()) };
+    let mut at = w.crm.now();
+    for attempt in 1..=RetrySchedule.max_attempts() {
+        let due = hooks.due(tenant, at, 10).await.unwrap();
+        assert_eq!(due.iter().map(Entity::id).collect::<Vec<_>>(), [delivery], "due at attempt {attempt}");
+        assert!(hooks.due(tenant, at - Duration::milliseconds(1), 10).await.unwrap().is_empty(), "due too early");
+        let after = hooks.record_attempt(tenant, delivery, report.clone(), at).await.unwrap();
+        assert_eq!(after.attempts, attempt);
+        if let Some(next) = after.next_attempt_at {
+            at = next;
+        }
+    }
+    let failed = hooks.deliveries(&w.admin, target.id(), &PageRequest::default()).await.unwrap().items;
+    assert_eq!(failed.iter().map(|d| d.status).collect::<Vec<_>>(), [DeliveryState::Failed]);
+    assert!(!hooks.get(&w.admin, target.id()).await.unwrap().active, "the endpoint was not disabled");
+    assert!(hooks.due(tenant, at + Duration::days(30), 10).await.unwrap().is_empty());
+    hooks.delete(&w.admin, target.id(), None).await.unwrap();
+    let left = s.list(tenant, EntityKind::WebhookDelivery, &Default::default()).await.unwrap();
+    assert!(left.items.is_empty(), "the delivery log outlived its endpoint");
+}

@@ -67,6 +67,7 @@ macro_rules! __conformance_cases {
             payments_under_concurrency,
             last_admin_under_concurrency,
             credit_notes_and_refunds_under_concurrency,
+            webhook_delivery_log,
         }
     };
 }

@@ -3,7 +3,6 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::{
     access::users::User,
@@ -13,6 +12,7 @@ use crate::{
     customers::contacts::Contact,
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
+    events::EventPayload,
     fields::indexed_fields,
     id::{Id, Meta},
     money::{Currency, MAX_AMOUNT},
@@ -358,13 +358,9 @@ impl Deals<'_> {
             after.closed_at = Some(tx.now());
         }
         tx.update_as("stage_changed", &before, &mut after)?;
-        tx.event("stage_changed", &after, json!({ "from": before.stage, "to": after.stage }));
-        match stage {
-            DealStage::ClosedWon => {
-                tx.event("won", &after, json!({ "amount": after.amount, "currency": after.currency }))
-            }
-            DealStage::ClosedLost => tx.event("lost", &after, json!({ "reason": after.lost_reason })),
-            _ => {}
+        tx.event(&after, &DealStageChanged { from: before.stage, to: after.stage })?;
+        if let Some(closed) = DealClosed::of(&after) {
+            tx.event(&after, &closed)?;
         }
         tx.commit().await?;
         Ok(after)
@@ -373,5 +369,57 @@ impl Deals<'_> {
     /// Deletes a deal; refused while quotes or projects reference it.
     pub async fn delete(&self, p: &Principal, id: Id<Deal>, version: Option<u64>) -> Result<()> {
         self.crm.delete(p, id, version).await
+    }
+}
+
+/// `deal.stage_changed`: a deal moved in the pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DealStageChanged {
+    /// The stage before.
+    pub from: DealStage,
+    /// The stage after.
+    pub to: DealStage,
+}
+
+impl EventPayload for DealStageChanged {
+    fn action(&self) -> &'static str {
+        "stage_changed"
+    }
+}
+
+/// `deal.won` and `deal.lost`: a deal closed (after its `deal.stage_changed`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DealClosed {
+    /// `closed_won` or `closed_lost`.
+    pub stage: DealStage,
+    /// The deal's amount.
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub amount: Decimal,
+    /// The currency of `amount`.
+    pub currency: Currency,
+    /// Why it was lost, if it was and a reason was given.
+    #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::PARAGRAPH_MAX)))]
+    pub lost_reason: Option<String>,
+}
+
+impl DealClosed {
+    /// The closing event of `deal`, if its stage is a closed one.
+    pub(crate) fn of(deal: &Deal) -> Option<Self> {
+        deal.stage.is_closed().then(|| DealClosed {
+            stage: deal.stage,
+            amount: deal.amount,
+            currency: deal.currency,
+            lost_reason: deal.lost_reason.clone(),
+        })
+    }
+}
+
+impl EventPayload for DealClosed {
+    fn action(&self) -> &'static str {
+        if self.stage == DealStage::ClosedWon { "won" } else { "lost" }
     }
 }

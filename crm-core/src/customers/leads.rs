@@ -3,7 +3,8 @@
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
+use uuid::Uuid;
 
 use crate::{
     access::users::User,
@@ -14,6 +15,7 @@ use crate::{
     customers::deals::{Deal, NewDeal},
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    events::{EventPayload, StatusChanged},
     fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
@@ -379,7 +381,7 @@ impl Leads<'_> {
         after.status = before.status.transition(status)?;
         let mut tx = self.crm.tx(p);
         tx.update_as("status_changed", &before, &mut after)?;
-        tx.event("status_changed", &after, json!({ "from": before.status, "to": after.status }));
+        tx.event(&after, &StatusChanged { from: before.status, to: after.status })?;
         tx.commit().await?;
         Ok(after)
     }
@@ -457,11 +459,7 @@ impl Leads<'_> {
             tx.insert(deal)?;
         }
         tx.update_as("converted", &before, &mut after)?;
-        tx.event(
-            "converted",
-            &after,
-            json!({ "contact_id": contact.id(), "company_id": company_id, "deal_id": after.deal_id }),
-        );
+        tx.event(&after, &LeadConverted::of(&after, contact.id().uuid()))?;
         tx.commit().await?;
         Ok(LeadConversion { lead: after, contact, company, deal })
     }
@@ -481,5 +479,35 @@ fn prefix_fields(error: CrmError, prefix: &str) -> CrmError {
             v.finish().err().unwrap_or(CrmError::Internal("empty validation error".into()))
         }
         other => other,
+    }
+}
+
+/// `lead.converted`: a lead became a contact (with its company and, if asked, a deal).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct LeadConverted {
+    /// The contact created.
+    pub contact_id: Uuid,
+    /// The company the contact belongs to (existing or created), if any.
+    pub company_id: Option<Uuid>,
+    /// The deal created, if any.
+    pub deal_id: Option<Uuid>,
+}
+
+impl LeadConverted {
+    /// The conversion event of a converted lead.
+    pub(crate) fn of(lead: &Lead, contact_id: Uuid) -> Self {
+        LeadConverted {
+            contact_id,
+            company_id: lead.company_id.map(|id| id.uuid()),
+            deal_id: lead.deal_id.map(|id| id.uuid()),
+        }
+    }
+}
+
+impl EventPayload for LeadConverted {
+    fn action(&self) -> &'static str {
+        "converted"
     }
 }

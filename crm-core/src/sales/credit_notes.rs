@@ -16,7 +16,8 @@ use std::collections::HashSet;
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
+use uuid::Uuid;
 
 use crate::{
     access::users::User,
@@ -25,10 +26,12 @@ use crate::{
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    events::EventPayload,
     fields::indexed_fields,
     id::{Id, Meta},
     money::{Currency, MAX_SCALE, validate_amount},
-    sales::invoices::{Invoice, InvoiceStatus},
+    sales::invoices::Invoice,
+    sales::invoices::InvoiceEvent,
     sales::lines::Line,
     sales::numbering::{NextNumber, Series},
     storage::{EntityKind, Page, Reference},
@@ -287,10 +290,9 @@ impl CreditNotes<'_> {
             };
             tx.insert(&note)?;
             tx.update_as("credited", &before, &mut after)?;
-            tx.event("issued", &note, json!({ "number": note.number, "invoice_id": note.invoice_id, "total": total }));
-            if after.status != before.status && !after.status.is_open() {
-                let name = if after.status == InvoiceStatus::Paid { "paid" } else { "cancelled" };
-                tx.event(name, &after, json!({ "number": after.number, "credited": after.amount_credited }));
+            tx.event(&note, &CreditNoteIssued::of(&note))?;
+            if let Some(closed) = InvoiceEvent::closed(&before, &after) {
+                tx.event(&after, &closed)?;
             }
             tx.commit().await?;
             Ok(note)
@@ -311,5 +313,39 @@ impl CreditNotes<'_> {
             .range("issue_date", filter.issued_from, filter.issued_to)
             .build();
         self.crm.list(p, filters, page).await
+    }
+}
+
+/// `credit_note.issued`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct CreditNoteIssued {
+    /// The credit note number.
+    pub number: String,
+    /// The invoice it credits.
+    pub invoice_id: Uuid,
+    /// The amount credited, tax included.
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub total: Decimal,
+    /// The currency of `total`.
+    pub currency: Currency,
+}
+
+impl CreditNoteIssued {
+    /// The event of a new credit note.
+    pub(crate) fn of(note: &CreditNote) -> Self {
+        CreditNoteIssued {
+            number: note.number.clone(),
+            invoice_id: note.invoice_id.uuid(),
+            total: note.total,
+            currency: note.currency,
+        }
+    }
+}
+
+impl EventPayload for CreditNoteIssued {
+    fn action(&self) -> &'static str {
+        "issued"
     }
 }

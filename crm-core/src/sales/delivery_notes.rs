@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
+use uuid::Uuid;
 
 use crate::{
     access::users::User,
@@ -16,6 +17,7 @@ use crate::{
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    events::EventPayload,
     fields::indexed_fields,
     id::{Id, Meta},
     sales::invoices::{Invoice, InvoiceStatus},
@@ -249,7 +251,7 @@ impl DeliveryNotes<'_> {
             DeliveryStatus::Pending => {}
         }
         tx.update_as(to.as_str(), &before, &mut after)?;
-        tx.event(to.as_str(), &after, json!({ "invoice_id": after.invoice_id }));
+        tx.event(&after, &DeliveryNoteEvent::of(&after))?;
         tx.commit().await?;
         Ok(after)
     }
@@ -267,7 +269,7 @@ impl DeliveryNotes<'_> {
             after.number = Some(next.take(&mut tx));
             after.shipped_at = Some(tx.now());
             tx.update_as("shipped", &before, &mut after)?;
-            tx.event("shipped", &after, json!({ "invoice_id": after.invoice_id, "number": after.number }));
+            tx.event(&after, &DeliveryNoteEvent::of(&after))?;
             tx.commit().await?;
             Ok(after)
         })
@@ -296,5 +298,31 @@ impl DeliveryNotes<'_> {
             tx.commit().await
         })
         .await
+    }
+}
+
+/// `delivery_note.shipped`, `delivery_note.delivered`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryNoteEvent {
+    /// The delivery-note number (from shipping on).
+    pub number: Option<String>,
+    /// The invoice delivered.
+    pub invoice_id: Uuid,
+    /// The status after the change; the event's action.
+    pub status: DeliveryStatus,
+}
+
+impl DeliveryNoteEvent {
+    /// The event of `note`'s move to its current status.
+    pub(crate) fn of(note: &DeliveryNote) -> Self {
+        DeliveryNoteEvent { number: note.number.clone(), invoice_id: note.invoice_id.uuid(), status: note.status }
+    }
+}
+
+impl EventPayload for DeliveryNoteEvent {
+    fn action(&self) -> &'static str {
+        self.status.as_str()
     }
 }

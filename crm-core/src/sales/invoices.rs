@@ -3,7 +3,6 @@
 use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use uuid::Uuid;
 
 use crate::{
@@ -15,6 +14,7 @@ use crate::{
     customers::links::CompanyLinks,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    events::Named,
     fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
@@ -384,9 +384,9 @@ impl Invoices<'_> {
             let mut tx = self.crm.tx(p);
             after.number = Some(next.take(&mut tx));
             tx.update_as("issued", &before, &mut after)?;
-            tx.event("issued", &after, json!({ "number": after.number, "total": after.totals.total }));
+            tx.event(&after, &InvoiceEvent::named("issued", &after))?;
             if after.status == InvoiceStatus::Paid {
-                tx.event("paid", &after, json!({ "number": after.number, "total": after.totals.total }));
+                tx.event(&after, &InvoiceEvent::named("paid", &after))?;
             }
             tx.commit().await?;
             Ok(after)
@@ -401,7 +401,7 @@ impl Invoices<'_> {
         after.status = before.status.transition(InvoiceStatus::Cancelled)?;
         let mut tx = self.crm.tx(p);
         tx.update_as("cancelled", &before, &mut after)?;
-        tx.event("cancelled", &after, json!({ "number": after.number }));
+        tx.event(&after, &InvoiceEvent::named("cancelled", &after))?;
         tx.commit().await?;
         Ok(after)
     }
@@ -414,5 +414,64 @@ impl Invoices<'_> {
         let mut tx = self.crm.tx(p);
         tx.delete(&invoice)?;
         tx.commit().await
+    }
+}
+
+/// `invoice.issued`, `invoice.paid`, `invoice.cancelled`: the invoice's state after the
+/// change (a zero-total invoice is issued and paid in one write: both events). Every
+/// emitter builds it here, so `invoice.paid` says the same whether a payment, a credit
+/// note or a zero total settled the invoice.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct InvoiceEvent {
+    /// The invoice number (from issue on).
+    pub number: Option<String>,
+    /// The status after the change.
+    pub status: InvoiceStatus,
+    /// The total, tax included.
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub total: Decimal,
+    /// Paid so far (payments less refunds).
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub amount_paid: Decimal,
+    /// Credited by credit notes.
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub amount_credited: Decimal,
+    /// What is still owed.
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub balance_due: Decimal,
+    /// The currency of the amounts.
+    pub currency: Currency,
+}
+
+impl InvoiceEvent {
+    /// `invoice.<action>` with `invoice`'s state.
+    pub(crate) fn named(action: &'static str, invoice: &Invoice) -> Named<Self> {
+        Named::new(
+            action,
+            InvoiceEvent {
+                number: invoice.number.clone(),
+                status: invoice.status,
+                total: invoice.totals.total,
+                amount_paid: invoice.amount_paid,
+                amount_credited: invoice.amount_credited,
+                balance_due: invoice.balance_due,
+                currency: invoice.currency,
+            },
+        )
+    }
+
+    /// The event of an invoice that a payment, credit or cancellation closed, if it
+    /// closed: `invoice.paid` or `invoice.cancelled`.
+    pub(crate) fn closed(before: &Invoice, after: &Invoice) -> Option<Named<Self>> {
+        if after.status == before.status {
+            return None;
+        }
+        match after.status {
+            InvoiceStatus::Paid => Some(Self::named("paid", after)),
+            InvoiceStatus::Cancelled => Some(Self::named("cancelled", after)),
+            _ => None,
+        }
     }
 }

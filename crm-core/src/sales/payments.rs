@@ -4,7 +4,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
+use uuid::Uuid;
 
 use crate::{
     access::users::User,
@@ -13,10 +14,12 @@ use crate::{
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    events::Named,
     fields::indexed_fields,
     id::{Id, Meta},
     money::{Currency, validate_amount},
-    sales::invoices::{Invoice, InvoiceStatus},
+    sales::invoices::Invoice,
+    sales::invoices::InvoiceEvent,
     state::{StateMachine, status_enum, text_enum},
     storage::{EntityKind, Page, Reference},
 };
@@ -214,9 +217,9 @@ impl Payments<'_> {
             let mut tx = self.crm.tx(p);
             tx.insert(&payment)?;
             tx.update_as("payment_recorded", &before, &mut after)?;
-            tx.event("recorded", &payment, json!({ "invoice_id": payment.invoice_id, "amount": payment.amount }));
-            if after.status == InvoiceStatus::Paid {
-                tx.event("paid", &after, json!({ "number": after.number, "total": after.totals.total }));
+            tx.event(&payment, &PaymentEvent::named("recorded", &payment))?;
+            if let Some(closed) = InvoiceEvent::closed(&before, &after) {
+                tx.event(&after, &closed)?;
             }
             tx.commit().await?;
             Ok(payment)
@@ -268,10 +271,41 @@ impl Payments<'_> {
             after.voided_at = Some(tx.now());
             tx.update_as("voided", &before, &mut after)?;
             tx.update_as("payment_voided", &invoice, &mut settled)?;
-            tx.event("voided", &after, json!({ "invoice_id": after.invoice_id, "amount": after.amount }));
+            tx.event(&after, &PaymentEvent::named("voided", &after))?;
             tx.commit().await?;
             Ok(after)
         })
         .await
+    }
+}
+
+/// `payment.recorded`, `payment.voided`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct PaymentEvent {
+    /// The invoice it pays.
+    pub invoice_id: Uuid,
+    /// The amount paid.
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub amount: Decimal,
+    /// The currency of `amount`.
+    pub currency: Currency,
+    /// `completed` or `voided`.
+    pub status: PaymentStatus,
+}
+
+impl PaymentEvent {
+    /// `payment.<action>` with `payment`'s state.
+    pub(crate) fn named(action: &'static str, payment: &Payment) -> Named<Self> {
+        Named::new(
+            action,
+            PaymentEvent {
+                invoice_id: payment.invoice_id.uuid(),
+                amount: payment.amount,
+                currency: payment.currency,
+                status: payment.status,
+            },
+        )
     }
 }

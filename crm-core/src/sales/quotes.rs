@@ -3,7 +3,8 @@
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
+use uuid::Uuid;
 
 use crate::{
     access::users::User,
@@ -15,6 +16,7 @@ use crate::{
     customers::links::CompanyLinks,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    events::EventPayload,
     fields::indexed_fields,
     id::{Id, Meta},
     money::Currency,
@@ -293,7 +295,7 @@ impl Quotes<'_> {
             _ => after.decided_at = Some(tx.now()),
         }
         tx.update_as(to.as_str(), &before, &mut after)?;
-        tx.event(to.as_str(), &after, json!({ "total": after.totals.total, "currency": after.currency }));
+        tx.event(&after, &QuoteEvent::of(&after))?;
         tx.commit().await?;
         Ok(after)
     }
@@ -311,11 +313,7 @@ impl Quotes<'_> {
             after.number = Some(next.take(&mut tx));
             after.sent_at = Some(tx.now());
             tx.update_as("sent", &before, &mut after)?;
-            tx.event(
-                "sent",
-                &after,
-                json!({ "number": after.number, "total": after.totals.total, "currency": after.currency }),
-            );
+            tx.event(&after, &QuoteEvent::of(&after))?;
             tx.commit().await?;
             Ok(after)
         })
@@ -348,7 +346,7 @@ impl Quotes<'_> {
         after.decided_at = Some(tx.now());
         tx.insert(&invoice)?;
         tx.update_as("accepted", &before, &mut after)?;
-        tx.event("accepted", &after, json!({ "invoice_id": invoice.id(), "total": after.totals.total }));
+        tx.event(&after, &QuoteEvent::of(&after))?;
         tx.commit().await?;
         Ok((after, invoice))
     }
@@ -385,5 +383,43 @@ fn draft_invoice(crm: &Crm, quote: &Quote) -> Invoice {
         due_date: None,
         payment_terms_days: DEFAULT_PAYMENT_TERMS_DAYS,
         notes: quote.notes.clone(),
+    }
+}
+
+/// `quote.sent`, `quote.accepted`, `quote.rejected`, `quote.expired`: the quote after
+/// the change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct QuoteEvent {
+    /// The quote number (from sending on).
+    pub number: Option<String>,
+    /// The status after the change; the event's action.
+    pub status: QuoteStatus,
+    /// The total, tax included.
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub total: Decimal,
+    /// The currency of `total`.
+    pub currency: Currency,
+    /// The draft invoice its acceptance created.
+    pub invoice_id: Option<Uuid>,
+}
+
+impl QuoteEvent {
+    /// The event of `quote`'s move to its current status.
+    pub(crate) fn of(quote: &Quote) -> Self {
+        QuoteEvent {
+            number: quote.number.clone(),
+            status: quote.status,
+            total: quote.totals.total,
+            currency: quote.currency,
+            invoice_id: quote.invoice_id.map(|id| id.uuid()),
+        }
+    }
+}
+
+impl EventPayload for QuoteEvent {
+    fn action(&self) -> &'static str {
+        self.status.as_str()
     }
 }

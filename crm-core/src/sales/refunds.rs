@@ -10,7 +10,8 @@
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::json;
+
+use uuid::Uuid;
 
 use crate::{
     access::users::User,
@@ -19,6 +20,7 @@ use crate::{
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{Result, Validator},
+    events::EventPayload,
     fields::indexed_fields,
     id::{Id, Meta},
     money::{Currency, validate_amount},
@@ -184,7 +186,7 @@ impl Refunds<'_> {
             tx.insert(&refund)?;
             tx.update_as("refunded", &payment, &mut refunded)?;
             tx.update_as("payment_refunded", &invoice, &mut settled)?;
-            tx.event("recorded", &refund, json!({ "payment_id": refund.payment_id, "amount": refund.amount }));
+            tx.event(&refund, &RefundRecorded::of(&refund))?;
             tx.commit().await?;
             Ok(refund)
         })
@@ -205,5 +207,39 @@ impl Refunds<'_> {
             .range("refunded_on", filter.refunded_from, filter.refunded_to)
             .build();
         self.crm.list(p, filters, page).await
+    }
+}
+
+/// `refund.recorded`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct RefundRecorded {
+    /// The payment refunded.
+    pub payment_id: Uuid,
+    /// The invoice of that payment.
+    pub invoice_id: Uuid,
+    /// The amount refunded.
+    #[cfg_attr(feature = "schema", schemars(with = "crate::money::DecimalText"))]
+    pub amount: Decimal,
+    /// The currency of `amount`.
+    pub currency: Currency,
+}
+
+impl RefundRecorded {
+    /// The event of a new refund.
+    pub(crate) fn of(refund: &Refund) -> Self {
+        RefundRecorded {
+            payment_id: refund.payment_id.uuid(),
+            invoice_id: refund.invoice_id.uuid(),
+            amount: refund.amount,
+            currency: refund.currency,
+        }
+    }
+}
+
+impl EventPayload for RefundRecorded {
+    fn action(&self) -> &'static str {
+        "recorded"
     }
 }

@@ -77,6 +77,8 @@ entity_kinds! {
     TenantSettings => "tenant_settings",
     IdempotencyKey => "idempotency_key",
     Job => "job",
+    WebhookEndpoint => "webhook_endpoint",
+    WebhookDelivery => "webhook_delivery",
 }
 
 impl fmt::Display for EntityKind {

@@ -2,14 +2,14 @@
 //! project (completed or cancelled) concerns its open work: refused while any is open,
 //! unless the change says `close_open_work`, which closes it in the same commit.
 
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     authz::{Action, Principal},
     crm::{Crm, PageRequest, retry_on_conflict},
     entity::{Entity, from_stored},
     error::{CrmError, Result},
+    events::EventPayload,
     id::{Id, TenantId},
     state::StateMachine,
     storage::{EntityKind, Filter},
@@ -100,8 +100,8 @@ impl Projects<'_> {
             closed.status = MilestoneStatus::Completed;
             tx.update_as("closed_with_project", milestone, &mut closed)?;
         }
-        let closed = json!({ "tasks": tasks.len(), "milestones": milestones.len() });
-        tx.event("status_changed", &after, json!({ "from": before.status, "to": after.status, "closed": closed }));
+        let closed = ClosedWork { tasks: tasks.len(), milestones: milestones.len() };
+        tx.event(&after, &ProjectStatusChanged { from: before.status, to: after.status, closed })?;
         tx.commit().await?;
         Ok(after)
     }
@@ -128,5 +128,35 @@ async fn all_of<E: Entity>(crm: &Crm, tenant: TenantId, filters: Vec<Filter>) ->
             Some(next) => query.after = Some(next),
             None => return Ok(out),
         }
+    }
+}
+
+/// `project.status_changed`, with the open work closed with the project.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ProjectStatusChanged {
+    /// The status before.
+    pub from: ProjectStatus,
+    /// The status after.
+    pub to: ProjectStatus,
+    /// Open tasks and milestones closed with it (`close_open_work`).
+    pub closed: ClosedWork,
+}
+
+/// How much open work a project's closing closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClosedWork {
+    /// Tasks marked done.
+    pub tasks: usize,
+    /// Milestones marked completed.
+    pub milestones: usize,
+}
+
+impl EventPayload for ProjectStatusChanged {
+    fn action(&self) -> &'static str {
+        "status_changed"
     }
 }

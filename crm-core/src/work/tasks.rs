@@ -2,7 +2,6 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::{
     access::users::User,
@@ -11,6 +10,7 @@ use crate::{
     customers::companies::Company,
     entity::{Entity, entity_meta, reference},
     error::{CrmError, Result, Validator},
+    events::StatusChanged,
     fields::indexed_fields,
     id::{Id, Meta},
     state::{StateMachine, status_enum, text_enum},
@@ -308,7 +308,7 @@ impl Tasks<'_> {
             after.completed_at = Some(tx.now());
         }
         tx.update_as("status_changed", &before, &mut after)?;
-        tx.event("status_changed", &after, json!({ "from": before.status, "to": after.status }));
+        tx.event(&after, &StatusChanged { from: before.status, to: after.status })?;
         tx.commit().await?;
         Ok(after)
     }

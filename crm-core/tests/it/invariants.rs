@@ -27,6 +27,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         &[
             "id",
             "error",
+            "events",
             "storage",
             "state",
             "money",
@@ -50,6 +51,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sales", &["sales"]),
     ("work", &["work"]),
     ("reports", &["reports"]),
+    ("webhooks", &["webhooks"]),
     ("assembly", &["assembly", ""]),
     ("conformance", &["conformance"]),
 ];

@@ -9,6 +9,7 @@ mod catalog;
 mod consistency;
 mod crm;
 mod documents;
+mod events;
 mod fields;
 mod idempotency;
 mod input;
@@ -30,6 +31,8 @@ mod state_guards;
 mod streak_store_suite;
 mod support;
 mod time_zones;
+mod webhook_endpoints;
+mod webhooks;
 mod conformance_memory {
     use std::sync::Arc;
 

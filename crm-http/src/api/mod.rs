@@ -73,6 +73,8 @@ pub(crate) enum ApiTags {
     Reports,
     /// The tenant's settings.
     Settings,
+    /// Webhook endpoints and their delivery logs.
+    Webhooks,
 }
 
 /// The API's version, as served by `GET /api/v1` and in the spec.
@@ -119,6 +121,7 @@ fn operations() -> impl OpenApi {
         Filtered(resources::AuditLogsApi),
         reports::ReportsApi,
         settings::SettingsApi,
+        resources::WebhooksApi,
     )
 }
 

@@ -23,6 +23,10 @@ use crm_core::{
     sales::products::{NewProduct, Product, ProductCategory, ProductFilter, ProductPatch},
     sales::quotes::{NewQuote, Quote, QuoteFilter, QuotePatch},
     sales::refunds::{NewRefund, Refund, RefundFilter},
+    webhooks::{
+        deliveries::WebhookDelivery,
+        endpoints::{NewWebhookEndpoint, WebhookEndpoint, WebhookEndpointPatch},
+    },
     work::{
         closing::ProjectStatusChange,
         milestones::{Milestone, MilestoneStatus},
@@ -43,7 +47,7 @@ use uuid::Uuid;
 use crate::{
     api::{
         ApiTags,
-        results::{AcceptedQuote, ConvertedLead, CreatedApiKey, Deleted, MarkedRead, PasswordReset},
+        results::{AcceptedQuote, ConvertedLead, CreatedApiKey, Deleted, MarkedRead, PasswordReset, WebhookWithSecret},
         schema::Body,
     },
     auth::Auth,
@@ -536,6 +540,98 @@ resource! {
             let input = body.decode()?;
             let (key, token) = ctx.crm.api_keys().create(&caller.principal, input).await?;
             output::created_as(&CreatedApiKey { key: Shown::of(&key)?, token }, key.meta.version)
+        }
+    }
+}
+
+resource! {
+    /// Webhook endpoints and their delivery logs (admins).
+    WebhooksApi at "/webhooks", tag "ApiTags::Webhooks", service webhooks, record WebhookEndpoint;
+    get "getWebhook";
+    update "updateWebhook"(WebhookEndpointPatch);
+    delete "deleteWebhook";
+    extra {
+        /// Webhook endpoints, optionally only the active (`active=true`) or inactive ones.
+        #[oai(path = "/", method = "get", operation_id = "listWebhooks")]
+        async fn list(
+            &self,
+            ctx: Ctx<'_>,
+            auth: Auth,
+            active: Query<Option<bool>>,
+            limit: Query<Option<u32>>,
+            cursor: Query<Option<String>>,
+            sort: Query<Option<String>>,
+        ) -> Result<Listed<WebhookEndpoint>, BodilessError> {
+            let caller = auth.into_caller();
+            let page = paging(limit, cursor, sort);
+            let found = ctx.crm.webhooks().list(&caller.principal, active.0, &page).await?;
+            Ok(output::page(found, &page)?)
+        }
+
+        /// Creates a webhook endpoint; the response's `secret` is shown this once only.
+        #[oai(path = "/", method = "post", operation_id = "createWebhook")]
+        async fn create(
+            &self,
+            ctx: Ctx<'_>,
+            auth: Auth,
+            body: Body<NewWebhookEndpoint>,
+        ) -> Result<Created<WebhookWithSecret>, ApiError> {
+            let caller = auth.into_caller();
+            crate::api::resource::may::<WebhookEndpoint>(&caller, crm_core::Action::Create)?;
+            let input = body.decode()?;
+            let (endpoint, secret) = ctx.crm.webhooks().create(&caller.principal, input).await?;
+            output::created_as(&WebhookWithSecret { endpoint: Shown::of(&endpoint)?, secret }, endpoint.meta.version)
+        }
+
+        /// Replaces the signing secret; the response's `secret` is shown this once only,
+        /// and the old one stops working at once.
+        #[oai(path = "/:id/rotate-secret", method = "post", operation_id = "rotateWebhookSecret")]
+        async fn rotate_secret(
+            &self,
+            ctx: Ctx<'_>,
+            auth: Auth,
+            id: Path<Uuid>,
+            /// The `ETag` of the version read.
+            #[oai(name = "If-Match")]
+            if_match: Header<Option<String>>,
+        ) -> Result<One<WebhookWithSecret>, BodilessError> {
+            let caller = auth.into_caller();
+            let version = input::required_version(if_match.0.as_deref(), ctx.versions)?;
+            let (endpoint, secret) = ctx.crm.webhooks().rotate_secret(&caller.principal, id.0.into(), version).await?;
+            Ok(output::one_as(&WebhookWithSecret { endpoint: Shown::of(&endpoint)?, secret }, endpoint.meta.version)?)
+        }
+
+        /// The endpoint's delivery log: status, attempts, response status, latency and
+        /// next attempt of each event sent to it.
+        #[oai(path = "/:id/deliveries", method = "get", operation_id = "listWebhookDeliveries")]
+        async fn deliveries(
+            &self,
+            ctx: Ctx<'_>,
+            auth: Auth,
+            id: Path<Uuid>,
+            limit: Query<Option<u32>>,
+            cursor: Query<Option<String>>,
+            sort: Query<Option<String>>,
+        ) -> Result<Listed<WebhookDelivery>, BodilessError> {
+            let caller = auth.into_caller();
+            let page = paging(limit, cursor, sort);
+            let found = ctx.crm.webhooks().deliveries(&caller.principal, id.0.into(), &page).await?;
+            Ok(output::page(found, &page)?)
+        }
+
+        /// Asks for one more attempt of a delivery, now (the endpoint must be active).
+        #[oai(path = "/:id/deliveries/:delivery_id/redeliver", method = "post", operation_id = "redeliverWebhook")]
+        async fn redeliver(
+            &self,
+            ctx: Ctx<'_>,
+            auth: Auth,
+            id: Path<Uuid>,
+            delivery_id: Path<Uuid>,
+        ) -> Result<One<WebhookDelivery>, BodilessError> {
+            let caller = auth.into_caller();
+            let delivery =
+                ctx.crm.webhooks().redeliver(&caller.principal, id.0.into(), delivery_id.0.into()).await?;
+            Ok(output::one(&delivery)?)
         }
     }
 }

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use crm_core::{
     Id, TenantId, access::api_keys::ApiKey, access::sessions::ActiveSession, access::users::User, authz::Role,
     customers::companies::Company, customers::contacts::Contact, customers::deals::Deal, customers::leads::Lead,
-    sales::invoices::Invoice, sales::quotes::Quote, session_store::Session,
+    sales::invoices::Invoice, sales::quotes::Quote, session_store::Session, webhooks::endpoints::WebhookEndpoint,
 };
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -169,4 +169,15 @@ pub(crate) struct CreatedApiKey {
     pub key: Shown<ApiKey>,
     /// The token to send as `X-API-Key` (or as a bearer token): shown this once only.
     pub token: String,
+}
+
+/// A new webhook endpoint and its signing secret.
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct WebhookWithSecret {
+    /// The endpoint.
+    #[serde(flatten)]
+    pub endpoint: Shown<WebhookEndpoint>,
+    /// The Standard Webhooks signing secret (`whsec_…`): shown this once only (at
+    /// creation and at each rotation).
+    pub secret: String,
 }

@@ -37,6 +37,26 @@ fn complete(spec: &mut Value) {
     document_idempotency_keys(spec);
     close_request_bodies(spec);
     link_creates(spec);
+    document_events(spec);
+}
+
+/// `x-webhook-events`: every event of the core's catalogue with its payload's schema
+/// (the `data` of a webhook delivery), and the catalogue's version. OpenAPI 3.0 has no
+/// place for callbacks nobody subscribes to by request, hence an extension.
+fn document_events(spec: &mut Value) {
+    use crm_core::webhooks::catalogue::{CATALOGUE_VERSION, catalogue};
+    use schemars::generate::{Contract, SchemaSettings};
+    let mut generator = SchemaSettings::openapi3().with(|s| s.contract = Contract::Serialize).into_generator();
+    let events: Map<String, Value> = catalogue()
+        .iter()
+        .map(|e| (e.name.to_owned(), json!({ "summary": e.summary, "payload": e.payload_schema(&mut generator) })))
+        .collect();
+    if let Some(schemas) = spec.pointer_mut("/components/schemas").and_then(Value::as_object_mut) {
+        for (name, schema) in generator.take_definitions(true) {
+            schemas.entry(name).or_insert(schema);
+        }
+    }
+    spec["x-webhook-events"] = json!({ "catalogue_version": CATALOGUE_VERSION, "events": events });
 }
 
 fn operations(spec: &mut Value) -> impl Iterator<Item = &mut Value> {

@@ -18,7 +18,7 @@ use crate::support::{Harness, harness};
 
 /// Listing endpoints and what they list (`true` when the listing can narrow "own"
 /// rights to the owner's records).
-const LISTINGS: [(&str, Resource, bool); 18] = [
+const LISTINGS: [(&str, Resource, bool); 19] = [
     ("/api/v1/users", Resource::Users, true),
     ("/api/v1/companies", Resource::Companies, true),
     ("/api/v1/contacts", Resource::Contacts, true),
@@ -37,6 +37,7 @@ const LISTINGS: [(&str, Resource, bool); 18] = [
     ("/api/v1/audit-logs", Resource::AuditLogs, true),
     ("/api/v1/api-keys", Resource::ApiKeys, true),
     ("/api/v1/notifications", Resource::Notifications, true),
+    ("/api/v1/webhooks", Resource::Webhooks, true),
 ];
 
 async fn tokens(h: &Harness) -> Vec<(Role, String)> {
@@ -107,6 +108,7 @@ fn creations(h: &Harness) -> Vec<(&'static str, Resource, Value)> {
                     "last_name": "W", "role": "user" }),
         ),
         ("/api/v1/api-keys", Resource::ApiKeys, json!({ "name": "k", "scopes": ["contacts:read"] })),
+        ("/api/v1/webhooks", Resource::Webhooks, json!({ "url": "https://erp.example/hook", "event_types": ["*"] })),
     ]
 }
 
@@ -128,7 +130,7 @@ async fn every_creation_answers_each_role_as_the_matrix_says() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 4 * 9);
+    assert_eq!(checked, 4 * 10);
 }
 
 #[tokio::test]

@@ -45,6 +45,8 @@ async fn another_tenants_ids_are_404_everywhere() {
     let refund = create("refunds", json!({ "payment_id": payment, "amount": "0.50" })).await;
     let audit = h.get(&admin, "/api/v1/audit-logs?limit=1").await.data()[0]["meta"]["id"].as_str().unwrap().to_owned();
     let user = h.w.user.user_id().to_string();
+    let webhook = create("webhooks", json!({ "url": "https://erp.example/hook", "event_types": ["*"] })).await;
+    let delivery = h.w.crm.webhooks().plan(&crate::webhooks::event(h.w.admin.tenant_id())).await.unwrap()[0].meta.id;
     ids.extend([
         ("contacts", contact),
         ("companies", company.to_string()),
@@ -63,6 +65,7 @@ async fn another_tenants_ids_are_404_everywhere() {
         ("users", user),
         ("credit-notes", credit_note),
         ("refunds", refund),
+        ("webhooks", webhook.clone()),
     ]);
 
     // A second tenant on the same storage, with its own admin.
@@ -100,6 +103,8 @@ async fn another_tenants_ids_are_404_everywhere() {
         format!("projects/{}/status", ids[6].1),
         format!("api-keys/{}/revoke", ids[9].1),
         format!("leads/{}/convert", ids[2].1),
+        format!("webhooks/{webhook}/rotate-secret"),
+        format!("webhooks/{webhook}/deliveries/{delivery}/redeliver"),
     ];
     for action in &actions {
         let body = if action.starts_with("leads") && action.ends_with("status") {
@@ -119,6 +124,8 @@ async fn another_tenants_ids_are_404_everywhere() {
         assert_eq!(reply.status, StatusCode::NOT_FOUND, "POST {action}: {:?}", reply.body);
         checked += 1;
     }
+    let log = h.get(&intruder, &format!("/api/v1/webhooks/{webhook}/deliveries")).await;
+    assert_eq!(log.status, StatusCode::NOT_FOUND, "another tenant's delivery log: {:?}", log.body);
     // The other tenant's listings do not show them either.
     for (resource, id) in &ids {
         let page = h.get(&intruder, &format!("/api/v1/{resource}?limit=500")).await;

@@ -129,6 +129,7 @@ async fn status_checks_accept_every_value_the_core_knows() {
         sales::invoices::InvoiceStatus,
         sales::payments::{PaymentMethod, PaymentStatus},
         sales::quotes::QuoteStatus,
+        webhooks::deliveries::DeliveryState,
         work::{
             milestones::MilestoneStatus,
             projects::ProjectStatus,
@@ -153,6 +154,7 @@ async fn status_checks_accept_every_value_the_core_knows() {
         ("tasks", "status", names(TaskStatus::ALL, TaskStatus::as_str)),
         ("tasks", "priority", names(TaskPriority::ALL, TaskPriority::as_str)),
         ("jobs", "state", names(JobState::ALL, JobState::as_str)),
+        ("webhook_deliveries", "status", names(DeliveryState::ALL, DeliveryState::as_str)),
     ];
     let url = fresh_url().await;
     PostgresStorage::connect(&url).await.unwrap();

@@ -1,0 +1,285 @@
+//! The delivery log: one record per event and endpoint, holding where its delivery
+//! stands (pending with its next attempt, succeeded, failed for good). The relay
+//! plans deliveries for each event ([`WebhookEndpoints::plan`]); the worker sends the
+//! due ones and reports each attempt ([`WebhookEndpoints::record_attempt`]), which
+//! applies the retry schedule and disables an endpoint whose delivery failed its last
+//! attempt. Admins read the log and ask for a redelivery.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::{
+    authz::{Action, Principal, Resource},
+    crm::{PageRequest, stamp_update},
+    entity::{Entity, entity_meta, from_stored, reference, to_record},
+    error::{CrmError, Result},
+    fields::indexed_fields,
+    id::{Id, Meta, TenantId},
+    state::{StateMachine, status_enum},
+    storage::{EntityKind, Filter, ListQuery, OutboxEvent, Page, Reference, WriteBatch, WriteOp},
+    webhooks::{
+        endpoints::{WebhookEndpoint, WebhookEndpoints},
+        schedule::RetrySchedule,
+    },
+};
+
+/// The longest error text kept per attempt.
+const ERROR_MAX: usize = 1000;
+
+status_enum! {
+    /// A delivery's progress: `pending` until an attempt succeeds or the last one
+    /// fails; an admin's redelivery makes it `pending` again.
+    DeliveryState for WebhookDelivery {
+        /// Waiting for its next attempt (`next_attempt_at`).
+        Pending = "pending" => [Pending, Succeeded, Failed],
+        /// The receiver answered 2xx.
+        Succeeded = "succeeded" => [Pending],
+        /// Every attempt failed (or a redelivery did).
+        Failed = "failed" => [Pending],
+    }
+}
+
+/// One event's delivery to one endpoint.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct WebhookDelivery {
+    /// Common metadata.
+    pub meta: Meta,
+    /// The endpoint delivered to.
+    pub endpoint_id: Id<WebhookEndpoint>,
+    /// The outbox event delivered (its `webhook-id` is derived from it).
+    pub event_id: Uuid,
+    /// The event's name.
+    pub event_type: String,
+    /// Where the delivery stands.
+    pub status: DeliveryState,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// The HTTP status of the last attempt, if it got one.
+    pub response_status: Option<u16>,
+    /// How long the last attempt took, in milliseconds.
+    pub latency_ms: Option<u64>,
+    /// When the last attempt was made.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// When the next attempt is due (pending deliveries only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// An admin asked for this redelivery: one attempt, and the endpoint stays active
+    /// if it fails.
+    pub redelivery: bool,
+}
+
+impl Entity for WebhookDelivery {
+    const KIND: EntityKind = EntityKind::WebhookDelivery;
+    const RESOURCE: Resource = Resource::Webhooks;
+    entity_meta!();
+
+    indexed_fields! {
+        created_at [],
+        updated_at [],
+        endpoint_id: Uuid [] = |e| e.endpoint_id,
+        status: Text [] = |e| e.status.as_str(),
+        next_attempt_at: Timestamp [] = |e| e.next_attempt_at,
+    }
+
+    fn references(&self) -> Vec<Reference> {
+        vec![reference("endpoint_id", self.endpoint_id)]
+    }
+}
+
+/// What the worker saw on one attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AttemptReport {
+    /// The receiver answered 2xx.
+    pub succeeded: bool,
+    /// The HTTP status, if one came back.
+    pub response_status: Option<u16>,
+    /// How long the attempt took.
+    pub latency_ms: u64,
+    /// Why it failed (refused target, timeout, status…).
+    pub error: Option<String>,
+}
+
+impl WebhookEndpoints<'_> {
+    /// A page of an endpoint's delivery log, newest last (keyset pagination).
+    pub async fn deliveries(
+        &self,
+        p: &Principal,
+        endpoint: Id<WebhookEndpoint>,
+        page: &PageRequest,
+    ) -> Result<Page<WebhookDelivery>> {
+        let endpoint: WebhookEndpoint = self.crm.read(p, endpoint).await?;
+        self.crm.list(p, vec![Filter::eq("endpoint_id", endpoint.meta.id)], page).await
+    }
+
+    /// Asks for one more attempt of a delivery, now. The endpoint must be active.
+    pub async fn redeliver(
+        &self,
+        p: &Principal,
+        endpoint: Id<WebhookEndpoint>,
+        delivery: Id<WebhookDelivery>,
+    ) -> Result<WebhookDelivery> {
+        let endpoint: WebhookEndpoint = self.crm.load_for(p, endpoint, Action::Update, None).await?;
+        let before: WebhookDelivery = self.crm.load_for(p, delivery, Action::Update, None).await?;
+        if before.endpoint_id != endpoint.id() {
+            return Err(CrmError::NotFound { kind: EntityKind::WebhookDelivery, id: delivery.uuid() });
+        }
+        if !endpoint.active {
+            return Err(CrmError::invalid("endpoint", "the endpoint is inactive: activate it first"));
+        }
+        let mut after = before.clone();
+        after.status = before.status.transition(DeliveryState::Pending)?;
+        after.next_attempt_at = Some(self.crm.now());
+        after.redelivery = true;
+        let mut tx = self.crm.tx(p);
+        // Checked with the delivery: deactivating the endpoint meanwhile is a conflict.
+        tx.check(&endpoint);
+        tx.update_as("redelivery_requested", &before, &mut after)?;
+        tx.commit().await?;
+        Ok(after)
+    }
+
+    /// Plans the deliveries of `event`: one pending delivery, due now, per active
+    /// endpoint of its tenant that wants it, written in one batch. The relay calls it
+    /// before acknowledging the event; a second call for the same event (after a
+    /// crash before the ack) plans nothing twice, since a delivery's id is derived
+    /// from the event and the endpoint.
+    pub async fn plan(&self, event: &OutboxEvent) -> Result<Vec<WebhookDelivery>> {
+        let tenant = event.tenant_id;
+        let mut planned = Vec::new();
+        let mut batch = WriteBatch::default();
+        for endpoint in self.active_endpoints(tenant).await?.into_iter().filter(|e| e.wants(&event.name)) {
+            let id = delivery_id(event.id, endpoint.meta.id);
+            if self.crm.storage.get(tenant, EntityKind::WebhookDelivery, id).await?.is_some() {
+                continue;
+            }
+            let delivery = WebhookDelivery {
+                meta: Meta { id, ..Meta::new(tenant, self.crm.now()) },
+                endpoint_id: endpoint.id(),
+                event_id: event.id,
+                event_type: event.name.clone(),
+                status: DeliveryState::Pending,
+                attempts: 0,
+                response_status: None,
+                latency_ms: None,
+                last_attempt_at: None,
+                next_attempt_at: Some(self.crm.now()),
+                last_error: None,
+                redelivery: false,
+            };
+            batch.ops.push(WriteOp::Check {
+                kind: EntityKind::WebhookEndpoint,
+                id: endpoint.meta.id,
+                version: endpoint.meta.version,
+            });
+            batch.ops.push(WriteOp::Insert(to_record(&delivery)?));
+            planned.push(delivery);
+        }
+        if !batch.is_empty() {
+            self.crm.storage.commit(tenant, batch).await?;
+        }
+        Ok(planned)
+    }
+
+    /// Records one attempt of a pending delivery, made at `at`, and decides what next:
+    /// succeeded; another attempt at the schedule's time; or failed for good, which
+    /// also disables the endpoint (in the same write) unless it was an admin's
+    /// redelivery.
+    pub async fn record_attempt(
+        &self,
+        tenant: TenantId,
+        id: Id<WebhookDelivery>,
+        report: AttemptReport,
+        at: DateTime<Utc>,
+    ) -> Result<WebhookDelivery> {
+        let before: WebhookDelivery = self.crm.fetch(tenant, id).await?;
+        if before.status != DeliveryState::Pending {
+            return Err(CrmError::invalid(
+                "status",
+                format!("the delivery is {}, not pending", before.status.as_str()),
+            ));
+        }
+        let mut after = before.clone();
+        after.attempts += 1;
+        after.response_status = report.response_status;
+        after.latency_ms = Some(report.latency_ms);
+        after.last_attempt_at = Some(at);
+        after.last_error = report.error.map(|e| e.chars().take(ERROR_MAX).collect());
+        let retry_at =
+            (!before.redelivery).then(|| RetrySchedule.next_attempt(id.uuid(), after.attempts, at)).flatten();
+        (after.status, after.next_attempt_at) = match (report.succeeded, retry_at) {
+            (true, _) => (DeliveryState::Succeeded, None),
+            (false, Some(next)) => (DeliveryState::Pending, Some(next)),
+            (false, None) => (DeliveryState::Failed, None),
+        };
+        after.redelivery = false;
+        let mut batch = WriteBatch::default();
+        batch.ops.push(stamp_update(&before, &mut after, at)?);
+        if after.status == DeliveryState::Failed && !before.redelivery {
+            let endpoint: WebhookEndpoint = self.crm.fetch(tenant, before.endpoint_id).await?;
+            let mut disabled = endpoint.clone();
+            disabled.active = false;
+            disabled.disabled_reason = Some(format!(
+                "{} delivery {} failed {} attempts (last: {})",
+                before.event_type,
+                id.uuid(),
+                after.attempts,
+                after.last_error.as_deref().unwrap_or("no detail")
+            ));
+            batch.ops.push(stamp_update(&endpoint, &mut disabled, at)?);
+        }
+        self.crm.storage.commit(tenant, batch).await?;
+        Ok(after)
+    }
+
+    /// Pending deliveries of `tenant` due by `now`, oldest due first, at most `limit`.
+    pub async fn due(&self, tenant: TenantId, now: DateTime<Utc>, limit: usize) -> Result<Vec<WebhookDelivery>> {
+        let filters = vec![
+            Filter::eq("status", DeliveryState::Pending.as_str()),
+            Filter::lt("next_attempt_at", now + Duration::milliseconds(1)),
+        ];
+        let query = ListQuery { limit, ..ListQuery::filtered(filters) };
+        let page = self.crm.storage.list(tenant, EntityKind::WebhookDelivery, &query).await?;
+        page.items.into_iter().map(from_stored).collect()
+    }
+
+    async fn active_endpoints(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>> {
+        let mut query = ListQuery { limit: 500, ..ListQuery::filtered(vec![Filter::eq("active", true)]) };
+        let mut endpoints = Vec::new();
+        loop {
+            let page = self.crm.storage.list(tenant, EntityKind::WebhookEndpoint, &query).await?;
+            endpoints.extend(page.items.into_iter().map(from_stored).collect::<Result<Vec<WebhookEndpoint>>>()?);
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(endpoints),
+            }
+        }
+    }
+
+    /// Every delivery of `endpoint` (to delete them with it).
+    pub(crate) async fn whole_log(&self, endpoint: &WebhookEndpoint) -> Result<Vec<WebhookDelivery>> {
+        let tenant = endpoint.meta.tenant_id;
+        let filters = vec![Filter::eq("endpoint_id", endpoint.meta.id)];
+        let mut query = ListQuery { limit: 500, ..ListQuery::filtered(filters) };
+        let mut log = Vec::new();
+        loop {
+            let page = self.crm.storage.list(tenant, EntityKind::WebhookDelivery, &query).await?;
+            log.extend(page.items.into_iter().map(from_stored).collect::<Result<Vec<WebhookDelivery>>>()?);
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(log),
+            }
+        }
+    }
+}
+
+/// The id of `event`'s delivery to `endpoint`: the same on every call.
+fn delivery_id(event: Uuid, endpoint: Uuid) -> Uuid {
+    let digest = Sha256::new().chain_update(event.as_bytes()).chain_update(endpoint.as_bytes()).finalize();
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_custom_bytes(bytes).into_uuid()
+}

@@ -1,0 +1,120 @@
+//! A real HTTP receiver on 127.0.0.1 for delivery tests: a small HTTP/1.1 server on
+//! tokio that records each request and answers as told (status, body, a delay, a
+//! `Location`). Hand-written so that a test controls every byte and every stall.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    sync::Mutex,
+};
+
+/// How the receiver answers.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Vec<u8>,
+    pub delay: Duration,
+    pub location: Option<String>,
+}
+
+impl Answer {
+    pub fn status(status: u16) -> Self {
+        Answer { status, body: b"ok".to_vec(), delay: Duration::ZERO, location: None }
+    }
+}
+
+/// One request as received.
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A running receiver; it stops with the test's runtime.
+pub struct Receiver {
+    pub addr: SocketAddr,
+    pub received: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Receiver {
+    /// Starts a receiver on a free port of 127.0.0.1 answering every request with `answer`.
+    pub async fn start(answer: Answer) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("cannot bind a receiver on 127.0.0.1: is the loopback interface up?");
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(serve(stream, answer.clone(), log.clone()));
+            }
+        });
+        Receiver { addr, received }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn requests(&self) -> Vec<Received> {
+        self.received.lock().await.clone()
+    }
+}
+
+async fn serve(mut stream: TcpStream, answer: Answer, log: Arc<Mutex<Vec<Received>>>) {
+    let Some(request) = read_request(&mut stream).await else { return };
+    log.lock().await.push(request);
+    tokio::time::sleep(answer.delay).await;
+    let mut head =
+        format!("HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n", answer.status, answer.body.len());
+    if let Some(location) = &answer.location {
+        head.push_str(&format!("location: {location}\r\n"));
+    }
+    head.push_str("\r\n");
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(&answer.body).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn read_request(stream: &mut TcpStream) -> Option<Received> {
+    let mut data = Vec::new();
+    let mut buf = [0u8; 8192];
+    let head_end = loop {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        data.extend_from_slice(&buf[..n]);
+        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let path = lines.next()?.split(' ').nth(1)?.to_owned();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let length: usize =
+        headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let mut body = data[head_end..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buf[..n]);
+    }
+    Some(Received { path, headers, body })
+}
