@@ -1,5 +1,6 @@
 //! Redis for crm-core: sessions shared by every server instance ([`RedisSessionStore`]),
-//! rate limits counted across instances ([`RedisRateLimiter`]) and a read-through
+//! rate limits counted across instances ([`RedisRateLimiter`]), leases for work one
+//! instance does at a time ([`RedisLeases`]) and a read-through
 //! record cache in front of any storage ([`CachedStorage`]).
 //!
 //! Everything here assumes one standalone Redis server (or a primary with replicas):
@@ -11,6 +12,7 @@
 //! every user. A connection belongs to the tokio runtime that made it.
 
 mod cache;
+mod leases;
 mod rate_limits;
 mod sessions;
 #[cfg(feature = "testing")]
@@ -19,6 +21,7 @@ pub mod testing;
 use std::time::Duration;
 
 pub use cache::{CacheOptions, CacheStats, CachedStorage};
+pub use leases::RedisLeases;
 pub use rate_limits::{RedisRateLimiter, RedisStreaks};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use sessions::{DEFAULT_SESSION_RETENTION, RedisSessionStore};

@@ -69,5 +69,6 @@ pub fn fields_of(kind: EntityKind) -> &'static [Field] {
         EntityKind::Session => Session::FIELDS,
         EntityKind::TenantSettings => TenantSettings::FIELDS,
         EntityKind::IdempotencyKey => crate::idempotency::IdempotencyRecord::FIELDS,
+        EntityKind::Lease => crate::leases::LeaseRecord::FIELDS,
     }
 }

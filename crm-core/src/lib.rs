@@ -36,6 +36,7 @@ mod id;
 pub mod idempotency;
 mod input;
 mod journal;
+pub mod leases;
 pub mod money;
 pub mod passwords;
 pub mod rate_limit;
@@ -52,8 +53,9 @@ pub mod reports;
 pub mod sales;
 pub mod work;
 
-// The assembly of a `Crm` from the kernel and the areas.
+// The assembly of a `Crm` from the kernel and the areas, and the jobs that span them.
 mod assembly;
+pub mod schedule;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

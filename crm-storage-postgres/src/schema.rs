@@ -83,6 +83,7 @@ const TABLE_NAMES: &[(EntityKind, &str)] = &[
     (EntityKind::Session, "sessions"),
     (EntityKind::TenantSettings, "tenant_settings"),
     (EntityKind::IdempotencyKey, "idempotency_keys"),
+    (EntityKind::Lease, "leases"),
 ];
 
 /// Every kind's table, its columns from the core's field declarations.

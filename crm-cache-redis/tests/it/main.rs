@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::panic)]
 
 mod cache;
+mod lease_suite;
 mod rate_limiter_suite;
 mod rate_limits;
 mod session_store_suite;

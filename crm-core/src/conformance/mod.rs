@@ -14,6 +14,7 @@
 pub mod cases;
 mod fixture;
 pub mod flows;
+pub mod leases;
 pub mod listing;
 pub mod rate_limiter;
 pub mod records;

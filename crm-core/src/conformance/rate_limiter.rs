@@ -32,6 +32,7 @@ use std::{
 use futures::future::join_all;
 use uuid::Uuid;
 
+use super::support::sleep;
 use crate::rate_limit::{RateDecision, RateLimiter};
 
 /// Calls `$callback!($args; case, case, …)` with the list of every rate-limiter case:
@@ -131,16 +132,6 @@ pub const SLACK: Duration = Duration::from_millis(10);
 
 /// A period nothing refills within while a case runs.
 const HOUR: Duration = Duration::from_secs(3600);
-
-/// Waits without a runtime (crm-core has none): a timer thread completes a channel.
-async fn sleep(d: Duration) {
-    let (done, wait) = futures::channel::oneshot::channel();
-    std::thread::spawn(move || {
-        std::thread::sleep(d);
-        let _ = done.send(());
-    });
-    wait.await.unwrap();
-}
 
 /// A key no other case or run uses.
 fn key(name: &str) -> String {

@@ -136,3 +136,13 @@ pub(super) async fn issued_invoice(w: &World, quantity: &str, unit_price: &str) 
     let draft = w.crm.invoices().create(&w.manager, input).await.unwrap();
     w.crm.invoices().issue(&w.manager, draft.id(), Some(1)).await.unwrap()
 }
+
+/// Waits without a runtime (crm-core has none): a timer thread completes a channel.
+pub(super) async fn sleep(d: std::time::Duration) {
+    let (done, wait) = futures::channel::oneshot::channel();
+    std::thread::spawn(move || {
+        std::thread::sleep(d);
+        let _ = done.send(());
+    });
+    wait.await.unwrap();
+}

@@ -76,6 +76,7 @@ entity_kinds! {
     Session => "session",
     TenantSettings => "tenant_settings",
     IdempotencyKey => "idempotency_key",
+    Lease => "lease",
 }
 
 impl fmt::Display for EntityKind {

@@ -38,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "passwords",
             "session_store",
             "idempotency",
+            "leases",
             "rate_limit",
             "tenant_settings",
             "crm",
@@ -49,7 +50,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("sales", &["sales"]),
     ("work", &["work"]),
     ("reports", &["reports"]),
-    ("assembly", &["assembly", ""]),
+    ("assembly", &["assembly", "schedule", ""]),
     ("conformance", &["conformance"]),
 ];
 

@@ -13,6 +13,7 @@ mod fields;
 mod idempotency;
 mod input;
 mod invariants;
+mod lease_suite;
 mod money;
 mod projects;
 mod rate_limiter_suite;

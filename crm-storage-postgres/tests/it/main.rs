@@ -7,6 +7,7 @@
 
 mod bulk;
 mod errors;
+mod lease_suite;
 mod restart;
 mod schema;
 mod search;

@@ -7,6 +7,7 @@ mod child;
 mod corrupt;
 mod dump;
 mod durability;
+mod lease_suite;
 mod open;
 mod session_store_suite;
 
