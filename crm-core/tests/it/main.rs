@@ -20,6 +20,7 @@ mod rate_limiter_suite;
 mod rate_limits;
 mod reports;
 mod sales;
+mod schedule;
 mod security_events;
 mod session_management;
 mod session_store_suite;
