@@ -119,6 +119,25 @@ impl Schedule {
     }
 }
 
+/// `job=period,…`, as [`Schedule::from_str`] reads it.
+impl fmt::Display for Schedule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let entries: Vec<String> =
+            self.periods.iter().map(|(job, period)| format!("{job}={}", show_period(*period))).collect();
+        f.write_str(&entries.join(","))
+    }
+}
+
+/// A period in its largest whole unit (`90m`, `2h`).
+fn show_period(period: Duration) -> String {
+    let seconds = period.num_seconds();
+    let units = [(86_400, 'd'), (3_600, 'h'), (60, 'm')];
+    match units.into_iter().find(|(size, _)| seconds % size == 0) {
+        Some((size, unit)) => format!("{}{unit}", seconds / size),
+        None => format!("{seconds}s"),
+    }
+}
+
 /// The defaults changed by `job=period,…` (`quote-expiry=1h,purge=15m`; a period is
 /// a whole number of `s`, `m`, `h` or `d`, or `off`).
 impl FromStr for Schedule {
@@ -156,6 +175,8 @@ pub struct JobRun {
     pub job: Job,
     /// The tenant it ran for.
     pub tenant: TenantId,
+    /// The epoch of the lease it ran under (0: the lease store failed).
+    pub epoch: u64,
     /// How many records it acted on, or why it failed (it runs again next period).
     pub outcome: Result<u64>,
 }
@@ -195,35 +216,37 @@ impl Scheduler {
         let mut runs = Vec::new();
         for tenant in &self.tenants {
             for (job, period) in self.schedule.periods() {
-                match self.claim(*job, *tenant, *period).await {
-                    Ok(true) => {
-                        runs.push(JobRun { job: *job, tenant: *tenant, outcome: job.run(&self.crm, *tenant).await })
+                let (job, tenant) = (*job, *tenant);
+                match self.claim(job, tenant, *period).await {
+                    Ok(Some(epoch)) => {
+                        runs.push(JobRun { job, tenant, epoch, outcome: job.run(&self.crm, tenant).await })
                     }
-                    Ok(false) => {}
-                    Err(e) => runs.push(JobRun { job: *job, tenant: *tenant, outcome: Err(e) }),
+                    Ok(None) => {}
+                    Err(e) => runs.push(JobRun { job, tenant, epoch: 0, outcome: Err(e) }),
                 }
             }
         }
         runs
     }
 
-    /// Whether this runner runs `job` now: its last grant has expired (by the CRM's
-    /// clock) and it got a new one. A grant is released before asking again, so a
+    /// The epoch under which this runner runs `job` now, if it does: its last grant
+    /// has expired (by the CRM's clock) and it got a new one. A grant is released before asking again, so a
     /// lease whose clock runs behind ours is never renewed into a period without a run.
-    async fn claim(&self, job: Job, tenant: TenantId, period: Duration) -> Result<bool> {
+    async fn claim(&self, job: Job, tenant: TenantId, period: Duration) -> Result<Option<u64>> {
         let key = (job, tenant);
         let last = self.ran.lock().unwrap_or_else(PoisonError::into_inner).get(&key).cloned();
         if last.as_ref().is_some_and(|g| g.expires_at > self.crm.now()) {
-            return Ok(false);
+            return Ok(None);
         }
         let lease = format!("schedule:{job}:{tenant}");
         if last.is_some() {
             self.leases.release(&lease, &self.holder).await?;
         }
         let Some(grant) = self.leases.acquire(&lease, &self.holder, period).await? else {
-            return Ok(false);
+            return Ok(None);
         };
+        let epoch = grant.epoch;
         self.ran.lock().unwrap_or_else(PoisonError::into_inner).insert(key, grant);
-        Ok(true)
+        Ok(Some(epoch))
     }
 }

@@ -2,8 +2,9 @@
 //! with `--redis` so that several instances share it.
 //!
 //! With `--redis`, sessions ([`RedisSessionStore`]), rate limits ([`RedisRateLimiter`],
-//! and the sign-in back-off's streaks, [`RedisStreaks`]) and a read-through cache around the storage ([`CachedStorage`]) use Redis; without
-//! it, sessions live in the CRM's storage and limits in process, as on one server. The
+//! and the sign-in back-off's streaks, [`RedisStreaks`]), the workers' leases
+//! ([`RedisLeases`]) and a read-through cache around the storage ([`CachedStorage`]) use Redis; without
+//! it, sessions and leases live in the CRM's storage and limits in process, as on one server. The
 //! job queue will be chosen here too ([`Backends::open`]).
 //!
 //! Readiness: the cache can do without Redis (it reads through to the storage), but
@@ -15,8 +16,16 @@
 
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
-use crm_cache_redis::{CacheOptions, CachedStorage, DEFAULT_PREFIX, RedisRateLimiter, RedisSessionStore, RedisStreaks};
-use crm_core::{rate_limit::RateLimiter, session_store::SessionStore, storage::Storage};
+use crm_cache_redis::{
+    CacheOptions, CachedStorage, DEFAULT_PREFIX, RedisLeases, RedisRateLimiter, RedisSessionStore, RedisStreaks,
+};
+use crm_core::{
+    SystemClock,
+    leases::{Leases, StorageLeases},
+    rate_limit::RateLimiter,
+    session_store::SessionStore,
+    storage::Storage,
+};
 use redis::aio::ConnectionManager;
 
 use crate::{config::Config, limits::Limits};
@@ -119,6 +128,8 @@ pub struct Backends {
     pub sessions: Option<Arc<dyn SessionStore>>,
     /// The rate limits.
     pub limits: Limits,
+    /// The workers' leases: on Redis, or records of the storage.
+    pub leases: Arc<dyn Leases>,
     /// What readiness asks besides the storage.
     pub redis: Option<RedisProbe>,
 }
@@ -132,7 +143,8 @@ impl Backends {
         // storage's own queue without.
         let Some(url) = &config.redis else {
             let limits = Limits::with_sign_in(per_ip, per_user, policy);
-            return Ok(Self { storage, sessions: None, limits, redis: None });
+            let leases = Arc::new(StorageLeases::new(storage.clone(), Arc::new(SystemClock)));
+            return Ok(Self { storage, sessions: None, limits, leases, redis: None });
         };
         let connection = crm_cache_redis::connect(url.expose())
             .await
@@ -144,6 +156,7 @@ impl Backends {
             storage: Arc::new(CachedStorage::shared(storage, connection.clone(), CacheOptions::default())),
             sessions: Some(Arc::new(RedisSessionStore::new(connection.clone(), DEFAULT_PREFIX))),
             limits: Limits::built_with(per_ip, per_user, policy, &limiter, Arc::new(streaks)),
+            leases: Arc::new(RedisLeases::new(connection.clone(), DEFAULT_PREFIX)),
             redis: Some(RedisProbe(connection)),
         })
     }

@@ -129,6 +129,8 @@ fn schedules_parse_and_name_what_is_wrong() {
         &[(Job::QuoteExpiry, Duration::hours(2)), (Job::OverdueInvoices, Duration::hours(1))]
     );
     assert_eq!("".parse::<Schedule>().unwrap(), Schedule::default());
+    assert_eq!(Schedule::default().to_string(), "quote-expiry=1h,overdue-invoices=1h,purge=15m");
+    assert_eq!("purge=90s".parse::<Schedule>().unwrap().to_string(), "quote-expiry=1h,overdue-invoices=1h,purge=90s");
     assert_eq!(Schedule::default().shortest(), Some(Duration::minutes(15)));
     for (bad, named) in [("quotes=1h", "quotes"), ("purge=15", "15"), ("purge=0s", "0s"), ("purge", "purge")] {
         let err = bad.parse::<Schedule>().unwrap_err();

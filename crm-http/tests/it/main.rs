@@ -26,3 +26,4 @@ mod support;
 mod tenants;
 mod ts_client;
 mod two_instances;
+mod workers;
