@@ -39,6 +39,9 @@ pub enum ServerError {
     /// `--redis` names a server that does not answer.
     #[error(transparent)]
     Redis(#[from] RedisUnavailable),
+    /// `crm-server worker` found no tenant to work for (it never creates one).
+    #[error("crm-server worker needs a tenant: pass --tenant-id (printed at the tenant's first start)")]
+    WorkerWithoutTenant,
     /// `--tenant-id` names no tenant of the storage.
     #[error("the storage has no tenant {0}: check --tenant-id (printed at the tenant's first start)")]
     UnknownTenant(uuid::Uuid),
@@ -120,6 +123,9 @@ async fn tenant(crm: &Crm, config: &Config, persistent: bool) -> Result<(TenantI
     let kept = persistent.then(|| std::fs::read_to_string(&path).ok()).flatten();
     if let Some(id) = kept.and_then(|s| uuid::Uuid::parse_str(s.trim()).ok()) {
         return Ok((TenantId(id), None));
+    }
+    if config.command == Some(Command::Worker) {
+        return Err(ServerError::WorkerWithoutTenant);
     }
     let generated = match &config.admin_password {
         Some(_) => None,

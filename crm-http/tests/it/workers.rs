@@ -103,6 +103,22 @@ fn runs_of(data_dir: &Path, job: &str) -> Vec<u64> {
 }
 
 #[test]
+fn crm_server_worker_never_creates_a_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("sled://{}", dir.path().join("db").display());
+    let out = Command::new(env!("CARGO_BIN_EXE_crm-server"))
+        .args(["worker", "--storage", &storage, "--log-format", "json"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("crm-server worker needs a tenant: pass --tenant-id"), "{stderr}");
+    assert!(!dir.path().join("tenant-id").exists(), "the worker bootstrapped a tenant");
+}
+
+#[test]
 fn crm_server_worker_expires_a_past_due_quote_on_postgresql() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (url, past, admin, lapsed, valid) = rt.block_on(async {
@@ -189,4 +205,17 @@ fn two_servers_on_one_postgresql_run_each_job_once_per_period() {
     let notifications = rt.block_on(past.notifications().list(&admin, false, &PageRequest::first(100))).unwrap();
     let told = notifications.items.iter().filter(|n| n.entity_id == invoice.meta.id && n.title.ends_with("is overdue"));
     assert_eq!(told.count(), 1, "the owner of an overdue invoice is told once");
+}
+
+#[test]
+fn no_workers_serves_the_api_without_running_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let storage = format!("sled://{}", dir.path().join("db").display());
+    let server = start_with(&storage, dir.path(), &["--no-workers", "--schedule", "purge=1s"]);
+    assert!(server.banner.iter().any(|l| l.contains("workers:  none here")), "{:?}", server.banner);
+    std::thread::sleep(Duration::from_secs(3));
+    let (status, _) = crate::binary::http(&server.addr, "GET", "/health/ready", "");
+    stop(server);
+    assert_eq!(status, 200);
+    assert_eq!(runs_of(dir.path(), "purge"), Vec::<u64>::new(), "a --no-workers server ran a job");
 }
