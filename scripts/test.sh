@@ -50,6 +50,7 @@ count_cases "SessionStore cases per implementation:" session_store_suite suite_r
 count_cases "RateLimiter cases per implementation:" rate_limiter_suite suite_runs_on_the_named_implementation
 count_cases "StreakStore cases per implementation:" streak_store_suite suite_runs_on_the_named_implementation
 count_cases "JobQueue cases per implementation:" job_queue_suite suite_runs_on_the_named_implementation
+count_cases "Lease cases per implementation:" lease_suite suite_runs_on_the_named_implementation
 
 # Every test of every crate; its summary is the run's last word.
 cargo nextest run --workspace --no-fail-fast

@@ -1,7 +1,7 @@
 //! Redis for crm-core: sessions shared by every server instance ([`RedisSessionStore`]),
-//! rate limits counted across instances ([`RedisRateLimiter`]), a read-through record
-//! cache in front of any storage ([`CachedStorage`]) and a job queue on Redis Streams
-//! ([`RedisJobQueue`]).
+//! rate limits counted across instances ([`RedisRateLimiter`]), leases for work one
+//! instance does at a time ([`RedisLeases`]), a read-through record cache in front of
+//! any storage ([`CachedStorage`]) and a job queue on Redis Streams ([`RedisJobQueue`]).
 //!
 //! Everything here assumes one standalone Redis server (or a primary with replicas):
 //! the Lua scripts build some of their keys from arguments, which Redis Cluster does not
@@ -13,6 +13,7 @@
 
 mod cache;
 mod jobs;
+mod leases;
 mod rate_limits;
 mod sessions;
 #[cfg(feature = "testing")]
@@ -22,6 +23,7 @@ use std::time::Duration;
 
 pub use cache::{CacheOptions, CacheStats, CachedStorage};
 pub use jobs::RedisJobQueue;
+pub use leases::RedisLeases;
 pub use rate_limits::{RedisRateLimiter, RedisStreaks};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 pub use sessions::{DEFAULT_SESSION_RETENTION, RedisSessionStore};

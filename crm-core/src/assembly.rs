@@ -72,5 +72,6 @@ pub fn fields_of(kind: EntityKind) -> &'static [Field] {
         EntityKind::Job => crate::jobs::JobRecord::FIELDS,
         EntityKind::WebhookEndpoint => crate::webhooks::endpoints::WebhookEndpoint::FIELDS,
         EntityKind::WebhookDelivery => crate::webhooks::deliveries::WebhookDelivery::FIELDS,
+        EntityKind::Lease => crate::leases::LeaseRecord::FIELDS,
     }
 }

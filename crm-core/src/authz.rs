@@ -346,6 +346,12 @@ impl Principal {
         Self { tenant_id, user, role, company, api_key: None, session: None }
     }
 
+    /// The CRM itself acting in `tenant` (scheduled jobs): an admin's reach, no user
+    /// (the nil id, which no user has; its audit entries name no actor).
+    pub(crate) fn system(tenant_id: TenantId) -> Self {
+        Self::new(tenant_id, Uuid::nil(), Role::Admin, None)
+    }
+
     /// The same user acting through API key `key`, within `scopes`.
     pub(crate) fn through_api_key(self, key: Uuid, scopes: Vec<ApiScope>) -> Self {
         Self { api_key: Some((key, scopes)), ..self }

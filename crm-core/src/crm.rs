@@ -482,6 +482,12 @@ impl Tx<'_> {
         if user == self.principal.user_uuid() {
             return Ok(());
         }
+        self.notify(user, entity, title)?;
+        self.event(entity, &Assigned { user_id: user })
+    }
+
+    /// Tells `user` about `entity` with a notification.
+    pub(crate) fn notify<E: Entity>(&mut self, user: Uuid, entity: &E, title: String) -> Result<()> {
         let notice = AssignmentNotice {
             meta: Meta::new(self.principal.tenant_id(), self.now),
             user,
@@ -490,7 +496,7 @@ impl Tx<'_> {
             entity_id: entity.meta().id,
         };
         self.batch.ops.push(WriteOp::Insert((self.crm.journal.notice)(notice)?));
-        self.event(entity, &Assigned { user_id: user })
+        Ok(())
     }
 
     fn audit<E: Entity>(&mut self, entity_id: Uuid, action: &str, changes: Value) -> Result<()> {
@@ -499,7 +505,7 @@ impl Tx<'_> {
         }
         let fact = AuditFact {
             meta: Meta::new(self.principal.tenant_id(), self.now),
-            actor: Some(self.principal.user_uuid()),
+            actor: Some(self.principal.user_uuid()).filter(|user| !user.is_nil()),
             api_key: self.principal.api_key_uuid(),
             action: format!("{}.{action}", E::KIND),
             entity_kind: E::KIND,
@@ -553,6 +559,19 @@ fn diff(before: &Value, after: &Value) -> Value {
         }
     }
     Value::Object(out)
+}
+
+/// How many records a scheduled job reads per page.
+pub(crate) const JOB_PAGE: usize = 100;
+
+/// `None` for a result that failed because its record moved meanwhile (changed,
+/// decided, deleted): for jobs that act on many records and retry on their next run.
+pub(crate) fn unless_moved<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(CrmError::Conflict { .. } | CrmError::InvalidTransition { .. } | CrmError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// How many times a server-side read-modify-write (payments, numbering) is retried

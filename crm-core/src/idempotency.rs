@@ -27,6 +27,9 @@ use crate::{
 /// How long a first response is kept for retries.
 pub const IDEMPOTENCY_TTL: Duration = Duration::hours(24);
 
+/// How many expired keys one purge round removes at most (the scheduled purge).
+pub const IDEMPOTENCY_PURGE_BATCH: usize = 1000;
+
 /// How long a claimed key counts as running without an outcome; after that a retry
 /// runs the request again (its first server is presumed gone).
 pub const RUNNING_LEASE: Duration = Duration::minutes(2);
@@ -92,21 +95,32 @@ pub struct Ticket {
 
 /// A digest of a request's parts, for [`Idempotency::claim`].
 pub fn fingerprint(parts: &[&[u8]]) -> String {
+    hex::encode(digest(parts))
+}
+
+/// SHA-256 of `parts`, each prefixed by its length so no two lists of parts collide.
+fn digest(parts: &[&[u8]]) -> [u8; 32] {
     let mut hash = Sha256::new();
     for part in parts {
         hash.update((part.len() as u64).to_be_bytes());
         hash.update(part);
     }
-    hex::encode(hash.finalize())
+    hash.finalize().into()
 }
 
 /// The record id of `key` for `principal`: one per tenant, acting user or API key, and
 /// key, so another caller's key never finds this caller's response.
 fn record_id(principal: &Principal, key: &str) -> Uuid {
     let actor = principal.api_key_uuid().unwrap_or_else(|| principal.user_uuid());
-    let digest = fingerprint(&[principal.tenant_id().0.as_bytes(), actor.as_bytes(), key.as_bytes()]);
+    derived_id(&[principal.tenant_id().0.as_bytes(), actor.as_bytes(), key.as_bytes()])
+}
+
+/// A record id that is a function of `parts`, for records there must be at most one
+/// of (a key's response, a named lease, a once-only notification): a second insert
+/// of the same id is refused by every storage.
+pub(crate) fn derived_id(parts: &[&[u8]]) -> Uuid {
     let mut bytes = [0u8; 16];
-    bytes.copy_from_slice(&hex::decode(&digest[..32]).unwrap_or_else(|_| vec![0; 16]));
+    bytes.copy_from_slice(&digest(parts)[..16]);
     uuid::Builder::from_custom_bytes(bytes).into_uuid()
 }
 

@@ -38,6 +38,7 @@ pub mod idempotency;
 mod input;
 pub mod jobs;
 mod journal;
+pub mod leases;
 pub mod money;
 pub mod passwords;
 pub mod rate_limit;
@@ -55,8 +56,9 @@ pub mod sales;
 pub mod webhooks;
 pub mod work;
 
-// The assembly of a `Crm` from the kernel and the areas.
+// The assembly of a `Crm` from the kernel and the areas, and the jobs that span them.
 mod assembly;
+pub mod schedule;
 
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -2,10 +2,10 @@
 //! with `--redis` so that several instances share it.
 //!
 //! With `--redis`, sessions ([`RedisSessionStore`]), rate limits ([`RedisRateLimiter`],
-//! and the sign-in back-off's streaks, [`RedisStreaks`]), a read-through cache around the
-//! storage ([`CachedStorage`]) and the job queue ([`RedisJobQueue`]) use Redis; without
-//! it, sessions and jobs live in the CRM's storage and limits in process, as on one
-//! server.
+//! and the sign-in back-off's streaks, [`RedisStreaks`]), the workers' leases
+//! ([`RedisLeases`]), a read-through cache around the storage ([`CachedStorage`]) and the
+//! job queue ([`RedisJobQueue`]) use Redis; without it, sessions, leases and jobs live in
+//! the CRM's storage and limits in process, as on one server.
 //!
 //! Readiness: the cache can do without Redis (it reads through to the storage), but
 //! sessions and rate limits cannot, so a server on Redis is not ready while Redis does
@@ -17,11 +17,13 @@
 use std::{fmt, str::FromStr, sync::Arc, time::Duration};
 
 use crm_cache_redis::{
-    CacheOptions, CachedStorage, DEFAULT_PREFIX, RedisJobQueue, RedisRateLimiter, RedisSessionStore, RedisStreaks,
+    CacheOptions, CachedStorage, DEFAULT_PREFIX, RedisJobQueue, RedisLeases, RedisRateLimiter, RedisSessionStore,
+    RedisStreaks,
 };
 use crm_core::{
     Clock, SystemClock,
     jobs::{JobQueue, StorageJobQueue},
+    leases::{Leases, StorageLeases},
     rate_limit::RateLimiter,
     session_store::SessionStore,
     storage::Storage,
@@ -130,6 +132,8 @@ pub struct Backends {
     pub limits: Limits,
     /// The job queue: on Redis Streams with `--redis`, else in the CRM's storage.
     pub jobs: Arc<dyn JobQueue>,
+    /// The workers' leases: on Redis, or records of the storage.
+    pub leases: Arc<dyn Leases>,
     /// What readiness asks besides the storage.
     pub redis: Option<RedisProbe>,
 }
@@ -142,8 +146,9 @@ impl Backends {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let Some(url) = &config.redis else {
             let limits = Limits::with_sign_in(per_ip, per_user, policy);
-            let jobs = Arc::new(StorageJobQueue::new(storage.clone(), clock));
-            return Ok(Self { storage, sessions: None, limits, jobs, redis: None });
+            let jobs = Arc::new(StorageJobQueue::new(storage.clone(), clock.clone()));
+            let leases = Arc::new(StorageLeases::new(storage.clone(), clock));
+            return Ok(Self { storage, sessions: None, limits, jobs, leases, redis: None });
         };
         let connection = crm_cache_redis::connect(url.expose())
             .await
@@ -156,6 +161,7 @@ impl Backends {
             sessions: Some(Arc::new(RedisSessionStore::new(connection.clone(), DEFAULT_PREFIX))),
             limits: Limits::built_with(per_ip, per_user, policy, &limiter, Arc::new(streaks)),
             jobs: Arc::new(RedisJobQueue::new(connection.clone(), DEFAULT_PREFIX, clock)),
+            leases: Arc::new(RedisLeases::new(connection.clone(), DEFAULT_PREFIX)),
             redis: Some(RedisProbe(connection)),
         })
     }

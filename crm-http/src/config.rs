@@ -2,8 +2,8 @@
 
 use std::{net::SocketAddr, num::NonZeroUsize, path::PathBuf, time::Duration};
 
-use clap::{Parser, ValueEnum};
-use crm_core::rate_limit::sign_in::SignInPolicy;
+use clap::{Parser, Subcommand, ValueEnum};
+use crm_core::{rate_limit::sign_in::SignInPolicy, schedule::Schedule};
 use poem::web::cookie::SameSite;
 
 use crate::{auth::CookiePolicy, backends::RedisUrl, proxies::Cidr, storage_url::StorageTimeouts};
@@ -28,66 +28,89 @@ pub enum SameSitePolicy {
     None,
 }
 
+/// What the process runs besides the settings.
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
+pub enum Command {
+    /// Run only the background workers (the scheduled jobs), with no HTTP listener:
+    /// beside API-only servers started with `--no-workers`. Stops on SIGTERM/SIGINT.
+    Worker,
+}
+
 /// The CRM's REST server.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "crm-server", version, about, long_about = None)]
 pub struct Config {
+    /// `worker`: the workers alone. Default: the API, with the workers unless `--no-workers`.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Serve the API only, without the background workers (run them elsewhere with
+    /// `crm-server worker`).
+    #[arg(long, global = true, env = "CRM_NO_WORKERS", global = true)]
+    pub no_workers: bool,
+
+    /// Scheduled jobs' periods, changing the defaults `quote-expiry=1h,
+    /// overdue-invoices=1h,purge=15m` (a period is a whole number of s, m, h or d, or
+    /// `off`). Several servers run each job once per period between them.
+    #[arg(long, global = true, env = "CRM_SCHEDULE", global = true, value_parser = parse_schedule)]
+    pub schedule: Option<Schedule>,
+
     /// Address to listen on.
-    #[arg(long, env = "CRM_BIND", default_value = "127.0.0.1:8080")]
+    #[arg(long, global = true, env = "CRM_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
     /// Storage: `sled://PATH` (embedded, on disk), `postgres://…`, or `memory://` (lost
     /// on exit).
-    #[arg(long, env = "CRM_STORAGE", default_value = "sled://./crm-data/db", hide_env_values = true)]
+    #[arg(long, global = true, env = "CRM_STORAGE", default_value = "sled://./crm-data/db", hide_env_values = true)]
     pub storage: String,
 
     /// Redis shared by every instance (`redis://[:password@]host:port/db`, `rediss://…`,
     /// `redis+unix:///path`): sessions, rate limits and a read-through cache of the
     /// storage move there. Default: none, everything stays in this process (sessions in
     /// the storage). The password is never printed or logged.
-    #[arg(long, env = "CRM_REDIS_URL", hide_env_values = true)]
+    #[arg(long, global = true, env = "CRM_REDIS_URL", hide_env_values = true)]
     pub redis: Option<RedisUrl>,
 
     /// Seconds a request waits for the storage (a free PostgreSQL connection) before it
     /// fails with 503 and `Retry-After`; fractions allowed (`0.5`).
-    #[arg(long, env = "CRM_STORAGE_TIMEOUT", default_value = "2", value_parser = parse_seconds)]
+    #[arg(long, global = true, env = "CRM_STORAGE_TIMEOUT", default_value = "2", value_parser = parse_seconds)]
     pub storage_timeout: Duration,
 
     /// Seconds a whole storage call may take before it fails with 503: what bounds a
     /// query to a PostgreSQL server that stopped answering on an open connection.
-    #[arg(long, env = "CRM_STORAGE_CALL_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
+    #[arg(long, global = true, env = "CRM_STORAGE_CALL_TIMEOUT", default_value = "30", value_parser = parse_seconds)]
     pub storage_call_timeout: Duration,
 
     /// Directory for the server's own files (generated JWT secret, bootstrapped tenant).
-    #[arg(long, env = "CRM_DATA_DIR", default_value = "./crm-data")]
+    #[arg(long, global = true, env = "CRM_DATA_DIR", default_value = "./crm-data")]
     pub data_dir: PathBuf,
 
     /// HS256 secret for access tokens, at least 32 bytes. Default: generated and kept in
     /// the data directory (with a warning).
-    #[arg(long, env = "CRM_JWT_SECRET", hide_env_values = true)]
+    #[arg(long, global = true, env = "CRM_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
 
     /// The `iss` of access tokens.
-    #[arg(long, env = "CRM_JWT_ISSUER", default_value = "crm-rs")]
+    #[arg(long, global = true, env = "CRM_JWT_ISSUER", default_value = "crm-rs")]
     pub jwt_issuer: String,
 
     /// Origins allowed to call the API from browsers with credentials (comma-separated).
-    #[arg(long, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
+    #[arg(long, global = true, env = "CRM_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
 
     /// Send session cookies without `Secure` (and without the `__Host-`/`__Secure-`
     /// name prefixes), for plain-HTTP development on hosts other than localhost.
     /// Not needed for `http://localhost`, where browsers accept `Secure` cookies.
-    #[arg(long, env = "CRM_INSECURE_COOKIES")]
+    #[arg(long, global = true, env = "CRM_INSECURE_COOKIES")]
     pub insecure_cookies: bool,
 
     /// `SameSite` of session cookies.
-    #[arg(long, env = "CRM_COOKIE_SAME_SITE", value_enum, default_value = "lax")]
+    #[arg(long, global = true, env = "CRM_COOKIE_SAME_SITE", value_enum, default_value = "lax")]
     pub cookie_same_site: SameSitePolicy,
 
     /// Refuse (428) updates, deletes and state changes that send neither `If-Match` nor
     /// a body `version`, so no client overwrites a change it has not seen.
-    #[arg(long, env = "CRM_REQUIRE_IF_MATCH")]
+    #[arg(long, global = true, env = "CRM_REQUIRE_IF_MATCH")]
     pub require_if_match: bool,
 
     /// Accept `http://` webhook URLs (tests, intranets); otherwise only `https`.
@@ -95,22 +118,22 @@ pub struct Config {
     pub webhook_allow_http: bool,
 
     /// Requests per minute per client IP.
-    #[arg(long, env = "CRM_RATE_LIMIT_IP", default_value_t = 1200)]
+    #[arg(long, global = true, env = "CRM_RATE_LIMIT_IP", default_value_t = 1200)]
     pub rate_limit_ip: u32,
 
     /// Requests per minute per user or API key.
-    #[arg(long, env = "CRM_RATE_LIMIT_USER", default_value_t = 600)]
+    #[arg(long, global = true, env = "CRM_RATE_LIMIT_USER", default_value_t = 600)]
     pub rate_limit_user: u32,
 
     /// Failed sign-ins per client IP and account before back-off: then 1 s, doubling
     /// with each further failure up to `--login-backoff-max`; a success clears it.
     /// Each client IP also gets three times as many sign-in attempts a minute, across
     /// all accounts.
-    #[arg(long, env = "CRM_LOGIN_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, global = true, env = "CRM_LOGIN_ATTEMPTS", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub login_attempts: u32,
 
     /// The longest sign-in back-off, in seconds.
-    #[arg(long, env = "CRM_LOGIN_BACKOFF_MAX", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, global = true, env = "CRM_LOGIN_BACKOFF_MAX", default_value_t = 900, value_parser = clap::value_parser!(u64).range(1..))]
     pub login_backoff_max: u64,
 
     /// Seconds a refused sign-in takes at least, from arrival to answer (fractions
@@ -123,47 +146,52 @@ pub struct Config {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` headers name the client
     /// (comma-separated addresses or networks, like `10.0.0.0/8,127.0.0.1`). Default:
     /// none, the TCP peer is the client and those headers are ignored.
-    #[arg(long, env = "CRM_TRUSTED_PROXIES", value_delimiter = ',')]
+    #[arg(long, global = true, env = "CRM_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<Cidr>,
 
     /// The largest request body accepted, in bytes.
-    #[arg(long, env = "CRM_BODY_LIMIT", default_value_t = 1024 * 1024)]
+    #[arg(long, global = true, env = "CRM_BODY_LIMIT", default_value_t = 1024 * 1024)]
     pub body_limit: usize,
 
     /// Password hashes computed at once; more sign-ins wait their turn. Default: half
     /// the CPU cores (at least 1).
-    #[arg(long, env = "CRM_HASHING_CONCURRENCY")]
+    #[arg(long, global = true, env = "CRM_HASHING_CONCURRENCY")]
     pub hashing_concurrency: Option<NonZeroUsize>,
 
     /// Log filter (`info`, `debug`, `crm_http=debug,poem=info`…).
-    #[arg(long, env = "CRM_LOG", default_value = "info")]
+    #[arg(long, global = true, env = "CRM_LOG", default_value = "info")]
     pub log_level: String,
 
     /// Log format.
-    #[arg(long, env = "CRM_LOG_FORMAT", value_enum, default_value = "json")]
+    #[arg(long, global = true, env = "CRM_LOG_FORMAT", value_enum, default_value = "json")]
     pub log_format: LogFormat,
 
     /// The tenant to serve, as printed at its first start. Servers sharing one PostgreSQL
     /// take the same id; without it, the tenant kept in the data directory is served, or
     /// a new one is bootstrapped.
-    #[arg(long, env = "CRM_TENANT_ID")]
+    #[arg(long, global = true, env = "CRM_TENANT_ID")]
     pub tenant_id: Option<uuid::Uuid>,
 
     /// On first start: the tenant's name.
-    #[arg(long, env = "CRM_TENANT_NAME", default_value = "My company")]
+    #[arg(long, global = true, env = "CRM_TENANT_NAME", default_value = "My company")]
     pub tenant_name: String,
 
     /// On first start: the admin's email.
-    #[arg(long, env = "CRM_ADMIN_EMAIL", default_value = "admin@example.com")]
+    #[arg(long, global = true, env = "CRM_ADMIN_EMAIL", default_value = "admin@example.com")]
     pub admin_email: String,
 
     /// On first start: the admin's password. Default: generated and printed once.
-    #[arg(long, env = "CRM_ADMIN_PASSWORD", hide_env_values = true)]
+    #[arg(long, global = true, env = "CRM_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
-    #[arg(long, env = "CRM_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
+    #[arg(long, global = true, env = "CRM_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+}
+
+/// A `--schedule` value.
+fn parse_schedule(raw: &str) -> Result<Schedule, String> {
+    raw.parse()
 }
 
 /// Seconds (`2`, `0.5`) as a duration: positive and finite.

@@ -23,6 +23,7 @@ pub mod proxies;
 pub mod request;
 pub mod server;
 pub mod storage_url;
+pub mod workers;
 
 pub use crate::{
     app::{AppOptions, build},

@@ -3,7 +3,7 @@
 
 use std::{io, path::Path, sync::Arc, time::Duration};
 
-use crm_core::{Crm, CrmError, TenantId, access::users::Bootstrap, storage::EntityKind};
+use crm_core::{Crm, CrmError, TenantId, access::users::Bootstrap, schedule::Schedule, storage::EntityKind};
 use poem::{
     Server,
     listener::{Acceptor, Listener, TcpListener},
@@ -13,11 +13,12 @@ use crate::{
     AppCtx, AppOptions,
     auth::{MIN_SECRET_LEN, TokenKeys},
     backends::{Backends, RedisUnavailable},
-    config::{Config, SameSiteNoneWithoutSecure},
+    config::{Command, Config, SameSiteNoneWithoutSecure},
     input::Versions,
     offload::BlockingPool,
     proxies::TrustedProxies,
     storage_url::{StorageUrlError, is_persistent, open_storage},
+    workers::Workers,
 };
 
 /// Why the server could not start or stopped with an error.
@@ -38,6 +39,9 @@ pub enum ServerError {
     /// `--redis` names a server that does not answer.
     #[error(transparent)]
     Redis(#[from] RedisUnavailable),
+    /// `crm-server worker` found no tenant to work for (it never creates one).
+    #[error("crm-server worker needs a tenant: pass --tenant-id (printed at the tenant's first start)")]
+    WorkerWithoutTenant,
     /// `--tenant-id` names no tenant of the storage.
     #[error("the storage has no tenant {0}: check --tenant-id (printed at the tenant's first start)")]
     UnknownTenant(uuid::Uuid),
@@ -120,6 +124,9 @@ async fn tenant(crm: &Crm, config: &Config, persistent: bool) -> Result<(TenantI
     if let Some(id) = kept.and_then(|s| uuid::Uuid::parse_str(s.trim()).ok()) {
         return Ok((TenantId(id), None));
     }
+    if config.command == Some(Command::Worker) {
+        return Err(ServerError::WorkerWithoutTenant);
+    }
     let generated = match &config.admin_password {
         Some(_) => None,
         None => Some(random_hex(12)?),
@@ -169,28 +176,63 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServerErro
     })
 }
 
-/// Runs the server until a shutdown signal.
+/// Runs the server (or, with `worker`, the workers alone) until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), ServerError> {
-    let cookies = config.cookie_policy()?;
+    config.cookie_policy()?;
     let persistent = is_persistent(&config.storage);
-    let tokens = TokenKeys::new(&jwt_secret(&config, persistent)?, &config.jwt_issuer)?;
     let storage = open_storage(&config.storage, config.storage_timeouts()).await?;
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
     let backends = Backends::open(&config, storage).await?;
     let mut crm =
-        Crm::builder(backends.storage).offload(Arc::new(offload)).webhook_allow_http(config.webhook_allow_http);
-    if let Some(sessions) = backends.sessions {
+        Crm::builder(backends.storage.clone()).offload(Arc::new(offload)).webhook_allow_http(config.webhook_allow_http);
+    if let Some(sessions) = backends.sessions.clone() {
         crm = crm.session_store(sessions);
     }
     let crm = crm.build();
     let (tenant, first_start) = tenant(&crm, &config, persistent).await?;
+    let shutdown = shutdown_signal()?;
+    let schedule = config.schedule.clone().unwrap_or_default();
+    let only_workers = config.command == Some(Command::Worker);
+    let workers = (only_workers || !config.no_workers)
+        .then(|| Workers::start(crm.clone(), backends.leases.clone(), schedule.clone(), tenant));
+    let outcome = if only_workers {
+        print_worker_banner(&config, tenant, &schedule);
+        shutdown.await;
+        Ok(())
+    } else {
+        serve(&config, crm, backends, Started { tenant, first_start, persistent, workers: workers.is_some() }, shutdown)
+            .await
+    };
+    if let Some(workers) = workers {
+        workers.stop();
+    }
+    outcome
+}
+
+/// What `run` settled before serving.
+struct Started {
+    tenant: TenantId,
+    first_start: Option<FirstStart>,
+    persistent: bool,
+    workers: bool,
+}
+
+/// Serves the API until `shutdown`, letting in-flight requests finish.
+async fn serve(
+    config: &Config,
+    crm: Crm,
+    backends: Backends,
+    started: Started,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let tokens = TokenKeys::new(&jwt_secret(config, started.persistent)?, &config.jwt_issuer)?;
     let ctx = Arc::new(AppCtx {
         crm,
         tokens,
         limits: backends.limits,
-        cookies,
-        default_tenant: Some(tenant),
+        cookies: config.cookie_policy()?,
+        default_tenant: Some(started.tenant),
         versions: if config.require_if_match { Versions::Required } else { Versions::Optional },
     });
     let options = AppOptions {
@@ -199,7 +241,6 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         trusted_proxies: TrustedProxies::new(config.trusted_proxies.clone()),
         redis: backends.redis,
     };
-    let crm = ctx.crm.clone();
     let app = crate::build(ctx, &options);
     let acceptor =
         TcpListener::bind(config.bind).into_acceptor().await.map_err(io_err(format!("bind {}", config.bind)))?;
@@ -208,39 +249,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .first()
         .and_then(|a| a.as_socket_addr().copied())
         .map_or_else(|| config.bind.to_string(), |a| a.to_string());
-    let shutdown = shutdown_signal()?;
-    print_banner(&addr, &config, tenant, first_start.as_ref());
-    let housekeeping = tokio::spawn(purge_sessions(crm, tenant));
-    let served = Server::new_with_acceptor(acceptor)
+    print_banner(&addr, config, &started);
+    Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app, shutdown, Some(Duration::from_secs(config.shutdown_grace_secs)))
-        .await;
-    housekeeping.abort();
-    served.map_err(io_err("serve"))
-}
-
-/// How often expired sessions are deleted.
-const SESSION_PURGE_INTERVAL: Duration = Duration::from_secs(15 * 60);
-
-/// Expired idempotency keys deleted per round (one commit); more wait for the next.
-const IDEMPOTENCY_PURGE_BATCH: usize = 1000;
-
-/// Deletes the served tenant's expired sessions and idempotency keys now and then, so
-/// sign-ins and retried requests do not pile up.
-async fn purge_sessions(crm: Crm, tenant: TenantId) {
-    let mut every = tokio::time::interval(SESSION_PURGE_INTERVAL);
-    loop {
-        every.tick().await;
-        match crm.sessions().purge_expired(tenant).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "purged expired sessions"),
-            Err(e) => tracing::warn!(error = %e, "purging expired sessions failed"),
-        }
-        match crm.idempotency().purge_expired(tenant, IDEMPOTENCY_PURGE_BATCH).await {
-            Ok(0) => {}
-            Ok(removed) => tracing::info!(removed, "purged expired idempotency keys"),
-            Err(e) => tracing::warn!(error = %e, "purging expired idempotency keys failed"),
-        }
-    }
+        .await
+        .map_err(io_err("serve"))
 }
 
 /// The storage for humans, without credentials a PostgreSQL URL may carry.
@@ -253,8 +266,17 @@ fn describe_storage(url: &str) -> String {
     }
 }
 
+/// What a `crm-server worker` runs, on standard output.
+fn print_worker_banner(config: &Config, tenant: TenantId, schedule: &Schedule) {
+    println!("crm-server worker running (no HTTP listener; stop with SIGTERM)");
+    println!("  storage:  {}", describe_storage(&config.storage));
+    println!("  tenant:   {tenant}");
+    println!("  schedule: {schedule}");
+}
+
 /// Where to go and how to sign in, on standard output.
-fn print_banner(addr: &str, config: &Config, tenant: TenantId, first_start: Option<&FirstStart>) {
+fn print_banner(addr: &str, config: &Config, started: &Started) {
+    let (tenant, first_start) = (started.tenant, started.first_start.as_ref());
     println!("crm-server listening on http://{addr}");
     println!("  API:      http://{addr}/api/v1   (spec: /api/v1/openapi.json, docs: http://{addr}/docs)");
     println!("  storage:  {}", describe_storage(&config.storage));
@@ -263,6 +285,11 @@ fn print_banner(addr: &str, config: &Config, tenant: TenantId, first_start: Opti
         None => println!("  redis:    none (sessions in the storage, rate limits in this process)"),
     }
     println!("  tenant:   {tenant} (more servers on the same storage: --tenant-id {tenant})");
+    if started.workers {
+        println!("  workers:  in this process ({})", config.schedule.clone().unwrap_or_default());
+    } else {
+        println!("  workers:  none here (--no-workers: run `crm-server worker` beside)");
+    }
     match first_start {
         Some(FirstStart { email, generated_password: Some(password) }) => {
             println!("  first start: created the admin {email} with the password {password}");

@@ -86,6 +86,7 @@ const TABLE_NAMES: &[(EntityKind, &str)] = &[
     (EntityKind::Job, "jobs"),
     (EntityKind::WebhookEndpoint, "webhook_endpoints"),
     (EntityKind::WebhookDelivery, "webhook_deliveries"),
+    (EntityKind::Lease, "leases"),
 ];
 
 /// Every kind's table, its columns from the core's field declarations.

@@ -8,6 +8,7 @@
 mod cache;
 mod job_queue_suite;
 mod killed_worker;
+mod lease_suite;
 mod rate_limiter_suite;
 mod rate_limits;
 mod session_store_suite;

@@ -15,6 +15,7 @@ pub mod cases;
 mod fixture;
 pub mod flows;
 pub mod job_queue;
+pub mod leases;
 pub mod listing;
 pub mod rate_limiter;
 pub mod records;

@@ -1,6 +1,6 @@
 //! Invoices: priced lines, gapless per-tenant numbering at issue, payments settle them.
 
-use chrono::{Duration, NaiveDate};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::{
     access::users::User,
     authz::{Action, Principal, Resource},
-    crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
+    crm::{Crm, Filters, JOB_PAGE, PageRequest, apply_patch, retry_on_conflict, unless_moved},
     customers::companies::Company,
     customers::contacts::Contact,
     customers::links::CompanyLinks,
@@ -16,7 +16,7 @@ use crate::{
     error::{CrmError, Result, Validator},
     events::Named,
     fields::indexed_fields,
-    id::{Id, Meta},
+    id::{Id, Meta, TenantId},
     money::Currency,
     sales::lines::{Line, LineInput, Totals, price_lines, product_references, validate_lines},
     sales::numbering::{NextNumber, Series},
@@ -96,6 +96,9 @@ pub struct Invoice {
     /// Free notes.
     #[cfg_attr(feature = "schema", schemars(length(min = 1, max = crate::error::Validator::NOTES_MAX)))]
     pub notes: Option<String>,
+    /// When its owner was told it is overdue (the scheduled job tells once per invoice).
+    #[serde(default)]
+    pub overdue_notified_at: Option<DateTime<Utc>>,
 }
 
 impl Invoice {
@@ -304,6 +307,7 @@ impl Invoices<'_> {
             due_date: None,
             payment_terms_days: terms,
             notes: input.notes,
+            overdue_notified_at: None,
         };
         invoice.set_lines(&input.lines);
         let mut tx = self.crm.tx(p);
@@ -332,6 +336,39 @@ impl Invoices<'_> {
             .range("due_date", filter.due_from, filter.due_to)
             .build();
         self.crm.list(p, filters, page).await
+    }
+
+    /// Tells the owner of each of `tenant`'s overdue invoices (open and past due in the
+    /// tenant's today) that it is overdue, once per invoice: the invoice keeps when, in
+    /// the same write as the notification and its `invoice.overdue` event. For the
+    /// scheduler; an invoice that moved meanwhile is told on the next run. Says how
+    /// many owners were told.
+    pub async fn notify_overdue(&self, tenant: TenantId) -> Result<u64> {
+        let system = Principal::system(tenant);
+        let filter = InvoiceFilter { overdue: true, ..InvoiceFilter::default() };
+        let mut page = PageRequest::first(JOB_PAGE);
+        let mut told = 0;
+        loop {
+            let found = self.list(&system, &filter, &page).await?;
+            for invoice in found.items.iter().filter(|i| i.overdue_notified_at.is_none()) {
+                told += u64::from(unless_moved(self.tell_overdue(&system, invoice).await)?.is_some());
+            }
+            match found.next {
+                Some(next) => page = page.after(&next),
+                None => return Ok(told),
+            }
+        }
+    }
+
+    async fn tell_overdue(&self, p: &Principal, before: &Invoice) -> Result<()> {
+        let mut after = before.clone();
+        let mut tx = self.crm.tx(p);
+        after.overdue_notified_at = Some(tx.now());
+        let number = before.number.as_deref().unwrap_or("without number");
+        tx.update_as("overdue", before, &mut after)?;
+        tx.notify(before.owner_id.uuid(), &after, format!("Invoice {number} is overdue"))?;
+        tx.event(&after, &InvoiceEvent::named("overdue", &after))?;
+        tx.commit().await
     }
 
     /// Changes a draft invoice.

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use crate::{
     access::users::User,
     authz::{Action, Principal, Resource},
-    crm::{Crm, Filters, PageRequest, apply_patch, retry_on_conflict},
+    crm::{Crm, Filters, JOB_PAGE, PageRequest, apply_patch, retry_on_conflict, unless_moved},
     customers::companies::Company,
     customers::contacts::Contact,
     customers::deals::Deal,
@@ -18,7 +18,7 @@ use crate::{
     error::{CrmError, Result, Validator},
     events::EventPayload,
     fields::indexed_fields,
-    id::{Id, Meta},
+    id::{Id, Meta, TenantId},
     money::Currency,
     sales::invoices::{DEFAULT_PAYMENT_TERMS_DAYS, Invoice, InvoiceStatus},
     sales::lines::product_references,
@@ -330,6 +330,29 @@ impl Quotes<'_> {
         self.decide(p, id, QuoteStatus::Expired, version).await
     }
 
+    /// Expires each of `tenant`'s sent quotes whose `valid_until` is before the
+    /// tenant's today, each with its `quote.expired` event. For the scheduler; a quote
+    /// decided meanwhile keeps its decision. Says how many expired.
+    pub async fn expire_lapsed(&self, tenant: TenantId) -> Result<u64> {
+        let system = Principal::system(tenant);
+        let today = self.crm.today(tenant).await?;
+        let filters =
+            Filters::default().any_of("status", &[QuoteStatus::Sent]).range("valid_until", None, Some(today)).build();
+        let mut page = PageRequest::first(JOB_PAGE);
+        let mut expired = 0;
+        loop {
+            let found: Page<Quote> = self.crm.list(&system, filters.clone(), &page).await?;
+            for quote in &found.items {
+                let outcome = self.expire(&system, quote.id(), Some(quote.meta.version)).await;
+                expired += u64::from(unless_moved(outcome)?.is_some());
+            }
+            match found.next {
+                Some(next) => page = page.after(&next),
+                None => return Ok(expired),
+            }
+        }
+    }
+
     /// Accepts a sent quote that is still valid and creates its draft invoice, in one
     /// atomic write. Returns both.
     pub async fn accept(&self, p: &Principal, id: Id<Quote>, version: Option<u64>) -> Result<(Quote, Invoice)> {
@@ -383,6 +406,7 @@ fn draft_invoice(crm: &Crm, quote: &Quote) -> Invoice {
         due_date: None,
         payment_terms_days: DEFAULT_PAYMENT_TERMS_DAYS,
         notes: quote.notes.clone(),
+        overdue_notified_at: None,
     }
 }
 

@@ -79,6 +79,7 @@ entity_kinds! {
     Job => "job",
     WebhookEndpoint => "webhook_endpoint",
     WebhookDelivery => "webhook_delivery",
+    Lease => "lease",
 }
 
 impl fmt::Display for EntityKind {

@@ -92,6 +92,7 @@ const EVENTS: &[EventType] = catalogue! {
     "invoice.issued" => InvoiceEvent, "An invoice was numbered and issued.";
     "invoice.paid" => InvoiceEvent, "An invoice was settled: by payments, credit notes, or a zero total.";
     "invoice.cancelled" => InvoiceEvent, "An invoice was cancelled, or fully credited before any payment.";
+    "invoice.overdue" => InvoiceEvent, "An issued invoice passed its due date unpaid (once; its owner is notified).";
     "payment.recorded" => PaymentEvent, "A payment was recorded against an invoice.";
     "payment.voided" => PaymentEvent, "A payment was reversed.";
     "refund.recorded" => RefundRecorded, "Part or all of a payment was refunded.";

@@ -10,6 +10,7 @@ use crm_core::{
     entity::Entity,
     money::Currency,
     sales::{
+        invoices::NewInvoice,
         lines::LineInput,
         quotes::{NewQuote, Quote},
     },
@@ -130,6 +131,20 @@ async fn every_remaining_transition(storage: Arc<dyn Storage>) {
     let task = crm.tasks().create(p, task).await.unwrap();
     crm.tasks().set_status(p, task.id(), TaskStatus::InProgress, None).await.unwrap();
     crm.projects().set_status(p, project.id(), ProjectStatus::Active, None).await.unwrap();
+    // An issued invoice left unpaid past its due date: the scheduled overdue notice.
+    let overdue = NewInvoice {
+        company_id: w.client_company.id(),
+        contact_id: None,
+        owner_id: None,
+        currency: Currency::EUR,
+        lines: vec![LineInput::new("Support", Decimal::ONE, Decimal::new(10_000, 2))],
+        payment_terms_days: Some(1),
+        notes: None,
+    };
+    let overdue = crm.invoices().create(p, overdue).await.unwrap();
+    crm.invoices().issue(p, overdue.id(), None).await.unwrap();
+    w.clock.set(crm.now() + chrono::Duration::days(3));
+    assert_eq!(crm.invoices().notify_overdue(w.admin.tenant_id()).await.unwrap(), 1);
 }
 
 fn deal_input() -> NewDeal {

@@ -40,6 +40,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "session_store",
             "idempotency",
             "jobs",
+            "leases",
             "rate_limit",
             "tenant_settings",
             "crm",
@@ -52,7 +53,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("work", &["work"]),
     ("reports", &["reports"]),
     ("webhooks", &["webhooks"]),
-    ("assembly", &["assembly", ""]),
+    ("assembly", &["assembly", "schedule", ""]),
     ("conformance", &["conformance"]),
 ];
 

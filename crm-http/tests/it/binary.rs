@@ -63,7 +63,8 @@ pub(crate) fn start_with(storage: &str, data_dir: &std::path::Path, extra: &[&st
     let first = lines.next().unwrap().unwrap();
     let addr = first.strip_prefix("crm-server listening on http://").unwrap_or_else(|| panic!("{first}")).to_owned();
     assert!(addr.starts_with("127.0.0.1:"), "{addr}");
-    let banner: Vec<String> = lines.by_ref().take(6).map(Result::unwrap).collect();
+    // The whole banner: a server printing into a closed pipe would stop.
+    let banner: Vec<String> = lines.by_ref().take(7).map(Result::unwrap).collect();
     Running { child, addr, banner }
 }
 
@@ -213,6 +214,9 @@ fn help_documents_every_setting() {
         "--trusted-proxies",
         "--login-attempts",
         "--login-backoff-max",
+        "--no-workers",
+        "--schedule",
+        "worker",
         "CRM_JWT_SECRET",
     ] {
         assert!(help.contains(flag), "--help lacks {flag}");

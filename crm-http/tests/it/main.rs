@@ -27,3 +27,4 @@ mod tenants;
 mod ts_client;
 mod two_instances;
 mod webhooks;
+mod workers;

@@ -9,6 +9,7 @@ mod bulk;
 mod errors;
 mod job_queue_suite;
 mod killed_worker;
+mod lease_suite;
 mod restart;
 mod schema;
 mod search;

@@ -9,6 +9,7 @@ mod dump;
 mod durability;
 mod job_queue_suite;
 mod killed_worker;
+mod lease_suite;
 mod open;
 mod session_store_suite;
 
