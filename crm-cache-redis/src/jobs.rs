@@ -15,7 +15,8 @@
 //! moves the due part of the sorted set into the stream, then takes the oldest entry
 //! whose reservation expired (`XAUTOCLAIM`, whose idle time is the reserving call's
 //! visibility timeout) or else the next new one (`XREADGROUP`), and gives the job a
-//! fresh token. Acks and failures check the token first: a worker whose entry was
+//! fresh token; a claimed job that already used its last attempt (its workers kept dying)
+//! is dead-lettered instead and the next one taken. Acks and failures check the token first: a worker whose entry was
 //! claimed by another has a token that is no longer the job's.
 //!
 //! Time: due times come from the [`Clock`] (so tests drive delays and backoff with a
@@ -32,8 +33,8 @@ use chrono::{DateTime, Utc};
 use crm_core::{
     Clock, CrmError, Result,
     jobs::{
-        DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, check_new_jobs, check_queue,
-        check_reserve, error_text, jitter_random,
+        DeadLetter, EXPIRED_ERROR, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, check_new_jobs,
+        check_queue, check_reserve, error_text, jitter_random,
     },
     storage::EntityKind,
 };
@@ -62,13 +63,14 @@ return 1
     )
 });
 
-/// Reserves the next job of a queue (KEYS: stream, delayed; ARGV: key prefix, now µs,
-/// consumer, visibility ms, token): the job's fields, or nil when none is due.
+/// Reserves the next job of a queue (KEYS: stream, delayed, dead; ARGV: key prefix,
+/// now µs, consumer, visibility ms, token, [`EXPIRED_ERROR`]): the job's fields, or nil
+/// when none is due. A claimed entry whose job used its last attempt is dead-lettered.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local stream, delayed = KEYS[1], KEYS[2]
-local prefix, now, consumer, idle, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local stream, delayed, dead = KEYS[1], KEYS[2], KEYS[3]
+local prefix, now, consumer, idle, token, expired = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 for _, id in ipairs(redis.call('ZRANGE', delayed, '-inf', now, 'BYSCORE', 'LIMIT', 0, 100)) do
   redis.call('XADD', stream, '*', 'j', id)
   redis.call('ZREM', delayed, id)
@@ -81,6 +83,18 @@ if claimed.err then
   claimed = redis.call('XAUTOCLAIM', stream, 'workers', consumer, idle, '0-0', 'COUNT', 1)
 end
 local entry = claimed[2][1]
+-- An expired reservation that was its job's last attempt: a dead letter, not a reservation.
+while entry do
+  local key = prefix .. 'job:' .. entry[2][2]
+  local held = redis.call('HMGET', key, 'a', 'r')
+  if not held[1] or tonumber(held[1]) < cjson.decode(held[2]).max_attempts then break end
+  redis.call('XACK', stream, 'workers', entry[1])
+  redis.call('XDEL', stream, entry[1])
+  redis.call('HDEL', key, 't', 's')
+  redis.call('HSET', key, 'x', (string.gsub(expired, '{attempts}', held[1])), 'f', now)
+  redis.call('ZADD', dead, now, entry[2][2])
+  entry = redis.call('XAUTOCLAIM', stream, 'workers', consumer, idle, '0-0', 'COUNT', 1)[2][1]
+end
 if not entry then
   local read = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', stream, '>')
   if not read then return false end
@@ -273,11 +287,13 @@ impl JobQueue for RedisJobQueue {
         let reply: Option<Vec<Option<String>>> = RESERVE
             .key(self.queue_key(queue, "stream"))
             .key(self.queue_key(queue, "delayed"))
+            .key(self.queue_key(queue, "dead"))
             .arg(&self.prefix)
             .arg(micros(now))
             .arg(&self.consumer)
             .arg(u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX).max(1))
             .arg(token.to_string())
+            .arg(EXPIRED_ERROR)
             .invoke_async(&mut self.connection.clone())
             .await
             .map_err(|e| crm_error(&e))?;

@@ -10,8 +10,11 @@
 //! after the policy's backoff, or dead-lettered once its attempts are used up), or not
 //! settled in time (a crashed worker): due again, and the next reservation gets a new
 //! token. A settle call with a token that is no longer the job's is refused with
-//! [`CrmError::Conflict`], so a stale worker never acks or fails another's run. Dead
-//! letters stay until requeued.
+//! [`CrmError::Conflict`], so a stale worker never acks or fails another's run. A job
+//! whose workers keep dying before they settle it (a poison job that crashes them) is
+//! dead-lettered too: a reservation that would hand out a job that already used its
+//! `max_attempts` dead-letters it instead, with [`expired_error`] as its last error, and
+//! moves on. Dead letters stay until requeued.
 //!
 //! Jobs are infrastructure of every tenant (one relay serves them all): they live outside
 //! any tenant's data, under [`SYSTEM_TENANT`] on the storage; a job that concerns a
@@ -102,11 +105,17 @@ impl RetryPolicy {
     /// What the failure of attempt number `attempts` (1 for the first) at `now` leads
     /// to, given `random` in `[0, 1)` for the jitter.
     pub fn after_failure(&self, attempts: u32, now: DateTime<Utc>, random: f64) -> Failed {
-        if attempts >= self.max_attempts {
+        if self.used_up(attempts) {
             return Failed::DeadLettered;
         }
         let wait = chrono::Duration::from_std(self.backoff(attempts, random)).unwrap_or(chrono::Duration::MAX);
         Failed::RetryAt(now.checked_add_signed(wait).unwrap_or(DateTime::<Utc>::MAX_UTC))
+    }
+
+    /// Whether a job that made `attempts` attempts has none left: its failure
+    /// dead-letters it, and so does a reservation that finds its last one expired.
+    pub fn used_up(&self, attempts: u32) -> bool {
+        attempts >= self.max_attempts
     }
 
     /// The longest time from the first failure to the dead letter (every wait without
@@ -216,6 +225,17 @@ pub fn error_text(error: &str) -> String {
     error.chars().take(MAX_ERROR_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
+/// The last error of a job dead-lettered because the reservation of its last attempt
+/// expired unsettled (its worker died or hung), so no worker ever reported one.
+pub fn expired_error(attempts: u32) -> String {
+    EXPIRED_ERROR.replace("{attempts}", &attempts.to_string())
+}
+
+/// [`expired_error`]'s text, `{attempts}` standing for the number (for backends that
+/// fill it in where they keep the count, like Redis's scripts).
+pub const EXPIRED_ERROR: &str =
+    "the reservation of attempt {attempts} (the last) expired unsettled: its worker stopped before ack or fail";
+
 /// A job as a worker sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Job {
@@ -276,7 +296,8 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Reserves the next due job of `queue` (the earliest due, then the earliest
     /// enqueued) for `visibility`, or `None` when none is due. A job whose reservation
-    /// expired unsettled is due again. Two reservers never hold one job at once. The
+    /// expired unsettled is due again, unless that was its last attempt: then it is
+    /// dead-lettered (last error [`expired_error`]) and the next due job is taken. Two reservers never hold one job at once. The
     /// workers of one queue should ask for one visibility timeout: a backend may judge
     /// whether an earlier reservation expired by the reserving call's timeout (Redis does).
     async fn reserve(&self, queue: &str, visibility: Duration) -> Result<Option<Reservation>>;

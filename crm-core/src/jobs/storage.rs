@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::{
     DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, SYSTEM_TENANT, check_new_jobs, check_queue,
-    check_reserve, error_text, jitter_random,
+    check_reserve, error_text, expired_error, jitter_random,
 };
 use crate::{
     authz::Resource,
@@ -168,9 +168,25 @@ impl StorageJobQueue {
         Ok(record)
     }
 
+    /// Dead-letters a candidate whose expired reservation was its last attempt; losing
+    /// the race for it to another reserver (who dead-letters it too) is no error.
+    async fn bury(&self, candidate: &JobRecord, now: DateTime<Utc>) -> Result<()> {
+        let dead = candidate.next(now, |r| {
+            r.state = JobState::Dead;
+            r.due_at = now;
+            r.token = None;
+            r.last_error = Some(expired_error(r.attempts));
+        });
+        match self.update(candidate.meta.version, &dead).await {
+            Ok(()) | Err(CrmError::Conflict { .. } | CrmError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Tries to take one of `candidates`, the first first; `None` when others took them
-    /// all first. After a lost race the rest are tried from a random one on, so racing
-    /// reservers spread over the candidates instead of all losing the same next one.
+    /// all first (or they were dead-lettered). After a lost race the rest are tried from
+    /// a random one on, so racing reservers spread over the candidates instead of all
+    /// losing the same next one.
     async fn take_one(
         &self,
         mut candidates: Vec<JobRecord>,
@@ -179,8 +195,15 @@ impl StorageJobQueue {
     ) -> Result<Option<Reservation>> {
         let mut lost = false;
         while !candidates.is_empty() {
-            let at = if lost { (jitter_random() * candidates.len() as f64) as usize % candidates.len() } else { 0 };
-            let candidate = candidates.swap_remove(at);
+            let candidate = if lost {
+                candidates.swap_remove((jitter_random() * candidates.len() as f64) as usize % candidates.len())
+            } else {
+                candidates.remove(0)
+            };
+            if candidate.retry.used_up(candidate.attempts) {
+                self.bury(&candidate, now).await?;
+                continue;
+            }
             let token = Uuid::new_v4();
             let taken = candidate.next(now, |r| {
                 r.state = JobState::Reserved;
