@@ -49,6 +49,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 /// The longest error text kept with a failed job, in characters (longer ones are cut).
 pub const MAX_ERROR_CHARS: usize = 2000;
 
+/// The most jobs one [`JobQueue::reserve_many`] or [`JobQueue::ack_many`] call takes.
+pub const MAX_BATCH: usize = 1000;
+
 /// The longest visibility timeout a reservation may ask for.
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(24 * 3600);
 
@@ -206,10 +209,29 @@ pub fn check_new_jobs(jobs: &[NewJob]) -> Result<Vec<String>> {
 /// Checks the arguments of a reservation; every implementation calls it first.
 pub fn check_reserve(queue: &str, visibility: Duration) -> Result<()> {
     let mut v = Validator::new();
-    check_queue_name("queue", queue, &mut v);
+    check_reservation(queue, visibility, &mut v);
+    v.finish()
+}
+
+/// Checks the arguments of [`JobQueue::reserve_many`]; every implementation calls it first.
+pub fn check_reserve_many(queue: &str, visibility: Duration, max: usize) -> Result<()> {
+    let mut v = Validator::new();
+    check_reservation(queue, visibility, &mut v);
+    v.check((1..=MAX_BATCH).contains(&max), "max", format!("must be between 1 and {MAX_BATCH}"));
+    v.finish()
+}
+
+/// Checks the size of an [`JobQueue::ack_many`] batch; every implementation calls it first.
+pub fn check_ack_many(reservations: &[Reservation]) -> Result<()> {
+    let mut v = Validator::new();
+    v.check(reservations.len() <= MAX_BATCH, "reservations", format!("must be at most {MAX_BATCH}"));
+    v.finish()
+}
+
+fn check_reservation(queue: &str, visibility: Duration, v: &mut Validator) {
+    check_queue_name("queue", queue, v);
     let ok = visibility >= Duration::from_millis(1) && visibility <= MAX_VISIBILITY;
     v.check(ok, "visibility", "must be between 1 ms and 24 hours");
-    v.finish()
 }
 
 /// Checks a queue name given alone (dead letters, requeue).
@@ -276,6 +298,20 @@ pub struct DeadLetter {
     pub failed_at: DateTime<Utc>,
 }
 
+/// Acks reservations one at a time, as [`JobQueue::ack_many`] says: its default, and
+/// what a backend falls back to when its one-round-trip batch lost a race.
+pub async fn ack_each<Q: JobQueue + ?Sized>(queue: &Q, reservations: &[Reservation]) -> Result<Vec<Result<()>>> {
+    let mut outcomes = Vec::with_capacity(reservations.len());
+    for reservation in reservations {
+        outcomes.push(match queue.ack(reservation).await {
+            Err(stale @ CrmError::Conflict { .. }) => Err(stale),
+            Err(e) => return Err(e),
+            Ok(()) => Ok(()),
+        });
+    }
+    Ok(outcomes)
+}
+
 /// Where background jobs wait for a worker; see the module docs for the life of a job.
 /// Implementations keep jobs until acked (at least once: a job may run twice, never
 /// zero times) and run `job_queue_suite!`.
@@ -301,6 +337,30 @@ pub trait JobQueue: Send + Sync + 'static {
     /// workers of one queue should ask for one visibility timeout: a backend may judge
     /// whether an earlier reservation expired by the reserving call's timeout (Redis does).
     async fn reserve(&self, queue: &str, visibility: Duration) -> Result<Option<Reservation>>;
+
+    /// Reserves up to `max` (1 to [`MAX_BATCH`]) due jobs of `queue` in one call, in
+    /// the order single reservations would take them, each with its own token and as
+    /// `reserve` would reserve it (used-up jobs dead-lettered on the way). Empty only
+    /// when no job is due; it may return fewer than are due when racing reservers took
+    /// some. This default reserves one at a time; backends take a batch in one round trip.
+    async fn reserve_many(&self, queue: &str, visibility: Duration, max: usize) -> Result<Vec<Reservation>> {
+        check_reserve_many(queue, visibility, max)?;
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some(reservation) = self.reserve(queue, visibility).await? else { break };
+            taken.push(reservation);
+        }
+        Ok(taken)
+    }
+
+    /// Acks every reservation given (at most [`MAX_BATCH`]); the outcome of each, in
+    /// order, is what [`ack`](Self::ack) would say (a stale one is a `Conflict` and keeps
+    /// none of the others from being acked). An error of the backend is the call's error.
+    /// This default acks one at a time; backends ack a batch in one round trip.
+    async fn ack_many(&self, reservations: &[Reservation]) -> Result<Vec<Result<()>>> {
+        check_ack_many(reservations)?;
+        ack_each(self, reservations).await
+    }
 
     /// Removes the reserved job: it is done. A reservation whose job was reserved again
     /// since (it expired and another worker took it) is [`CrmError::Conflict`]; an
