@@ -158,6 +158,11 @@ fn after(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
 pub struct StorageJobQueue {
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
+    /// Taken by each reservation round (list, then commit): reservers of one process
+    /// all read the same head of the queue, so unordered they mostly lose their commits
+    /// to each other (a batch of 64 almost always did); in turn, each wins. Reservers in
+    /// other processes still race, and the versioned commits decide.
+    reserving: Arc<futures::lock::Mutex<()>>,
 }
 
 impl std::fmt::Debug for StorageJobQueue {
@@ -169,7 +174,7 @@ impl std::fmt::Debug for StorageJobQueue {
 impl StorageJobQueue {
     /// Jobs kept in `storage`, timed by `clock` (the one the CRM was built with).
     pub fn new(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>) -> Self {
-        Self { storage, clock }
+        Self { storage, clock, reserving: Arc::default() }
     }
 
     async fn commit(&self, op: WriteOp) -> std::result::Result<(), StorageError> {
@@ -317,6 +322,7 @@ impl JobQueue for StorageJobQueue {
         // Each round that finds candidates but wins none lost them to reservers that won:
         // the rounds end when the queue has no due job left or this one wins.
         loop {
+            let _turn = self.reserving.lock().await;
             let now = self.clock.now();
             let candidates = self.due(queue, now, CANDIDATES).await?;
             if candidates.is_empty() {
@@ -331,6 +337,7 @@ impl JobQueue for StorageJobQueue {
     async fn reserve_many(&self, queue: &str, visibility: Duration, max: usize) -> Result<Vec<Reservation>> {
         check_reserve_many(queue, visibility, max)?;
         loop {
+            let _turn = self.reserving.lock().await;
             let now = self.clock.now();
             let due = self.due(queue, now, max).await?;
             if due.is_empty() {
