@@ -194,10 +194,7 @@ fn redis_urls_show_without_their_password() {
 #[tokio::test]
 async fn the_job_queue_is_on_redis_with_redis_and_in_the_storage_without() {
     use clap::Parser as _;
-    use crm_core::{
-        jobs::{JobQueue as _, NewJob},
-        storage::memory::MemoryStorage,
-    };
+    use crm_core::{jobs::NewJob, storage::memory::MemoryStorage};
     use crm_http::{backends::Backends, config::Config};
 
     let storage = MemoryStorage::shared();
