@@ -11,11 +11,12 @@
 //!   retry policy (JSON), `e` enqueued at (µs), `t` the current reservation's token,
 //!   `s` its stream entry, `x` the last error, `f` when it died (µs).
 //!
-//! Every operation is one Lua script, so it is atomic with its checks. A reservation
-//! moves the due part of the sorted set into the stream, then takes the oldest entry
+//! Every operation is one Lua script, so it is atomic with its checks; `reserve_many` and
+//! `ack_many` are one script for the whole batch. A reservation moves the due part of the sorted set into the stream, then takes the oldest entry
 //! whose reservation expired (`XAUTOCLAIM`, whose idle time is the reserving call's
 //! visibility timeout) or else the next new one (`XREADGROUP`), and gives the job a
-//! fresh token. Acks and failures check the token first: a worker whose entry was
+//! fresh token; a claimed job that already used its last attempt (its workers kept dying)
+//! is dead-lettered instead and the next one taken. Acks and failures check the token first: a worker whose entry was
 //! claimed by another has a token that is no longer the job's.
 //!
 //! Time: due times come from the [`Clock`] (so tests drive delays and backoff with a
@@ -32,8 +33,8 @@ use chrono::{DateTime, Utc};
 use crm_core::{
     Clock, CrmError, Result,
     jobs::{
-        DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, check_new_jobs, check_queue,
-        check_reserve, error_text, jitter_random,
+        DeadLetter, EXPIRED_ERROR, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, check_ack_many,
+        check_new_jobs, check_queue, check_reserve, check_reserve_many, error_text, jitter_random,
     },
     storage::EntityKind,
 };
@@ -62,47 +63,101 @@ return 1
     )
 });
 
-/// Reserves the next job of a queue (KEYS: stream, delayed; ARGV: key prefix, now µs,
-/// consumer, visibility ms, token): the job's fields, or nil when none is due.
+/// Reserves up to as many jobs of a queue as tokens are given (KEYS: stream, delayed,
+/// dead; ARGV: key prefix, now µs, consumer, visibility ms, [`EXPIRED_ERROR`], then one
+/// token per job): per job its token then its fields; none when none is due. Expired
+/// reservations come first (oldest first), then new entries; a claimed entry whose job
+/// used its last attempt is dead-lettered instead.
 static RESERVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-local stream, delayed = KEYS[1], KEYS[2]
-local prefix, now, consumer, idle, token = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local stream, delayed, dead = KEYS[1], KEYS[2], KEYS[3]
+local prefix, now, consumer, idle, expired = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local slots = #ARGV - 5
 for _, id in ipairs(redis.call('ZRANGE', delayed, '-inf', now, 'BYSCORE', 'LIMIT', 0, 100)) do
   redis.call('XADD', stream, '*', 'j', id)
   redis.call('ZREM', delayed, id)
 end
-local claimed = redis.pcall('XAUTOCLAIM', stream, 'workers', consumer, idle, '0-0', 'COUNT', 1)
+local function claim()
+  return redis.pcall('XAUTOCLAIM', stream, 'workers', consumer, idle, '0-0', 'COUNT', 1)
+end
+local claimed = claim()
 if claimed.err then
   -- No stream or no group yet: the group starts at the stream's first entry.
-  if redis.call('EXISTS', stream) == 0 then return false end
+  if redis.call('EXISTS', stream) == 0 then return {} end
   redis.call('XGROUP', 'CREATE', stream, 'workers', '0')
-  claimed = redis.call('XAUTOCLAIM', stream, 'workers', consumer, idle, '0-0', 'COUNT', 1)
+  claimed = claim()
 end
-local entry = claimed[2][1]
-if not entry then
-  local read = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', 1, 'STREAMS', stream, '>')
-  if not read then return false end
-  entry = read[1][2][1]
+local entries, entry = {}, claimed[2][1]
+while entry do
+  local key = prefix .. 'job:' .. entry[2][2]
+  local held = redis.call('HMGET', key, 'a', 'r')
+  if held[1] and tonumber(held[1]) >= cjson.decode(held[2]).max_attempts then
+    -- Its last attempt's reservation expired: a dead letter, not a reservation.
+    redis.call('XACK', stream, 'workers', entry[1])
+    redis.call('XDEL', stream, entry[1])
+    redis.call('HDEL', key, 't', 's')
+    redis.call('HSET', key, 'x', (string.gsub(expired, '{attempts}', held[1])), 'f', now)
+    redis.call('ZADD', dead, now, entry[2][2])
+  else
+    table.insert(entries, entry)
+    if #entries == slots then break end
+  end
+  entry = claim()[2][1]
 end
-local key = prefix .. 'job:' .. entry[2][2]
-if redis.call('EXISTS', key) == 0 then
-  redis.call('XACK', stream, 'workers', entry[1])
-  redis.call('XDEL', stream, entry[1])
-  return false
+if #entries < slots then
+  local read = redis.call('XREADGROUP', 'GROUP', 'workers', consumer, 'COUNT', slots - #entries, 'STREAMS', stream, '>')
+  if read then
+    for _, e in ipairs(read[1][2]) do table.insert(entries, e) end
+  end
 end
-redis.call('HINCRBY', key, 'a', 1)
-redis.call('HSET', key, 't', token, 's', entry[1])
-local job = redis.call('HMGET', key, 'q', 'p', 'a', 'r', 'e', 'x')
-table.insert(job, 1, entry[2][2])
-return job
+local out = {}
+for i, e in ipairs(entries) do
+  local id = e[2][2]
+  local key = prefix .. 'job:' .. id
+  if redis.call('EXISTS', key) == 0 then
+    redis.call('XACK', stream, 'workers', e[1])
+    redis.call('XDEL', stream, e[1])
+  else
+    redis.call('HINCRBY', key, 'a', 1)
+    redis.call('HSET', key, 't', ARGV[5 + i], 's', e[1])
+    local job = redis.call('HMGET', key, 'q', 'p', 'a', 'r', 'e', 'x')
+    table.insert(job, 1, id)
+    table.insert(job, 1, ARGV[5 + i])
+    table.insert(out, job)
+  end
+end
+return out
 ",
     )
 });
 
-/// Settles a reservation (KEYS: stream, delayed, dead; ARGV: job key, token, outcome
-/// `ack` | `retry` | `dead`, score µs, error): 1 done, 0 stale.
+/// Acks reservations (ARGV: key prefix, then per reservation its queue, job id and
+/// token): per reservation 1 acked, 0 stale.
+static ACK: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local prefix, out = ARGV[1], {}
+for i = 2, #ARGV, 3 do
+  local key = prefix .. 'job:' .. ARGV[i + 1]
+  local current = redis.call('HMGET', key, 't', 's')
+  if current[1] == ARGV[i + 2] then
+    local stream = prefix .. 'jobs:' .. ARGV[i] .. ':stream'
+    redis.call('XACK', stream, 'workers', current[2])
+    redis.call('XDEL', stream, current[2])
+    redis.call('DEL', key)
+    table.insert(out, 1)
+  else
+    table.insert(out, 0)
+  end
+end
+return out
+",
+    )
+});
+
+/// Settles a failed reservation (KEYS: stream, delayed, dead; ARGV: job key, token,
+/// outcome `retry` | `dead`, score µs, error, job id): 1 done, 0 stale.
 static SETTLE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -111,10 +166,6 @@ local current = redis.call('HMGET', key, 't', 's')
 if current[1] ~= token then return 0 end
 redis.call('XACK', KEYS[1], 'workers', current[2])
 redis.call('XDEL', KEYS[1], current[2])
-if outcome == 'ack' then
-  redis.call('DEL', key)
-  return 1
-end
 redis.call('HDEL', key, 't', 's')
 redis.call('HSET', key, 'x', ARGV[5])
 if outcome == 'retry' then
@@ -215,6 +266,58 @@ impl RedisJobQueue {
         format!("{}job:{id}", self.prefix)
     }
 
+    /// Runs RESERVE for up to `max` jobs (arguments checked by the caller).
+    async fn reserve_batch(&self, queue: &str, visibility: Duration, max: usize) -> Result<Vec<Reservation>> {
+        let now = self.clock.now();
+        let mut invocation = RESERVE.prepare_invoke();
+        invocation
+            .key(self.queue_key(queue, "stream"))
+            .key(self.queue_key(queue, "delayed"))
+            .key(self.queue_key(queue, "dead"))
+            .arg(&self.prefix)
+            .arg(micros(now))
+            .arg(&self.consumer)
+            .arg(u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX).max(1))
+            .arg(EXPIRED_ERROR);
+        for _ in 0..max {
+            invocation.arg(Uuid::new_v4().to_string());
+        }
+        let reply: Vec<Vec<Option<String>>> =
+            invocation.invoke_async(&mut self.connection.clone()).await.map_err(|e| crm_error(&e))?;
+        let expires_at = now + chrono::Duration::from_std(visibility).unwrap_or(chrono::Duration::MAX);
+        reply
+            .iter()
+            .map(|fields| {
+                let token = fields.first().and_then(Option::as_deref).and_then(|t| t.parse().ok());
+                let token = token.ok_or_else(|| CrmError::Internal("a reservation from Redis: bad token".into()))?;
+                Ok(Reservation { job: decode_job(fields.get(1..).unwrap_or_default())?, token, expires_at })
+            })
+            .collect()
+    }
+
+    /// Runs ACK for reservations (their number checked by the caller): a stale one is
+    /// a conflict, the others are acked.
+    async fn ack_batch(&self, reservations: &[Reservation]) -> Result<Vec<Result<()>>> {
+        if reservations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = ACK.prepare_invoke();
+        invocation.arg(&self.prefix);
+        for r in reservations {
+            invocation.arg(&r.job.queue).arg(r.job.id.to_string()).arg(r.token.to_string());
+        }
+        let acked: Vec<i64> = invocation.invoke_async(&mut self.connection.clone()).await.map_err(|e| crm_error(&e))?;
+        Ok(reservations
+            .iter()
+            .zip(acked.iter().chain(std::iter::repeat(&0)))
+            .map(
+                |(r, &done)| {
+                    if done == 1 { Ok(()) } else { Err(CrmError::Conflict { kind: EntityKind::Job, id: r.job.id }) }
+                },
+            )
+            .collect())
+    }
+
     /// Runs SETTLE for a reservation; a token that is no longer the job's is a conflict.
     async fn settle(&self, reservation: &Reservation, outcome: &str, score: i64, error: &str) -> Result<()> {
         let job = &reservation.job;
@@ -268,26 +371,22 @@ impl JobQueue for RedisJobQueue {
 
     async fn reserve(&self, queue: &str, visibility: Duration) -> Result<Option<Reservation>> {
         check_reserve(queue, visibility)?;
-        let now = self.clock.now();
-        let token = Uuid::new_v4();
-        let reply: Option<Vec<Option<String>>> = RESERVE
-            .key(self.queue_key(queue, "stream"))
-            .key(self.queue_key(queue, "delayed"))
-            .arg(&self.prefix)
-            .arg(micros(now))
-            .arg(&self.consumer)
-            .arg(u64::try_from(visibility.as_millis()).unwrap_or(u64::MAX).max(1))
-            .arg(token.to_string())
-            .invoke_async(&mut self.connection.clone())
-            .await
-            .map_err(|e| crm_error(&e))?;
-        let Some(fields) = reply else { return Ok(None) };
-        let expires_at = now + chrono::Duration::from_std(visibility).unwrap_or(chrono::Duration::MAX);
-        Ok(Some(Reservation { job: decode_job(&fields)?, token, expires_at }))
+        Ok(self.reserve_batch(queue, visibility, 1).await?.into_iter().next())
+    }
+
+    async fn reserve_many(&self, queue: &str, visibility: Duration, max: usize) -> Result<Vec<Reservation>> {
+        check_reserve_many(queue, visibility, max)?;
+        self.reserve_batch(queue, visibility, max).await
     }
 
     async fn ack(&self, reservation: &Reservation) -> Result<()> {
-        self.settle(reservation, "ack", 0, "").await
+        let outcome = self.ack_batch(std::slice::from_ref(reservation)).await?.into_iter().next();
+        outcome.unwrap_or_else(|| Err(CrmError::Internal("Redis acked no reservation".into())))
+    }
+
+    async fn ack_many(&self, reservations: &[Reservation]) -> Result<Vec<Result<()>>> {
+        check_ack_many(reservations)?;
+        self.ack_batch(reservations).await
     }
 
     async fn fail(&self, reservation: &Reservation, error: &str) -> Result<Failed> {

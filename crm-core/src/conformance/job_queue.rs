@@ -25,7 +25,7 @@ use super::support::sleep;
 use crate::{
     CrmError, ManualClock,
     crm::Clock,
-    jobs::{Failed, JobQueue, NewJob, Reservation, RetryPolicy},
+    jobs::{Failed, JobQueue, NewJob, Reservation, RetryPolicy, expired_error},
 };
 
 /// The visibility timeout of the cases that let a reservation expire: short, so the
@@ -48,6 +48,8 @@ macro_rules! __job_queue_cases {
             stale_reservation_cannot_settle,
             late_settle_before_another_reservation_is_accepted,
             backoff_grows_then_dead_letters,
+            crashed_attempts_dead_letter,
+            batches_reserve_and_ack_many,
             dead_letters_are_listed_and_requeued,
             batch_is_all_or_nothing,
             queues_are_independent,
@@ -273,6 +275,71 @@ pub async fn backoff_grows_then_dead_letters(clock: Arc<ManualClock>, q: Queue) 
     assert_eq!(q.fail(&last, "failure 3").await.unwrap(), Failed::DeadLettered);
     advance(&clock, Duration::from_secs(86_400));
     assert!(reserve(&q, &name, LONG).await.is_none(), "a dead letter is never due");
+}
+
+/// A poison job whose workers die before settling it (every reservation expires) is
+/// dead-lettered once its attempts are used up, with an error saying so, instead of
+/// being handed out forever; the reservation that finds it moves on to the next job,
+/// and the last dead worker can no longer settle it.
+pub async fn crashed_attempts_dead_letter(clock: Arc<ManualClock>, q: Queue) {
+    let name = queue("poison");
+    let poison = enqueue(&q, NewJob::new(&name, json!("poison")).retry(exact(2, 1, 1))).await;
+    let mut last = None;
+    for attempt in 1..=2 {
+        let r = reserve_some(&q, &name, VISIBILITY, "the poison job has attempts left").await;
+        assert_eq!((r.job.id, r.job.attempts), (poison, attempt), "attempt {attempt} of the poison job");
+        outlive_visibility(&clock).await;
+        last = Some(r);
+    }
+    let healthy = enqueue(&q, NewJob::new(&name, json!("healthy"))).await;
+    let next = reserve_some(&q, &name, VISIBILITY, "the job behind a used-up poison job").await;
+    assert_eq!(next.job.id, healthy, "the used-up poison job is not handed out a third time");
+    let dead = q.dead_letters(&name, 10).await.unwrap();
+    assert_eq!(dead.iter().map(|d| d.job.id).collect::<Vec<_>>(), [poison], "the poison job is a dead letter");
+    assert_eq!(dead[0].job.attempts, 2, "both lost attempts are counted");
+    assert_eq!(dead[0].job.last_error, Some(expired_error(2)), "the dead letter says its reservations expired");
+    assert_conflict(q.ack(&last.unwrap()).await, "ack by the poison job's last, long-dead worker");
+    q.ack(&next).await.unwrap();
+    outlive_visibility(&clock).await;
+    assert!(reserve(&q, &name, VISIBILITY).await.is_none(), "a dead letter is never due");
+    q.requeue(&name, poison).await.unwrap();
+    let again = reserve_some(&q, &name, VISIBILITY, "a requeued poison job is due").await;
+    assert_eq!((again.job.id, again.job.attempts), (poison, 1), "a requeued poison job starts afresh");
+}
+
+/// `reserve_many` takes due jobs in the order `reserve` would, each with its own token;
+/// `ack_many` acks each (an already acked one is a `Conflict`, the others still go), and
+/// acked jobs never come back.
+pub async fn batches_reserve_and_ack_many(clock: Arc<ManualClock>, q: Queue) {
+    let name = queue("many");
+    let jobs: Vec<NewJob> = (0..5).map(|i| NewJob::new(&name, json!(i))).collect();
+    let ids = q.enqueue_batch(jobs).await.unwrap();
+    let first = q.reserve_many(&name, VISIBILITY, 3).await.unwrap();
+    let rest = q.reserve_many(&name, VISIBILITY, 10).await.unwrap();
+    let taken: Vec<&Reservation> = first.iter().chain(&rest).collect();
+    assert_eq!((first.len(), rest.len()), (3, 2), "at most `max` jobs, all that are due");
+    assert_eq!(taken.iter().map(|r| r.job.id).collect::<Vec<_>>(), ids, "in the order they were enqueued");
+    assert!(taken.iter().all(|r| r.job.attempts == 1), "each is a first attempt: {taken:?}");
+    let tokens: HashSet<Uuid> = taken.iter().map(|r| r.token).collect();
+    assert_eq!(tokens.len(), 5, "each reservation has its own token");
+    assert!(q.reserve_many(&name, VISIBILITY, 10).await.unwrap().is_empty(), "nothing else is due");
+
+    q.ack(&rest[0]).await.unwrap();
+    let batch: Vec<Reservation> = taken.iter().map(|r| (*r).clone()).collect();
+    let outcomes = q.ack_many(&batch).await.unwrap();
+    assert_eq!(outcomes.len(), 5, "one outcome per reservation");
+    for (i, outcome) in outcomes.into_iter().enumerate() {
+        if i == 3 {
+            assert_conflict(outcome, "ack_many of an already acked job");
+        } else {
+            outcome.unwrap_or_else(|e| panic!("ack_many of reservation {i}: {e}"));
+        }
+    }
+    outlive_visibility(&clock).await;
+    assert!(reserve(&q, &name, VISIBILITY).await.is_none(), "acked jobs never come back");
+    assert!(q.ack_many(&[]).await.unwrap().is_empty(), "an empty batch is no error");
+    let zero = q.reserve_many(&name, VISIBILITY, 0).await;
+    assert!(matches!(&zero, Err(CrmError::Validation(e)) if e.fields[0].field == "max"), "max 0: {zero:?}");
 }
 
 /// Dead letters are listed per queue, oldest first, with their last error, and a

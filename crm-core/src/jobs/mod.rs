@@ -10,8 +10,11 @@
 //! after the policy's backoff, or dead-lettered once its attempts are used up), or not
 //! settled in time (a crashed worker): due again, and the next reservation gets a new
 //! token. A settle call with a token that is no longer the job's is refused with
-//! [`CrmError::Conflict`], so a stale worker never acks or fails another's run. Dead
-//! letters stay until requeued.
+//! [`CrmError::Conflict`], so a stale worker never acks or fails another's run. A job
+//! whose workers keep dying before they settle it (a poison job that crashes them) is
+//! dead-lettered too: a reservation that would hand out a job that already used its
+//! `max_attempts` dead-letters it instead, with [`expired_error`] as its last error, and
+//! moves on. Dead letters stay until requeued.
 //!
 //! Jobs are infrastructure of every tenant (one relay serves them all): they live outside
 //! any tenant's data, under [`SYSTEM_TENANT`] on the storage; a job that concerns a
@@ -45,6 +48,9 @@ pub const MAX_PAYLOAD_BYTES: usize = 256 * 1024;
 
 /// The longest error text kept with a failed job, in characters (longer ones are cut).
 pub const MAX_ERROR_CHARS: usize = 2000;
+
+/// The most jobs one [`JobQueue::reserve_many`] or [`JobQueue::ack_many`] call takes.
+pub const MAX_BATCH: usize = 1000;
 
 /// The longest visibility timeout a reservation may ask for.
 pub const MAX_VISIBILITY: Duration = Duration::from_secs(24 * 3600);
@@ -102,11 +108,17 @@ impl RetryPolicy {
     /// What the failure of attempt number `attempts` (1 for the first) at `now` leads
     /// to, given `random` in `[0, 1)` for the jitter.
     pub fn after_failure(&self, attempts: u32, now: DateTime<Utc>, random: f64) -> Failed {
-        if attempts >= self.max_attempts {
+        if self.used_up(attempts) {
             return Failed::DeadLettered;
         }
         let wait = chrono::Duration::from_std(self.backoff(attempts, random)).unwrap_or(chrono::Duration::MAX);
         Failed::RetryAt(now.checked_add_signed(wait).unwrap_or(DateTime::<Utc>::MAX_UTC))
+    }
+
+    /// Whether a job that made `attempts` attempts has none left: its failure
+    /// dead-letters it, and so does a reservation that finds its last one expired.
+    pub fn used_up(&self, attempts: u32) -> bool {
+        attempts >= self.max_attempts
     }
 
     /// The longest time from the first failure to the dead letter (every wait without
@@ -197,10 +209,29 @@ pub fn check_new_jobs(jobs: &[NewJob]) -> Result<Vec<String>> {
 /// Checks the arguments of a reservation; every implementation calls it first.
 pub fn check_reserve(queue: &str, visibility: Duration) -> Result<()> {
     let mut v = Validator::new();
-    check_queue_name("queue", queue, &mut v);
+    check_reservation(queue, visibility, &mut v);
+    v.finish()
+}
+
+/// Checks the arguments of [`JobQueue::reserve_many`]; every implementation calls it first.
+pub fn check_reserve_many(queue: &str, visibility: Duration, max: usize) -> Result<()> {
+    let mut v = Validator::new();
+    check_reservation(queue, visibility, &mut v);
+    v.check((1..=MAX_BATCH).contains(&max), "max", format!("must be between 1 and {MAX_BATCH}"));
+    v.finish()
+}
+
+/// Checks the size of an [`JobQueue::ack_many`] batch; every implementation calls it first.
+pub fn check_ack_many(reservations: &[Reservation]) -> Result<()> {
+    let mut v = Validator::new();
+    v.check(reservations.len() <= MAX_BATCH, "reservations", format!("must be at most {MAX_BATCH}"));
+    v.finish()
+}
+
+fn check_reservation(queue: &str, visibility: Duration, v: &mut Validator) {
+    check_queue_name("queue", queue, v);
     let ok = visibility >= Duration::from_millis(1) && visibility <= MAX_VISIBILITY;
     v.check(ok, "visibility", "must be between 1 ms and 24 hours");
-    v.finish()
 }
 
 /// Checks a queue name given alone (dead letters, requeue).
@@ -215,6 +246,17 @@ pub fn check_queue(queue: &str) -> Result<()> {
 pub fn error_text(error: &str) -> String {
     error.chars().take(MAX_ERROR_CHARS).map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
+
+/// The last error of a job dead-lettered because the reservation of its last attempt
+/// expired unsettled (its worker died or hung), so no worker ever reported one.
+pub fn expired_error(attempts: u32) -> String {
+    EXPIRED_ERROR.replace("{attempts}", &attempts.to_string())
+}
+
+/// [`expired_error`]'s text, `{attempts}` standing for the number (for backends that
+/// fill it in where they keep the count, like Redis's scripts).
+pub const EXPIRED_ERROR: &str =
+    "the reservation of attempt {attempts} (the last) expired unsettled: its worker stopped before ack or fail";
 
 /// A job as a worker sees it.
 #[derive(Clone, Debug, PartialEq)]
@@ -256,6 +298,20 @@ pub struct DeadLetter {
     pub failed_at: DateTime<Utc>,
 }
 
+/// Acks reservations one at a time, as [`JobQueue::ack_many`] says: its default, and
+/// what a backend falls back to when its one-round-trip batch lost a race.
+pub async fn ack_each<Q: JobQueue + ?Sized>(queue: &Q, reservations: &[Reservation]) -> Result<Vec<Result<()>>> {
+    let mut outcomes = Vec::with_capacity(reservations.len());
+    for reservation in reservations {
+        outcomes.push(match queue.ack(reservation).await {
+            Err(stale @ CrmError::Conflict { .. }) => Err(stale),
+            Err(e) => return Err(e),
+            Ok(()) => Ok(()),
+        });
+    }
+    Ok(outcomes)
+}
+
 /// Where background jobs wait for a worker; see the module docs for the life of a job.
 /// Implementations keep jobs until acked (at least once: a job may run twice, never
 /// zero times) and run `job_queue_suite!`.
@@ -276,10 +332,35 @@ pub trait JobQueue: Send + Sync + 'static {
 
     /// Reserves the next due job of `queue` (the earliest due, then the earliest
     /// enqueued) for `visibility`, or `None` when none is due. A job whose reservation
-    /// expired unsettled is due again. Two reservers never hold one job at once. The
+    /// expired unsettled is due again, unless that was its last attempt: then it is
+    /// dead-lettered (last error [`expired_error`]) and the next due job is taken. Two reservers never hold one job at once. The
     /// workers of one queue should ask for one visibility timeout: a backend may judge
     /// whether an earlier reservation expired by the reserving call's timeout (Redis does).
     async fn reserve(&self, queue: &str, visibility: Duration) -> Result<Option<Reservation>>;
+
+    /// Reserves up to `max` (1 to [`MAX_BATCH`]) due jobs of `queue` in one call, in
+    /// the order single reservations would take them, each with its own token and as
+    /// `reserve` would reserve it (used-up jobs dead-lettered on the way). Empty only
+    /// when no job is due; it may return fewer than are due when racing reservers took
+    /// some. This default reserves one at a time; backends take a batch in one round trip.
+    async fn reserve_many(&self, queue: &str, visibility: Duration, max: usize) -> Result<Vec<Reservation>> {
+        check_reserve_many(queue, visibility, max)?;
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some(reservation) = self.reserve(queue, visibility).await? else { break };
+            taken.push(reservation);
+        }
+        Ok(taken)
+    }
+
+    /// Acks every reservation given (at most [`MAX_BATCH`]); the outcome of each, in
+    /// order, is what [`ack`](Self::ack) would say (a stale one is a `Conflict` and keeps
+    /// none of the others from being acked). An error of the backend is the call's error.
+    /// This default acks one at a time; backends ack a batch in one round trip.
+    async fn ack_many(&self, reservations: &[Reservation]) -> Result<Vec<Result<()>>> {
+        check_ack_many(reservations)?;
+        ack_each(self, reservations).await
+    }
 
     /// Removes the reserved job: it is done. A reservation whose job was reserved again
     /// since (it expired and another worker took it) is [`CrmError::Conflict`]; an

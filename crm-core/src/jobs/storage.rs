@@ -4,7 +4,11 @@
 //! Time is the CRM's [`Clock`]: a delay, a backoff or a visibility timeout ends when
 //! the clock says so.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+    time::Duration,
+};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -12,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, SYSTEM_TENANT, check_new_jobs, check_queue,
-    check_reserve, error_text, jitter_random,
+    DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, SYSTEM_TENANT, ack_each, check_ack_many,
+    check_new_jobs, check_queue, check_reserve, check_reserve_many, error_text, expired_error, jitter_random,
 };
 use crate::{
     authz::Resource,
@@ -108,6 +112,28 @@ impl JobRecord {
         })
     }
 
+    /// The next version of this ready (or expired) job: reserved by a fresh token.
+    fn reserved_until(&self, now: DateTime<Utc>, visibility: Duration) -> Self {
+        self.next(now, |r| {
+            r.state = JobState::Reserved;
+            r.due_at = after(now, visibility);
+            r.token = Some(Uuid::new_v4());
+            r.attempts += 1;
+        })
+    }
+
+    /// The reservation this reserved job's record stands for.
+    fn reservation(&self) -> Result<Reservation> {
+        let token =
+            self.token.ok_or_else(|| CrmError::Internal(format!("job {}: reserved without token", self.meta.id)))?;
+        Ok(Reservation { job: self.job()?, token, expires_at: self.due_at })
+    }
+
+    /// Whether `reservation` is this job's current one.
+    fn held_by(&self, reservation: &Reservation) -> bool {
+        self.state == JobState::Reserved && self.token == Some(reservation.token)
+    }
+
     /// The next version of this record, changed by `change`, at `now`.
     fn next(&self, now: DateTime<Utc>, change: impl FnOnce(&mut Self)) -> Self {
         let mut next = self.clone();
@@ -132,6 +158,11 @@ fn after(now: DateTime<Utc>, wait: Duration) -> DateTime<Utc> {
 pub struct StorageJobQueue {
     storage: Arc<dyn Storage>,
     clock: Arc<dyn Clock>,
+    /// Taken by each reservation round (list, then commit): reservers of one process
+    /// all read the same head of the queue, so unordered they mostly lose their commits
+    /// to each other (a batch of 64 almost always did); in turn, each wins. Reservers in
+    /// other processes still race, and the versioned commits decide.
+    reserving: Arc<futures::lock::Mutex<()>>,
 }
 
 impl std::fmt::Debug for StorageJobQueue {
@@ -143,7 +174,7 @@ impl std::fmt::Debug for StorageJobQueue {
 impl StorageJobQueue {
     /// Jobs kept in `storage`, timed by `clock` (the one the CRM was built with).
     pub fn new(storage: Arc<dyn Storage>, clock: Arc<dyn Clock>) -> Self {
-        Self { storage, clock }
+        Self { storage, clock, reserving: Arc::default() }
     }
 
     async fn commit(&self, op: WriteOp) -> std::result::Result<(), StorageError> {
@@ -162,15 +193,70 @@ impl StorageJobQueue {
             return Err(stale);
         };
         let record: JobRecord = from_stored(stored)?;
-        if record.state != JobState::Reserved || record.token != Some(reservation.token) {
+        if !record.held_by(reservation) {
             return Err(stale);
         }
         Ok(record)
     }
 
+    /// Up to `limit` jobs of `queue` due at `now` (ready, or reserved and expired),
+    /// earliest due first.
+    async fn due(&self, queue: &str, now: DateTime<Utc>, limit: usize) -> Result<Vec<JobRecord>> {
+        let states = [JobState::Ready, JobState::Reserved].map(|s| FieldValue::from(s.as_str()));
+        let query = ListQuery {
+            filters: vec![
+                Filter::eq("queue", queue),
+                Filter::one_of("state", states),
+                Filter::lt("due_at", up_to(now)),
+            ],
+            sort: Sort { field: Some("due_at"), descending: false },
+            limit,
+            ..ListQuery::default()
+        };
+        let page = self.storage.list(SYSTEM_TENANT, EntityKind::Job, &query).await?;
+        page.items.into_iter().map(from_stored).collect()
+    }
+
+    /// Reserves all of `candidates` in one commit; `None` when a racing reserver took
+    /// one of them first (so nothing was reserved).
+    async fn take_all(
+        &self,
+        candidates: &[JobRecord],
+        now: DateTime<Utc>,
+        visibility: Duration,
+    ) -> Result<Option<Vec<Reservation>>> {
+        let taken: Vec<JobRecord> = candidates.iter().map(|c| c.reserved_until(now, visibility)).collect();
+        let ops = candidates
+            .iter()
+            .zip(&taken)
+            .map(|(c, t)| Ok(WriteOp::Update { record: to_record(t)?, expected_version: c.meta.version }))
+            .collect::<Result<Vec<_>>>()?;
+        match self.storage.commit(SYSTEM_TENANT, WriteBatch { ops, ..WriteBatch::default() }).await {
+            Ok(()) => Ok(Some(taken.iter().map(JobRecord::reservation).collect::<Result<_>>()?)),
+            Err(StorageError::Conflict { .. } | StorageError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Dead-letters a candidate whose expired reservation was its last attempt; losing
+    /// the race for it to another reserver (who dead-letters it too) is no error.
+    async fn bury(&self, candidate: &JobRecord, now: DateTime<Utc>) -> Result<()> {
+        let dead = candidate.next(now, |r| {
+            r.state = JobState::Dead;
+            r.due_at = now;
+            r.token = None;
+            r.last_error = Some(expired_error(r.attempts));
+        });
+        match self.update(candidate.meta.version, &dead).await {
+            Ok(()) | Err(CrmError::Conflict { .. } | CrmError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Tries to take one of `candidates`, the first first; `None` when others took them
-    /// all first. After a lost race the rest are tried from a random one on, so racing
-    /// reservers spread over the candidates instead of all losing the same next one.
+    /// all first (or they were dead-lettered). After a lost race the rest are tried from
+    /// a random one on, so racing reservers spread over the candidates instead of all
+    /// losing the same next one.
     async fn take_one(
         &self,
         mut candidates: Vec<JobRecord>,
@@ -179,17 +265,18 @@ impl StorageJobQueue {
     ) -> Result<Option<Reservation>> {
         let mut lost = false;
         while !candidates.is_empty() {
-            let at = if lost { (jitter_random() * candidates.len() as f64) as usize % candidates.len() } else { 0 };
-            let candidate = candidates.swap_remove(at);
-            let token = Uuid::new_v4();
-            let taken = candidate.next(now, |r| {
-                r.state = JobState::Reserved;
-                r.due_at = after(now, visibility);
-                r.token = Some(token);
-                r.attempts += 1;
-            });
+            let candidate = if lost {
+                candidates.swap_remove((jitter_random() * candidates.len() as f64) as usize % candidates.len())
+            } else {
+                candidates.remove(0)
+            };
+            if candidate.retry.used_up(candidate.attempts) {
+                self.bury(&candidate, now).await?;
+                continue;
+            }
+            let taken = candidate.reserved_until(now, visibility);
             match self.update(candidate.meta.version, &taken).await {
-                Ok(()) => return Ok(Some(Reservation { job: taken.job()?, token, expires_at: taken.due_at })),
+                Ok(()) => return Ok(Some(taken.reservation()?)),
                 Err(CrmError::Conflict { .. } | CrmError::NotFound { .. }) => lost = true,
                 Err(e) => return Err(e),
             }
@@ -235,26 +322,73 @@ impl JobQueue for StorageJobQueue {
         // Each round that finds candidates but wins none lost them to reservers that won:
         // the rounds end when the queue has no due job left or this one wins.
         loop {
+            let _turn = self.reserving.lock().await;
             let now = self.clock.now();
-            let states = [JobState::Ready, JobState::Reserved].map(|s| FieldValue::from(s.as_str()));
-            let query = ListQuery {
-                filters: vec![
-                    Filter::eq("queue", queue),
-                    Filter::one_of("state", states),
-                    Filter::lt("due_at", up_to(now)),
-                ],
-                sort: Sort { field: Some("due_at"), descending: false },
-                limit: CANDIDATES,
-                ..ListQuery::default()
-            };
-            let page = self.storage.list(SYSTEM_TENANT, EntityKind::Job, &query).await?;
-            if page.items.is_empty() {
+            let candidates = self.due(queue, now, CANDIDATES).await?;
+            if candidates.is_empty() {
                 return Ok(None);
             }
-            let candidates = page.items.into_iter().map(from_stored).collect::<Result<Vec<JobRecord>>>()?;
             if let Some(reservation) = self.take_one(candidates, now, visibility).await? {
                 return Ok(Some(reservation));
             }
+        }
+    }
+
+    async fn reserve_many(&self, queue: &str, visibility: Duration, max: usize) -> Result<Vec<Reservation>> {
+        check_reserve_many(queue, visibility, max)?;
+        loop {
+            let _turn = self.reserving.lock().await;
+            let now = self.clock.now();
+            let due = self.due(queue, now, max).await?;
+            if due.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut fresh = Vec::with_capacity(due.len());
+            for candidate in due {
+                if candidate.retry.used_up(candidate.attempts) {
+                    self.bury(&candidate, now).await?;
+                } else {
+                    fresh.push(candidate);
+                }
+            }
+            if fresh.is_empty() {
+                continue;
+            }
+            if let Some(all) = self.take_all(&fresh, now, visibility).await? {
+                return Ok(all);
+            }
+            // A racing reserver took one of them: take what is left one at a time.
+            if let Some(one) = self.take_one(fresh, now, visibility).await? {
+                return Ok(vec![one]);
+            }
+        }
+    }
+
+    async fn ack_many(&self, reservations: &[Reservation]) -> Result<Vec<Result<()>>> {
+        check_ack_many(reservations)?;
+        let ids: Vec<Uuid> = reservations.iter().map(|r| r.job.id).collect();
+        let stored = self.storage.get_many(SYSTEM_TENANT, EntityKind::Job, &ids).await?;
+        let records: HashMap<Uuid, JobRecord> =
+            stored.into_iter().map(|s| from_stored(s).map(|r: JobRecord| (r.meta.id, r))).collect::<Result<_>>()?;
+        let (mut outcomes, mut ops, mut acked) = (Vec::new(), Vec::new(), HashSet::new());
+        for reservation in reservations {
+            let id = reservation.job.id;
+            match records.get(&id) {
+                Some(record) if record.held_by(reservation) && acked.insert(id) => {
+                    ops.push(WriteOp::Delete { kind: EntityKind::Job, id, expected_version: record.meta.version });
+                    outcomes.push(Ok(()));
+                }
+                _ => outcomes.push(Err(CrmError::Conflict { kind: EntityKind::Job, id })),
+            }
+        }
+        if ops.is_empty() {
+            return Ok(outcomes);
+        }
+        match self.storage.commit(SYSTEM_TENANT, WriteBatch { ops, ..WriteBatch::default() }).await {
+            Ok(()) => Ok(outcomes),
+            // One of them was reserved again since it was read: settle each on its own.
+            Err(StorageError::Conflict { .. } | StorageError::NotFound { .. }) => ack_each(self, reservations).await,
+            Err(e) => Err(e.into()),
         }
     }
 
