@@ -203,7 +203,7 @@ pub fn contact_record(w: &World, i: usize, company: &Company) -> Record {
     to_record(&unsaved_contact(&w.admin, company, i)).expect("contact record")
 }
 
-/// Loads contacts `from..from + n` straight into the storage, [`LOAD_BATCH`] per commit;
+/// Loads contacts `from..from + n` straight into the storage, `LOAD_BATCH` per commit;
 /// returns their ids.
 pub async fn import(s: &dyn Storage, w: &World, companies: &[Company], from: usize, n: usize) -> Vec<Uuid> {
     let mut ids = Vec::with_capacity(n);

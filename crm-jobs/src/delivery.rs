@@ -2,7 +2,7 @@
 //!
 //! 1. The URL must be absolute, `https` (or `http` when the server allows it), without
 //!    credentials; an IP literal is checked at once (it never reaches a resolver).
-//! 2. The host is resolved by [`PublicOnly`], which drops every address that is not
+//! 2. The host is resolved by `PublicOnly`, which drops every address that is not
 //!    public (see [`crate::address`]); the connection can only use what it returns, so
 //!    a name that re-resolves to a private address later (DNS rebinding) is refused too.
 //! 3. No proxy (it would resolve the host itself) and no redirects (a public URL could
