@@ -378,3 +378,17 @@ pub trait JobQueue: Send + Sync + 'static {
     /// job that is not a dead letter of that queue is [`CrmError::NotFound`].
     async fn requeue(&self, queue: &str, id: Uuid) -> Result<()>;
 }
+
+/// What happens after a commit, for one outbox event: the relay runs every reaction
+/// of an event before it acknowledges the event (webhook deliveries to plan, emails to
+/// enqueue…). At least once: after a crash between a reaction and the ack, the event
+/// is relayed again, so a reaction must be idempotent (or its duplicates harmless).
+#[async_trait]
+pub trait Reaction: Send + Sync + 'static {
+    /// A short name for logs (`webhooks`, `emails`).
+    fn name(&self) -> &'static str;
+
+    /// Does what `event` calls for. An error leaves the event unacknowledged, so the
+    /// relay tries it again later.
+    async fn react(&self, event: &crate::storage::OutboxEvent) -> Result<()>;
+}
