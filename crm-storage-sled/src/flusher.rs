@@ -18,14 +18,16 @@ type Waiter = oneshot::Sender<Result<(), String>>;
 
 /// The handle commits use to wait for the disk.
 pub(crate) struct Flusher {
-    requests: Mutex<mpsc::Sender<Waiter>>,
+    /// `None` once dropping.
+    requests: Mutex<Option<mpsc::Sender<Waiter>>>,
+    thread: Option<thread::JoinHandle<()>>,
 }
 
 impl Flusher {
     /// Starts the flushing thread; it ends when the flusher is dropped.
     pub(crate) fn start(db: sled::Db) -> std::io::Result<Self> {
         let (requests, pending) = mpsc::channel::<Waiter>();
-        thread::Builder::new().name("crm-sled-flush".into()).spawn(move || {
+        let thread = thread::Builder::new().name("crm-sled-flush".into()).spawn(move || {
             while let Ok(first) = pending.recv() {
                 let waiting: Vec<Waiter> = std::iter::once(first).chain(pending.try_iter()).collect();
                 let result = db.flush().map(drop).map_err(|e| e.to_string());
@@ -35,18 +37,30 @@ impl Flusher {
                 }
             }
         })?;
-        Ok(Self { requests: Mutex::new(requests) })
+        Ok(Self { requests: Mutex::new(Some(requests)), thread: Some(thread) })
     }
 
     /// Waits until everything applied before the call is on disk.
     pub(crate) async fn flush(&self) -> Result<(), StorageError> {
         let (done, answer) = oneshot::channel();
-        let sent = self.requests.lock().unwrap_or_else(PoisonError::into_inner).send(done);
-        sent.map_err(|_| StorageError::Unavailable("the sled flushing thread has stopped".into()))?;
+        let sent = self.requests.lock().unwrap_or_else(PoisonError::into_inner).as_ref().map(|r| r.send(done));
+        sent.and_then(Result::ok)
+            .ok_or_else(|| StorageError::Unavailable("the sled flushing thread has stopped".into()))?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(message)) => Err(StorageError::Backend { source: format!("flushing sled: {message}").into() }),
             Err(_) => Err(StorageError::Unavailable("the sled flushing thread has stopped".into())),
+        }
+    }
+}
+
+impl Drop for Flusher {
+    /// Ends the thread and waits for it, so its handle on the database is gone when the
+    /// store is: a temporary store's directory is removed only once every handle is.
+    fn drop(&mut self) {
+        self.requests.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
         }
     }
 }

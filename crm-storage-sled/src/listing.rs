@@ -191,8 +191,11 @@ impl<'q> RowTest<'q> {
 impl Reader<'_> {
     /// A listing's page: its total, its rows, and the cursor after the last one.
     fn page(&self, kind: EntityKind, query: &ListQuery) -> Result<Page<StoredRecord>, StorageError> {
-        let total = if query.with_total { Some(self.count(&query.filters, query.search.as_ref())?) } else { None };
-        let mut rows = self.rows(query)?;
+        let (total, mut rows) = match self.first_page_with_total(query)? {
+            Some((total, rows)) => (Some(total), rows),
+            None if query.with_total => (Some(self.count(&query.filters, query.search.as_ref())?), self.rows(query)?),
+            None => (None, self.rows(query)?),
+        };
         let next = if rows.len() > query.limit {
             rows.truncate(query.limit);
             rows.last().map(|row| Cursor { value: row.sort_value.clone(), id: row.id })
@@ -320,6 +323,37 @@ impl Reader<'_> {
             // Id order over everything (creation order: ids are UUID v7).
             Plan::All => self.rows_in_id_order(query, &test, wanted),
         }
+    }
+
+    /// A first page and its total from one walk, when the page's walk would visit the
+    /// same candidates as the count (id order, no cursor): a search with a total then
+    /// reads every record once, not twice. `None` for other listings.
+    fn first_page_with_total(&self, query: &ListQuery) -> Result<Option<(u64, Vec<Row>)>, StorageError> {
+        if !query.with_total || query.after.is_some() {
+            return Ok(None);
+        }
+        let descending = query.sort.descending;
+        let candidates: Box<dyn Iterator<Item = Result<(Uuid, Option<IVec>), StorageError>> + '_> =
+            match Plan::choose(query) {
+                Plan::All => Box::new(self.all_rows(None, descending).map(|row| row.map(|(id, b)| (id, Some(b))))),
+                Plan::IdSelection(driver) => Box::new(
+                    self.driven_ids(&driver, None, descending)?.map(|id| id.and_then(|id| Ok((id, self.record(id)?)))),
+                ),
+                Plan::SortIndex(_) | Plan::SortSelection(_) => return Ok(None),
+            };
+        let (wanted, test) = (query.limit.saturating_add(1), RowTest::new(query));
+        let (mut total, mut rows) = (0, Vec::new());
+        for candidate in candidates {
+            if let (id, Some(bytes)) = candidate?
+                && let Some(row) = test.row(id, bytes)?
+            {
+                total += 1;
+                if rows.len() < wanted {
+                    rows.push(row);
+                }
+            }
+        }
+        Ok(Some((total, rows)))
     }
 
     /// The rows among `ids`, in their order, until there are `limit`.
