@@ -72,6 +72,9 @@ struct Row {
 /// The ids a walk yields, in the walk's order.
 type Ids<'a> = Box<dyn Iterator<Item = Result<Uuid, StorageError>> + 'a>;
 
+/// Candidate records by id, with their stored values (`None`: gone since indexed).
+type Candidates<'a> = Box<dyn Iterator<Item = Result<(Uuid, Option<IVec>), StorageError>> + 'a>;
+
 /// Reads one kind of one tenant.
 struct Reader<'a> {
     trees: &'a KindTrees,
@@ -333,14 +336,13 @@ impl Reader<'_> {
             return Ok(None);
         }
         let descending = query.sort.descending;
-        let candidates: Box<dyn Iterator<Item = Result<(Uuid, Option<IVec>), StorageError>> + '_> =
-            match Plan::choose(query) {
-                Plan::All => Box::new(self.all_rows(None, descending).map(|row| row.map(|(id, b)| (id, Some(b))))),
-                Plan::IdSelection(driver) => Box::new(
-                    self.driven_ids(&driver, None, descending)?.map(|id| id.and_then(|id| Ok((id, self.record(id)?)))),
-                ),
-                Plan::SortIndex(_) | Plan::SortSelection(_) => return Ok(None),
-            };
+        let candidates: Candidates<'_> = match Plan::choose(query) {
+            Plan::All => Box::new(self.all_rows(None, descending).map(|row| row.map(|(id, b)| (id, Some(b))))),
+            Plan::IdSelection(driver) => Box::new(
+                self.driven_ids(&driver, None, descending)?.map(|id| id.and_then(|id| Ok((id, self.record(id)?)))),
+            ),
+            Plan::SortIndex(_) | Plan::SortSelection(_) => return Ok(None),
+        };
         let (wanted, test) = (query.limit.saturating_add(1), RowTest::new(query));
         let (mut total, mut rows) = (0, Vec::new());
         for candidate in candidates {
