@@ -46,11 +46,12 @@ use std::{
 };
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use crm_core::{
     TenantId,
     storage::{
         AggregateQuery, AggregateRow, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError, StoredRecord,
-        WriteBatch, WriteOp,
+        StreamedEvent, WriteBatch, WriteOp,
     },
 };
 use redis::{Script, aio::ConnectionManager};
@@ -514,6 +515,20 @@ impl<S: Storage + ?Sized> Storage for CachedStorage<S> {
 
     async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
         self.inner.outbox_ack(ids).await
+    }
+    async fn outbox_stream(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamedEvent>, StorageError> {
+        self.inner.outbox_stream(tenant, after, limit).await
+    }
+    async fn outbox_position(&self) -> Result<u64, StorageError> {
+        self.inner.outbox_position().await
+    }
+    async fn outbox_prune(&self, acked_before: DateTime<Utc>, limit: usize) -> Result<usize, StorageError> {
+        self.inner.outbox_prune(acked_before, limit).await
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

@@ -23,6 +23,7 @@
 mod commit;
 mod decode;
 mod error;
+mod outbox;
 mod query;
 mod schema;
 #[cfg(feature = "testing")]
@@ -32,15 +33,16 @@ mod values;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use crm_core::{
     TenantId,
     storage::{
         AggregateQuery, AggregateRow, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError, StoredRecord,
-        WriteBatch,
+        StreamedEvent, WriteBatch,
     },
 };
 use sqlx::{
-    AssertSqlSafe, PgPool, Row,
+    AssertSqlSafe, PgPool,
     migrate::{MigrateError, Migrator},
     postgres::{PgConnectOptions, PgPoolOptions},
 };
@@ -263,46 +265,28 @@ impl Storage for PostgresStorage {
     }
 
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StorageError> {
-        self.bounded(async {
-            let rows = sqlx::query(
-                "SELECT id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos FROM outbox \
-                 ORDER BY id LIMIT $1",
-            )
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(map)?;
-            rows.iter()
-                .map(|r| {
-                    let kind: String = r.try_get(3).map_err(map)?;
-                    Ok(OutboxEvent {
-                        id: r.try_get(0).map_err(map)?,
-                        tenant_id: TenantId(r.try_get(1).map_err(map)?),
-                        name: r.try_get(2).map_err(map)?,
-                        entity_kind: decode::entity_kind("outbox.entity_kind", &kind)?,
-                        entity_id: r.try_get(4).map_err(map)?,
-                        payload: r.try_get(5).map_err(map)?,
-                        occurred_at: decode::instant(
-                            "outbox.occurred_at_nanos",
-                            r.try_get(6).map_err(map)?,
-                            r.try_get(7).map_err(map)?,
-                        )?,
-                    })
-                })
-                .collect()
-        })
-        .await
+        self.bounded(outbox::pending(&self.pool, limit)).await
     }
 
     async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
-        self.bounded(async {
-            if ids.is_empty() {
-                return Ok(());
-            }
-            sqlx::query("DELETE FROM outbox WHERE id = ANY($1)").bind(ids).execute(&self.pool).await.map_err(map)?;
-            Ok(())
-        })
-        .await
+        self.bounded(outbox::ack(&self.pool, ids)).await
+    }
+
+    async fn outbox_stream(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamedEvent>, StorageError> {
+        self.bounded(outbox::stream(&self.pool, tenant, after, limit)).await
+    }
+
+    async fn outbox_position(&self) -> Result<u64, StorageError> {
+        self.bounded(outbox::position(&self.pool)).await
+    }
+
+    async fn outbox_prune(&self, acked_before: DateTime<Utc>, limit: usize) -> Result<usize, StorageError> {
+        self.bounded(outbox::prune(&self.pool, acked_before, limit)).await
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

@@ -152,7 +152,7 @@ fn mark_importing_blocking(shared: &Shared) -> Result<(), DumpError> {
     shared.locks.import(|| {
         let mut trees = EntityKind::ALL.iter().map(|&kind| shared.kind(kind).map(|trees| &trees.records));
         let records_empty = trees.try_fold(true, |empty, tree| Ok::<_, StorageError>(empty && tree?.is_empty()))?;
-        if !records_empty || !shared.counters.is_empty() || !shared.outbox.is_empty() {
+        if !records_empty || !shared.counters.is_empty() || !shared.outbox.is_empty() || !shared.acked.is_empty() {
             return Err(DumpError::NotEmpty);
         }
         shared.meta.insert(IMPORTING_KEY, &[]).map_err(backend)?;
@@ -233,7 +233,7 @@ fn wipe(shared: &Shared) -> Result<(), StorageError> {
             tree.clear().map_err(backend)?;
         }
     }
-    for tree in [&shared.references, &shared.counters, &shared.outbox] {
+    for tree in [&shared.references, &shared.counters, &shared.outbox, &shared.acked, &shared.stream] {
         tree.clear().map_err(backend)?;
     }
     shared.meta.remove(IMPORTING_KEY).map_err(backend)?;

@@ -17,6 +17,8 @@ const NAME_END: u8 = 0;
 pub(crate) const FORMAT_VERSION_KEY: &[u8] = b"format_version";
 /// In `meta`: set while an import runs; a store that still has it was left half-imported.
 pub(crate) const IMPORTING_KEY: &[u8] = b"import_in_progress";
+/// In `meta`: the last outbox position given (a big-endian u64; absent: 0).
+pub(crate) const OUTBOX_POSITION_KEY: &[u8] = b"outbox_position";
 
 /// `tenant ‖ id`: a record in its kind's records tree.
 pub(crate) fn record_key(tenant: TenantId, id: Uuid) -> Vec<u8> {
@@ -98,6 +100,19 @@ pub(crate) fn counter_key(tenant: TenantId, name: &str) -> Vec<u8> {
     let mut key = tenant_prefix(tenant);
     key.extend_from_slice(name.as_bytes());
     key
+}
+
+/// `tenant ‖ position` (big-endian): an acknowledged event in its tenant's stream.
+pub(crate) fn stream_key(tenant: TenantId, position: u64) -> Vec<u8> {
+    let mut key = tenant_prefix(tenant);
+    key.extend_from_slice(&position.to_be_bytes());
+    key
+}
+
+/// The position at the end of a stream key.
+pub(crate) fn stream_position(key: &[u8]) -> Option<u64> {
+    let start = key.len().checked_sub(8)?;
+    Some(u64::from_be_bytes(key[start..].try_into().ok()?))
 }
 
 /// The smallest key greater than every key starting with `prefix` (`None`: no bound).

@@ -26,7 +26,8 @@
 //! commit and no outbox acknowledgement of any tenant; an import must see nothing at
 //! all. Commits and acknowledgements hold `writes` shared, listings hold `reads` shared;
 //! an export takes `writes` exclusively (listings go on), an import both. Locks are
-//! always taken in the order `writes`, `reads`, one tenant's; nothing holds two tenants'.
+//! always taken in the order `writes`, `reads`, one tenant's (or `acks`, which outbox
+//! acknowledgements hold alone so positions are given in order); nothing holds two tenants'.
 //!
 //! These are blocking locks: they are only ever taken on tokio's blocking pool (see
 //! [`crate::store`]), never on a runtime worker.
@@ -50,6 +51,8 @@ pub(crate) struct Locks {
     writes: RwLock<()>,
     /// Held shared by listings and aggregates; exclusively by import.
     reads: RwLock<()>,
+    /// Held by every outbox acknowledgement and prune: positions are given one ack at a time.
+    acks: Mutex<()>,
     tenants: Mutex<TenantLocks>,
 }
 
@@ -78,9 +81,10 @@ impl Locks {
         read()
     }
 
-    /// Runs an outbox acknowledgement outside any export or import.
+    /// Runs an outbox acknowledgement (or prune) alone, outside any export or import.
     pub(crate) fn outbox_ack<T>(&self, ack: impl FnOnce() -> T) -> T {
         let _writes = self.writes.read().unwrap_or_else(PoisonError::into_inner);
+        let _acks = self.acks.lock().unwrap_or_else(PoisonError::into_inner);
         ack()
     }
 

@@ -46,6 +46,10 @@ pub(crate) struct Shared {
     pub(crate) counters: Tree,
     /// Event id → the unacknowledged event (JSON).
     pub(crate) outbox: Tree,
+    /// Position (a big-endian u64) → an acknowledged event and when (JSON), until pruned.
+    pub(crate) acked: Tree,
+    /// `tenant ‖ position` → nothing: each tenant's stream of acknowledged events.
+    pub(crate) stream: Tree,
     /// The format version and the import marker ([`keys::FORMAT_VERSION_KEY`]).
     pub(crate) meta: Tree,
     pub(crate) flusher: Flusher,
@@ -72,6 +76,8 @@ impl Shared {
             references: db.open_tree("references")?,
             counters: db.open_tree("counters")?,
             outbox: db.open_tree("outbox")?,
+            acked: db.open_tree("outbox_acked")?,
+            stream: db.open_tree("outbox_stream")?,
             meta: db.open_tree("meta")?,
             flusher,
             locks: Locks::default(),

@@ -16,11 +16,12 @@
 use std::{path::Path, sync::Arc};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use crm_core::{
     TenantId,
     storage::{
         AggregateQuery, AggregateRow, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError, StoredRecord,
-        WriteBatch,
+        StreamedEvent, WriteBatch,
     },
 };
 use tokio::{runtime::Handle, sync::OwnedSemaphorePermit, task::JoinError};
@@ -238,6 +239,25 @@ impl Storage for SledStorage {
         let ids = ids.to_vec();
         self.on_blocking_pool(move |shared| outbox::ack_blocking(shared, &ids)).await?;
         self.acknowledge().await
+    }
+
+    async fn outbox_stream(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamedEvent>, StorageError> {
+        self.on_blocking_pool(move |shared| outbox::stream_blocking(shared, tenant, after, limit)).await
+    }
+
+    async fn outbox_position(&self) -> Result<u64, StorageError> {
+        self.on_blocking_pool(outbox::position_blocking).await
+    }
+
+    async fn outbox_prune(&self, acked_before: DateTime<Utc>, limit: usize) -> Result<usize, StorageError> {
+        let pruned = self.on_blocking_pool(move |shared| outbox::prune_blocking(shared, acked_before, limit)).await?;
+        self.acknowledge().await?;
+        Ok(pruned)
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

@@ -9,6 +9,7 @@ use std::{
 };
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use crm_cache_redis::{CacheOptions, CachedStorage, testing};
 use crm_core::{
     Id, TenantId,
@@ -16,7 +17,7 @@ use crm_core::{
     customers::companies::{Company, CompanyPatch, NewCompany},
     storage::{
         AggregateQuery, AggregateRow, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError, StoredRecord,
-        WriteBatch, memory::MemoryStorage,
+        StreamedEvent, WriteBatch, memory::MemoryStorage,
     },
 };
 use crm_storage_postgres::{PostgresStorage, testing as pg};
@@ -121,6 +122,20 @@ impl Storage for SlowRead {
     }
     async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
         self.inner.outbox_ack(ids).await
+    }
+    async fn outbox_stream(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamedEvent>, StorageError> {
+        self.inner.outbox_stream(tenant, after, limit).await
+    }
+    async fn outbox_position(&self) -> Result<u64, StorageError> {
+        self.inner.outbox_position().await
+    }
+    async fn outbox_prune(&self, acked_before: DateTime<Utc>, limit: usize) -> Result<usize, StorageError> {
+        self.inner.outbox_prune(acked_before, limit).await
     }
     async fn ping(&self) -> Result<(), StorageError> {
         self.inner.ping().await

@@ -2,4 +2,4 @@
 //! a message naming what broke) when the storage misbehaves. The cases live in
 //! modules along their seams; this module gathers them for `conformance_suite!`.
 
-pub use super::{flows::*, listing::*, records::*, services::*, support::company};
+pub use super::{flows::*, listing::*, outbox::*, records::*, services::*, support::company};

@@ -17,6 +17,7 @@ pub mod flows;
 pub mod job_queue;
 pub mod leases;
 pub mod listing;
+pub mod outbox;
 pub mod rate_limiter;
 pub mod records;
 pub mod services;
@@ -49,6 +50,11 @@ macro_rules! __conformance_cases {
             counters_advance_atomically,
             stale_counter_wins_over_taken_number,
             outbox_records_and_acknowledges,
+            outbox_positions_follow_ack_order,
+            outbox_reack_changes_nothing,
+            outbox_stream_is_per_tenant_and_ordered,
+            outbox_concurrent_acks_leave_no_gap,
+            outbox_prune_takes_only_acked_before,
             tenants_are_isolated,
             filters_select_exactly,
             sorts_order_with_id_tiebreak,

@@ -10,11 +10,12 @@ use std::{
 };
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{
     AggregateQuery, AggregateRow, Aggregation, Cursor, EntityKind, FieldValue, FilterOp, ListQuery, OutboxEvent, Page,
-    Record, StateView, Storage, StorageError, StoredRecord, UniqueKey, WriteBatch, WriteOp, check_batch,
+    Record, StateView, Storage, StorageError, StoredRecord, StreamedEvent, UniqueKey, WriteBatch, WriteOp, check_batch,
 };
 use crate::id::TenantId;
 
@@ -39,7 +40,20 @@ impl MemoryStorage {
 #[derive(Default)]
 struct State {
     tenants: HashMap<TenantId, TenantState>,
+    /// Pending events, by id.
     outbox: BTreeMap<Uuid, OutboxEvent>,
+    /// Acknowledged events, by position.
+    acked: BTreeMap<u64, Acked>,
+    /// Each tenant's positions, for its stream.
+    streams: HashMap<TenantId, BTreeSet<u64>>,
+    /// The last position given.
+    position: u64,
+}
+
+struct Acked {
+    event: OutboxEvent,
+    /// Never before the previous acknowledgement's, so the oldest come first by position.
+    at: DateTime<Utc>,
 }
 
 #[derive(Default)]
@@ -333,10 +347,52 @@ impl Storage for MemoryStorage {
 
     async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
         let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let last_at = state.acked.last_key_value().map(|(_, a)| a.at);
+        let at = last_at.map_or_else(Utc::now, |last| last.max(Utc::now()));
         for id in ids {
-            state.outbox.remove(id);
+            let Some(event) = state.outbox.remove(id) else { continue };
+            state.position += 1;
+            let position = state.position;
+            state.streams.entry(event.tenant_id).or_default().insert(position);
+            state.acked.insert(position, Acked { event, at });
         }
         Ok(())
+    }
+
+    async fn outbox_stream(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamedEvent>, StorageError> {
+        Ok(self.read(|s| {
+            let Some(positions) = s.streams.get(&tenant) else { return Vec::new() };
+            positions
+                .range((Bound::Excluded(after), Bound::Unbounded))
+                .take(limit)
+                .filter_map(|&position| {
+                    s.acked.get(&position).map(|a| StreamedEvent { position, event: a.event.clone() })
+                })
+                .collect()
+        }))
+    }
+
+    async fn outbox_position(&self) -> Result<u64, StorageError> {
+        Ok(self.read(|s| s.position))
+    }
+
+    async fn outbox_prune(&self, acked_before: DateTime<Utc>, limit: usize) -> Result<usize, StorageError> {
+        let mut state = self.state.write().unwrap_or_else(PoisonError::into_inner);
+        let old: Vec<u64> =
+            state.acked.iter().take(limit).take_while(|(_, a)| a.at < acked_before).map(|(&p, _)| p).collect();
+        for position in &old {
+            if let Some(acked) = state.acked.remove(position)
+                && let Some(stream) = state.streams.get_mut(&acked.event.tenant_id)
+            {
+                stream.remove(position);
+            }
+        }
+        Ok(old.len())
     }
 
     async fn ping(&self) -> Result<(), StorageError> {

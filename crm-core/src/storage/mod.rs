@@ -246,6 +246,17 @@ pub struct OutboxEvent {
     pub occurred_at: DateTime<Utc>,
 }
 
+/// An acknowledged outbox event with its place in the stream: what a live subscriber
+/// reads, and resumes after (`Last-Event-ID`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamedEvent {
+    /// Its position in the one global sequence of acknowledgements (from 1, strictly
+    /// increasing in ack order, never reused, never given to a later ack out of order).
+    pub position: u64,
+    /// The event itself.
+    pub event: OutboxEvent,
+}
+
 /// Everything one service call writes, committed all-or-nothing.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct WriteBatch {
@@ -370,8 +381,32 @@ pub trait Storage: Send + Sync + 'static {
     /// Up to `limit` unacknowledged outbox events, oldest first, across tenants.
     async fn outbox_pending(&self, limit: usize) -> Result<Vec<OutboxEvent>, StorageError>;
 
-    /// Marks outbox events as delivered; unknown ids are ignored.
+    /// Acknowledges outbox events (their reactions ran): each newly acknowledged event
+    /// gets the next position of one global sequence, in the order of `ids`, and the
+    /// instant of its acknowledgement. Unknown and already acknowledged ids are ignored.
+    ///
+    /// Acknowledgements are serialized: once any reader has seen position N (through
+    /// [`Storage::outbox_stream`] or [`Storage::outbox_position`]), no event ever appears
+    /// at a position ≤ N. That is what lets a live stream resume after a position, on
+    /// any instance.
     async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError>;
+
+    /// Up to `limit` acknowledged events of `tenant` with a position above `after`, in
+    /// position order (pruned events are gone).
+    async fn outbox_stream(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamedEvent>, StorageError>;
+
+    /// The highest position given so far (0 before the first acknowledgement): where a
+    /// new stream subscriber starts.
+    async fn outbox_position(&self) -> Result<u64, StorageError>;
+
+    /// Deletes up to `limit` events acknowledged before `acked_before`, oldest first, and
+    /// says how many; pending events are never pruned. Positions are never reused.
+    async fn outbox_prune(&self, acked_before: DateTime<Utc>, limit: usize) -> Result<usize, StorageError>;
 
     /// Whether the backend answers (readiness).
     async fn ping(&self) -> Result<(), StorageError>;

@@ -1,6 +1,6 @@
 //! State guards: what a record's state forbids (issue 10, item 19).
 
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use crm_core::{
     CrmError,
     customers::companies::{Company, NewCompany},
@@ -26,7 +26,7 @@ use crm_core::{
     TenantId,
     storage::{
         AggregateQuery, AggregateRow, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError, StoredRecord,
-        WriteBatch, WriteOp, memory::MemoryStorage,
+        StreamedEvent, WriteBatch, WriteOp, memory::MemoryStorage,
     },
 };
 use tokio::sync::oneshot;
@@ -278,6 +278,20 @@ impl Storage for HeldProjectCommit {
     }
     async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
         self.inner.outbox_ack(ids).await
+    }
+    async fn outbox_stream(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamedEvent>, StorageError> {
+        self.inner.outbox_stream(tenant, after, limit).await
+    }
+    async fn outbox_position(&self) -> Result<u64, StorageError> {
+        self.inner.outbox_position().await
+    }
+    async fn outbox_prune(&self, acked_before: DateTime<Utc>, limit: usize) -> Result<usize, StorageError> {
+        self.inner.outbox_prune(acked_before, limit).await
     }
     async fn ping(&self) -> Result<(), StorageError> {
         self.inner.ping().await

@@ -6,12 +6,13 @@
 use std::{sync::Arc, time::Duration};
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use crm_core::{
     TenantId,
     conformance::World,
     storage::{
         AggregateQuery, AggregateRow, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError, StoredRecord,
-        WriteBatch, WriteOp, memory::MemoryStorage,
+        StreamedEvent, WriteBatch, WriteOp, memory::MemoryStorage,
     },
 };
 use crm_http::{AppOptions, auth::CookiePolicy, input::Versions, limits::Limits};
@@ -69,6 +70,20 @@ impl Storage for SlowPayments {
     }
     async fn outbox_ack(&self, ids: &[Uuid]) -> Result<(), StorageError> {
         self.0.outbox_ack(ids).await
+    }
+    async fn outbox_stream(
+        &self,
+        tenant: TenantId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<StreamedEvent>, StorageError> {
+        self.0.outbox_stream(tenant, after, limit).await
+    }
+    async fn outbox_position(&self) -> Result<u64, StorageError> {
+        self.0.outbox_position().await
+    }
+    async fn outbox_prune(&self, acked_before: DateTime<Utc>, limit: usize) -> Result<usize, StorageError> {
+        self.0.outbox_prune(acked_before, limit).await
     }
     async fn ping(&self) -> Result<(), StorageError> {
         self.0.ping().await
