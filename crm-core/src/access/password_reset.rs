@@ -79,7 +79,8 @@ impl Users<'_> {
         let Some(before) = self.find_by_email(tenant, email).await?.filter(|u| u.active) else { return Ok(None) };
         let secret = random_secret()?;
         let mut after = before.clone();
-        let mut tx = self.crm.tx(&Principal::for_user(&before));
+        let principal = Principal::for_user(&before);
+        let mut tx = self.crm.tx(&principal);
         after.reset = Some(PendingReset { secret_hash: hash_secret(&secret), expires_at: tx.now() + RESET_TTL });
         tx.update_as("password_reset_requested", &before, &mut after)?;
         tx.commit().await?;
