@@ -9,7 +9,7 @@
 use std::{
     future::Future,
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::Arc,
     task::{Context, Poll},
 };
 
@@ -17,6 +17,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
+pub use crate::clock::{Clock, ManualClock, SystemClock};
 use crate::{
     authz::{Access, Action, Principal, Resource},
     entity::{Entity, from_stored, to_record},
@@ -24,6 +25,7 @@ use crate::{
     events::{Assigned, EventPayload},
     fields,
     id::{Id, Meta, TenantId},
+    jobs::{JobQueue, StorageJobQueue},
     journal::{AssignmentNotice, AuditFact, Journal},
     passwords::{Inline, Offload, PasswordHashString, PasswordPolicy, PasswordWork, offloaded},
     session_store::{DEFAULT_SESSION_TTL, SessionStore, StorageSessionStore},
@@ -33,43 +35,6 @@ use crate::{
     },
     tenant_settings::TenantSettings,
 };
-
-/// The source of "now", replaceable in tests.
-pub trait Clock: Send + Sync + 'static {
-    /// The current instant.
-    fn now(&self) -> DateTime<Utc>;
-}
-
-/// The system clock.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> DateTime<Utc> {
-        Utc::now()
-    }
-}
-
-/// A clock that stays where it is set; for tests of dates (overdue, expiry, reports).
-#[derive(Debug)]
-pub struct ManualClock(Mutex<DateTime<Utc>>);
-
-impl ManualClock {
-    /// A clock showing `now`.
-    pub fn new(now: DateTime<Utc>) -> Self {
-        Self(Mutex::new(now))
-    }
-    /// Moves the clock.
-    pub fn set(&self, now: DateTime<Utc>) {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = now;
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
 
 /// The CRM: cheap to clone, shareable across tasks. Every service call takes the
 /// acting [`Principal`].
@@ -83,6 +48,7 @@ pub struct Crm {
     pub(crate) session_ttl: chrono::Duration,
     pub(crate) journal: Journal,
     pub(crate) webhook_allow_http: bool,
+    pub(crate) jobs: Arc<dyn JobQueue>,
 }
 
 impl std::fmt::Debug for Crm {
@@ -95,6 +61,7 @@ impl std::fmt::Debug for Crm {
 /// session store. Made by `Crm::builder`.
 pub struct CrmBuilder {
     crm: Crm,
+    jobs: Option<Arc<dyn JobQueue>>,
 }
 
 impl CrmBuilder {
@@ -102,10 +69,13 @@ impl CrmBuilder {
     /// run inline, sessions in the storage, and `journal`.
     pub(crate) fn assemble(storage: Arc<dyn Storage>, journal: Journal) -> Self {
         let sessions = Arc::new(StorageSessionStore::new(storage.clone()));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Self {
+            jobs: None,
             crm: Crm {
+                jobs: Arc::new(StorageJobQueue::new(storage.clone(), clock.clone())),
                 storage,
-                clock: Arc::new(SystemClock),
+                clock,
                 passwords: PasswordPolicy::default(),
                 offload: Arc::new(Inline),
                 sessions,
@@ -149,9 +119,20 @@ impl CrmBuilder {
         self
     }
 
+    /// Enqueues background jobs (emails…) on this queue; default: a
+    /// [`StorageJobQueue`] on the CRM's storage and clock. A server passes the queue its
+    /// workers reserve from (Redis or storage).
+    pub fn jobs(mut self, jobs: Arc<dyn JobQueue>) -> Self {
+        self.jobs = Some(jobs);
+        self
+    }
+
     /// The CRM.
     pub fn build(self) -> Crm {
-        self.crm
+        let mut crm = self.crm;
+        // The default queue is made here, so that it runs on the clock finally chosen.
+        crm.jobs = self.jobs.unwrap_or_else(|| Arc::new(StorageJobQueue::new(crm.storage.clone(), crm.clock.clone())));
+        crm
     }
 }
 
@@ -159,6 +140,11 @@ impl Crm {
     /// The storage underneath (for readiness checks and the outbox worker).
     pub fn storage(&self) -> &Arc<dyn Storage> {
         &self.storage
+    }
+
+    /// The queue services enqueue background jobs on, after their commit.
+    pub fn jobs(&self) -> &Arc<dyn JobQueue> {
+        &self.jobs
     }
 
     /// Now, by the CRM's clock.

@@ -28,6 +28,7 @@
 
 // The kernel: no module here imports a business area (held by tests/it/invariants.rs).
 pub mod authz;
+mod clock;
 mod crm;
 pub mod entity;
 mod error;
@@ -39,6 +40,7 @@ mod input;
 pub mod jobs;
 mod journal;
 pub mod leases;
+pub mod mail;
 pub mod money;
 pub mod passwords;
 pub mod rate_limit;
@@ -50,6 +52,7 @@ pub mod tenant_settings;
 // The business areas, each above the kernel and the areas listed before it.
 pub mod access;
 pub mod customers;
+pub mod emails;
 pub mod notifications;
 pub mod reports;
 pub mod sales;

@@ -184,8 +184,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
     let backends = Backends::open(&config, storage).await?;
-    let mut crm =
-        Crm::builder(backends.storage.clone()).offload(Arc::new(offload)).webhook_allow_http(config.webhook_allow_http);
+    // Services enqueue (emails…) on the queue the workers reserve from.
+    let mut crm = Crm::builder(backends.storage.clone())
+        .offload(Arc::new(offload))
+        .webhook_allow_http(config.webhook_allow_http)
+        .jobs(backends.jobs.clone());
     if let Some(sessions) = backends.sessions.clone() {
         crm = crm.session_store(sessions);
     }

@@ -3,6 +3,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod password_reset;
 pub(crate) mod security;
 pub mod sessions;
 pub mod settings;

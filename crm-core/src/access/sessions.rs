@@ -168,11 +168,11 @@ impl Crm {
     }
 }
 
-fn hash_secret(secret: &str) -> String {
+pub(super) fn hash_secret(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-fn random_secret() -> Result<String> {
+pub(super) fn random_secret() -> Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| CrmError::Internal(format!("no randomness: {e}")))?;
     Ok(hex::encode(bytes))

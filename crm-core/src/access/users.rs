@@ -7,6 +7,7 @@ use uuid::Uuid;
 
 use crate::{
     access::{
+        password_reset::PendingReset,
         security::{SecurityEvent, Severity, printable},
         sessions::RevokeReason,
     },
@@ -64,7 +65,11 @@ pub struct User {
     /// The last successful sign-in.
     pub last_login_at: Option<DateTime<Utc>>,
     #[cfg_attr(feature = "schema", schemars(skip))]
-    password_hash: PasswordHashString,
+    pub(super) password_hash: PasswordHashString,
+    /// The pending forgotten-password reset, if one was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(skip))]
+    pub(super) reset: Option<PendingReset>,
 }
 
 impl User {
@@ -78,7 +83,7 @@ impl Entity for User {
     const KIND: EntityKind = EntityKind::User;
     const RESOURCE: Resource = Resource::Users;
     const OWNER_FIELD: Option<&'static str> = Some("id");
-    const SECRET_FIELDS: &'static [&'static str] = &["password_hash"];
+    const SECRET_FIELDS: &'static [&'static str] = &["password_hash", "reset"];
     entity_meta!();
 
     indexed_fields! {
@@ -216,7 +221,7 @@ pub struct Bootstrap {
 /// Users, tenants, passwords and principals.
 #[derive(Clone, Copy, Debug)]
 pub struct Users<'a> {
-    crm: &'a Crm,
+    pub(super) crm: &'a Crm,
 }
 
 impl Crm {
@@ -236,7 +241,7 @@ fn validate_user_fields(v: &mut Validator, email: &str, first: &str, last: &str,
     };
 }
 
-fn validate_password(v: &mut Validator, field: &str, password: &str) {
+pub(super) fn validate_password(v: &mut Validator, field: &str, password: &str) {
     v.check(
         password.chars().count() >= PasswordPolicy::MIN_LENGTH && password.len() <= 1024,
         field,
@@ -308,6 +313,7 @@ impl Users<'_> {
             active: true,
             last_login_at: None,
             password_hash: self.crm.hash_password(&input.admin_password).await?,
+            reset: None,
         };
         let principal = Principal::for_user(&admin);
         let mut tx = self.crm.tx(&principal);
@@ -404,7 +410,7 @@ impl Users<'_> {
         recorded.err().unwrap_or(CrmError::Unauthenticated)
     }
 
-    async fn find_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<User>> {
+    pub(super) async fn find_by_email(&self, tenant: TenantId, email: &str) -> Result<Option<User>> {
         let query = ListQuery { limit: 1, ..ListQuery::filtered(vec![Filter::eq("email", email.to_lowercase())]) };
         let page = self.crm.storage.list(tenant, EntityKind::User, &query).await?;
         page.items.into_iter().next().map(crate::entity::from_stored).transpose()
@@ -428,6 +434,7 @@ impl Users<'_> {
             active: true,
             last_login_at: None,
             password_hash: self.crm.hash_password(&input.password).await?,
+            reset: None,
         };
         let mut tx = self.crm.tx(p);
         tx.insert(&user)?;
@@ -459,6 +466,7 @@ impl Users<'_> {
             active: input.active,
             last_login_at: None,
             password_hash: hash.map_err(|_| CrmError::Internal("validated hash missing".into()))?,
+            reset: None,
         };
         let mut tx = self.crm.tx(p);
         tx.insert(&user)?;

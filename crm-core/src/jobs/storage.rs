@@ -21,7 +21,7 @@ use super::{
 };
 use crate::{
     authz::Resource,
-    crm::Clock,
+    clock::Clock,
     entity::{Entity, entity_meta, from_stored, to_record},
     error::{CrmError, Result},
     fields::indexed_fields,

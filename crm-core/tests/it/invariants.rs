@@ -26,6 +26,7 @@ const LAYERS: &[(&str, &[&str])] = &[
         "kernel",
         &[
             "id",
+            "clock",
             "error",
             "events",
             "storage",
@@ -41,6 +42,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "idempotency",
             "jobs",
             "leases",
+            "mail",
             "rate_limit",
             "tenant_settings",
             "crm",
@@ -53,6 +55,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("work", &["work"]),
     ("reports", &["reports"]),
     ("webhooks", &["webhooks"]),
+    ("emails", &["emails"]),
     ("assembly", &["assembly", "schedule", ""]),
     ("conformance", &["conformance"]),
 ];

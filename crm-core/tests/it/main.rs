@@ -17,6 +17,7 @@ mod invariants;
 mod job_queue_suite;
 mod jobs;
 mod lease_suite;
+mod mail;
 mod money;
 mod projects;
 mod rate_limiter_suite;
