@@ -222,10 +222,48 @@ impl Crm {
 
     /// Loads a record of the principal's tenant, `NotFound` if absent.
     pub(crate) async fn fetch<E: Entity>(&self, tenant: TenantId, id: Id<E>) -> Result<E> {
-        match self.storage.get(tenant, E::KIND, id.uuid()).await? {
-            Some(stored) => from_stored(stored),
-            None => Err(CrmError::NotFound { kind: E::KIND, id: id.uuid() }),
+        self.fetch_opt(tenant, id).await?.ok_or(CrmError::NotFound { kind: E::KIND, id: id.uuid() })
+    }
+
+    /// Every record of `tenant` and `E`'s kind that matches `filters`, page by page
+    /// (for sets that stay small: a tenant's admins, endpoints, one endpoint's log).
+    pub(crate) async fn list_all<E: Entity>(&self, tenant: TenantId, filters: Vec<Filter>) -> Result<Vec<E>> {
+        let mut query = ListQuery { limit: PageRequest::MAX_LIMIT, ..ListQuery::filtered(filters) };
+        let mut all = Vec::new();
+        loop {
+            let page = self.storage.list(tenant, E::KIND, &query).await?;
+            for stored in page.items {
+                all.push(from_stored(stored)?);
+            }
+            match page.next {
+                Some(next) => query.after = Some(next),
+                None => return Ok(all),
+            }
         }
+    }
+
+    /// The write of a notification telling `user` about `entity`, at `now`.
+    pub(crate) fn notice<E: Entity>(
+        &self,
+        tenant: TenantId,
+        user: Uuid,
+        entity: &E,
+        title: String,
+        now: DateTime<Utc>,
+    ) -> Result<WriteOp> {
+        let notice = AssignmentNotice {
+            meta: Meta::new(tenant, now),
+            user,
+            title,
+            entity_kind: E::KIND,
+            entity_id: entity.meta().id,
+        };
+        Ok(WriteOp::Insert((self.journal.notice)(notice)?))
+    }
+
+    /// Loads a record of `tenant`, if it exists.
+    pub(crate) async fn fetch_opt<E: Entity>(&self, tenant: TenantId, id: Id<E>) -> Result<Option<E>> {
+        self.storage.get(tenant, E::KIND, id.uuid()).await?.map(from_stored).transpose()
     }
 
     /// Loads a record the principal may read; records it may not see are `NotFound`,
@@ -474,14 +512,8 @@ impl Tx<'_> {
 
     /// Tells `user` about `entity` with a notification.
     pub(crate) fn notify<E: Entity>(&mut self, user: Uuid, entity: &E, title: String) -> Result<()> {
-        let notice = AssignmentNotice {
-            meta: Meta::new(self.principal.tenant_id(), self.now),
-            user,
-            title,
-            entity_kind: E::KIND,
-            entity_id: entity.meta().id,
-        };
-        self.batch.ops.push(WriteOp::Insert((self.crm.journal.notice)(notice)?));
+        let notice = self.crm.notice(self.principal.tenant_id(), user, entity, title, self.now)?;
+        self.batch.ops.push(notice);
         Ok(())
     }
 

@@ -7,6 +7,10 @@
 //! this crate only carries it out.
 
 pub mod address;
+pub mod attempts;
 pub mod delivery;
+pub mod relay;
 
+pub use attempts::AttemptWorker;
 pub use delivery::{DeliveryFailure, DeliveryOptions, DeliveryOutcome, WebhookClient};
+pub use relay::{Relay, RelayOptions};

@@ -539,22 +539,9 @@ impl Users<'_> {
     /// deactivated or deleted at once, each batch would find the other admin changed and
     /// only one would commit, so the tenant always keeps an active admin.
     async fn other_active_admins(&self, tenant: TenantId, except: Id<User>) -> Result<Vec<User>> {
-        let filters = vec![Filter::eq("role", Role::Admin.as_str()), Filter::eq("active", true)];
-        let mut query = ListQuery { limit: PageRequest::MAX_LIMIT, ..ListQuery::filtered(filters) };
-        let mut admins = Vec::new();
-        loop {
-            let page = self.crm.storage.list(tenant, EntityKind::User, &query).await?;
-            for stored in page.items {
-                let admin: User = crate::entity::from_stored(stored)?;
-                if admin.meta.id != except.uuid() {
-                    admins.push(admin);
-                }
-            }
-            match page.next {
-                Some(next) => query.after = Some(next),
-                None => return Ok(admins),
-            }
-        }
+        let mut admins = self.crm.active_admins(tenant).await?;
+        admins.retain(|admin| admin.meta.id != except.uuid());
+        Ok(admins)
     }
 
     /// Changes the principal's own password after checking the current one. Refused
@@ -628,5 +615,12 @@ impl Users<'_> {
             tx.check(admin);
         }
         tx.commit().await.map_err(|e| vanished_as_conflict(e, &remaining))
+    }
+}
+
+impl Crm {
+    /// Every active admin of `tenant`, as read now.
+    pub(crate) async fn active_admins(&self, tenant: TenantId) -> Result<Vec<User>> {
+        self.list_all(tenant, vec![Filter::eq("role", Role::Admin.as_str()), Filter::eq("active", true)]).await
     }
 }

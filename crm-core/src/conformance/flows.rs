@@ -484,8 +484,9 @@ pub async fn webhook_delivery_log(s: Store) {
     };
     let planned = hooks.plan(&event).await.unwrap();
     assert_eq!(planned.len(), 1, "only the endpoint that wants invoice.paid");
-    assert!(hooks.plan(&event).await.unwrap().is_empty(), "a replayed event planned twice");
     let delivery = planned[0].id();
+    let replayed = hooks.plan(&event).await.unwrap();
+    assert_eq!(replayed.iter().map(Entity::id).collect::<Vec<_>>(), [delivery], "a replayed event planned twice");
     let report =
         AttemptReport { succeeded: false, response_status: Some(500), latency_ms: 5, error: Some("500".into()) };
     let mut at = w.crm.now();

@@ -12,6 +12,7 @@
 //! `pub async fn`s in [`cases`], usable on their own too.
 
 pub mod cases;
+pub mod child;
 mod fixture;
 pub mod flows;
 pub mod job_queue;

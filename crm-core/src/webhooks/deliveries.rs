@@ -21,6 +21,7 @@ use crate::{
     storage::{EntityKind, Filter, ListQuery, OutboxEvent, Page, Reference, WriteBatch, WriteOp},
     webhooks::{
         endpoints::{WebhookEndpoint, WebhookEndpoints},
+        message::WebhookMessage,
         schedule::RetrySchedule,
     },
 };
@@ -70,6 +71,9 @@ pub struct WebhookDelivery {
     /// An admin asked for this redelivery: one attempt, and the endpoint stays active
     /// if it fails.
     pub redelivery: bool,
+    /// The message sent on every attempt (the Standard Webhooks envelope of the event).
+    #[serde(default)]
+    pub message: serde_json::Value,
 }
 
 impl Entity for WebhookDelivery {
@@ -139,21 +143,30 @@ impl WebhookEndpoints<'_> {
         tx.check(&endpoint);
         tx.update_as("redelivery_requested", &before, &mut after)?;
         tx.commit().await?;
+        // Should this enqueue fail, the delivery stays pending and a second request
+        // enqueues it (a pending delivery may be redelivered again).
+        self.enqueue_attempts(std::slice::from_ref(&after)).await?;
         Ok(after)
     }
 
     /// Plans the deliveries of `event`: one pending delivery, due now, per active
-    /// endpoint of its tenant that wants it, written in one batch. The relay calls it
-    /// before acknowledging the event; a second call for the same event (after a
-    /// crash before the ack) plans nothing twice, since a delivery's id is derived
-    /// from the event and the endpoint.
+    /// endpoint of its tenant that wants it, written in one batch, and returns them.
+    /// The relay calls it before acknowledging the event. A second call for the same
+    /// event (after a crash before the ack) writes nothing twice, since a delivery's id
+    /// is derived from the event and the endpoint; it returns those of the first call
+    /// that are still pending, so that their attempts get enqueued.
     pub async fn plan(&self, event: &OutboxEvent) -> Result<Vec<WebhookDelivery>> {
         let tenant = event.tenant_id;
         let mut planned = Vec::new();
         let mut batch = WriteBatch::default();
+        let message = serde_json::from_slice(&WebhookMessage::of(event)?.body)
+            .map_err(|e| CrmError::Internal(format!("webhook message: {e}")))?;
         for endpoint in self.active_endpoints(tenant).await?.into_iter().filter(|e| e.wants(&event.name)) {
             let id = delivery_id(event.id, endpoint.meta.id);
-            if self.crm.storage.get(tenant, EntityKind::WebhookDelivery, id).await?.is_some() {
+            if let Some(earlier) = self.crm.fetch_opt::<WebhookDelivery>(tenant, Id::from_uuid(id)).await? {
+                if earlier.status == DeliveryState::Pending {
+                    planned.push(earlier);
+                }
                 continue;
             }
             let delivery = WebhookDelivery {
@@ -169,6 +182,7 @@ impl WebhookEndpoints<'_> {
                 next_attempt_at: Some(self.crm.now()),
                 last_error: None,
                 redelivery: false,
+                message: serde_json::Value::clone(&message),
             };
             batch.ops.push(WriteOp::Check {
                 kind: EntityKind::WebhookEndpoint,
@@ -185,9 +199,10 @@ impl WebhookEndpoints<'_> {
     }
 
     /// Records one attempt of a pending delivery, made at `at`, and decides what next:
-    /// succeeded; another attempt at the schedule's time; or failed for good, which
-    /// also disables the endpoint (in the same write) unless it was an admin's
-    /// redelivery.
+    /// succeeded; another attempt at the schedule's time, whose job is enqueued before
+    /// the record is written (so no crash leaves a pending delivery without one); or
+    /// failed for good, which also disables the endpoint and tells the tenant's active
+    /// admins (in the same write) unless it was an admin's redelivery.
     pub async fn record_attempt(
         &self,
         tenant: TenantId,
@@ -218,6 +233,9 @@ impl WebhookEndpoints<'_> {
         after.redelivery = false;
         let mut batch = WriteBatch::default();
         batch.ops.push(stamp_update(&before, &mut after, at)?);
+        if after.status == DeliveryState::Pending {
+            self.enqueue_attempts(std::slice::from_ref(&after)).await?;
+        }
         if after.status == DeliveryState::Failed && !before.redelivery {
             let endpoint: WebhookEndpoint = self.crm.fetch(tenant, before.endpoint_id).await?;
             let mut disabled = endpoint.clone();
@@ -230,6 +248,10 @@ impl WebhookEndpoints<'_> {
                 after.last_error.as_deref().unwrap_or("no detail")
             ));
             batch.ops.push(stamp_update(&endpoint, &mut disabled, at)?);
+            let title = format!("Webhook endpoint {} was disabled: its deliveries keep failing", endpoint.url);
+            for admin in self.crm.active_admins(tenant).await? {
+                batch.ops.push(self.crm.notice(tenant, admin.meta.id, &endpoint, title.clone(), at)?);
+            }
         }
         self.crm.storage.commit(tenant, batch).await?;
         Ok(after)
@@ -247,32 +269,12 @@ impl WebhookEndpoints<'_> {
     }
 
     async fn active_endpoints(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>> {
-        let mut query = ListQuery { limit: 500, ..ListQuery::filtered(vec![Filter::eq("active", true)]) };
-        let mut endpoints = Vec::new();
-        loop {
-            let page = self.crm.storage.list(tenant, EntityKind::WebhookEndpoint, &query).await?;
-            endpoints.extend(page.items.into_iter().map(from_stored).collect::<Result<Vec<WebhookEndpoint>>>()?);
-            match page.next {
-                Some(next) => query.after = Some(next),
-                None => return Ok(endpoints),
-            }
-        }
+        self.crm.list_all(tenant, vec![Filter::eq("active", true)]).await
     }
 
     /// Every delivery of `endpoint` (to delete them with it).
     pub(crate) async fn whole_log(&self, endpoint: &WebhookEndpoint) -> Result<Vec<WebhookDelivery>> {
-        let tenant = endpoint.meta.tenant_id;
-        let filters = vec![Filter::eq("endpoint_id", endpoint.meta.id)];
-        let mut query = ListQuery { limit: 500, ..ListQuery::filtered(filters) };
-        let mut log = Vec::new();
-        loop {
-            let page = self.crm.storage.list(tenant, EntityKind::WebhookDelivery, &query).await?;
-            log.extend(page.items.into_iter().map(from_stored).collect::<Result<Vec<WebhookDelivery>>>()?);
-            match page.next {
-                Some(next) => query.after = Some(next),
-                None => return Ok(log),
-            }
-        }
+        self.crm.list_all(endpoint.meta.tenant_id, vec![Filter::eq("endpoint_id", endpoint.meta.id)]).await
     }
 }
 

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     error::{CrmError, Result},
     storage::{EntityKind, OutboxEvent},
-    webhooks::catalogue::CATALOGUE_VERSION,
+    webhooks::{catalogue::CATALOGUE_VERSION, deliveries::WebhookDelivery},
 };
 
 /// One event as delivered to every endpoint that wants it.
@@ -52,6 +52,17 @@ impl WebhookMessage {
             data: &event.payload,
         };
         let body = serde_json::to_vec(&envelope).map_err(|e| CrmError::Internal(e.to_string()))?;
-        Ok(WebhookMessage { id: format!("msg_{}", event.id.simple()), event_type: event.name.clone(), body })
+        Ok(WebhookMessage { id: message_id(event.id), event_type: event.name.clone(), body })
     }
+
+    /// The message a delivery sends: the envelope planned with it.
+    pub fn of_delivery(delivery: &WebhookDelivery) -> Result<Self> {
+        let body = serde_json::to_vec(&delivery.message).map_err(|e| CrmError::Internal(e.to_string()))?;
+        Ok(WebhookMessage { id: message_id(delivery.event_id), event_type: delivery.event_type.clone(), body })
+    }
+}
+
+/// `webhook-id`: one per event, whichever endpoint and attempt.
+fn message_id(event: Uuid) -> String {
+    format!("msg_{}", event.simple())
 }

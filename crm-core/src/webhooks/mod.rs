@@ -3,6 +3,7 @@
 //! verification, the retry schedule, the endpoints (admins) and the delivery log.
 //! Sending is I/O and lives in `crm-jobs`.
 
+pub mod attempts;
 pub mod catalogue;
 pub mod deliveries;
 pub mod endpoints;

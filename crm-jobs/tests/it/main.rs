@@ -6,3 +6,4 @@
 mod address;
 mod delivery;
 mod receiver;
+mod relay;

@@ -48,6 +48,13 @@ pub struct Receiver {
 impl Receiver {
     /// Starts a receiver on a free port of 127.0.0.1 answering every request with `answer`.
     pub async fn start(answer: Answer) -> Receiver {
+        Self::start_with(vec![answer]).await
+    }
+
+    /// Starts a receiver answering its requests with `answers` in order, the last one
+    /// to every request after them.
+    pub async fn start_with(answers: Vec<Answer>) -> Receiver {
+        assert!(!answers.is_empty(), "a receiver needs an answer");
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("cannot bind a receiver on 127.0.0.1: is the loopback interface up?");
@@ -55,8 +62,16 @@ impl Receiver {
         let received = Arc::new(Mutex::new(Vec::new()));
         let log = received.clone();
         tokio::spawn(async move {
+            let mut answers = answers.into_iter().peekable();
+            let mut last = None;
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, answer.clone(), log.clone()));
+                // Connections are taken in request order: each stream carries one request.
+                let answer = answers.next().or_else(|| last.clone());
+                if answers.peek().is_none() && last.is_none() {
+                    last = answer.clone();
+                }
+                let Some(answer) = answer else { continue };
+                tokio::spawn(serve(stream, answer, log.clone()));
             }
         });
         Receiver { addr, received }

@@ -22,7 +22,7 @@ use crm_storage_sled::SledStorage;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::child;
+use crm_core::conformance::child;
 
 const TENANT: TenantId = TenantId(Uuid::from_u128(0x0123_4567_89ab_cdef));
 const TALLY: Uuid = Uuid::from_u128(u128::MAX - 1);

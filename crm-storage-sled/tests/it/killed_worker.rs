@@ -11,7 +11,7 @@ use crm_core::{
 };
 use crm_storage_sled::SledStorage;
 
-use crate::child;
+use crm_core::conformance::child;
 
 fn queue_on(storage: SledStorage) -> Arc<dyn JobQueue> {
     Arc::new(StorageJobQueue::new(Arc::new(storage), Arc::new(SystemClock)))

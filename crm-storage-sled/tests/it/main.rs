@@ -3,7 +3,6 @@
 // Test code may unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
-mod child;
 mod corrupt;
 mod dump;
 mod durability;

@@ -4,7 +4,7 @@ use std::{io::Write, time::Duration};
 
 use crm_storage_sled::{FORMAT_VERSION, OpenError, SledOptions, SledStorage};
 
-use crate::child;
+use crm_core::conformance::child;
 
 #[test]
 #[ignore = "the process that holds a store open for `a_store_locked_by_another_process_is_refused`"]

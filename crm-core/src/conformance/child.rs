@@ -1,5 +1,6 @@
-//! Child processes: the test binary runs itself with one `#[ignore]`d test selected,
-//! so a test can kill a writer mid-commit or hold a store open from another process.
+//! Child processes for tests that kill a process: the test binary runs itself with one
+//! `#[ignore]`d test selected, so a test can kill a writer mid-commit, a worker before
+//! its ack, or hold a store open from another process.
 
 use std::{
     io::{BufRead, BufReader},
@@ -8,7 +9,7 @@ use std::{
 };
 
 /// The environment variable naming the data directory a child works in.
-pub const DIR_VAR: &str = "CRM_SLED_TEST_CHILD_DIR";
+pub const DIR_VAR: &str = "CRM_TEST_CHILD_DIR";
 
 /// Starts this test binary running only the ignored test `name` on `dir`.
 pub fn spawn(name: &str, dir: &Path) -> (Child, BufReader<ChildStdout>) {
