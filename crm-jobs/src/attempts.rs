@@ -5,6 +5,10 @@
 
 use std::time::Duration;
 
+use crate::{
+    delivery::{DeliveryOutcome, WebhookClient},
+    queue,
+};
 use crm_core::{
     Crm, CrmError, Result,
     jobs::Reservation,
@@ -13,9 +17,6 @@ use crm_core::{
         deliveries::AttemptReport,
     },
 };
-use futures::future::join_all;
-
-use crate::delivery::{DeliveryOutcome, WebhookClient};
 
 /// How long a reserved attempt stays with its worker: well past the client's deadline,
 /// so only a dead worker's job is handed out again.
@@ -44,23 +45,15 @@ impl AttemptWorker {
     /// Reserves up to a batch of due attempts, makes them all at once, and settles
     /// their jobs; says how many jobs it took.
     pub async fn pass(&self) -> Result<usize> {
-        let queue = self.crm.jobs();
-        let reserved = queue.reserve_many(WEBHOOK_ATTEMPTS, ATTEMPT_VISIBILITY, self.concurrency).await?;
-        let outcomes = join_all(reserved.iter().map(|r| self.attempt(r))).await;
-        let mut done = Vec::with_capacity(reserved.len());
-        for (reservation, outcome) in reserved.iter().zip(outcomes) {
-            match outcome {
-                Ok(()) => done.push(reservation.clone()),
-                Err(e) => {
-                    tracing::warn!(job = %reservation.job.id, error = %e, "a webhook attempt job failed; it will run again");
-                    settle(queue.fail(reservation, &e.to_string()).await.map(|_| ()));
-                }
-            }
-        }
-        for outcome in queue.ack_many(&done).await? {
-            settle(outcome);
-        }
-        Ok(reserved.len())
+        let queue = self.crm.jobs().as_ref();
+        queue::pass(
+            queue,
+            WEBHOOK_ATTEMPTS,
+            ATTEMPT_VISIBILITY,
+            self.concurrency,
+            |r| async move { self.attempt(&r).await },
+        )
+        .await
     }
 
     /// One job: what the core says is due, sent, and reported.
@@ -76,27 +69,9 @@ impl AttemptWorker {
         }
     }
 
-    /// Works until the task is aborted: a pass, then another at once while passes find
-    /// jobs, else after a short pause.
+    /// Works until the task is aborted.
     pub async fn run(self) {
-        loop {
-            match self.pass().await {
-                Ok(taken) if taken > 0 => continue,
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "the webhook worker's pass failed; retrying"),
-            }
-            tokio::time::sleep(self.idle).await;
-        }
-    }
-}
-
-/// A job whose reservation went stale (another worker took it over) is that worker's
-/// now: nothing to do.
-fn settle(outcome: Result<()>) {
-    if let Err(e) = outcome
-        && !matches!(e, CrmError::Conflict { .. })
-    {
-        tracing::warn!(error = %e, "a webhook attempt job could not be settled; it will run again");
+        queue::keep_working("the webhook worker", self.idle, || self.pass()).await;
     }
 }
 

@@ -9,8 +9,11 @@
 pub mod address;
 pub mod attempts;
 pub mod delivery;
+pub mod mail;
+mod queue;
 pub mod relay;
 
 pub use attempts::AttemptWorker;
 pub use delivery::{DeliveryFailure, DeliveryOptions, DeliveryOutcome, WebhookClient};
+pub use mail::{EmailWorker, Mailer};
 pub use relay::{Relay, RelayOptions};
