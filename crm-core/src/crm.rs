@@ -36,6 +36,11 @@ use crate::{
     tenant_settings::TenantSettings,
 };
 
+/// How long relayed events and finished deliveries are kept by default: a week, past
+/// the three days webhook deliveries retry, so a live stream can resume a day-old
+/// position and an admin can read a week of the delivery log.
+pub const DEFAULT_EVENT_RETENTION: chrono::Duration = chrono::Duration::days(7);
+
 /// The CRM: cheap to clone, shareable across tasks. Every service call takes the
 /// acting [`Principal`].
 #[derive(Clone)]
@@ -49,6 +54,7 @@ pub struct Crm {
     pub(crate) journal: Journal,
     pub(crate) webhook_allow_http: bool,
     pub(crate) jobs: Arc<dyn JobQueue>,
+    pub(crate) event_retention: chrono::Duration,
 }
 
 impl std::fmt::Debug for Crm {
@@ -74,6 +80,7 @@ impl CrmBuilder {
             jobs: None,
             crm: Crm {
                 jobs: Arc::new(StorageJobQueue::new(storage.clone(), clock.clone())),
+                event_retention: DEFAULT_EVENT_RETENTION,
                 storage,
                 clock,
                 passwords: PasswordPolicy::default(),
@@ -116,6 +123,13 @@ impl CrmBuilder {
     /// and intranets); by default only `https` URLs are valid.
     pub fn webhook_allow_http(mut self, allow: bool) -> Self {
         self.crm.webhook_allow_http = allow;
+        self
+    }
+
+    /// How long relayed outbox events and finished webhook deliveries are kept before
+    /// the `prune` job deletes them (default [`DEFAULT_EVENT_RETENTION`]).
+    pub fn event_retention(mut self, retention: chrono::Duration) -> Self {
+        self.crm.event_retention = retention;
         self
     }
 

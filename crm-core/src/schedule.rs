@@ -26,6 +26,10 @@ use crate::{
     leases::{Grant, Leases},
 };
 
+/// The most events, and the most deliveries, one run of [`Job::Prune`] deletes (a
+/// backlog goes over several runs).
+pub const PRUNE_BATCH: usize = 1000;
+
 /// A scheduled job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Job {
@@ -35,11 +39,14 @@ pub enum Job {
     OverdueInvoices,
     /// Expired sessions and idempotency keys are deleted.
     Purge,
+    /// Relayed outbox events and finished webhook deliveries older than the CRM's
+    /// event retention are deleted.
+    Prune,
 }
 
 impl Job {
     /// Every job, in the order a tick runs them.
-    pub const ALL: [Job; 3] = [Job::QuoteExpiry, Job::OverdueInvoices, Job::Purge];
+    pub const ALL: [Job; 4] = [Job::QuoteExpiry, Job::OverdueInvoices, Job::Purge, Job::Prune];
 
     /// The job's name in schedules and logs.
     pub const fn as_str(self) -> &'static str {
@@ -47,6 +54,7 @@ impl Job {
             Job::QuoteExpiry => "quote-expiry",
             Job::OverdueInvoices => "overdue-invoices",
             Job::Purge => "purge",
+            Job::Prune => "prune",
         }
     }
 
@@ -55,6 +63,7 @@ impl Job {
         match self {
             Job::QuoteExpiry | Job::OverdueInvoices => Duration::hours(1),
             Job::Purge => Duration::minutes(15),
+            Job::Prune => Duration::hours(1),
         }
     }
 
@@ -66,6 +75,13 @@ impl Job {
             Job::Purge => {
                 let sessions = crm.sessions().purge_expired(tenant).await?;
                 Ok(sessions + crm.idempotency().purge_expired(tenant, IDEMPOTENCY_PURGE_BATCH).await?)
+            }
+            Job::Prune => {
+                let before = crm.now() - crm.event_retention;
+                // The outbox is shared by every tenant; pruning it from each tenant's run
+                // is idempotent, and each run takes one bounded batch.
+                let events = crm.storage().outbox_prune(before, PRUNE_BATCH).await?;
+                Ok(events as u64 + crm.webhooks().prune_log(tenant, before, PRUNE_BATCH).await?)
             }
         }
     }
@@ -151,7 +167,7 @@ impl FromStr for Schedule {
 }
 
 /// `30s`, `15m`, `1h`, `1d` (at least a second), or `off` (`None`).
-fn parse_period(text: &str) -> std::result::Result<Option<Duration>, String> {
+pub fn parse_period(text: &str) -> std::result::Result<Option<Duration>, String> {
     if text == "off" {
         return Ok(None);
     }

@@ -88,6 +88,7 @@ async fn crm_server(storage: Arc<dyn Storage>, contacts: usize) -> (SocketAddr, 
         cookies: CookiePolicy { secure: false, same_site: SameSite::Lax },
         default_tenant: Some(admin.tenant_id()),
         versions: Default::default(),
+        public_url: "http://localhost".into(),
     });
     let addr = serve(crm_http::build(ctx, &AppOptions::default())).await;
     (addr, token, ids, admin.user_id().to_string())

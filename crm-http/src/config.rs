@@ -114,8 +114,34 @@ pub struct Config {
     pub require_if_match: bool,
 
     /// Accept `http://` webhook URLs (tests, intranets); otherwise only `https`.
-    #[arg(long, env = "CRM_WEBHOOK_ALLOW_HTTP")]
+    #[arg(long, global = true, env = "CRM_WEBHOOK_ALLOW_HTTP")]
     pub webhook_allow_http: bool,
+
+    /// Send webhooks to loopback, private, link-local and other non-public addresses
+    /// (tests, intranets); otherwise they are refused, whatever the URL's host resolves to.
+    #[arg(long, global = true, env = "CRM_WEBHOOK_ALLOW_PRIVATE")]
+    pub webhook_allow_private: bool,
+
+    /// The SMTP server emails go through: `smtp://user:pass@host:587?tls=required`
+    /// (STARTTLS), `smtps://user:pass@host:465` (implicit TLS), or plain `smtp://host:25`
+    /// (a relay on this host). Default: none; emails are logged with their recipients
+    /// only. The password is never printed or logged.
+    #[arg(long, global = true, env = "CRM_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<SmtpUrl>,
+
+    /// The sender of every email.
+    #[arg(long, global = true, env = "CRM_MAIL_FROM", default_value = "CRM <crm@localhost>")]
+    pub mail_from: String,
+
+    /// Where users reach this CRM, for links in emails (password reset). Default:
+    /// `http://` and `--bind`.
+    #[arg(long, global = true, env = "CRM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// How long relayed outbox events and finished webhook deliveries are kept before
+    /// the `prune` job deletes them (a whole number of s, m, h or d).
+    #[arg(long, global = true, env = "CRM_EVENT_RETENTION", default_value = "7d", value_parser = parse_retention)]
+    pub event_retention: chrono::Duration,
 
     /// Requests per minute per client IP.
     #[arg(long, global = true, env = "CRM_RATE_LIMIT_IP", default_value_t = 1200)]
@@ -248,5 +274,49 @@ impl Config {
             SameSitePolicy::None => SameSite::None,
         };
         Ok(CookiePolicy { secure, same_site })
+    }
+}
+
+/// An `--event-retention` value.
+fn parse_retention(raw: &str) -> Result<chrono::Duration, String> {
+    crm_core::schedule::parse_period(raw)?.ok_or_else(|| "the retention cannot be `off`".to_owned())
+}
+
+/// An SMTP URL that never shows its credentials: `Debug` and `Display` give the
+/// scheme, host and port only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SmtpUrl(String);
+
+impl std::str::FromStr for SmtpUrl {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        if raw.starts_with("smtp://") || raw.starts_with("smtps://") {
+            Ok(Self(raw.to_owned()))
+        } else {
+            Err("an SMTP URL starts with smtp:// or smtps://".into())
+        }
+    }
+}
+
+impl SmtpUrl {
+    /// The URL with its credentials, for connecting only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or(("smtp", &self.0));
+        let authority = rest.split(['/', '?']).next().unwrap_or_default();
+        let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+        write!(f, "{scheme}://{host}")
+    }
+}
+
+impl std::fmt::Debug for SmtpUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SmtpUrl({self})")
     }
 }

@@ -29,6 +29,8 @@ pub struct AppCtx {
     pub default_tenant: Option<TenantId>,
     /// Whether updates, deletes and state changes must send `If-Match`.
     pub versions: Versions,
+    /// Where users reach the CRM, for links in emails (no trailing slash).
+    pub public_url: String,
 }
 
 /// Counts one request against `limiter`; 429 when over. The decision reaches the

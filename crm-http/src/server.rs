@@ -4,6 +4,7 @@
 use std::{io, path::Path, sync::Arc, time::Duration};
 
 use crm_core::{Crm, CrmError, TenantId, access::users::Bootstrap, schedule::Schedule, storage::EntityKind};
+use crm_jobs::{DeliveryOptions, Mailer};
 use poem::{
     Server,
     listener::{Acceptor, Listener, TcpListener},
@@ -18,7 +19,7 @@ use crate::{
     offload::BlockingPool,
     proxies::TrustedProxies,
     storage_url::{StorageUrlError, is_persistent, open_storage},
-    workers::Workers,
+    workers::{Outbound, Workers},
 };
 
 /// Why the server could not start or stopped with an error.
@@ -45,6 +46,12 @@ pub enum ServerError {
     /// `--tenant-id` names no tenant of the storage.
     #[error("the storage has no tenant {0}: check --tenant-id (printed at the tenant's first start)")]
     UnknownTenant(uuid::Uuid),
+    /// `--smtp-url` or `--mail-from` is unusable.
+    #[error(transparent)]
+    Mail(#[from] crm_jobs::mail::MailerError),
+    /// The webhook client could not be built.
+    #[error("webhooks: {0}")]
+    Webhooks(#[from] crm_jobs::DeliveryFailure),
     /// A file or socket could not be used.
     #[error("{context}: {source}")]
     Io {
@@ -188,6 +195,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let mut crm = Crm::builder(backends.storage.clone())
         .offload(Arc::new(offload))
         .webhook_allow_http(config.webhook_allow_http)
+        .event_retention(config.event_retention)
         .jobs(backends.jobs.clone());
     if let Some(sessions) = backends.sessions.clone() {
         crm = crm.session_store(sessions);
@@ -197,8 +205,12 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     let shutdown = shutdown_signal()?;
     let schedule = config.schedule.clone().unwrap_or_default();
     let only_workers = config.command == Some(Command::Worker);
-    let workers = (only_workers || !config.no_workers)
-        .then(|| Workers::start(crm.clone(), backends.leases.clone(), schedule.clone(), tenant));
+    let workers = if only_workers || !config.no_workers {
+        let outbound = outbound(&config)?;
+        Some(Workers::start(crm.clone(), backends.leases.clone(), schedule.clone(), tenant, outbound)?)
+    } else {
+        None
+    };
     let outcome = if only_workers {
         print_worker_banner(&config, tenant, &schedule);
         shutdown.await;
@@ -208,9 +220,23 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
             .await
     };
     if let Some(workers) = workers {
-        workers.stop();
+        workers.stop().await;
     }
     outcome
+}
+
+/// How the workers reach webhook receivers and the SMTP server.
+fn outbound(config: &Config) -> Result<Outbound, ServerError> {
+    let webhooks = DeliveryOptions {
+        allow_http: config.webhook_allow_http,
+        allow_private: config.webhook_allow_private,
+        ..DeliveryOptions::default()
+    };
+    let mailer = match &config.smtp_url {
+        Some(url) => Mailer::smtp(url.expose(), &config.mail_from)?,
+        None => Mailer::Log,
+    };
+    Ok(Outbound { webhooks, mailer })
 }
 
 /// What `run` settled before serving.
@@ -237,6 +263,7 @@ async fn serve(
         cookies: config.cookie_policy()?,
         default_tenant: Some(started.tenant),
         versions: if config.require_if_match { Versions::Required } else { Versions::Optional },
+        public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.bind)),
     });
     let options = AppOptions {
         cors_origins: config.cors_origins.clone(),

@@ -12,6 +12,8 @@ pub mod delivery;
 pub mod mail;
 mod queue;
 pub mod relay;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use attempts::AttemptWorker;
 pub use delivery::{DeliveryFailure, DeliveryOptions, DeliveryOutcome, WebhookClient};

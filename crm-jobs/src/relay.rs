@@ -121,7 +121,7 @@ impl Relay {
     /// Relays until the task is aborted: a pass, then another at once while passes
     /// find full batches, else after [`RelayOptions::idle`]. A standby relay tries for
     /// the lease at the same pace.
-    pub async fn run(self) {
+    pub async fn run(&self) {
         loop {
             match self.pass().await {
                 Ok(pass) if pass.leading && pass.relayed + pass.held_back >= self.options.batch && pass.relayed > 0 => {

@@ -18,7 +18,7 @@ use crate::{
     fields::indexed_fields,
     id::{Id, Meta, TenantId},
     state::{StateMachine, status_enum},
-    storage::{EntityKind, Filter, ListQuery, OutboxEvent, Page, Reference, WriteBatch, WriteOp},
+    storage::{EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Reference, WriteBatch, WriteOp},
     webhooks::{
         endpoints::{WebhookEndpoint, WebhookEndpoints},
         message::WebhookMessage,
@@ -266,6 +266,28 @@ impl WebhookEndpoints<'_> {
         let query = ListQuery { limit, ..ListQuery::filtered(filters) };
         let page = self.crm.storage.list(tenant, EntityKind::WebhookDelivery, &query).await?;
         page.items.into_iter().map(from_stored).collect()
+    }
+
+    /// Deletes up to `limit` of `tenant`'s settled deliveries (succeeded or failed) last
+    /// changed before `before`; says how many.
+    pub async fn prune_log(&self, tenant: TenantId, before: DateTime<Utc>, limit: usize) -> Result<u64> {
+        let settled = [DeliveryState::Succeeded, DeliveryState::Failed].map(|s| FieldValue::from(s.as_str()));
+        let filters = vec![Filter::one_of("status", settled), Filter::lt("updated_at", before)];
+        let query = ListQuery { limit, ..ListQuery::filtered(filters) };
+        let page = self.crm.storage.list(tenant, EntityKind::WebhookDelivery, &query).await?;
+        let mut batch = WriteBatch::default();
+        for stored in &page.items {
+            batch.ops.push(WriteOp::Delete {
+                kind: EntityKind::WebhookDelivery,
+                id: stored.id,
+                expected_version: stored.version,
+            });
+        }
+        let pruned = batch.ops.len() as u64;
+        if pruned > 0 {
+            self.crm.storage.commit(tenant, batch).await?;
+        }
+        Ok(pruned)
     }
 
     async fn active_endpoints(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>> {

@@ -18,8 +18,8 @@ use crate::{
     api::{
         ApiTags,
         results::{
-            CurrentCaller, PasswordChanged, SessionList, SessionRevoked, SessionTokens, SignedIn, SignedOut,
-            SignedOutEverywhere,
+            CurrentCaller, PasswordChanged, ResetRequested, SessionList, SessionRevoked, SessionTokens, SignedIn,
+            SignedOut, SignedOutEverywhere,
         },
         schema::Body,
     },
@@ -64,6 +64,28 @@ pub(crate) struct ChangePasswordRequest {
     /// The current password.
     #[schemars(extend("writeOnly" = true))]
     current_password: String,
+    /// The new password (8 to 1024 characters).
+    #[schemars(extend("writeOnly" = true))]
+    new_password: String,
+}
+
+/// Password-reset request input.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ForgotPasswordRequest {
+    /// The tenant; default: the tenant this server bootstrapped.
+    tenant_id: Option<Uuid>,
+    /// The account's sign-in email.
+    email: String,
+}
+
+/// Password reset input.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResetPasswordRequest {
+    /// The token from the reset email's link.
+    #[schemars(extend("writeOnly" = true))]
+    token: String,
     /// The new password (8 to 1024 characters).
     #[schemars(extend("writeOnly" = true))]
     new_password: String,
@@ -201,6 +223,43 @@ impl AuthApi {
             api_key_id: p.api_key_id(),
             session_id: caller.session,
         })?)
+    }
+
+    /// Asks for a password reset: if an active account has this email, it is sent a
+    /// link that works once within 30 minutes (a new request replaces the link). The
+    /// answer is the same, and as fast, for every email: the work happens after it.
+    #[oai(path = "/forgot-password", method = "post", operation_id = "forgotPassword")]
+    async fn forgot_password(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        body: Body<ForgotPasswordRequest>,
+    ) -> Result<Done<ResetRequested>, ApiError> {
+        let body: ForgotPasswordRequest = body.decode()?;
+        let tenant = body.tenant_id.map(TenantId).or(ctx.default_tenant);
+        let tenant = tenant.ok_or_else(|| ApiError::invalid("tenant_id", "is required on this server"))?;
+        let (crm, link_base) = (ctx.crm.clone(), ctx.public_url.clone());
+        // Detached, so that neither the answer's content nor its timing tells whether
+        // the email has an account.
+        tokio::spawn(async move {
+            if let Err(e) = crm.users().forgot_password(tenant, &body.email, &link_base).await {
+                tracing::warn!(error = %e, "a password reset request failed");
+            }
+        });
+        output::done(&ResetRequested { accepted: true })
+    }
+
+    /// Sets a new password with the token of a reset email, once; every session of
+    /// the account is revoked. A used, expired, superseded or unknown token is a 422
+    /// on `token`.
+    #[oai(path = "/reset-password", method = "post", operation_id = "resetPassword")]
+    async fn reset_password(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        body: Body<ResetPasswordRequest>,
+    ) -> Result<Done<PasswordChanged>, ApiError> {
+        let body: ResetPasswordRequest = body.decode()?;
+        ctx.crm.users().reset_password_with_token(&body.token, &body.new_password).await?;
+        output::done(&PasswordChanged { changed: true })
     }
 
     /// Changes the caller's own password after checking the current one, and revokes

@@ -109,6 +109,14 @@ pub(crate) struct PasswordReset {
     pub reset: bool,
 }
 
+/// A password reset was asked for (the answer is the same whether the email has an
+/// account or not).
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct ResetRequested {
+    /// Always `true`.
+    pub accepted: bool,
+}
+
 /// The password was changed.
 #[derive(Debug, Serialize, JsonSchema)]
 pub(crate) struct PasswordChanged {

@@ -6,6 +6,7 @@
 // Test code may unwrap: a panic is a failed test with its message.
 #![allow(clippy::unwrap_used, missing_docs, unreachable_pub)]
 
+mod after_commit;
 mod auth;
 mod binary;
 mod composition;

@@ -142,6 +142,7 @@ async fn serve(server: &Runtime) -> (String, String) {
         cookies: CookiePolicy { secure: false, same_site: SameSite::Lax },
         default_tenant: Some(tenant),
         versions: Default::default(),
+        public_url: "http://localhost".into(),
     });
     let app = crm_http::build(ctx, &AppOptions::default());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();

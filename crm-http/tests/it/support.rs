@@ -84,6 +84,7 @@ pub fn harness_over(
         cookies,
         default_tenant: Some(w.admin.tenant_id()),
         versions,
+        public_url: "http://localhost".into(),
     });
     let cli = TestClient::new(crm_http::build(ctx.clone(), &options).boxed());
     Harness { w, ctx, cli }

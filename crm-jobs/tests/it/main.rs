@@ -5,5 +5,6 @@
 
 mod address;
 mod delivery;
+mod mail;
 mod receiver;
 mod relay;

@@ -1,0 +1,192 @@
+//! What happens after a commit, through the real binary: a webhook reaches a receiver
+//! on 127.0.0.1 signed, the assignee of a lead gets an email through a real SMTP
+//! server, and the password-reset flow works end to end without its token or the new
+//! password in any log line.
+
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpListener,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use crm_core::webhooks::signing::{DEFAULT_TOLERANCE, SignedHeaders, WebhookSecret, verify};
+use crm_jobs::testing::SmtpSink;
+use serde_json::{Value, json};
+
+use crate::binary::{http, http_as, sign_in, start_with, stop};
+
+/// One request a receiver got: its headers (lower-case names) and body.
+#[derive(Clone, Debug)]
+struct Hit {
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Hit {
+    fn header(&self, name: &str) -> &str {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or_default()
+    }
+}
+
+/// A webhook receiver on 127.0.0.1 answering 204 to everything, on its own thread.
+fn receiver() -> (String, Arc<Mutex<Vec<Hit>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let log = hits.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut headers = Vec::new();
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                if let Some((name, value)) = line.trim_end().split_once(':') {
+                    headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+                }
+                line.clear();
+            }
+            let length: usize =
+                headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            log.lock().unwrap().push(Hit { headers, body });
+            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, hits)
+}
+
+fn data(body: &str) -> Value {
+    serde_json::from_str::<Value>(body).unwrap()["data"].clone()
+}
+
+fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(found) = probe() {
+            return found;
+        }
+        assert!(Instant::now() < deadline, "{what} did not happen within 20 s");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_lead_assignment_reaches_the_webhook_signed_and_the_assignee_by_email() {
+    let smtp = SmtpSink::start();
+    let (hook_url, hits) = receiver();
+    let dir = tempfile::tempdir().unwrap();
+    let smtp_url = smtp.url();
+    let flags = ["--webhook-allow-http", "--webhook-allow-private", "--smtp-url", &smtp_url];
+    let server = start_with("memory://", dir.path(), &[&flags[..], &["--mail-from", "CRM <crm@acme.test>"]].concat());
+    let (_, body) = sign_in(&server.addr);
+    let token = data(&body)["access_token"].as_str().unwrap().to_owned();
+    let call = |method: &str, path: &str, body: Value| {
+        let (status, reply) = http_as(&server.addr, method, path, &body.to_string(), Some(&token));
+        assert!((200..300).contains(&status), "{method} {path}: {status} {reply}");
+        data(&reply)
+    };
+
+    let hook = call("POST", "/api/v1/webhooks", json!({ "url": hook_url, "event_types": ["lead.assigned"] }));
+    let secret = WebhookSecret::parse(hook["secret"].as_str().unwrap()).unwrap();
+    let sam = json!({ "email": "sam@example.com", "password": "sam-password-1", "first_name": "Sam",
+        "last_name": "Seller", "role": "user" });
+    let sam = call("POST", "/api/v1/users", sam);
+    let lead = json!({ "first_name": "Lena", "last_name": "Lead", "source": "website", "owner_id": sam["meta"]["id"] });
+    let lead = call("POST", "/api/v1/leads", lead);
+
+    let hit = wait_until("the webhook delivery", || hits.lock().unwrap().first().cloned());
+    let headers = SignedHeaders {
+        id: hit.header("webhook-id"),
+        timestamp: hit.header("webhook-timestamp"),
+        signature: hit.header("webhook-signature"),
+    };
+    assert_eq!(verify(&secret, headers, &hit.body, chrono::Utc::now(), DEFAULT_TOLERANCE), Ok(()));
+    let sent: Value = serde_json::from_slice(&hit.body).unwrap();
+    assert_eq!((sent["type"].as_str(), &sent["subject"]["id"]), (Some("lead.assigned"), &lead["meta"]["id"]));
+    assert_eq!(sent["data"]["user_id"], sam["meta"]["id"]);
+
+    let mails = wait_until("the assignment email", || {
+        let mails = smtp.messages();
+        (!mails.is_empty()).then_some(mails)
+    });
+    assert_eq!(mails[0].rcpt_to, ["sam@example.com"]);
+    assert_eq!(mails[0].subject, "A lead was assigned to you");
+    assert!(mails[0].text.contains(lead["meta"]["id"].as_str().unwrap()), "{:?}", mails[0]);
+    assert_eq!(mails[0].mail_from, "crm@acme.test");
+
+    let log =
+        call("GET", &format!("/api/v1/webhooks/{}/deliveries", hook["meta"]["id"].as_str().unwrap()), json!(null));
+    let entry = &log[0];
+    assert_eq!((entry["status"].as_str(), entry["attempts"].as_u64()), (Some("succeeded"), Some(1)), "{log}");
+    assert_eq!(entry["response_status"], 204);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(hits.lock().unwrap().len(), 1, "delivered once");
+    stop(server);
+}
+
+#[test]
+fn a_password_reset_goes_by_email_works_once_and_leaves_no_secret_in_the_log() {
+    let smtp = SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let smtp_url = smtp.url();
+    let server =
+        start_with("memory://", dir.path(), &["--smtp-url", &smtp_url, "--public-url", "https://crm.acme.test/"]);
+    let (status, login) = sign_in(&server.addr);
+    assert_eq!(status, 200);
+    let old_token = data(&login)["access_token"].as_str().unwrap().to_owned();
+
+    // Known and unknown emails get the same answer; only the known one gets a message.
+    let ask = |email: &str| {
+        http(&server.addr, "POST", "/api/v1/auth/forgot-password", &json!({ "email": email }).to_string())
+    };
+    let (known, unknown) = (ask("boss@example.com"), ask("nobody@example.com"));
+    assert_eq!(known, unknown);
+    assert_eq!(known.0, 200, "{}", known.1);
+    let (status, body) = ask("not an email");
+    assert_eq!(status, 200, "the answer tells nothing, even of a malformed email: {body}");
+    let mails = wait_until("the reset email", || {
+        let mails = smtp.messages();
+        (!mails.is_empty()).then_some(mails)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(smtp.messages().len(), 1, "only the account's email gets a message");
+    assert_eq!(mails[0].rcpt_to, ["boss@example.com"]);
+    let link_start = mails[0].text.find("https://crm.acme.test/reset-password?token=").expect("the link");
+    let token: String = mails[0].text[link_start..]
+        .trim_start_matches("https://crm.acme.test/reset-password?token=")
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect();
+    assert!(mails[0].html.contains(&token), "both bodies carry the link");
+
+    let reset = |token: &str, password: &str| {
+        let body = json!({ "token": token, "new_password": password }).to_string();
+        http(&server.addr, "POST", "/api/v1/auth/reset-password", &body)
+    };
+    let (status, body) = reset(&token, "short");
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("new_password"), "{body}");
+    let new_password = "a-brand-new-password-42";
+    let (status, body) = reset(&token, new_password);
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = reset(&token, "yet-another-password");
+    assert_eq!(status, 422, "a token works once: {body}");
+    assert!(body.contains("token"), "{body}");
+    let (status, _) = http_as(&server.addr, "GET", "/api/v1/auth/me", "", Some(&old_token));
+    assert_eq!(status, 401, "the reset revoked the sessions");
+    let (status, _) = sign_in(&server.addr);
+    assert_eq!(status, 401, "the old password is gone");
+    let login = json!({ "email": "boss@example.com", "password": new_password }).to_string();
+    assert_eq!(http(&server.addr, "POST", "/api/v1/auth/login", &login).0, 200);
+
+    stop(server);
+    let log = std::fs::read_to_string(dir.path().join("server.log")).unwrap();
+    assert!(log.contains("password_reset"), "the reset is in the log: {log}");
+    let secret_part = token.rsplit('_').next().unwrap();
+    for secret in [token.as_str(), secret_part, new_password] {
+        assert!(!log.contains(secret), "a secret is in the log: {secret}");
+    }
+}
