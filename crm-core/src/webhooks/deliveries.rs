@@ -21,7 +21,7 @@ use crate::{
     storage::{EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Reference, WriteBatch, WriteOp},
     webhooks::{
         endpoints::{WebhookEndpoint, WebhookEndpoints},
-        message::WebhookMessage,
+        message::WebhookEnvelope,
         schedule::RetrySchedule,
     },
 };
@@ -71,9 +71,8 @@ pub struct WebhookDelivery {
     /// An admin asked for this redelivery: one attempt, and the endpoint stays active
     /// if it fails.
     pub redelivery: bool,
-    /// The message sent on every attempt (the Standard Webhooks envelope of the event).
-    #[serde(default)]
-    pub message: serde_json::Value,
+    /// The body sent on every attempt.
+    pub message: WebhookEnvelope,
 }
 
 impl Entity for WebhookDelivery {
@@ -159,8 +158,7 @@ impl WebhookEndpoints<'_> {
         let tenant = event.tenant_id;
         let mut planned = Vec::new();
         let mut batch = WriteBatch::default();
-        let message = serde_json::from_slice(&WebhookMessage::of(event)?.body)
-            .map_err(|e| CrmError::Internal(format!("webhook message: {e}")))?;
+        let message = WebhookEnvelope::of(event);
         for endpoint in self.active_endpoints(tenant).await?.into_iter().filter(|e| e.wants(&event.name)) {
             let id = delivery_id(event.id, endpoint.meta.id);
             if let Some(earlier) = self.crm.fetch_opt::<WebhookDelivery>(tenant, Id::from_uuid(id)).await? {
@@ -182,7 +180,7 @@ impl WebhookEndpoints<'_> {
                 next_attempt_at: Some(self.crm.now()),
                 last_error: None,
                 redelivery: false,
-                message: serde_json::Value::clone(&message),
+                message: message.clone(),
             };
             batch.ops.push(WriteOp::Check {
                 kind: EntityKind::WebhookEndpoint,

@@ -4,7 +4,7 @@
 //! into the catalogue's type for `type`.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -26,39 +26,60 @@ pub struct WebhookMessage {
     pub body: Vec<u8>,
 }
 
-#[derive(Serialize)]
-struct Envelope<'a> {
-    r#type: &'a str,
-    timestamp: DateTime<Utc>,
-    catalogue_version: u32,
-    subject: Subject,
-    data: &'a Value,
+/// The JSON body of every delivery (Standard Webhooks' `{type, timestamp, data}`, with
+/// the catalogue version and the record the event is about).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct WebhookEnvelope {
+    /// The event's name (`invoice.paid`).
+    pub r#type: String,
+    /// When the event happened.
+    pub timestamp: DateTime<Utc>,
+    /// The version of the event catalogue the payload follows.
+    pub catalogue_version: u32,
+    /// The record the event is about.
+    pub subject: WebhookSubject,
+    /// The event's payload, exactly: its type is the catalogue's for `type`.
+    pub data: Value,
 }
 
-#[derive(Serialize)]
-struct Subject {
-    kind: EntityKind,
-    id: Uuid,
+/// The record an event is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct WebhookSubject {
+    /// Its kind.
+    pub kind: EntityKind,
+    /// Its id.
+    pub id: Uuid,
+}
+
+impl WebhookEnvelope {
+    /// The envelope of `event`.
+    pub fn of(event: &OutboxEvent) -> Self {
+        WebhookEnvelope {
+            r#type: event.name.clone(),
+            timestamp: event.occurred_at,
+            catalogue_version: CATALOGUE_VERSION,
+            subject: WebhookSubject { kind: event.entity_kind, id: event.entity_id },
+            data: event.payload.clone(),
+        }
+    }
 }
 
 impl WebhookMessage {
     /// The message of `event`.
     pub fn of(event: &OutboxEvent) -> Result<Self> {
-        let envelope = Envelope {
-            r#type: &event.name,
-            timestamp: event.occurred_at,
-            catalogue_version: CATALOGUE_VERSION,
-            subject: Subject { kind: event.entity_kind, id: event.entity_id },
-            data: &event.payload,
-        };
-        let body = serde_json::to_vec(&envelope).map_err(|e| CrmError::Internal(e.to_string()))?;
-        Ok(WebhookMessage { id: message_id(event.id), event_type: event.name.clone(), body })
+        Self::sealed(event.id, &WebhookEnvelope::of(event))
     }
 
     /// The message a delivery sends: the envelope planned with it.
     pub fn of_delivery(delivery: &WebhookDelivery) -> Result<Self> {
-        let body = serde_json::to_vec(&delivery.message).map_err(|e| CrmError::Internal(e.to_string()))?;
-        Ok(WebhookMessage { id: message_id(delivery.event_id), event_type: delivery.event_type.clone(), body })
+        Self::sealed(delivery.event_id, &delivery.message)
+    }
+
+    fn sealed(event: Uuid, envelope: &WebhookEnvelope) -> Result<Self> {
+        let body = serde_json::to_vec(envelope).map_err(|e| CrmError::Internal(e.to_string()))?;
+        Ok(WebhookMessage { id: message_id(event), event_type: envelope.r#type.clone(), body })
     }
 }
 
