@@ -4,12 +4,17 @@
 
 use std::sync::Arc;
 
+use uuid::Uuid;
+
 use crate::{
     access::{api_keys::ApiKey, audit::AuditLog, users::Tenant, users::User},
+    authz::Principal,
     crm::{Crm, CrmBuilder},
     customers::{companies::Company, contacts::Contact, deals::Deal, leads::Lead},
     entity::Entity,
+    error::{CrmError, Result},
     fields::Field,
+    id::Id,
     journal::Journal,
     notifications::Notification,
     sales::{
@@ -31,6 +36,25 @@ use crate::{
 const JOURNAL: Journal = Journal { audit: AuditLog::record_fact, notice: Notification::record_notice };
 
 impl Crm {
+    /// Reads the record `kind` `id` as `p` would with a GET: `NotFound` or `Forbidden`
+    /// when `p` may not see it. Kinds no event is about are never seen.
+    pub(crate) async fn read_kind(&self, p: &Principal, kind: EntityKind, id: Uuid) -> Result<()> {
+        macro_rules! read {
+            ($($kind:ident => $entity:ty),* $(,)?) => {
+                match kind {
+                    $(EntityKind::$kind => self.read::<$entity>(p, Id::from_uuid(id)).await.map(drop),)*
+                    _ => Err(CrmError::NotFound { kind, id }),
+                }
+            };
+        }
+        read! {
+            Company => Company, Contact => Contact, Lead => Lead, Deal => Deal, Quote => Quote,
+            Invoice => Invoice, Payment => Payment, DeliveryNote => DeliveryNote, CreditNote => CreditNote,
+            Refund => Refund, Project => Project, Milestone => Milestone, Task => Task, Product => Product,
+            ProductCategory => ProductCategory, User => User,
+        }
+    }
+
     /// A CRM over `storage` with the system clock and production password hashing.
     pub fn new(storage: Arc<dyn Storage>) -> Self {
         Self::builder(storage).build()

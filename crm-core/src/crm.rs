@@ -22,7 +22,7 @@ use crate::{
     authz::{Access, Action, Principal, Resource},
     entity::{Entity, from_stored, to_record},
     error::{CrmError, Result},
-    events::{Assigned, EventPayload},
+    events::{Assigned, EventPayload, Notified},
     fields,
     id::{Id, Meta, TenantId},
     jobs::{JobQueue, StorageJobQueue},
@@ -256,23 +256,33 @@ impl Crm {
         }
     }
 
-    /// The write of a notification telling `user` about `entity`, at `now`.
-    pub(crate) fn notice<E: Entity>(
+    /// Adds to `batch` a notification telling `user` about `entity` at `now`, and its
+    /// `notification.created` event (what the user's live stream shows).
+    pub(crate) fn notify_into<E: Entity>(
         &self,
+        batch: &mut WriteBatch,
         tenant: TenantId,
         user: Uuid,
         entity: &E,
         title: String,
         now: DateTime<Utc>,
-    ) -> Result<WriteOp> {
-        let notice = AssignmentNotice {
-            meta: Meta::new(tenant, now),
-            user,
-            title,
-            entity_kind: E::KIND,
-            entity_id: entity.meta().id,
-        };
-        Ok(WriteOp::Insert((self.journal.notice)(notice)?))
+    ) -> Result<()> {
+        let (entity_kind, entity_id) = (E::KIND, entity.meta().id);
+        let notice =
+            AssignmentNotice { meta: Meta::new(tenant, now), user, title: title.clone(), entity_kind, entity_id };
+        let record = (self.journal.notice)(notice)?;
+        let payload = Notified { user_id: user, title, entity_kind, entity_id };
+        batch.events.push(OutboxEvent {
+            id: Uuid::now_v7(),
+            tenant_id: tenant,
+            name: format!("{}.{}", EntityKind::Notification, payload.action()),
+            entity_kind: EntityKind::Notification,
+            entity_id: record.id,
+            payload: serde_json::to_value(&payload).map_err(|e| CrmError::Internal(e.to_string()))?,
+            occurred_at: now,
+        });
+        batch.ops.push(WriteOp::Insert(record));
+        Ok(())
     }
 
     /// Loads a record of `tenant`, if it exists.
@@ -526,9 +536,7 @@ impl Tx<'_> {
 
     /// Tells `user` about `entity` with a notification.
     pub(crate) fn notify<E: Entity>(&mut self, user: Uuid, entity: &E, title: String) -> Result<()> {
-        let notice = self.crm.notice(self.principal.tenant_id(), user, entity, title, self.now)?;
-        self.batch.ops.push(notice);
-        Ok(())
+        self.crm.notify_into(&mut self.batch, self.principal.tenant_id(), user, entity, title, self.now)
     }
 
     fn audit<E: Entity>(&mut self, entity_id: Uuid, action: &str, changes: Value) -> Result<()> {

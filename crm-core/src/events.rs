@@ -7,6 +7,8 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::storage::EntityKind;
+
 /// The details of one kind of event, as stored in the outbox and delivered to webhooks.
 pub trait EventPayload: Serialize {
     /// The action part of the event's name: `stage_changed` in `deal.stage_changed`.
@@ -73,5 +75,27 @@ impl<P: Serialize> Serialize for Named<P> {
 impl<P: Serialize> EventPayload for Named<P> {
     fn action(&self) -> &'static str {
         self.action
+    }
+}
+
+/// `notification.created`: a user was told about a record (an assignment, an overdue
+/// invoice, a disabled webhook endpoint). Only that user's live stream shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct Notified {
+    /// The user told.
+    pub user_id: Uuid,
+    /// What they are told.
+    pub title: String,
+    /// The kind of the record it is about.
+    pub entity_kind: EntityKind,
+    /// The record it is about.
+    pub entity_id: Uuid,
+}
+
+impl EventPayload for Notified {
+    fn action(&self) -> &'static str {
+        "created"
     }
 }

@@ -40,6 +40,7 @@ mod input;
 pub mod jobs;
 mod journal;
 pub mod leases;
+mod live;
 pub mod mail;
 pub mod money;
 pub mod passwords;

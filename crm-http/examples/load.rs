@@ -81,6 +81,7 @@ async fn crm_server(storage: Arc<dyn Storage>, contacts: usize) -> (SocketAddr, 
     let issued = crm.sessions().start(&admin, &Default::default()).await.unwrap();
     let tokens = TokenKeys::new(&[42u8; 32], "crm-rs").unwrap();
     let token = tokens.issue(&issued.session).unwrap();
+    let live = crm_http::live::LiveHub::new(crm.storage().clone(), crm_http::live::LiveOptions::default());
     let ctx = Arc::new(AppCtx {
         crm,
         tokens,
@@ -89,6 +90,7 @@ async fn crm_server(storage: Arc<dyn Storage>, contacts: usize) -> (SocketAddr, 
         default_tenant: Some(admin.tenant_id()),
         versions: Default::default(),
         public_url: "http://localhost".into(),
+        live,
     });
     let addr = serve(crm_http::build(ctx, &AppOptions::default())).await;
     (addr, token, ids, admin.user_id().to_string())

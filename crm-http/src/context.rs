@@ -1,6 +1,8 @@
 //! What every handler shares: the CRM, token keys, limits and cookie policy, and the
 //! one way a request's credentials become a [`Caller`].
 
+use std::sync::Arc;
+
 use crm_core::{
     Crm, Id, TenantId,
     rate_limit::{RateDecision, RateLimiter},
@@ -11,6 +13,7 @@ use crate::{
     error::ApiError,
     input::Versions,
     limits::Limits,
+    live::LiveHub,
     request,
 };
 
@@ -31,6 +34,8 @@ pub struct AppCtx {
     pub versions: Versions,
     /// Where users reach the CRM, for links in emails (no trailing slash).
     pub public_url: String,
+    /// The live event stream's fan-out.
+    pub live: Arc<LiveHub>,
 }
 
 /// Counts one request against `limiter`; 429 when over. The decision reaches the

@@ -17,6 +17,7 @@ pub mod error;
 pub mod idempotency;
 pub mod input;
 pub mod limits;
+pub mod live;
 pub mod offload;
 pub mod output;
 pub mod proxies;

@@ -16,6 +16,7 @@ use crate::{
     backends::{Backends, RedisUnavailable},
     config::{Command, Config, SameSiteNoneWithoutSecure},
     input::Versions,
+    live::{LiveHub, LiveOptions},
     offload::BlockingPool,
     proxies::TrustedProxies,
     storage_url::{StorageUrlError, is_persistent, open_storage},
@@ -264,6 +265,7 @@ async fn serve(
         default_tenant: Some(started.tenant),
         versions: if config.require_if_match { Versions::Required } else { Versions::Optional },
         public_url: config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.bind)),
+        live: LiveHub::new(backends.storage.clone(), LiveOptions::default()),
     });
     let options = AppOptions {
         cors_origins: config.cors_origins.clone(),

@@ -118,7 +118,7 @@ impl WebhookEndpoints<'_> {
         if !endpoint.active {
             return Ok(None);
         }
-        let message = WebhookMessage::of_delivery(&delivery)?;
+        let message = WebhookMessage::sealed(delivery.event_id, &delivery.message)?;
         Ok(Some(DueAttempt { secret: endpoint.signing_secret()?, url: endpoint.url, message, delivery }))
     }
 }

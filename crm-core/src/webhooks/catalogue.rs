@@ -12,7 +12,7 @@ use crate::{
         deals::{DealClosed, DealStageChanged},
         leads::{LeadConverted, LeadStatus},
     },
-    events::{Assigned, StatusChanged},
+    events::{Assigned, Notified, StatusChanged},
     sales::{
         credit_notes::CreditNoteIssued, delivery_notes::DeliveryNoteEvent, invoices::InvoiceEvent,
         payments::PaymentEvent, quotes::QuoteEvent, refunds::RefundRecorded,
@@ -103,6 +103,7 @@ const EVENTS: &[EventType] = catalogue! {
     "project.status_changed" => ProjectStatusChanged, "A project changed status, possibly closing its open work.";
     "task.assigned" => Assigned, "A task got a new assignee.";
     "task.status_changed" => StatusChanged<TaskStatus>, "A task changed status.";
+    "notification.created" => Notified, "A user was notified (assignment, overdue invoice, disabled webhook endpoint).";
 };
 
 /// Every event the core emits, in the order of the areas.

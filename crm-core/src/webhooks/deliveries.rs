@@ -248,7 +248,7 @@ impl WebhookEndpoints<'_> {
             batch.ops.push(stamp_update(&endpoint, &mut disabled, at)?);
             let title = format!("Webhook endpoint {} was disabled: its deliveries keep failing", endpoint.url);
             for admin in self.crm.active_admins(tenant).await? {
-                batch.ops.push(self.crm.notice(tenant, admin.meta.id, &endpoint, title.clone(), at)?);
+                self.crm.notify_into(&mut batch, tenant, admin.meta.id, &endpoint, title.clone(), at)?;
             }
         }
         self.crm.storage.commit(tenant, batch).await?;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::{
     error::{CrmError, Result},
     storage::{EntityKind, OutboxEvent},
-    webhooks::{catalogue::CATALOGUE_VERSION, deliveries::WebhookDelivery},
+    webhooks::catalogue::CATALOGUE_VERSION,
 };
 
 /// One event as delivered to every endpoint that wants it.
@@ -72,12 +72,9 @@ impl WebhookMessage {
         Self::sealed(event.id, &WebhookEnvelope::of(event))
     }
 
-    /// The message a delivery sends: the envelope planned with it.
-    pub fn of_delivery(delivery: &WebhookDelivery) -> Result<Self> {
-        Self::sealed(delivery.event_id, &delivery.message)
-    }
-
-    fn sealed(event: Uuid, envelope: &WebhookEnvelope) -> Result<Self> {
+    /// The message of event `event` whose envelope is `envelope` (a delivery sends the
+    /// envelope planned with it).
+    pub fn sealed(event: Uuid, envelope: &WebhookEnvelope) -> Result<Self> {
         let body = serde_json::to_vec(envelope).map_err(|e| CrmError::Internal(e.to_string()))?;
         Ok(WebhookMessage { id: message_id(event), event_type: envelope.r#type.clone(), body })
     }

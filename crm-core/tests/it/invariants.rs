@@ -56,7 +56,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("reports", &["reports"]),
     ("webhooks", &["webhooks"]),
     ("emails", &["emails"]),
-    ("assembly", &["assembly", "schedule", ""]),
+    ("assembly", &["assembly", "schedule", "live", ""]),
     ("conformance", &["conformance"]),
 ];
 

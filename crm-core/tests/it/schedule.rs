@@ -126,11 +126,18 @@ fn schedules_parse_and_name_what_is_wrong() {
     let schedule: Schedule = "quote-expiry=2h, purge=off".parse().unwrap();
     assert_eq!(
         schedule.periods(),
-        &[(Job::QuoteExpiry, Duration::hours(2)), (Job::OverdueInvoices, Duration::hours(1))]
+        &[
+            (Job::QuoteExpiry, Duration::hours(2)),
+            (Job::OverdueInvoices, Duration::hours(1)),
+            (Job::Prune, Duration::hours(1))
+        ]
     );
     assert_eq!("".parse::<Schedule>().unwrap(), Schedule::default());
-    assert_eq!(Schedule::default().to_string(), "quote-expiry=1h,overdue-invoices=1h,purge=15m");
-    assert_eq!("purge=90s".parse::<Schedule>().unwrap().to_string(), "quote-expiry=1h,overdue-invoices=1h,purge=90s");
+    assert_eq!(Schedule::default().to_string(), "quote-expiry=1h,overdue-invoices=1h,purge=15m,prune=1h");
+    assert_eq!(
+        "purge=90s".parse::<Schedule>().unwrap().to_string(),
+        "quote-expiry=1h,overdue-invoices=1h,purge=90s,prune=1h"
+    );
     assert_eq!(Schedule::default().shortest(), Some(Duration::minutes(15)));
     for (bad, named) in [("quotes=1h", "quotes"), ("purge=15", "15"), ("purge=0s", "0s"), ("purge", "purge")] {
         let err = bad.parse::<Schedule>().unwrap_err();
@@ -165,4 +172,59 @@ async fn two_runners_on_one_storage_run_each_job_once_per_period() {
         let expected: Vec<i64> = (0..180).step_by(usize::try_from(period.num_minutes()).unwrap()).collect();
         assert_eq!(at, expected, "{job} ran at these minutes");
     }
+}
+
+#[tokio::test]
+async fn prune_deletes_relayed_events_and_settled_deliveries_past_the_retention_only() {
+    use crm_core::{
+        storage::{EntityKind, OutboxEvent, WriteBatch},
+        webhooks::{
+            deliveries::{AttemptReport, DeliveryState},
+            endpoints::NewWebhookEndpoint,
+        },
+    };
+    let w = world().await;
+    let tenant = w.admin.tenant_id();
+    let hooks = w.crm.webhooks();
+    let endpoint = NewWebhookEndpoint {
+        url: "https://erp.example/hook".into(),
+        event_types: vec!["*".into()],
+        description: None,
+        active: None,
+    };
+    let (endpoint, _) = hooks.create(&w.admin, endpoint).await.unwrap();
+    let event = |n: u32| OutboxEvent {
+        id: uuid::Uuid::now_v7(),
+        tenant_id: tenant,
+        name: "deal.won".into(),
+        entity_kind: EntityKind::Deal,
+        entity_id: uuid::Uuid::now_v7(),
+        payload: serde_json::json!({ "n": n }),
+        occurred_at: w.crm.now(),
+    };
+    let (done, waiting, unrelayed) = (event(1), event(2), event(3));
+    let events = vec![done.clone(), waiting.clone(), unrelayed.clone()];
+    w.crm.storage().commit(tenant, WriteBatch { events, ..WriteBatch::default() }).await.unwrap();
+    let settled = hooks.plan(&done).await.unwrap().remove(0);
+    let ok = AttemptReport { succeeded: true, response_status: Some(200), latency_ms: 5, error: None };
+    hooks.record_attempt(tenant, settled.id(), ok, w.crm.now()).await.unwrap();
+    let pending = hooks.plan(&waiting).await.unwrap().remove(0);
+    w.crm.storage().outbox_ack(&[done.id, waiting.id]).await.unwrap();
+
+    // Within the retention (a week by default) nothing goes.
+    assert_eq!(Job::Prune.run(&w.crm, tenant).await.unwrap(), 0);
+    assert_eq!(w.crm.storage().outbox_stream(tenant, 0, 10).await.unwrap().len(), 2);
+    // Past it (acknowledgements are stamped by the storage's clock, the real one).
+    w.clock.set(chrono::Utc::now() + Duration::days(8));
+    assert_eq!(Job::Prune.run(&w.crm, tenant).await.unwrap(), 3, "two relayed events and one settled delivery");
+    assert!(w.crm.storage().outbox_stream(tenant, 0, 10).await.unwrap().is_empty());
+    let pending_ids: Vec<uuid::Uuid> =
+        w.crm.storage().outbox_pending(100).await.unwrap().iter().map(|e| e.id).collect();
+    assert!(pending_ids.contains(&unrelayed.id), "an event not relayed yet is never pruned");
+    let log = hooks.deliveries(&w.admin, endpoint.id(), &crm_core::PageRequest::default()).await.unwrap().items;
+    assert_eq!(
+        log.iter().map(|d| (d.meta.id, d.status)).collect::<Vec<_>>(),
+        vec![(pending.meta.id, DeliveryState::Pending)]
+    );
+    assert_eq!(Job::Prune.run(&w.crm, tenant).await.unwrap(), 0, "idempotent");
 }

@@ -10,6 +10,7 @@
 #[macro_use]
 pub(crate) mod resource;
 mod auth;
+mod events;
 mod reports;
 mod resources;
 pub(crate) mod results;
@@ -75,6 +76,8 @@ pub(crate) enum ApiTags {
     Settings,
     /// Webhook endpoints and their delivery logs.
     Webhooks,
+    /// The live event stream.
+    Events,
 }
 
 /// The API's version, as served by `GET /api/v1` and in the spec.
@@ -122,6 +125,7 @@ fn operations() -> impl OpenApi {
         reports::ReportsApi,
         settings::SettingsApi,
         resources::WebhooksApi,
+        events::EventsApi,
     )
 }
 

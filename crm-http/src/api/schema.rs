@@ -243,6 +243,11 @@ fn tuple_items(positions: &[Value]) -> MetaSchemaRef {
     }
 }
 
+/// Registers `T`'s schema as the API writes it; returns its name.
+pub(crate) fn register_serialized<T: JsonSchema>(registry: &mut Registry) -> String {
+    register_schema::<T>(registry, Contract::Serialize)
+}
+
 /// Registers the envelope of a response whose `data` is `T` (or a page of them) and
 /// returns its name: `<T>Envelope` or `<T>Page`.
 pub(crate) fn register_envelope<T: JsonSchema>(registry: &mut Registry, data: Data) -> String {

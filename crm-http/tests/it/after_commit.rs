@@ -1,9 +1,11 @@
 //! What happens after a commit, through the real binary: a webhook reaches a receiver
 //! on 127.0.0.1 signed, the assignee of a lead gets an email through a real SMTP
-//! server, and the password-reset flow works end to end without its token or the new
-//! password in any log line.
+//! server, the password-reset flow works end to end without its token or the new
+//! password in any log line, and two servers on one PostgreSQL deliver each event
+//! once, the survivor taking the relay over when its holder is killed.
 
 use std::{
+    collections::HashSet,
     io::{BufRead, BufReader, Read, Write},
     net::TcpListener,
     sync::{Arc, Mutex},
@@ -14,7 +16,7 @@ use crm_core::webhooks::signing::{DEFAULT_TOLERANCE, SignedHeaders, WebhookSecre
 use crm_jobs::testing::SmtpSink;
 use serde_json::{Value, json};
 
-use crate::binary::{http, http_as, sign_in, start_with, stop};
+use crate::binary::{banner_tenant, http, http_as, sign_in, start_with, stop};
 
 /// One request a receiver got: its headers (lower-case names) and body.
 #[derive(Clone, Debug)]
@@ -189,4 +191,81 @@ fn a_password_reset_goes_by_email_works_once_and_leaves_no_secret_in_the_log() {
     for secret in [token.as_str(), secret_part, new_password] {
         assert!(!log.contains(secret), "a secret is in the log: {secret}");
     }
+}
+
+#[test]
+fn two_servers_on_postgresql_deliver_each_event_once_and_a_survivor_takes_the_relay_over() {
+    use crm_core::{
+        SystemClock,
+        leases::{Leases, StorageLeases},
+    };
+    use crm_storage_postgres::{
+        PostgresStorage,
+        testing::{create_database, shared_server},
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let url = rt.block_on(async {
+        let target = tokio::task::spawn_blocking(shared_server).await.unwrap();
+        create_database(target).await.unwrap()
+    });
+    let (hook_url, hits) = receiver();
+    let flags =
+        ["--jwt-secret", "one-secret-for-every-instance-0123456789", "--webhook-allow-http", "--webhook-allow-private"];
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = start_with(&url, dir_a.path(), &flags);
+    let tenant = banner_tenant(&first);
+    let second = start_with(&url, dir_b.path(), &[&flags[..], &["--tenant-id", &tenant]].concat());
+    let (_, body) = sign_in(&first.addr);
+    let token = data(&body)["access_token"].as_str().unwrap().to_owned();
+    let call = |addr: &str, path: &str, body: Value| {
+        let (status, reply) = http_as(addr, "POST", path, &body.to_string(), Some(&token));
+        assert!((200..300).contains(&status), "POST {path}: {status} {reply}");
+        data(&reply)
+    };
+    call(&first.addr, "/api/v1/webhooks", json!({ "url": hook_url, "event_types": ["lead.assigned"] }));
+    let sam = json!({ "email": "sam@example.com", "password": "sam-password-1", "first_name": "Sam",
+        "last_name": "Seller", "role": "user" });
+    let sam = call(&second.addr, "/api/v1/users", sam)["meta"]["id"].clone();
+    let assign_leads = |addrs: &[&str], count: usize| {
+        for i in 0..count {
+            let lead =
+                json!({ "first_name": "Lead", "last_name": format!("No {i}"), "source": "website", "owner_id": sam });
+            call(addrs[i % addrs.len()], "/api/v1/leads", lead);
+        }
+    };
+    let distinct_ids =
+        |hits: &[Hit]| hits.iter().map(|h| h.header("webhook-id").to_owned()).collect::<HashSet<_>>().len();
+
+    // Events committed on either server are relayed once and delivered once.
+    assign_leads(&[&first.addr, &second.addr], 10);
+    wait_until("ten deliveries", || (hits.lock().unwrap().len() >= 10).then_some(()));
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(hits.lock().unwrap().len(), 10, "each event once");
+    assert_eq!(distinct_ids(&hits.lock().unwrap()), 10);
+
+    // The server that relays dies; the other one takes the relay over within 30 s.
+    let leases = rt.block_on(async {
+        let storage = Arc::new(PostgresStorage::connect(&url).await.unwrap());
+        StorageLeases::new(storage, Arc::new(SystemClock))
+    });
+    let holder = rt.block_on(leases.holder(crm_jobs::relay::RELAY_LEASE)).unwrap().expect("a relay holds the lease");
+    let pid: u32 = holder.holder.split(':').nth(1).unwrap().parse().unwrap();
+    let (mut relaying, survivor) = if pid == first.child.id() { (first, second) } else { (second, first) };
+    assert_eq!(relaying.child.id(), pid, "the lease names a running server: {holder:?}");
+    relaying.child.kill().unwrap();
+    relaying.child.wait().unwrap();
+    let killed = Instant::now();
+    assign_leads(&[&survivor.addr], 5);
+    let deadline = Duration::from_secs(30);
+    while hits.lock().unwrap().len() < 15 {
+        assert!(killed.elapsed() < deadline, "no takeover within 30 s: {} deliveries", hits.lock().unwrap().len());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    eprintln!("the survivor relayed the first event {:?} after the holder was killed", killed.elapsed());
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(hits.lock().unwrap().len(), 15);
+    assert_eq!(distinct_ids(&hits.lock().unwrap()), 15, "nothing delivered twice");
+    let now = rt.block_on(leases.holder(crm_jobs::relay::RELAY_LEASE)).unwrap().unwrap();
+    assert!(now.holder.contains(&format!(":{}:", survivor.child.id())), "{now:?}");
+    stop(survivor);
 }

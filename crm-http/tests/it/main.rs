@@ -15,6 +15,7 @@ mod documents;
 mod endpoints;
 mod errors;
 mod idempotency;
+mod live;
 mod matrix;
 mod openapi;
 mod outage;

@@ -321,6 +321,10 @@ fn the_data_of_every_response_is_typed_with_no_free_form_object_left() {
     let mut successes = 0;
     for (path, method, op) in operations(&spec) {
         for (status, _) in op["responses"].as_object().unwrap().iter().filter(|(s, _)| s.starts_with('2')) {
+            if op["responses"][status]["content"].get("text/event-stream").is_some() {
+                // Server-Sent Events: no JSON envelope (`events_are_typed_envelopes`).
+                continue;
+            }
             let schema = response_schema(&op, status).unwrap_or_else(|| panic!("{method} {path} {status}: no body"));
             let envelope = resolve(&spec, schema);
             let data = &envelope["properties"]["data"];
@@ -769,8 +773,8 @@ fn the_spec_says_what_the_server_enforces() {
             "first_name" | "last_name" => Some(Validator::PERSON_NAME_MAX),
             "name" if ["Company", "Product", "User"].iter().any(|k| owner.contains(k)) => Some(Validator::NAME_MAX),
             // Every other bounded text shows the bound its validation uses.
-            // (A notification's title is the server's own text.)
-            "title" if !owner.contains("Notification") => Some(Validator::NAME_MAX),
+            // (A notification's title is the server's own text, and so is its event's.)
+            "title" if !owner.contains("Notification") && !owner.contains("Notified") => Some(Validator::NAME_MAX),
             "company_name" | "reference" => Some(Validator::NAME_MAX),
             "phone" => Some(Validator::PHONE_MAX),
             "position" | "industry" => Some(Validator::SHORT_TEXT_MAX),
@@ -832,4 +836,18 @@ async fn the_documented_bounds_are_the_enforced_ones() {
     for tag in ["\"3\"", "W/\"3\"", "3"] {
         assert_eq!(crm_http::input::version_from_if_match(Some(tag)).unwrap(), Some(3), "{tag}");
     }
+}
+
+#[test]
+fn events_are_typed_envelopes() {
+    let spec = spec();
+    let op = &spec["paths"]["/events"]["get"];
+    let schema = &op["responses"]["200"]["content"]["text/event-stream"]["schema"];
+    assert_eq!(schema["$ref"], "#/components/schemas/WebhookEnvelope", "{op}");
+    let envelope = resolve(&spec, schema);
+    for field in ["type", "timestamp", "catalogue_version", "subject", "data"] {
+        assert!(envelope["properties"][field].is_object(), "{field} in {envelope}");
+    }
+    let resume = op["parameters"].as_array().unwrap().iter().find(|p| p["name"] == "Last-Event-ID");
+    assert_eq!(resume.map(|p| p["in"].as_str()), Some(Some("header")), "{op}");
 }

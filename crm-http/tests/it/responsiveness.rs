@@ -134,6 +134,7 @@ async fn serve(server: &Runtime) -> (String, String) {
     sled.flush().await.unwrap();
     println!("bulk load: {CONTACTS} contacts in {:.1} s", loading.elapsed().as_secs_f64());
 
+    let live = crm_http::live::LiveHub::new(crm.storage().clone(), crm_http::live::LiveOptions::default());
     let ctx = Arc::new(AppCtx {
         crm,
         tokens: TokenKeys::new(SECRET, ISSUER).unwrap(),
@@ -143,6 +144,7 @@ async fn serve(server: &Runtime) -> (String, String) {
         default_tenant: Some(tenant),
         versions: Default::default(),
         public_url: "http://localhost".into(),
+        live,
     });
     let app = crm_http::build(ctx, &AppOptions::default());
     let acceptor = TcpListener::bind("127.0.0.1:0").into_acceptor().await.unwrap();

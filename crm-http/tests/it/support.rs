@@ -8,6 +8,7 @@ use crm_http::{
     auth::{CookiePolicy, TokenKeys},
     input::Versions,
     limits::Limits,
+    live::{LiveHub, LiveOptions},
 };
 use poem::{
     EndpointExt, Response,
@@ -85,10 +86,20 @@ pub fn harness_over(
         default_tenant: Some(w.admin.tenant_id()),
         versions,
         public_url: "http://localhost".into(),
+        live: LiveHub::new(w.crm.storage().clone(), TEST_LIVE),
     });
     let cli = TestClient::new(crm_http::build(ctx.clone(), &options).boxed());
     Harness { w, ctx, cli }
 }
+
+/// The live stream in tests: a short buffer (a slow consumer is found at once), quick
+/// polls and heartbeats.
+pub const TEST_LIVE: LiveOptions = LiveOptions {
+    capacity: 16,
+    poll: std::time::Duration::from_millis(20),
+    heartbeat: std::time::Duration::from_millis(200),
+    lifetime: std::time::Duration::from_secs(60),
+};
 
 /// What a test sends.
 pub enum Body<'a> {
