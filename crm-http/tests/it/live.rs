@@ -236,3 +236,20 @@ async fn an_idle_stream_gets_heartbeats_and_needs_credentials() {
         .await;
     assert_eq!(bad.0.status(), StatusCode::BAD_REQUEST, "Last-Event-ID is a position");
 }
+
+#[tokio::test]
+async fn another_tenants_subscribers_receive_nothing_of_this_tenant() {
+    let h = harness().await;
+    let elsewhere = crm_core::conformance::World::new(h.w.crm.storage().clone()).await;
+    let mut outsider = Subscriber::connect(&h, &elsewhere.admin, None).await;
+    let mut insider = Subscriber::connect(&h, &h.w.admin, None).await;
+    let lead = assign_lead(&h, &h.w.user, "Walled").await;
+    relay(&h).await;
+    let quiet = Duration::from_millis(500);
+    assert_eq!(names(&insider.events_until_quiet(quiet).await), vec![("lead.assigned".to_owned(), lead.to_string())]);
+    assert!(outsider.events_until_quiet(quiet).await.is_empty(), "a tenant's events stay in the tenant");
+    // Not even by resuming from the start of the stream.
+    let mut replay = Subscriber::connect(&h, &elsewhere.admin, Some(0)).await;
+    let replayed = replay.events_until_quiet(quiet).await;
+    assert!(names(&replayed).iter().all(|(_, subject)| *subject != lead.to_string()), "{:?}", names(&replayed));
+}
