@@ -71,6 +71,10 @@ impl Clock for ManualClock {
     }
 }
 
+/// How long report runs and their results are kept unless the CRM is built with
+/// another retention ([`CrmBuilder::report_retention`]).
+pub const DEFAULT_REPORT_RETENTION: chrono::Duration = chrono::Duration::hours(24);
+
 /// The CRM: cheap to clone, shareable across tasks. Every service call takes the
 /// acting [`Principal`].
 #[derive(Clone)]
@@ -83,6 +87,7 @@ pub struct Crm {
     pub(crate) session_ttl: chrono::Duration,
     pub(crate) journal: Journal,
     pub(crate) webhook_allow_http: bool,
+    pub(crate) report_retention: chrono::Duration,
 }
 
 impl std::fmt::Debug for Crm {
@@ -112,6 +117,7 @@ impl CrmBuilder {
                 session_ttl: DEFAULT_SESSION_TTL,
                 journal,
                 webhook_allow_http: false,
+                report_retention: DEFAULT_REPORT_RETENTION,
             },
         }
     }
@@ -146,6 +152,13 @@ impl CrmBuilder {
     /// and intranets); by default only `https` URLs are valid.
     pub fn webhook_allow_http(mut self, allow: bool) -> Self {
         self.crm.webhook_allow_http = allow;
+        self
+    }
+
+    /// Keeps report runs and their results this long (the server's
+    /// `--report-retention`; default 24 hours).
+    pub fn report_retention(mut self, retention: chrono::Duration) -> Self {
+        self.crm.report_retention = retention;
         self
     }
 
