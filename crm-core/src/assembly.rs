@@ -97,5 +97,6 @@ pub fn fields_of(kind: EntityKind) -> &'static [Field] {
         EntityKind::WebhookEndpoint => crate::webhooks::endpoints::WebhookEndpoint::FIELDS,
         EntityKind::WebhookDelivery => crate::webhooks::deliveries::WebhookDelivery::FIELDS,
         EntityKind::Lease => crate::leases::LeaseRecord::FIELDS,
+        EntityKind::ReportRun => crate::reports::runs::ReportRun::FIELDS,
     }
 }

@@ -30,8 +30,8 @@ use crate::{
     passwords::{Inline, Offload, PasswordHashString, PasswordPolicy, PasswordWork, offloaded},
     session_store::{DEFAULT_SESSION_TTL, SessionStore, StorageSessionStore},
     storage::{
-        CounterUpdate, Cursor, EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Sort, Storage, TextSearch,
-        WriteBatch, WriteOp,
+        CounterUpdate, Cursor, EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Sort, Storage,
+        StorageError, TextSearch, WriteBatch, WriteOp,
     },
     tenant_settings::TenantSettings,
 };
@@ -40,6 +40,10 @@ use crate::{
 /// the three days webhook deliveries retry, so a live stream can resume a day-old
 /// position and an admin can read a week of the delivery log.
 pub const DEFAULT_EVENT_RETENTION: chrono::Duration = chrono::Duration::days(7);
+
+/// How long report runs and their results are kept unless the CRM is built with
+/// another retention ([`CrmBuilder::report_retention`]).
+pub const DEFAULT_REPORT_RETENTION: chrono::Duration = chrono::Duration::hours(24);
 
 /// The CRM: cheap to clone, shareable across tasks. Every service call takes the
 /// acting [`Principal`].
@@ -55,6 +59,7 @@ pub struct Crm {
     pub(crate) webhook_allow_http: bool,
     pub(crate) jobs: Arc<dyn JobQueue>,
     pub(crate) event_retention: chrono::Duration,
+    pub(crate) report_retention: chrono::Duration,
 }
 
 impl std::fmt::Debug for Crm {
@@ -89,6 +94,7 @@ impl CrmBuilder {
                 session_ttl: DEFAULT_SESSION_TTL,
                 journal,
                 webhook_allow_http: false,
+                report_retention: DEFAULT_REPORT_RETENTION,
             },
         }
     }
@@ -138,6 +144,13 @@ impl CrmBuilder {
     /// workers reserve from (Redis or storage).
     pub fn jobs(mut self, jobs: Arc<dyn JobQueue>) -> Self {
         self.jobs = Some(jobs);
+        self
+    }
+
+    /// Keeps report runs and their results this long (the server's
+    /// `--report-retention`; default 24 hours).
+    pub fn report_retention(mut self, retention: chrono::Duration) -> Self {
+        self.crm.report_retention = retention;
         self
     }
 
@@ -253,6 +266,33 @@ impl Crm {
                 Some(next) => query.after = Some(next),
                 None => return Ok(all),
             }
+        }
+    }
+
+    /// Deletes up to `limit` records of `tenant` and `kind` that match `filters`, in one
+    /// write, each at the version read; says how many. A record changed or deleted
+    /// meanwhile fails the write, which then deletes nothing (0): the next run takes
+    /// them. For purges of what expired.
+    pub(crate) async fn delete_matching(
+        &self,
+        tenant: TenantId,
+        kind: EntityKind,
+        filters: Vec<Filter>,
+        limit: usize,
+    ) -> Result<u64> {
+        let query = ListQuery { limit, ..ListQuery::filtered(filters) };
+        let found = self.storage.list(tenant, kind, &query).await?;
+        let mut batch = WriteBatch::default();
+        for stored in &found.items {
+            batch.ops.push(WriteOp::Delete { kind, id: stored.id, expected_version: stored.version });
+        }
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match self.storage.commit(tenant, batch).await {
+            Ok(()) => Ok(found.items.len() as u64),
+            Err(StorageError::Conflict { .. } | StorageError::NotFound { .. }) => Ok(0),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -21,7 +21,7 @@ use crate::{
     error::{CrmError, Result},
     fields::indexed_fields,
     id::{Meta, TenantId},
-    storage::{EntityKind, Filter, ListQuery, StorageError, WriteBatch, WriteOp},
+    storage::{EntityKind, Filter, StorageError, WriteBatch, WriteOp},
 };
 
 /// How long a first response is kept for retries.
@@ -218,22 +218,7 @@ impl Idempotency<'_> {
 
     /// Removes up to `limit` of `tenant`'s expired keys; says how many.
     pub async fn purge_expired(&self, tenant: TenantId, limit: usize) -> Result<u64> {
-        let query = ListQuery { limit, ..ListQuery::filtered(vec![Filter::lt("expires_at", self.crm.now())]) };
-        let expired = self.crm.storage().list(tenant, EntityKind::IdempotencyKey, &query).await?;
-        let ops: Vec<WriteOp> = expired
-            .items
-            .iter()
-            .map(|r| WriteOp::Delete { kind: EntityKind::IdempotencyKey, id: r.id, expected_version: r.version })
-            .collect();
-        let removed = ops.len() as u64;
-        if removed == 0 {
-            return Ok(0);
-        }
-        match self.crm.storage().commit(tenant, WriteBatch { ops, ..WriteBatch::default() }).await {
-            Ok(()) => Ok(removed),
-            // One was reclaimed meanwhile: the next round takes the rest.
-            Err(StorageError::Conflict { .. } | StorageError::NotFound { .. }) => Ok(0),
-            Err(e) => Err(e.into()),
-        }
+        let expired = vec![Filter::lt("expires_at", self.crm.now())];
+        self.crm.delete_matching(tenant, EntityKind::IdempotencyKey, expired, limit).await
     }
 }

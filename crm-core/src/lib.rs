@@ -70,7 +70,10 @@ pub mod conformance;
 pub use crate::{
     assembly::fields_of,
     authz::{Access, Action, Principal, Resource, Role},
-    crm::{Clock, Crm, CrmBuilder, DEFAULT_EVENT_RETENTION, ManualClock, PageRequest, SystemClock},
+    crm::{
+        Clock, Crm, CrmBuilder, DEFAULT_EVENT_RETENTION, DEFAULT_REPORT_RETENTION, ManualClock, PageRequest,
+        SystemClock,
+    },
     error::{CrmError, FieldError, Result, ValidationErrors, Validator},
     id::{Id, Meta, TenantId},
     state::StateMachine,

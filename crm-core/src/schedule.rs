@@ -1,6 +1,6 @@
 //! Scheduled jobs: what the CRM does by itself now and then (expire lapsed quotes,
-//! tell owners of overdue invoices, purge expired sessions and idempotency keys), how
-//! often ([`Schedule`]), and [`Scheduler::tick`], which runs the jobs that are due.
+//! tell owners of overdue invoices, purge expired sessions, idempotency keys and report
+//! runs), how often ([`Schedule`]), and [`Scheduler::tick`], which runs the jobs that are due.
 //!
 //! The core decides what is due and does it; the embedder only calls `tick` every few
 //! seconds (crm-server's workers do). Several servers may tick against one storage:
@@ -30,6 +30,9 @@ use crate::{
 /// backlog goes over several runs).
 pub const PRUNE_BATCH: usize = 1000;
 
+/// The most expired report runs one purge deletes (in one write); the rest go next period.
+const REPORT_RUN_PURGE_BATCH: usize = 500;
+
 /// A scheduled job.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Job {
@@ -37,7 +40,7 @@ pub enum Job {
     QuoteExpiry,
     /// Owners of invoices that became overdue are told once (`Invoices::notify_overdue`).
     OverdueInvoices,
-    /// Expired sessions and idempotency keys are deleted.
+    /// Expired sessions, idempotency keys and report runs are deleted.
     Purge,
     /// Relayed outbox events and finished webhook deliveries older than the CRM's
     /// event retention are deleted.
@@ -74,7 +77,8 @@ impl Job {
             Job::OverdueInvoices => crm.invoices().notify_overdue(tenant).await,
             Job::Purge => {
                 let sessions = crm.sessions().purge_expired(tenant).await?;
-                Ok(sessions + crm.idempotency().purge_expired(tenant, IDEMPOTENCY_PURGE_BATCH).await?)
+                let runs = crm.report_runs().purge_expired(tenant, REPORT_RUN_PURGE_BATCH).await?;
+                Ok(sessions + runs + crm.idempotency().purge_expired(tenant, IDEMPOTENCY_PURGE_BATCH).await?)
             }
             Job::Prune => {
                 let before = crm.now() - crm.event_retention;

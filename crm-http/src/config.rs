@@ -143,6 +143,11 @@ pub struct Config {
     #[arg(long, global = true, env = "CRM_EVENT_RETENTION", default_value = "7d", value_parser = parse_retention)]
     pub event_retention: chrono::Duration,
 
+    /// How long report runs (`POST /reports/{name}/runs`) and their results are kept
+    /// (a whole number of s, m, h or d).
+    #[arg(long, global = true, env = "CRM_REPORT_RETENTION", default_value = "24h", value_parser = parse_retention)]
+    pub report_retention: chrono::Duration,
+
     /// Requests per minute per client IP.
     #[arg(long, global = true, env = "CRM_RATE_LIMIT_IP", default_value_t = 1200)]
     pub rate_limit_ip: u32,

@@ -197,6 +197,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .offload(Arc::new(offload))
         .webhook_allow_http(config.webhook_allow_http)
         .event_retention(config.event_retention)
+        .report_retention(config.report_retention)
         .jobs(backends.jobs.clone());
     if let Some(sessions) = backends.sessions.clone() {
         crm = crm.session_store(sessions);

@@ -17,7 +17,7 @@ use crm_core::{
     schedule::{Schedule, Scheduler},
     webhooks::attempts::WebhookReaction,
 };
-use crm_jobs::{AttemptWorker, DeliveryOptions, EmailWorker, Mailer, Relay, WebhookClient};
+use crm_jobs::{AttemptWorker, DeliveryOptions, EmailWorker, Mailer, Relay, ReportWorker, WebhookClient};
 use tokio::task::JoinHandle;
 
 /// The longest a due job waits for a tick.
@@ -41,8 +41,8 @@ pub struct Workers {
 
 impl Workers {
     /// Starts every worker on the current runtime: the scheduler (for `tenant`), the
-    /// outbox relay (webhook deliveries and emails), the webhook worker and the email
-    /// worker.
+    /// outbox relay (webhook deliveries and emails), and the webhook, email and report
+    /// workers.
     pub fn start(
         crm: Crm,
         leases: Arc<dyn Leases>,
@@ -57,12 +57,14 @@ impl Workers {
         let scheduler = Scheduler::new(crm.clone(), leases, holder, schedule, vec![tenant]);
         let webhooks = AttemptWorker::new(crm.clone(), WebhookClient::new(outbound.webhooks)?);
         let emails = EmailWorker::new(crm.jobs().clone(), outbound.mailer);
+        let reports = ReportWorker::new(crm.clone());
         let relaying = relay.clone();
         let tasks = vec![
             tokio::spawn(run_scheduler(scheduler)),
             tokio::spawn(async move { relaying.run().await }),
             tokio::spawn(webhooks.run()),
             tokio::spawn(emails.run()),
+            tokio::spawn(reports.run()),
         ];
         Ok(Self { tasks, relay })
     }

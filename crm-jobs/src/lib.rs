@@ -1,10 +1,11 @@
 //! # crm-jobs
 //!
-//! What the CRM does after a commit that needs the outside world. Today: webhook
-//! deliveries ([`delivery`]) over outbound HTTP that cannot be pointed at the
-//! server's own network ([`address`]). The outbox relay, SMTP and the scheduler will
-//! join it; crm-core decides everything (which events, signatures, retry times) and
-//! this crate only carries it out.
+//! What the CRM does after a commit, and what needs the outside world: the outbox
+//! [`relay`] that runs each event's reactions; the workers of the job queues, which
+//! send webhooks ([`attempts`], over outbound HTTP that cannot be pointed at the
+//! server's own network: [`delivery`], [`address`]), send emails over SMTP ([`mail`])
+//! and compute report runs ([`reports`]). crm-core decides everything (which events,
+//! which jobs, signatures, retry times, who may see what); this crate carries it out.
 
 pub mod address;
 pub mod attempts;
@@ -12,6 +13,7 @@ pub mod delivery;
 pub mod mail;
 mod queue;
 pub mod relay;
+pub mod reports;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -19,3 +21,4 @@ pub use attempts::AttemptWorker;
 pub use delivery::{DeliveryFailure, DeliveryOptions, DeliveryOutcome, WebhookClient};
 pub use mail::{EmailWorker, Mailer};
 pub use relay::{Relay, RelayOptions};
+pub use reports::ReportWorker;

@@ -87,6 +87,7 @@ const TABLE_NAMES: &[(EntityKind, &str)] = &[
     (EntityKind::WebhookEndpoint, "webhook_endpoints"),
     (EntityKind::WebhookDelivery, "webhook_deliveries"),
     (EntityKind::Lease, "leases"),
+    (EntityKind::ReportRun, "report_runs"),
 ];
 
 /// Every kind's table, its columns from the core's field declarations.

@@ -80,6 +80,7 @@ entity_kinds! {
     WebhookEndpoint => "webhook_endpoint",
     WebhookDelivery => "webhook_delivery",
     Lease => "lease",
+    ReportRun => "report_run",
 }
 
 impl fmt::Display for EntityKind {

@@ -271,21 +271,7 @@ impl WebhookEndpoints<'_> {
     pub async fn prune_log(&self, tenant: TenantId, before: DateTime<Utc>, limit: usize) -> Result<u64> {
         let settled = [DeliveryState::Succeeded, DeliveryState::Failed].map(|s| FieldValue::from(s.as_str()));
         let filters = vec![Filter::one_of("status", settled), Filter::lt("updated_at", before)];
-        let query = ListQuery { limit, ..ListQuery::filtered(filters) };
-        let page = self.crm.storage.list(tenant, EntityKind::WebhookDelivery, &query).await?;
-        let mut batch = WriteBatch::default();
-        for stored in &page.items {
-            batch.ops.push(WriteOp::Delete {
-                kind: EntityKind::WebhookDelivery,
-                id: stored.id,
-                expected_version: stored.version,
-            });
-        }
-        let pruned = batch.ops.len() as u64;
-        if pruned > 0 {
-            self.crm.storage.commit(tenant, batch).await?;
-        }
-        Ok(pruned)
+        self.crm.delete_matching(tenant, EntityKind::WebhookDelivery, filters, limit).await
     }
 
     async fn active_endpoints(&self, tenant: TenantId) -> Result<Vec<WebhookEndpoint>> {

@@ -22,6 +22,7 @@ mod money;
 mod projects;
 mod rate_limiter_suite;
 mod rate_limits;
+mod report_runs;
 mod reports;
 mod sales;
 mod schedule;

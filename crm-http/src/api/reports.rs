@@ -9,22 +9,32 @@
 use std::{collections::HashMap, sync::Arc};
 
 use chrono::NaiveDate;
-use crm_core::{money::Currency, reports};
-use poem::web::Data;
+use crm_core::{
+    Id,
+    money::Currency,
+    reports::{
+        self, ReportName, ReportParams,
+        runs::{ReportFormat, ReportRun},
+    },
+};
+use poem::{IntoResponse, Response, web::Data};
 use poem_openapi::{
-    OpenApi,
+    ApiResponse, OpenApi,
     param::{Path, Query},
+    registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
+    types::Type,
 };
 use rust_decimal::Decimal;
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
 
 use crate::{
-    api::ApiTags,
+    api::{ApiTags, schema, schema::Body},
     auth::Auth,
     context::AppCtx,
     error::{ApiError, BodilessError},
-    output::{self, Done},
+    output::{self, Created, Done, One},
 };
 
 /// The rows of a report, by the report's name.
@@ -95,6 +105,105 @@ impl ReportsApi {
             }
         };
         Ok(output::done(&report)?)
+    }
+
+    /// Requests a run of a report, computed by a worker: for long reports and exports.
+    /// The same rights and parameters as `GET /reports/{name}`; `format` is `json`
+    /// (default) or `csv`. The run is visible to whoever requested it, until it expires
+    /// (`expires_at`).
+    #[oai(path = "/:name/runs", method = "post", operation_id = "requestReportRun")]
+    async fn request_run(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        auth: Auth,
+        name: Path<String>,
+        body: Body<NewReportRun>,
+    ) -> Result<Created<ReportRun>, ApiError> {
+        let caller = auth.into_caller();
+        let report = report_name(&name.0)?;
+        let input: NewReportRun = body.decode()?;
+        let format = input.format.unwrap_or(ReportFormat::Json);
+        let run = ctx.crm.report_runs().request(&caller.principal, report, input.params, format).await?;
+        Ok(output::created(&run)?)
+    }
+
+    /// A report run the caller requested: its status (`queued`, `running`, `done`,
+    /// `failed`) and, once done, its result.
+    #[oai(path = "/runs/:id", method = "get", operation_id = "getReportRun")]
+    async fn get_run(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<One<ReportRun>, BodilessError> {
+        let caller = auth.into_caller();
+        let run = ctx.crm.report_runs().get(&caller.principal, Id::from_uuid(id.0)).await?;
+        Ok(output::one(&run)?)
+    }
+
+    /// The result of a done run, as a file of its format (`application/json` or
+    /// `text/csv`); a run not done yet is a 422 on `status`.
+    #[oai(path = "/runs/:id/result", method = "get", operation_id = "getReportRunResult")]
+    async fn run_result(
+        &self,
+        ctx: Data<&Arc<AppCtx>>,
+        auth: Auth,
+        id: Path<Uuid>,
+    ) -> Result<ReportFile, BodilessError> {
+        let caller = auth.into_caller();
+        let (format, content) = ctx.crm.report_runs().result(&caller.principal, Id::from_uuid(id.0)).await?;
+        Ok(ReportFile { format, content })
+    }
+}
+
+/// A report run's input.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct NewReportRun {
+    /// The report's parameters (`from`, `to`, `limit`), as for `GET /reports/{name}`.
+    #[serde(default)]
+    params: ReportParams,
+    /// `json` (default) or `csv`.
+    #[serde(default)]
+    format: Option<ReportFormat>,
+}
+
+/// The report a path names, or a 404 listing none of the names' secrets.
+fn report_name(name: &str) -> Result<ReportName, ApiError> {
+    name.parse().map_err(|_| ApiError::not_found("unknown report; see the operation's description for the names"))
+}
+
+/// A done run's result, served as a file of its format.
+pub(crate) struct ReportFile {
+    format: ReportFormat,
+    content: String,
+}
+
+impl ApiResponse for ReportFile {
+    fn meta() -> MetaResponses {
+        let media = |content_type, schema| MetaMediaType { content_type, schema };
+        MetaResponses {
+            responses: vec![MetaResponse {
+                description: "The result: the report's rows as JSON, or CSV with a header line.",
+                status: Some(200),
+                status_range: None,
+                content: vec![
+                    media("application/json", MetaSchemaRef::Reference(Report::schema_name().into_owned())),
+                    media("text/csv", String::schema_ref()),
+                ],
+                headers: Vec::new(),
+            }],
+        }
+    }
+
+    fn register(registry: &mut Registry) {
+        schema::register_serialized::<Report>(registry);
+    }
+}
+
+impl IntoResponse for ReportFile {
+    fn into_response(self) -> Response {
+        self.content.with_content_type(self.format.content_type()).into_response()
     }
 }
 

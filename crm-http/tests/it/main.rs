@@ -19,6 +19,7 @@ mod live;
 mod matrix;
 mod openapi;
 mod outage;
+mod report_runs;
 mod resources;
 mod responsiveness;
 mod rules;

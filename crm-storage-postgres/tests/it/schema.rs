@@ -125,6 +125,7 @@ async fn status_checks_accept_every_value_the_core_knows() {
         customers::deals::DealStage,
         customers::leads::{LeadSource, LeadStatus},
         jobs::JobState,
+        reports::runs::RunStatus,
         sales::delivery_notes::DeliveryStatus,
         sales::invoices::InvoiceStatus,
         sales::payments::{PaymentMethod, PaymentStatus},
@@ -155,6 +156,7 @@ async fn status_checks_accept_every_value_the_core_knows() {
         ("tasks", "priority", names(TaskPriority::ALL, TaskPriority::as_str)),
         ("jobs", "state", names(JobState::ALL, JobState::as_str)),
         ("webhook_deliveries", "status", names(DeliveryState::ALL, DeliveryState::as_str)),
+        ("report_runs", "status", names(RunStatus::ALL, RunStatus::as_str)),
     ];
     let url = fresh_url().await;
     PostgresStorage::connect(&url).await.unwrap();

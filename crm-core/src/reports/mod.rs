@@ -1,12 +1,17 @@
 //! Reports, computed through the storage contract: grouped aggregates where the storage
 //! can sum (pipeline, win rate, revenue, aging, lead conversion, project progress), and
-//! a bounded walk over invoices for product rankings.
+//! a bounded walk over invoices for product rankings. [`Reports::compute`] runs one by
+//! name ([`ReportName`], [`ReportParams`]): what the HTTP edge's `GET /reports/{name}`
+//! and a report run ([`runs`]) both call. [`csv`] writes a report's rows as CSV.
+
+pub mod csv;
+pub mod runs;
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDate};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     authz::{Action, Principal, Resource},
@@ -106,6 +111,88 @@ pub struct ProductSales {
     pub revenue: Decimal,
 }
 
+crate::state::text_enum! {
+    /// The reports one can run by name.
+    ReportName {
+        /// Open deals per stage and currency ([`Reports::pipeline`]).
+        Pipeline = "pipeline",
+        /// Won and lost deals ([`Reports::win_rate`]).
+        WinRate = "win-rate",
+        /// Money received per month ([`Reports::revenue_by_month`]; `from` and `to` required).
+        RevenueByMonth = "revenue-by-month",
+        /// Open invoices by days past due ([`Reports::invoice_aging`]).
+        InvoiceAging = "invoice-aging",
+        /// The overdue balance per currency ([`Reports::overdue_totals`]).
+        OverdueTotals = "overdue-totals",
+        /// Leads and conversions per source ([`Reports::lead_conversion`]).
+        LeadConversion = "lead-conversion",
+        /// Best-selling products ([`Reports::top_products`]; `from` and `to` required).
+        TopProducts = "top-products",
+    }
+}
+
+/// What a report by name takes; each report reads what it needs and ignores the rest.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub struct ReportParams {
+    /// The first day of the range (`win-rate`, `revenue-by-month`, `top-products`).
+    pub from: Option<NaiveDate>,
+    /// The day after the range.
+    pub to: Option<NaiveDate>,
+    /// The most rows (`top-products`; default [`DEFAULT_TOP_PRODUCTS`]).
+    pub limit: Option<u32>,
+}
+
+/// The rows `top-products` returns unless `limit` says otherwise.
+pub const DEFAULT_TOP_PRODUCTS: u32 = 10;
+
+/// The most rows `top-products` returns.
+pub const MAX_TOP_PRODUCTS: u32 = 1000;
+
+impl ReportParams {
+    /// The range a report requires, or which end is missing.
+    fn range(&self) -> Result<(NaiveDate, NaiveDate)> {
+        match (self.from, self.to) {
+            (Some(from), Some(to)) => Ok((from, to)),
+            (None, _) => Err(CrmError::invalid("from", "is required for this report")),
+            (_, None) => Err(CrmError::invalid("to", "is required for this report")),
+        }
+    }
+
+    /// Checks what `name` needs of the parameters, naming the bad field.
+    pub fn validate(&self, name: ReportName) -> Result<()> {
+        if matches!(name, ReportName::RevenueByMonth | ReportName::TopProducts) {
+            self.range()?;
+        }
+        match self.limit {
+            Some(limit) if !(1..=MAX_TOP_PRODUCTS).contains(&limit) => {
+                Err(CrmError::invalid("limit", format!("must be between 1 and {MAX_TOP_PRODUCTS}")))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The rows of one report, by the report's name (JSON: the rows alone).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ReportOutput {
+    /// `pipeline`.
+    Pipeline(Vec<PipelineStage>),
+    /// `win-rate`.
+    WinRate(WinRate),
+    /// `revenue-by-month`.
+    RevenueByMonth(Vec<MonthlyRevenue>),
+    /// `invoice-aging`.
+    InvoiceAging(Vec<AgingBucket>),
+    /// `overdue-totals`: the overdue balance by currency.
+    OverdueTotals(HashMap<Currency, Decimal>),
+    /// `lead-conversion`.
+    LeadConversion(Vec<SourceConversion>),
+    /// `top-products`.
+    TopProducts(Vec<ProductSales>),
+}
+
 /// Reports (admins and managers).
 #[derive(Clone, Copy, Debug)]
 pub struct Reports<'a> {
@@ -134,6 +221,35 @@ fn parse_key<T: std::str::FromStr>(value: &FieldValue) -> Result<T> {
 }
 
 impl Reports<'_> {
+    /// Whether `p` may run `name` with `params`: the parameters it needs are valid and
+    /// the principal has the right. The one decision before computing a report, now or
+    /// as a run.
+    pub fn check(&self, p: &Principal, name: ReportName, params: &ReportParams) -> Result<()> {
+        self.crm.authorize(p, Resource::Reports, Action::Read)?;
+        params.validate(name)
+    }
+
+    /// Computes report `name` as `p`.
+    pub async fn compute(&self, p: &Principal, name: ReportName, params: &ReportParams) -> Result<ReportOutput> {
+        self.check(p, name, params)?;
+        Ok(match name {
+            ReportName::Pipeline => ReportOutput::Pipeline(self.pipeline(p).await?),
+            ReportName::WinRate => ReportOutput::WinRate(self.win_rate(p, params.from, params.to).await?),
+            ReportName::RevenueByMonth => {
+                let (from, to) = params.range()?;
+                ReportOutput::RevenueByMonth(self.revenue_by_month(p, from, to).await?)
+            }
+            ReportName::InvoiceAging => ReportOutput::InvoiceAging(self.invoice_aging(p).await?),
+            ReportName::OverdueTotals => ReportOutput::OverdueTotals(self.overdue_totals(p).await?),
+            ReportName::LeadConversion => ReportOutput::LeadConversion(self.lead_conversion(p).await?),
+            ReportName::TopProducts => {
+                let (from, to) = params.range()?;
+                let limit = params.limit.unwrap_or(DEFAULT_TOP_PRODUCTS) as usize;
+                ReportOutput::TopProducts(self.top_products(p, from, to, limit).await?)
+            }
+        })
+    }
+
     async fn aggregate<E: Entity>(&self, p: &Principal, query: AggregateQuery) -> Result<Vec<AggregateRow>> {
         self.crm.authorize(p, Resource::Reports, Action::Read)?;
         Ok(self.crm.storage.aggregate(p.tenant_id(), E::KIND, &query).await?)
