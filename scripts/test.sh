@@ -29,6 +29,14 @@ if [ -z "${CRM_TEST_REDIS_URL:-}" ] && ! command -v redis-server >/dev/null 2>&1
     sudo_if_needed apt-get update -qq
     DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq redis-server >/dev/null
 fi
+# An SMTP server: the email tests start Python's aiosmtpd (Debian's python3-aiosmtpd,
+# in the system interpreter; CRM_TEST_PYTHON names another one that has it).
+if ! "${CRM_TEST_PYTHON:-/usr/bin/python3}" -c 'import aiosmtpd' >/dev/null 2>&1; then
+    echo "aiosmtpd not found: installing python3-aiosmtpd" >&2
+    sudo_if_needed() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+    sudo_if_needed apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive sudo_if_needed apt-get install -y -qq python3-aiosmtpd >/dev/null
+fi
 command -v npm >/dev/null 2>&1 || { echo "npm not found: installing nodejs and npm (crm-http's TypeScript client check)" >&2; if [ "$(id -u)" -eq 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null; fi; }
 
 # Doc tests (crm-core's include the README's code blocks) and the embedding example.

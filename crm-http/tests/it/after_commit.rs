@@ -2,7 +2,8 @@
 //! on 127.0.0.1 signed, the assignee of a lead gets an email through a real SMTP
 //! server, the password-reset flow works end to end without its token or the new
 //! password in any log line, and two servers on one PostgreSQL deliver each event
-//! once, the survivor taking the relay over when its holder is killed.
+//! once and stream them live from either, the survivor taking the relay over when its
+//! holder is killed.
 
 use std::{
     collections::HashSet,
@@ -58,6 +59,26 @@ fn receiver() -> (String, Arc<Mutex<Vec<Hit>>>) {
         }
     });
     (url, hits)
+}
+
+/// The lines of `GET /api/v1/events` on `addr`, read on a thread, once the stream is
+/// open (HTTP/1.0: no chunked framing between the lines).
+fn live_events(addr: &str, token: &str) -> Arc<Mutex<Vec<String>>> {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(stream, "GET /api/v1/events HTTP/1.0\r\nhost: {addr}\r\nauthorization: Bearer {token}\r\n\r\n").unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let log = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stream).lines() {
+            let Ok(line) = line else { return };
+            log.lock().unwrap().push(line);
+        }
+    });
+    wait_until("the live stream's answer", || {
+        let lines = lines.lock().unwrap();
+        lines.first().map(|status| assert!(status.contains(" 200 "), "{status}"))
+    });
+    lines
 }
 
 fn data(body: &str) -> Value {
@@ -233,6 +254,8 @@ fn two_servers_on_postgresql_deliver_each_event_once_and_a_survivor_takes_the_re
             call(addrs[i % addrs.len()], "/api/v1/leads", lead);
         }
     };
+    // A live subscriber of the second server sees the events committed on both.
+    let live = live_events(&second.addr, &token);
     let distinct_ids =
         |hits: &[Hit]| hits.iter().map(|h| h.header("webhook-id").to_owned()).collect::<HashSet<_>>().len();
 
@@ -242,6 +265,12 @@ fn two_servers_on_postgresql_deliver_each_event_once_and_a_survivor_takes_the_re
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(hits.lock().unwrap().len(), 10, "each event once");
     assert_eq!(distinct_ids(&hits.lock().unwrap()), 10);
+    let streamed = wait_until("ten live events", || {
+        let lines = live.lock().unwrap();
+        let assigned = lines.iter().filter(|l| l.as_str() == "event: lead.assigned").count();
+        (assigned >= 10).then_some(assigned)
+    });
+    assert_eq!(streamed, 10, "the live stream of one server carries the events committed on the other");
 
     // The server that relays dies; the other one takes the relay over within 30 s.
     let leases = rt.block_on(async {

@@ -1,0 +1,159 @@
+//! Relay throughput, from commit to webhook delivered: 10,000 events committed (in
+//! commits of 100), relayed by the outbox relay (planning one delivery each and
+//! enqueuing its attempt), sent by the webhook worker to a receiver on 127.0.0.1 that
+//! answers 204, and recorded as delivered. Measured once per storage: sled (a temporary
+//! directory, every commit flushed) and PostgreSQL (a throwaway server, as the tests
+//! start one, or `CRM_TEST_DATABASE_URL`), each with its storage job queue.
+//!
+//! `cargo bench -p crm-benches --bench relay`
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use crm_core::{
+    Crm, SystemClock, TenantId,
+    access::users::Bootstrap,
+    jobs::Reaction,
+    leases::MemoryLeases,
+    passwords::PasswordPolicy,
+    storage::{EntityKind, OutboxEvent, Storage, WriteBatch},
+    webhooks::{attempts::WebhookReaction, endpoints::NewWebhookEndpoint},
+};
+use crm_jobs::{AttemptWorker, DeliveryOptions, Relay, WebhookClient};
+use crm_storage_postgres::{
+    PostgresStorage,
+    testing::{create_database, shared_server},
+};
+use crm_storage_sled::SledStorage;
+use serde_json::json;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::TcpListener,
+};
+use uuid::Uuid;
+
+const EVENTS: usize = 10_000;
+const PER_COMMIT: usize = 100;
+/// The longest a run may take before it is reported as stuck.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+/// A receiver answering 204 to every request, counting them.
+async fn receiver() -> (String, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a receiver on 127.0.0.1");
+    let url = format!("http://{}/hook", listener.local_addr().expect("its address"));
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let counted = counted.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 16 * 1024];
+                // One request per connection (the response closes it); its body is
+                // small, so the whole request has arrived once the headers' length is.
+                loop {
+                    let Ok(n) = stream.read(&mut buf).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    if complete(&request) {
+                        break;
+                    }
+                }
+                counted.fetch_add(1, Ordering::Relaxed);
+                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
+            });
+        }
+    });
+    (url, count)
+}
+
+/// Whether `request` holds its headers and the body they announce.
+fn complete(request: &[u8]) -> bool {
+    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
+    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    request.len() >= end + 4 + length
+}
+
+async fn measure(name: &str, storage: Arc<dyn Storage>) {
+    let crm = Crm::builder(storage.clone()).passwords(PasswordPolicy::insecure_fast()).webhook_allow_http(true).build();
+    let bootstrap = Bootstrap {
+        tenant_name: "Bench".into(),
+        admin_email: "admin@bench.test".into(),
+        admin_password: "admin-password".into(),
+        admin_first_name: "Ada".into(),
+        admin_last_name: "Admin".into(),
+    };
+    let (_, _, admin) = crm.users().bootstrap(bootstrap).await.expect("bootstrap");
+    let (url, delivered) = receiver().await;
+    let endpoint = NewWebhookEndpoint { url, event_types: vec!["*".into()], description: None, active: None };
+    crm.webhooks().create(&admin, endpoint).await.expect("endpoint");
+
+    let reactions: Vec<Arc<dyn Reaction>> = vec![Arc::new(WebhookReaction::new(crm.clone()))];
+    let leases = Arc::new(MemoryLeases::new(Arc::new(SystemClock)));
+    let relay = Relay::new(storage.clone(), leases, "bench", reactions);
+    let options = DeliveryOptions { allow_http: true, allow_private: true, ..DeliveryOptions::default() };
+    let worker = AttemptWorker::new(crm.clone(), WebhookClient::new(options).expect("client")).concurrency(64);
+    let tasks = [tokio::spawn(async move { relay.run().await }), tokio::spawn(worker.run())];
+
+    let started = Instant::now();
+    commit_events(storage.as_ref(), admin.tenant_id()).await;
+    let committed = started.elapsed();
+    while delivered.load(Ordering::Relaxed) < EVENTS {
+        assert!(started.elapsed() < DEADLINE, "{name}: {} of {EVENTS} delivered", delivered.load(Ordering::Relaxed));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let elapsed = started.elapsed();
+    for task in tasks {
+        task.abort();
+    }
+    println!(
+        "relay {name}: {EVENTS} events committed in {:.2} s, all delivered after {:.2} s: {:.0} events/s",
+        committed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        EVENTS as f64 / elapsed.as_secs_f64()
+    );
+}
+
+async fn commit_events(storage: &dyn Storage, tenant: TenantId) {
+    for chunk in 0..EVENTS / PER_COMMIT {
+        let events = (0..PER_COMMIT)
+            .map(|i| OutboxEvent {
+                id: Uuid::now_v7(),
+                tenant_id: tenant,
+                name: "deal.won".into(),
+                entity_kind: EntityKind::Deal,
+                entity_id: Uuid::now_v7(),
+                payload: json!({ "n": chunk * PER_COMMIT + i }),
+                occurred_at: Utc::now(),
+            })
+            .collect();
+        storage.commit(tenant, WriteBatch { events, ..WriteBatch::default() }).await.expect("commit");
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let sled: Arc<dyn Storage> = Arc::new(SledStorage::open(dir.path()).expect("sled"));
+        measure("sled", sled).await;
+
+        let server = tokio::task::spawn_blocking(shared_server).await.expect("PostgreSQL server");
+        let url = create_database(server).await.expect("a database");
+        let postgres: Arc<dyn Storage> = Arc::new(PostgresStorage::connect(&url).await.expect("PostgreSQL"));
+        measure("postgres", postgres).await;
+    });
+}
