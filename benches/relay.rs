@@ -15,14 +15,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::Utc;
 use crm_core::{
     Crm, SystemClock, TenantId,
     access::users::Bootstrap,
     jobs::Reaction,
     leases::MemoryLeases,
     passwords::PasswordPolicy,
-    storage::{EntityKind, OutboxEvent, Storage, WriteBatch},
+    storage::Storage,
     webhooks::{attempts::WebhookReaction, endpoints::NewWebhookEndpoint},
 };
 use crm_jobs::{AttemptWorker, DeliveryOptions, Relay, WebhookClient};
@@ -31,12 +30,10 @@ use crm_storage_postgres::{
     testing::{create_database, shared_server},
 };
 use crm_storage_sled::SledStorage;
-use serde_json::json;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpListener,
 };
-use uuid::Uuid;
 
 const EVENTS: usize = 10_000;
 const PER_COMMIT: usize = 100;
@@ -109,7 +106,7 @@ async fn measure(name: &str, storage: Arc<dyn Storage>) {
     let tasks = [tokio::spawn(async move { relay.run().await }), tokio::spawn(worker.run())];
 
     let started = Instant::now();
-    commit_events(storage.as_ref(), admin.tenant_id()).await;
+    commit_events(&storage, admin.tenant_id()).await;
     let committed = started.elapsed();
     while delivered.load(Ordering::Relaxed) < EVENTS {
         assert!(started.elapsed() < DEADLINE, "{name}: {} of {EVENTS} delivered", delivered.load(Ordering::Relaxed));
@@ -127,20 +124,9 @@ async fn measure(name: &str, storage: Arc<dyn Storage>) {
     );
 }
 
-async fn commit_events(storage: &dyn Storage, tenant: TenantId) {
-    for chunk in 0..EVENTS / PER_COMMIT {
-        let events = (0..PER_COMMIT)
-            .map(|i| OutboxEvent {
-                id: Uuid::now_v7(),
-                tenant_id: tenant,
-                name: "deal.won".into(),
-                entity_kind: EntityKind::Deal,
-                entity_id: Uuid::now_v7(),
-                payload: json!({ "n": chunk * PER_COMMIT + i }),
-                occurred_at: Utc::now(),
-            })
-            .collect();
-        storage.commit(tenant, WriteBatch { events, ..WriteBatch::default() }).await.expect("commit");
+async fn commit_events(storage: &Arc<dyn Storage>, tenant: TenantId) {
+    for _ in 0..EVENTS / PER_COMMIT {
+        crm_core::conformance::outbox::commit_events(storage, tenant, PER_COMMIT).await;
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{TimeZone, Utc};
 
 use crate::{
-    Crm, ManualClock, Principal, Role,
+    Crm, CrmBuilder, ManualClock, Principal, Role,
     access::users::{Bootstrap, NewUser},
     customers::companies::{Company, NewCompany},
     passwords::PasswordPolicy,
@@ -37,9 +37,16 @@ impl World {
     /// Sets up the world on `storage`; a second call on the same storage makes a
     /// second, separate tenant.
     pub async fn new(storage: Arc<dyn Storage>) -> Self {
+        Self::with(storage, |builder| builder).await
+    }
+
+    /// [`World::new`] with a CRM built further by `build` (a job queue, `http://`
+    /// webhook targets…).
+    pub async fn with(storage: Arc<dyn Storage>, build: impl FnOnce(CrmBuilder) -> CrmBuilder) -> Self {
         let clock =
             Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 15, 12, 0, 0).single().unwrap_or_default()));
-        let crm = Crm::builder(storage).clock(clock.clone()).passwords(PasswordPolicy::insecure_fast()).build();
+        let builder = Crm::builder(storage).clock(clock.clone()).passwords(PasswordPolicy::insecure_fast());
+        let crm = build(builder).build();
         let (_, _, admin) = crm
             .users()
             .bootstrap(Bootstrap {

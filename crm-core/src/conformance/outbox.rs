@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// Commits `n` events of `tenant` in one batch and returns them (in id order).
-async fn commit_events(s: &Store, tenant: TenantId, n: usize) -> Vec<OutboxEvent> {
+pub async fn commit_events(s: &Store, tenant: TenantId, n: usize) -> Vec<OutboxEvent> {
     let events: Vec<OutboxEvent> = (0..n)
         .map(|i| OutboxEvent {
             id: Uuid::now_v7(),

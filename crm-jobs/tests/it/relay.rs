@@ -6,15 +6,12 @@
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
 use async_trait::async_trait;
-use chrono::{TimeZone, Utc};
 use crm_core::{
     Crm, CrmError, ManualClock, PageRequest, Principal, TenantId,
-    access::users::Bootstrap,
-    conformance::child,
+    conformance::{World, child, outbox::commit_events},
     jobs::{JobQueue, NewJob, Reaction, StorageJobQueue},
     leases::{Leases, MemoryLeases, StorageLeases},
-    passwords::PasswordPolicy,
-    storage::{EntityKind, OutboxEvent, Storage, WriteBatch, memory::MemoryStorage},
+    storage::{OutboxEvent, Storage, memory::MemoryStorage},
     webhooks::{
         attempts::WebhookReaction,
         deliveries::{DeliveryState, WebhookDelivery},
@@ -39,25 +36,9 @@ struct Setup {
 
 impl Setup {
     async fn new(storage: Arc<dyn Storage>) -> Setup {
-        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 15, 12, 0, 0).unwrap()));
-        let crm = Crm::builder(storage)
-            .clock(clock.clone())
-            .passwords(PasswordPolicy::insecure_fast())
-            .webhook_allow_http(true)
-            .build();
-        let (_, _, admin) = crm
-            .users()
-            .bootstrap(Bootstrap {
-                tenant_name: "Acme".into(),
-                admin_email: "admin@acme.test".into(),
-                admin_password: "admin-password".into(),
-                admin_first_name: "Ada".into(),
-                admin_last_name: "Admin".into(),
-            })
-            .await
-            .unwrap();
-        let leases: Arc<dyn Leases> = Arc::new(MemoryLeases::new(clock.clone()));
-        Setup { crm, clock, admin, leases }
+        let w = World::with(storage, |crm| crm.webhook_allow_http(true)).await;
+        let leases: Arc<dyn Leases> = Arc::new(MemoryLeases::new(w.clock.clone()));
+        Setup { crm: w.crm, clock: w.clock, admin: w.admin, leases }
     }
 
     fn tenant(&self) -> TenantId {
@@ -80,36 +61,15 @@ impl Setup {
         (endpoint, WebhookSecret::parse(&secret).unwrap())
     }
 
-    /// Commits `n` `deal.won` events of the tenant, as a service would.
+    /// Commits `n` events of the tenant, as a service would.
     async fn commit_events(&self, n: usize) -> Vec<OutboxEvent> {
-        commit_events(self.crm.storage().as_ref(), self.tenant(), self.crm.now(), n).await
+        commit_events(self.crm.storage(), self.tenant(), n).await
     }
 
     async fn deliveries(&self, endpoint: &WebhookEndpoint) -> Vec<WebhookDelivery> {
         let page = PageRequest { limit: Some(500), ..PageRequest::default() };
         self.crm.webhooks().deliveries(&self.admin, endpoint.meta.id.into(), &page).await.unwrap().items
     }
-}
-
-async fn commit_events(
-    storage: &dyn Storage,
-    tenant: TenantId,
-    at: chrono::DateTime<Utc>,
-    n: usize,
-) -> Vec<OutboxEvent> {
-    let events: Vec<OutboxEvent> = (0..n)
-        .map(|i| OutboxEvent {
-            id: Uuid::now_v7(),
-            tenant_id: tenant,
-            name: "deal.won".into(),
-            entity_kind: EntityKind::Deal,
-            entity_id: Uuid::now_v7(),
-            payload: json!({ "n": i }),
-            occurred_at: at,
-        })
-        .collect();
-    storage.commit(tenant, WriteBatch { events: events.clone(), ..WriteBatch::default() }).await.unwrap();
-    events
 }
 
 /// Loopback over http: what the tests' receivers need.
@@ -142,7 +102,7 @@ async fn a_committed_event_reaches_its_endpoint_once_signed() {
     assert_eq!(verify(&secret, signed_headers(&got[0]), &got[0].body, s.crm.now(), DEFAULT_TOLERANCE), Ok(()));
     assert_eq!(got[0].header("webhook-id"), Some(format!("msg_{}", event.id.simple()).as_str()));
     let body: serde_json::Value = serde_json::from_slice(&got[0].body).unwrap();
-    assert_eq!((body["type"].as_str(), &body["data"]), (Some("deal.won"), &event.payload));
+    assert_eq!((body["type"].as_str(), &body["data"]), (Some(event.name.as_str()), &event.payload));
 
     let log = s.deliveries(&endpoint).await;
     assert_eq!(log.len(), 1);
@@ -397,7 +357,7 @@ async fn a_relay_killed_before_its_ack_loses_no_job() {
     let tenant = TenantId(Uuid::now_v7());
     let events = {
         let (storage, ..) = sled_parts(dir.path());
-        commit_events(storage.as_ref(), tenant, Utc::now(), 3).await
+        commit_events(&storage, tenant, 3).await
     };
     let (mut relay, mut stdout) = child::spawn("relay::killed_relay_child", dir.path());
     let enqueued = child::wait_for(&mut stdout, &format!("enqueued {}", events[0].id));
