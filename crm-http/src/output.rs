@@ -241,6 +241,12 @@ pub fn done<T: Serialize>(result: &T) -> Result<Done<T>, ApiError> {
     Ok(Success::new(value(result)?, None, None))
 }
 
+/// A result described in the spec as `T` and written from `data`, which serializes as
+/// `T` would (the core's value behind a schema-only mirror).
+pub fn done_as<T, D: Serialize>(data: &D) -> Result<Done<T>, ApiError> {
+    Ok(Success::new(value(data)?, None, None))
+}
+
 /// A page of records with its pagination.
 pub fn page<E: Entity>(found: Page<E>, asked: &PageRequest) -> Result<Listed<E>, ApiError> {
     let items = found.items.iter().map(|r| record_json(r).map(|(v, _)| v)).collect::<Result<Vec<_>, _>>()?;

@@ -11,9 +11,8 @@ use std::{collections::HashMap, sync::Arc};
 use chrono::NaiveDate;
 use crm_core::{
     Id,
-    money::Currency,
     reports::{
-        self, ReportName, ReportParams,
+        ReportName, ReportParams,
         runs::{ReportFormat, ReportRun},
     },
 };
@@ -24,9 +23,8 @@ use poem_openapi::{
     registry::{MetaMediaType, MetaResponse, MetaResponses, MetaSchemaRef, Registry},
     types::Type,
 };
-use rust_decimal::Decimal;
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::{
@@ -37,24 +35,27 @@ use crate::{
     output::{self, Created, Done, One},
 };
 
+// The spec's view of the core's `ReportOutput`: schema only, the response is written
+// from the core's value.
 /// The rows of a report, by the report's name.
-#[derive(Debug, Serialize, JsonSchema)]
+#[derive(JsonSchema)]
 #[serde(untagged)]
+#[allow(dead_code)]
 pub(crate) enum Report {
     /// `pipeline`: open and closed deals per stage and currency.
-    Pipeline(#[schemars(with = "Vec<rows::PipelineStage>")] Vec<reports::PipelineStage>),
+    Pipeline(Vec<rows::PipelineStage>),
     /// `win-rate`: won and lost deals.
-    WinRate(#[schemars(with = "rows::WinRate")] reports::WinRate),
+    WinRate(rows::WinRate),
     /// `revenue-by-month`: payments received per month and currency.
-    RevenueByMonth(#[schemars(with = "Vec<rows::MonthlyRevenue>")] Vec<reports::MonthlyRevenue>),
+    RevenueByMonth(Vec<rows::MonthlyRevenue>),
     /// `invoice-aging`: open invoices by days past due, per currency.
-    InvoiceAging(#[schemars(with = "Vec<rows::AgingBucket>")] Vec<reports::AgingBucket>),
+    InvoiceAging(Vec<rows::AgingBucket>),
     /// `overdue-totals`: the overdue balance (a decimal string) by currency code.
-    OverdueTotals(#[schemars(with = "HashMap<String, String>")] HashMap<Currency, Decimal>),
+    OverdueTotals(HashMap<String, String>),
     /// `lead-conversion`: leads and conversions per source.
-    LeadConversion(#[schemars(with = "Vec<rows::SourceConversion>")] Vec<reports::SourceConversion>),
+    LeadConversion(Vec<rows::SourceConversion>),
     /// `top-products`: the best-selling products per currency.
-    TopProducts(#[schemars(with = "Vec<rows::ProductSales>")] Vec<reports::ProductSales>),
+    TopProducts(Vec<rows::ProductSales>),
 }
 
 /// Reports.
@@ -76,35 +77,9 @@ impl ReportsApi {
         limit: Query<Option<u32>>,
     ) -> Result<Done<Report>, BodilessError> {
         let caller = auth.into_caller();
-        let p = &caller.principal;
-        let reports = ctx.crm.reports();
-        let range = || -> Result<(NaiveDate, NaiveDate), ApiError> {
-            match (from.0, to.0) {
-                (Some(f), Some(t)) => Ok((f, t)),
-                (None, _) => Err(ApiError::invalid("from", "is required for this report")),
-                (_, None) => Err(ApiError::invalid("to", "is required for this report")),
-            }
-        };
-        let report = match name.0.as_str() {
-            "pipeline" => Report::Pipeline(reports.pipeline(p).await?),
-            "win-rate" => Report::WinRate(reports.win_rate(p, from.0, to.0).await?),
-            "revenue-by-month" => {
-                let (f, t) = range()?;
-                Report::RevenueByMonth(reports.revenue_by_month(p, f, t).await?)
-            }
-            "invoice-aging" => Report::InvoiceAging(reports.invoice_aging(p).await?),
-            "overdue-totals" => Report::OverdueTotals(reports.overdue_totals(p).await?),
-            "lead-conversion" => Report::LeadConversion(reports.lead_conversion(p).await?),
-            "top-products" => {
-                let (f, t) = range()?;
-                let n = limit.0.unwrap_or(10) as usize;
-                Report::TopProducts(reports.top_products(p, f, t, n).await?)
-            }
-            _ => {
-                return Err(ApiError::not_found("unknown report; see the operation's description for the names").into());
-            }
-        };
-        Ok(output::done(&report)?)
+        let params = ReportParams { from: from.0, to: to.0, limit: limit.0 };
+        let report = ctx.crm.reports().compute(&caller.principal, report_name(&name.0)?, &params).await?;
+        Ok(output::done_as::<Report, _>(&report)?)
     }
 
     /// Requests a run of a report, computed by a worker: for long reports and exports.
