@@ -92,6 +92,19 @@ impl Relay {
             return Ok(Pass::default());
         }
         let events = self.storage.outbox_pending(self.options.batch).await?;
+        if events.is_empty() {
+            return Ok(Pass { leading: true, ..Pass::default() });
+        }
+        // The common case: every reaction takes the whole batch at once.
+        match self.react_all(&events).await {
+            Ok(()) => {
+                self.storage.outbox_ack(&events.iter().map(|e| e.id).collect::<Vec<_>>()).await?;
+                return Ok(Pass { leading: true, relayed: events.len(), held_back: 0 });
+            }
+            Err((reaction, e)) => {
+                tracing::info!(reaction, error = %e, events = events.len(), "a batch reaction failed: reacting one event at a time");
+            }
+        }
         let mut stalled: HashSet<TenantId> = HashSet::new();
         let mut relayed = Vec::with_capacity(events.len());
         for event in &events {
@@ -109,6 +122,13 @@ impl Relay {
         }
         self.storage.outbox_ack(&relayed).await?;
         Ok(Pass { leading: true, relayed: relayed.len(), held_back: events.len() - relayed.len() })
+    }
+
+    async fn react_all(&self, events: &[OutboxEvent]) -> std::result::Result<(), (&'static str, crm_core::CrmError)> {
+        for reaction in &self.reactions {
+            reaction.react_all(events).await.map_err(|e| (reaction.name(), e))?;
+        }
+        Ok(())
     }
 
     async fn react(&self, event: &OutboxEvent) -> std::result::Result<(), (&'static str, crm_core::CrmError)> {

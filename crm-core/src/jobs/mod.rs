@@ -391,4 +391,15 @@ pub trait Reaction: Send + Sync + 'static {
     /// Does what `event` calls for. An error leaves the event unacknowledged, so the
     /// relay tries it again later.
     async fn react(&self, event: &crate::storage::OutboxEvent) -> Result<()>;
+
+    /// Does what each of `events` (in commit order) calls for, in fewer round trips
+    /// where it can. On an error the relay reacts to the events one at a time, to find
+    /// the one that fails (so what succeeded here runs again: reactions are
+    /// idempotent). This default reacts one at a time.
+    async fn react_all(&self, events: &[crate::storage::OutboxEvent]) -> Result<()> {
+        for event in events {
+            self.react(event).await?;
+        }
+        Ok(())
+    }
 }

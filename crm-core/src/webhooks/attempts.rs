@@ -24,7 +24,7 @@ use crate::{
     crm::Crm,
     error::{CrmError, Result},
     id::{Id, TenantId},
-    jobs::{Job, NewJob, Reaction, RetryPolicy},
+    jobs::{Job, MAX_BATCH, NewJob, Reaction, RetryPolicy},
     storage::OutboxEvent,
     webhooks::{
         deliveries::{DeliveryState, WebhookDelivery},
@@ -94,8 +94,8 @@ impl WebhookEndpoints<'_> {
             .filter(|d| d.status == DeliveryState::Pending)
             .map(|d| AttemptJob::next_of(d, now))
             .collect::<Result<Vec<_>>>()?;
-        if !jobs.is_empty() {
-            self.crm.jobs().enqueue_batch(jobs).await?;
+        for chunk in jobs.chunks(MAX_BATCH) {
+            self.crm.jobs().enqueue_batch(chunk.to_vec()).await?;
         }
         Ok(())
     }
@@ -144,8 +144,12 @@ impl Reaction for WebhookReaction {
     }
 
     async fn react(&self, event: &OutboxEvent) -> Result<()> {
+        self.react_all(std::slice::from_ref(event)).await
+    }
+
+    async fn react_all(&self, events: &[OutboxEvent]) -> Result<()> {
         let hooks = self.crm.webhooks();
-        let deliveries = hooks.plan(event).await?;
+        let deliveries = hooks.plan_all(events).await?;
         hooks.enqueue_attempts(&deliveries).await
     }
 }

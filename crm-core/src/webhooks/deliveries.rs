@@ -155,43 +155,58 @@ impl WebhookEndpoints<'_> {
     /// is derived from the event and the endpoint; it returns those of the first call
     /// that are still pending, so that their attempts get enqueued.
     pub async fn plan(&self, event: &OutboxEvent) -> Result<Vec<WebhookDelivery>> {
-        let tenant = event.tenant_id;
+        self.plan_all(std::slice::from_ref(event)).await
+    }
+
+    /// [`plan`](Self::plan) for many events at once: each tenant's active endpoints
+    /// read once, and its new deliveries written in one batch.
+    pub async fn plan_all(&self, events: &[OutboxEvent]) -> Result<Vec<WebhookDelivery>> {
+        let mut tenants: Vec<TenantId> = events.iter().map(|e| e.tenant_id).collect();
+        tenants.sort_unstable();
+        tenants.dedup();
         let mut planned = Vec::new();
-        let mut batch = WriteBatch::default();
-        let message = WebhookEnvelope::of(event);
-        for endpoint in self.active_endpoints(tenant).await?.into_iter().filter(|e| e.wants(&event.name)) {
-            let id = delivery_id(event.id, endpoint.meta.id);
-            if let Some(earlier) = self.crm.fetch_opt::<WebhookDelivery>(tenant, Id::from_uuid(id)).await? {
-                if earlier.status == DeliveryState::Pending {
-                    planned.push(earlier);
+        for tenant in tenants {
+            let endpoints = self.active_endpoints(tenant).await?;
+            let mut batch = WriteBatch::default();
+            let mut checked = std::collections::HashSet::new();
+            for event in events.iter().filter(|e| e.tenant_id == tenant) {
+                let message = WebhookEnvelope::of(event);
+                for endpoint in endpoints.iter().filter(|e| e.wants(&event.name)) {
+                    let id = delivery_id(event.id, endpoint.meta.id);
+                    if let Some(earlier) = self.crm.fetch_opt::<WebhookDelivery>(tenant, Id::from_uuid(id)).await? {
+                        if earlier.status == DeliveryState::Pending {
+                            planned.push(earlier);
+                        }
+                        continue;
+                    }
+                    let delivery = WebhookDelivery {
+                        meta: Meta { id, ..Meta::new(tenant, self.crm.now()) },
+                        endpoint_id: endpoint.id(),
+                        event_id: event.id,
+                        event_type: event.name.clone(),
+                        status: DeliveryState::Pending,
+                        attempts: 0,
+                        response_status: None,
+                        latency_ms: None,
+                        last_attempt_at: None,
+                        next_attempt_at: Some(self.crm.now()),
+                        last_error: None,
+                        redelivery: false,
+                        message: message.clone(),
+                    };
+                    // Checked with the deliveries: an endpoint changed meanwhile is a conflict.
+                    if checked.insert(endpoint.meta.id) {
+                        let (kind, id, version) =
+                            (EntityKind::WebhookEndpoint, endpoint.meta.id, endpoint.meta.version);
+                        batch.ops.push(WriteOp::Check { kind, id, version });
+                    }
+                    batch.ops.push(WriteOp::Insert(to_record(&delivery)?));
+                    planned.push(delivery);
                 }
-                continue;
             }
-            let delivery = WebhookDelivery {
-                meta: Meta { id, ..Meta::new(tenant, self.crm.now()) },
-                endpoint_id: endpoint.id(),
-                event_id: event.id,
-                event_type: event.name.clone(),
-                status: DeliveryState::Pending,
-                attempts: 0,
-                response_status: None,
-                latency_ms: None,
-                last_attempt_at: None,
-                next_attempt_at: Some(self.crm.now()),
-                last_error: None,
-                redelivery: false,
-                message: message.clone(),
-            };
-            batch.ops.push(WriteOp::Check {
-                kind: EntityKind::WebhookEndpoint,
-                id: endpoint.meta.id,
-                version: endpoint.meta.version,
-            });
-            batch.ops.push(WriteOp::Insert(to_record(&delivery)?));
-            planned.push(delivery);
-        }
-        if !batch.is_empty() {
-            self.crm.storage.commit(tenant, batch).await?;
+            if !batch.is_empty() {
+                self.crm.storage.commit(tenant, batch).await?;
+            }
         }
         Ok(planned)
     }
