@@ -393,3 +393,26 @@ async fn a_relay_killed_before_its_ack_loses_no_job() {
     assert_eq!(per_event[&events[0].id.to_string()], 2, "the first event's job twice (before and after the kill)");
     assert_eq!(jobs.len(), 4);
 }
+
+#[tokio::test]
+async fn an_admins_redelivery_is_sent_once_more() {
+    let s = Setup::new(Arc::new(MemoryStorage::new())).await;
+    let receiver = Receiver::start(Answer::status(200)).await;
+    let (endpoint, _) = s.endpoint(receiver.url("/again")).await;
+    s.commit_events(1).await;
+    s.relay("a").pass().await.unwrap();
+    let worker = s.worker(local());
+    assert_eq!(worker.pass().await.unwrap(), 1);
+    let delivery = s.deliveries(&endpoint).await.remove(0);
+    assert_eq!(delivery.status, DeliveryState::Succeeded);
+
+    s.crm.webhooks().redeliver(&s.admin, endpoint.meta.id.into(), delivery.meta.id.into()).await.unwrap();
+    assert_eq!(worker.pass().await.unwrap(), 1, "the redelivery's attempt job");
+    let again = s.deliveries(&endpoint).await.remove(0);
+    assert_eq!((again.status, again.attempts, again.redelivery), (DeliveryState::Succeeded, 2, false));
+    let got = receiver.requests().await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].header("webhook-id"), got[1].header("webhook-id"), "the same message id");
+    assert_eq!(got[0].body, got[1].body, "the same bytes");
+    assert_eq!(worker.pass().await.unwrap(), 0);
+}
