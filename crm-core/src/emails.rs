@@ -114,7 +114,7 @@ fn issued_email(invoice: &Invoice, contact: &Contact, to: &str) -> Email {
         ));
     }
     text.push_str(&format!("\nTotal: {total}\nDue: {due}\n"));
-    let rows: String = invoice.lines.iter().map(|line| line_row(line)).collect();
+    let rows: String = invoice.lines.iter().map(line_row).collect();
     let html = format!(
         "<p>Hello {name},</p>\n<p>please find invoice {number} below.</p>\n<table>\n<tr><th>Item</th><th>Quantity</th><th>Unit price</th><th>Total</th></tr>\n{rows}</table>\n<p>Total: <strong>{total}</strong><br>Due: {due}</p>",
         name = escape_html(&contact.first_name),

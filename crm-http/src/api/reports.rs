@@ -99,7 +99,7 @@ impl ReportsApi {
         let input: NewReportRun = body.decode()?;
         let format = input.format.unwrap_or(ReportFormat::Json);
         let run = ctx.crm.report_runs().request(&caller.principal, report, input.params, format).await?;
-        Ok(output::created(&run)?)
+        output::created(&run)
     }
 
     /// A report run the caller requested: its status (`queued`, `running`, `done`,
