@@ -53,10 +53,11 @@ pub(crate) fn start_with(storage: &str, data_dir: &std::path::Path, extra: &[&st
         .stderr(Stdio::from(std::fs::File::create(data_dir.join("server.log")).unwrap()))
         .spawn()
         .unwrap();
-    // A hung server fails the test instead of hanging it.
+    // A hung server fails the test instead of hanging it. Long enough for the slowest
+    // test (a relay lease's takeover on a loaded CI machine took 50 s).
     let pid = child.id().to_string();
     std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_secs(60));
+        std::thread::sleep(Duration::from_secs(180));
         let _ = Command::new("kill").args(["-KILL", &pid]).status();
     });
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
