@@ -8,10 +8,7 @@
 //! `cargo bench -p crm-benches --bench relay`
 
 use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicUsize, Ordering},
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -24,65 +21,20 @@ use crm_core::{
     storage::Storage,
     webhooks::{attempts::WebhookReaction, endpoints::NewWebhookEndpoint},
 };
-use crm_jobs::{AttemptWorker, DeliveryOptions, Relay, WebhookClient};
+use crm_jobs::{
+    AttemptWorker, DeliveryOptions, Relay, WebhookClient,
+    testing::{Answer, Receiver},
+};
 use crm_storage_postgres::{
     PostgresStorage,
     testing::{create_database, shared_server},
 };
 use crm_storage_sled::SledStorage;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpListener,
-};
 
 const EVENTS: usize = 10_000;
 const PER_COMMIT: usize = 100;
 /// The longest a run may take before it is reported as stuck.
 const DEADLINE: Duration = Duration::from_secs(600);
-
-/// A receiver answering 204 to every request, counting them.
-async fn receiver() -> (String, Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a receiver on 127.0.0.1");
-    let url = format!("http://{}/hook", listener.local_addr().expect("its address"));
-    let count = Arc::new(AtomicUsize::new(0));
-    let counted = count.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let counted = counted.clone();
-            tokio::spawn(async move {
-                let mut request = Vec::new();
-                let mut buf = [0u8; 16 * 1024];
-                // One request per connection (the response closes it); its body is
-                // small, so the whole request has arrived once the headers' length is.
-                loop {
-                    let Ok(n) = stream.read(&mut buf).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    request.extend_from_slice(&buf[..n]);
-                    if complete(&request) {
-                        break;
-                    }
-                }
-                counted.fetch_add(1, Ordering::Relaxed);
-                let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n").await;
-            });
-        }
-    });
-    (url, count)
-}
-
-/// Whether `request` holds its headers and the body they announce.
-fn complete(request: &[u8]) -> bool {
-    let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else { return false };
-    let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-    let length = head
-        .lines()
-        .find_map(|l| l.strip_prefix("content-length:"))
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(0);
-    request.len() >= end + 4 + length
-}
 
 async fn measure(name: &str, storage: Arc<dyn Storage>) {
     let crm = Crm::builder(storage.clone()).passwords(PasswordPolicy::insecure_fast()).webhook_allow_http(true).build();
@@ -94,7 +46,8 @@ async fn measure(name: &str, storage: Arc<dyn Storage>) {
         admin_last_name: "Admin".into(),
     };
     let (_, _, admin) = crm.users().bootstrap(bootstrap).await.expect("bootstrap");
-    let (url, delivered) = receiver().await;
+    let receiver = Receiver::start(Answer::status(204)).await;
+    let url = receiver.url("/hook");
     let endpoint = NewWebhookEndpoint { url, event_types: vec!["*".into()], description: None, active: None };
     crm.webhooks().create(&admin, endpoint).await.expect("endpoint");
 
@@ -108,8 +61,8 @@ async fn measure(name: &str, storage: Arc<dyn Storage>) {
     let started = Instant::now();
     commit_events(&storage, admin.tenant_id()).await;
     let committed = started.elapsed();
-    while delivered.load(Ordering::Relaxed) < EVENTS {
-        assert!(started.elapsed() < DEADLINE, "{name}: {} of {EVENTS} delivered", delivered.load(Ordering::Relaxed));
+    while receiver.count().await < EVENTS {
+        assert!(started.elapsed() < DEADLINE, "{name}: {} of {EVENTS} delivered", receiver.count().await);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let elapsed = started.elapsed();

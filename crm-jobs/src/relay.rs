@@ -111,7 +111,7 @@ impl Relay {
             if stalled.contains(&event.tenant_id) {
                 continue;
             }
-            match self.react(event).await {
+            match self.react_all(std::slice::from_ref(event)).await {
                 Ok(()) => relayed.push(event.id),
                 Err((reaction, e)) => {
                     tracing::warn!(event = %event.id, name = %event.name, tenant = %event.tenant_id, reaction, error = %e,
@@ -127,13 +127,6 @@ impl Relay {
     async fn react_all(&self, events: &[OutboxEvent]) -> std::result::Result<(), (&'static str, crm_core::CrmError)> {
         for reaction in &self.reactions {
             reaction.react_all(events).await.map_err(|e| (reaction.name(), e))?;
-        }
-        Ok(())
-    }
-
-    async fn react(&self, event: &OutboxEvent) -> std::result::Result<(), (&'static str, crm_core::CrmError)> {
-        for reaction in &self.reactions {
-            reaction.react(event).await.map_err(|e| (reaction.name(), e))?;
         }
         Ok(())
     }

@@ -7,58 +7,27 @@
 
 use std::{
     collections::HashSet,
-    io::{BufRead, BufReader, Read, Write},
-    net::TcpListener,
+    io::{BufRead, BufReader, Write},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use crm_core::webhooks::signing::{DEFAULT_TOLERANCE, SignedHeaders, WebhookSecret, verify};
-use crm_jobs::testing::SmtpSink;
+use crm_jobs::testing::{Answer, Received, Receiver, SmtpSink};
 use serde_json::{Value, json};
 
 use crate::binary::{banner_tenant, http, http_as, sign_in, start_with, stop};
 
-/// One request a receiver got: its headers (lower-case names) and body.
-#[derive(Clone, Debug)]
-struct Hit {
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
+/// A webhook receiver on 127.0.0.1 answering 204, on a runtime of its own (these tests
+/// are synchronous): keep the runtime as long as the receiver.
+fn receiver() -> (tokio::runtime::Runtime, Receiver) {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let receiver = runtime.block_on(Receiver::start(Answer::status(204)));
+    (runtime, receiver)
 }
 
-impl Hit {
-    fn header(&self, name: &str) -> &str {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str()).unwrap_or_default()
-    }
-}
-
-/// A webhook receiver on 127.0.0.1 answering 204 to everything, on its own thread.
-fn receiver() -> (String, Arc<Mutex<Vec<Hit>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let hits = Arc::new(Mutex::new(Vec::new()));
-    let log = hits.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut headers = Vec::new();
-            let mut line = String::new();
-            while reader.read_line(&mut line).unwrap_or(0) > 2 {
-                if let Some((name, value)) = line.trim_end().split_once(':') {
-                    headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
-                }
-                line.clear();
-            }
-            let length: usize =
-                headers.iter().find(|(n, _)| n == "content-length").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            log.lock().unwrap().push(Hit { headers, body });
-            let _ = stream.write_all(b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, hits)
+fn header<'a>(request: &'a Received, name: &str) -> &'a str {
+    request.header(name).unwrap_or_default()
 }
 
 /// The lines of `GET /api/v1/events` on `addr`, read on a thread, once the stream is
@@ -99,7 +68,8 @@ fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
 #[test]
 fn a_lead_assignment_reaches_the_webhook_signed_and_the_assignee_by_email() {
     let smtp = SmtpSink::start();
-    let (hook_url, hits) = receiver();
+    let (_receiving, receiver) = receiver();
+    let (hook_url, hits) = (receiver.url("/hooks"), &receiver.received);
     let dir = tempfile::tempdir().unwrap();
     let smtp_url = smtp.url();
     let flags = ["--webhook-allow-http", "--webhook-allow-private", "--smtp-url", &smtp_url];
@@ -120,11 +90,11 @@ fn a_lead_assignment_reaches_the_webhook_signed_and_the_assignee_by_email() {
     let lead = json!({ "first_name": "Lena", "last_name": "Lead", "source": "website", "owner_id": sam["meta"]["id"] });
     let lead = call("POST", "/api/v1/leads", lead);
 
-    let hit = wait_until("the webhook delivery", || hits.lock().unwrap().first().cloned());
+    let hit = wait_until("the webhook delivery", || hits.blocking_lock().first().cloned());
     let headers = SignedHeaders {
-        id: hit.header("webhook-id"),
-        timestamp: hit.header("webhook-timestamp"),
-        signature: hit.header("webhook-signature"),
+        id: header(&hit, "webhook-id"),
+        timestamp: header(&hit, "webhook-timestamp"),
+        signature: header(&hit, "webhook-signature"),
     };
     assert_eq!(verify(&secret, headers, &hit.body, chrono::Utc::now(), DEFAULT_TOLERANCE), Ok(()));
     let sent: Value = serde_json::from_slice(&hit.body).unwrap();
@@ -146,7 +116,7 @@ fn a_lead_assignment_reaches_the_webhook_signed_and_the_assignee_by_email() {
     assert_eq!((entry["status"].as_str(), entry["attempts"].as_u64()), (Some("succeeded"), Some(1)), "{log}");
     assert_eq!(entry["response_status"], 204);
     std::thread::sleep(Duration::from_millis(500));
-    assert_eq!(hits.lock().unwrap().len(), 1, "delivered once");
+    assert_eq!(hits.blocking_lock().len(), 1, "delivered once");
     stop(server);
 }
 
@@ -229,7 +199,8 @@ fn two_servers_on_postgresql_deliver_each_event_once_and_a_survivor_takes_the_re
         let target = tokio::task::spawn_blocking(shared_server).await.unwrap();
         create_database(target).await.unwrap()
     });
-    let (hook_url, hits) = receiver();
+    let (_receiving, receiver) = receiver();
+    let (hook_url, hits) = (receiver.url("/hooks"), &receiver.received);
     let flags =
         ["--jwt-secret", "one-secret-for-every-instance-0123456789", "--webhook-allow-http", "--webhook-allow-private"];
     let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
@@ -257,14 +228,14 @@ fn two_servers_on_postgresql_deliver_each_event_once_and_a_survivor_takes_the_re
     // A live subscriber of the second server sees the events committed on both.
     let live = live_events(&second.addr, &token);
     let distinct_ids =
-        |hits: &[Hit]| hits.iter().map(|h| h.header("webhook-id").to_owned()).collect::<HashSet<_>>().len();
+        |hits: &[Received]| hits.iter().map(|h| header(h, "webhook-id").to_owned()).collect::<HashSet<_>>().len();
 
     // Events committed on either server are relayed once and delivered once.
     assign_leads(&[&first.addr, &second.addr], 10);
-    wait_until("ten deliveries", || (hits.lock().unwrap().len() >= 10).then_some(()));
+    wait_until("ten deliveries", || (hits.blocking_lock().len() >= 10).then_some(()));
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(hits.lock().unwrap().len(), 10, "each event once");
-    assert_eq!(distinct_ids(&hits.lock().unwrap()), 10);
+    assert_eq!(hits.blocking_lock().len(), 10, "each event once");
+    assert_eq!(distinct_ids(&hits.blocking_lock()), 10);
     let streamed = wait_until("ten live events", || {
         let lines = live.lock().unwrap();
         let assigned = lines.iter().filter(|l| l.as_str() == "event: lead.assigned").count();
@@ -286,14 +257,14 @@ fn two_servers_on_postgresql_deliver_each_event_once_and_a_survivor_takes_the_re
     let killed = Instant::now();
     assign_leads(&[&survivor.addr], 5);
     let deadline = Duration::from_secs(30);
-    while hits.lock().unwrap().len() < 15 {
-        assert!(killed.elapsed() < deadline, "no takeover within 30 s: {} deliveries", hits.lock().unwrap().len());
+    while hits.blocking_lock().len() < 15 {
+        assert!(killed.elapsed() < deadline, "no takeover within 30 s: {} deliveries", hits.blocking_lock().len());
         std::thread::sleep(Duration::from_millis(100));
     }
     eprintln!("the survivor relayed the first event {:?} after the holder was killed", killed.elapsed());
     std::thread::sleep(Duration::from_secs(1));
-    assert_eq!(hits.lock().unwrap().len(), 15);
-    assert_eq!(distinct_ids(&hits.lock().unwrap()), 15, "nothing delivered twice");
+    assert_eq!(hits.blocking_lock().len(), 15);
+    assert_eq!(distinct_ids(&hits.blocking_lock()), 15, "nothing delivered twice");
     let now = rt.block_on(leases.holder(crm_jobs::relay::RELAY_LEASE)).unwrap().unwrap();
     assert!(now.holder.contains(&format!(":{}:", survivor.child.id())), "{now:?}");
     stop(survivor);

@@ -15,7 +15,7 @@ use crm_jobs::{DeliveryFailure, DeliveryOptions, WebhookClient};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::receiver::{Answer, Receiver};
+use crm_jobs::testing::{Answer, Receiver};
 
 /// Loopback over http: what the tests' receivers need.
 fn local() -> DeliveryOptions {

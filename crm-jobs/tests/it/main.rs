@@ -6,5 +6,4 @@
 mod address;
 mod delivery;
 mod mail;
-mod receiver;
 mod relay;

@@ -24,7 +24,7 @@ use crm_jobs::{AttemptWorker, DeliveryOptions, Relay, RelayOptions, WebhookClien
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::receiver::{Answer, Received, Receiver};
+use crm_jobs::testing::{Answer, Received, Receiver};
 
 /// One tenant's CRM on `storage`, a manual clock, and its relay and worker.
 struct Setup {

@@ -1,4 +1,4 @@
-//! A real SMTP server for tests (feature `testing`): Python's `aiosmtpd`, started on a
+//! A real SMTP server for tests: Python's `aiosmtpd`, started on a
 //! free loopback port, storing what it receives in a maildir that the test reads back
 //! (envelope recipients, subject, text and HTML bodies). It stops when dropped, and by
 //! itself when the test process dies (it exits when its standard input closes).

@@ -1,6 +1,9 @@
-//! A real HTTP receiver on 127.0.0.1 for delivery tests: a small HTTP/1.1 server on
-//! tokio that records each request and answers as told (status, body, a delay, a
-//! `Location`). Hand-written so that a test controls every byte and every stall.
+//! A real HTTP receiver on 127.0.0.1 for delivery tests and benches: a small HTTP/1.1
+//! server on tokio that records each request and answers as told (status, body, a
+//! delay, a `Location`). Hand-written so that a test controls every byte and every
+//! stall. It runs on the runtime it was started on, until that runtime ends.
+
+#![allow(clippy::unwrap_used)]
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
@@ -13,13 +16,18 @@ use tokio::{
 /// How the receiver answers.
 #[derive(Clone, Debug)]
 pub struct Answer {
+    /// The status.
     pub status: u16,
+    /// The body.
     pub body: Vec<u8>,
+    /// How long to wait after reading the request, before answering.
     pub delay: Duration,
+    /// A `Location` header.
     pub location: Option<String>,
 }
 
 impl Answer {
+    /// `status` with a short body, at once.
     pub fn status(status: u16) -> Self {
         Answer { status, body: b"ok".to_vec(), delay: Duration::ZERO, location: None }
     }
@@ -28,12 +36,16 @@ impl Answer {
 /// One request as received.
 #[derive(Clone, Debug)]
 pub struct Received {
+    /// The request's path.
     pub path: String,
+    /// Its headers, names lower-cased.
     pub headers: Vec<(String, String)>,
+    /// Its body.
     pub body: Vec<u8>,
 }
 
 impl Received {
+    /// The value of header `name`, if sent.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
@@ -41,7 +53,9 @@ impl Received {
 
 /// A running receiver; it stops with the test's runtime.
 pub struct Receiver {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// Every request received so far.
     pub received: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -77,12 +91,19 @@ impl Receiver {
         Receiver { addr, received }
     }
 
+    /// `http://<addr><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
     }
 
+    /// Every request received so far.
     pub async fn requests(&self) -> Vec<Received> {
         self.received.lock().await.clone()
+    }
+
+    /// How many requests arrived so far.
+    pub async fn count(&self) -> usize {
+        self.received.lock().await.len()
     }
 }
 
