@@ -28,6 +28,7 @@ use crate::{
     jobs::{JobQueue, StorageJobQueue},
     journal::{AssignmentNotice, AuditFact, Journal},
     passwords::{Inline, Offload, PasswordHashString, PasswordPolicy, PasswordWork, offloaded},
+    principal_cache::{DEFAULT_PRINCIPAL_CAPACITY, DEFAULT_PRINCIPAL_TTL, PrincipalCache},
     session_store::{DEFAULT_SESSION_TTL, SessionStore, StorageSessionStore},
     storage::{
         CounterUpdate, Cursor, EntityKind, FieldValue, Filter, ListQuery, OutboxEvent, Page, Sort, Storage,
@@ -60,6 +61,7 @@ pub struct Crm {
     pub(crate) jobs: Arc<dyn JobQueue>,
     pub(crate) event_retention: chrono::Duration,
     pub(crate) report_retention: chrono::Duration,
+    pub(crate) principals: Arc<PrincipalCache>,
 }
 
 impl std::fmt::Debug for Crm {
@@ -95,6 +97,7 @@ impl CrmBuilder {
                 journal,
                 webhook_allow_http: false,
                 report_retention: DEFAULT_REPORT_RETENTION,
+                principals: Arc::new(PrincipalCache::new(DEFAULT_PRINCIPAL_TTL, DEFAULT_PRINCIPAL_CAPACITY)),
             },
         }
     }
@@ -122,6 +125,16 @@ impl CrmBuilder {
     /// Lets sessions live this long (default: [`crate::session_store::DEFAULT_SESSION_TTL`]).
     pub fn session_ttl(mut self, ttl: chrono::Duration) -> Self {
         self.crm.session_ttl = ttl;
+        self
+    }
+
+    /// Keeps the principals of recently authenticated sessions and API keys for `ttl`
+    /// (default [`DEFAULT_PRINCIPAL_TTL`]), at most `capacity` of them, so a request
+    /// does not read its session and user every time. Revocations and user changes
+    /// made through this `Crm` apply at once; those made by another process sharing the
+    /// storage apply within `ttl`. A zero `ttl` reads every time.
+    pub fn principal_cache(mut self, ttl: std::time::Duration, capacity: usize) -> Self {
+        self.crm.principals = Arc::new(PrincipalCache::new(ttl, capacity));
         self
     }
 
@@ -596,9 +609,29 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Commits everything at once.
+    /// Commits everything at once. A batch that changes users or API keys drops their
+    /// cached principals.
     pub(crate) async fn commit(self) -> Result<()> {
-        Ok(self.crm.storage.commit(self.principal.tenant_id(), self.batch).await?)
+        let (mut users, mut keys) = (Vec::new(), Vec::new());
+        for op in &self.batch.ops {
+            let (kind, id) = match op {
+                WriteOp::Insert(record) | WriteOp::Update { record, .. } => (record.kind, record.id),
+                WriteOp::Delete { kind, id, .. } => (*kind, *id),
+                WriteOp::Check { .. } => continue,
+            };
+            match kind {
+                EntityKind::User => users.push(id),
+                EntityKind::ApiKey => keys.push(id),
+                _ => {}
+            }
+        }
+        let committed = self.crm.storage.commit(self.principal.tenant_id(), self.batch).await;
+        if !users.is_empty() || !keys.is_empty() {
+            self.crm.principals.invalidate(|p| {
+                users.contains(&p.user_uuid()) || p.api_key_uuid().is_some_and(|k| keys.contains(&k))
+            });
+        }
+        Ok(committed?)
     }
 }
 

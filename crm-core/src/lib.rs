@@ -44,6 +44,7 @@ mod live;
 pub mod mail;
 pub mod money;
 pub mod passwords;
+pub mod principal_cache;
 pub mod rate_limit;
 pub mod session_store;
 pub mod state;

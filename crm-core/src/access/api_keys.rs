@@ -20,6 +20,7 @@ use crate::{
     error::{CrmError, Result, Validator},
     fields::indexed_fields,
     id::{Id, Meta, TenantId},
+    principal_cache::Credential,
     storage::{EntityKind, Filter, ListQuery, Page, Reference},
 };
 
@@ -191,6 +192,12 @@ impl ApiKeys<'_> {
             tracing::warn!(target: "crm_core::security", "api_key.authentication_failed: a malformed API key");
             return Err(CrmError::Unauthenticated);
         };
+        let credential = Credential::ApiKey(hash_token(token));
+        let cache = &self.crm.principals;
+        if let Some(principal) = cache.get(&credential, self.crm.now()) {
+            return Ok(principal);
+        }
+        let generation = cache.generation();
         let query = ListQuery { limit: 1, ..ListQuery::filtered(vec![Filter::eq("prefix", prefix)]) };
         let page = self.crm.storage.list(tenant, EntityKind::ApiKey, &query).await?;
         let Some(stored) = page.items.into_iter().next() else {
@@ -216,7 +223,9 @@ impl ApiKeys<'_> {
             }
             Err(e) => return Err(e),
         };
-        Ok(Principal::for_user(&owner).through_api_key(key.meta.id, key.scopes.0))
+        let principal = Principal::for_user(&owner).through_api_key(key.meta.id, key.scopes.0);
+        cache.offer(generation, credential, &principal, self.crm.now(), key.expires_at);
+        Ok(principal)
     }
 
     /// Records a refused key and returns the one error every refusal answers (an error

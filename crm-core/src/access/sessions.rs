@@ -31,6 +31,7 @@ use crate::{
     crm::Crm,
     error::{CrmError, Result},
     id::{Id, Meta, TenantId},
+    principal_cache::Credential,
     session_store::Session,
     storage::EntityKind,
 };
@@ -329,13 +330,23 @@ impl Sessions<'_> {
     /// The principal of an access token naming `user` in session `id`: the session must
     /// be active (a revoked session's tokens stop at once) and the user's, and the user
     /// active. The principal knows its session.
+    ///
+    /// A principal read less than the CRM's principal-cache TTL ago is used again
+    /// without reading (see [`crate::principal_cache`] for the bound on staleness).
     pub async fn authenticate(&self, tenant: TenantId, id: Id<Session>, user: Uuid) -> Result<Principal> {
+        let credential = Credential::Session(tenant, id.uuid());
+        let cache = &self.crm.principals;
+        if let Some(principal) = cache.get(&credential, self.crm.now()).filter(|p| p.user_uuid() == user) {
+            return Ok(principal);
+        }
+        let generation = cache.generation();
         let session = self.active(tenant, id).await?;
         if session.user_id != user {
             return Err(CrmError::Unauthenticated);
         }
-        let principal = self.crm.users().principal(tenant, Id::from_uuid(user)).await?;
-        Ok(principal.in_session(id.uuid()))
+        let principal = self.crm.users().principal(tenant, Id::from_uuid(user)).await?.in_session(id.uuid());
+        cache.offer(generation, credential, &principal, self.crm.now(), Some(session.expires_at));
+        Ok(principal)
     }
 
     /// Revokes a session for good; whether this call revoked it (unknown ids and
@@ -353,7 +364,10 @@ impl Sessions<'_> {
             after.meta.updated_at = self.crm.now();
             match self.crm.sessions.replace(before.meta.version, &after).await {
                 Err(CrmError::Conflict { .. }) => continue,
-                other => return other.map(|()| true),
+                other => {
+                    self.crm.principals.invalidate(|p| p.session_uuid() == Some(id.uuid()));
+                    return other.map(|()| true);
+                }
             }
         }
         Err(CrmError::Conflict { kind: EntityKind::Session, id: id.uuid() })

@@ -38,6 +38,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "fields",
             "journal",
             "passwords",
+            "principal_cache",
             "session_store",
             "idempotency",
             "jobs",

@@ -20,6 +20,7 @@ mod lease_suite;
 mod mail;
 mod money;
 mod projects;
+mod principal_cache;
 mod rate_limiter_suite;
 mod rate_limits;
 mod report_runs;
