@@ -59,7 +59,7 @@ impl Table {
 }
 
 /// Each kind's table name. One kind is one line here plus one migration.
-const TABLE_NAMES: &[(EntityKind, &str)] = &[
+pub(crate) const TABLE_NAMES: &[(EntityKind, &str)] = &[
     (EntityKind::Tenant, "tenants"),
     (EntityKind::User, "users"),
     (EntityKind::Company, "companies"),
