@@ -627,9 +627,9 @@ impl Tx<'_> {
         }
         let committed = self.crm.storage.commit(self.principal.tenant_id(), self.batch).await;
         if !users.is_empty() || !keys.is_empty() {
-            self.crm.principals.invalidate(|p| {
-                users.contains(&p.user_uuid()) || p.api_key_uuid().is_some_and(|k| keys.contains(&k))
-            });
+            self.crm
+                .principals
+                .invalidate(|p| users.contains(&p.user_uuid()) || p.api_key_uuid().is_some_and(|k| keys.contains(&k)));
         }
         Ok(committed?)
     }

@@ -215,6 +215,19 @@ pub struct Config {
     #[arg(long, global = true, env = "CRM_ADMIN_PASSWORD", hide_env_values = true)]
     pub admin_password: Option<String>,
 
+    /// Seconds an authenticated session or API key is trusted without reading it and
+    /// its user again (fractions allowed; `0` reads them on every request). A sign-out,
+    /// revocation or user change made through this server applies at once; one made
+    /// through another server sharing the storage applies here within this time.
+    #[arg(long, global = true, env = "CRM_PRINCIPAL_CACHE_TTL", default_value = "2", value_parser = parse_seconds_or_zero)]
+    pub principal_cache_ttl: Duration,
+
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, apart from the API;
+    /// keep it private (loopback or an internal network): it needs no credentials.
+    /// Default: no metrics are recorded.
+    #[arg(long, global = true, env = "CRM_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, global = true, env = "CRM_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,

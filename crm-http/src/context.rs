@@ -14,7 +14,7 @@ use crate::{
     input::Versions,
     limits::Limits,
     live::LiveHub,
-    request,
+    metrics, request,
 };
 
 /// The server's shared state.
@@ -41,7 +41,9 @@ pub struct AppCtx {
 /// Counts one request against `limiter`; 429 when over. The decision reaches the
 /// response's `RateLimit-*` headers when it is the tightest of the request.
 pub async fn limit(limiter: &dyn RateLimiter, key: &str) -> Result<(), ApiError> {
-    obey(limiter.check(key).await?)
+    let decision = limiter.check(key).await?;
+    metrics::rate_limit(key, decision.allowed);
+    obey(decision)
 }
 
 /// Records a limit's decision for the response's `RateLimit-*` headers; 429 when it
@@ -52,22 +54,28 @@ pub fn obey(decision: RateDecision) -> Result<(), ApiError> {
 }
 
 impl AppCtx {
+    /// The caller of an access token: its session must be active (the core's principal
+    /// cache bounds how long another server's revocation takes to apply here).
+    async fn session_caller(&self, token: &str) -> Result<Caller, ApiError> {
+        let claims = self.tokens.verify(token).ok_or_else(ApiError::unauthorized)?;
+        let session = Id::from_uuid(claims.sid);
+        let principal = self.crm.sessions().authenticate(TenantId(claims.tid), session, claims.sub).await?;
+        Ok(Caller { principal, session: Some(session) })
+    }
+
     /// Authenticates a request's credentials and counts it against the caller's limit
     /// (run by the [`crate::auth::Auth`] extractor, before anything else is parsed).
     pub async fn caller(&self, credential: Credential<'_>) -> Result<Caller, ApiError> {
-        let caller = match credential {
-            Credential::None => return Err(ApiError::unauthorized()),
+        let (kind, caller) = match credential {
+            Credential::None => ("none", Err(ApiError::unauthorized())),
             Credential::ApiKey(token) => {
-                Caller { principal: self.crm.api_keys().authenticate(token).await?, session: None }
+                let principal = self.crm.api_keys().authenticate(token).await;
+                ("api_key", principal.map(|principal| Caller { principal, session: None }).map_err(ApiError::from))
             }
-            Credential::AccessToken(token) => {
-                let claims = self.tokens.verify(token).ok_or_else(ApiError::unauthorized)?;
-                let session = Id::from_uuid(claims.sid);
-                // Every request reads the session: a revoked one's tokens stop at once.
-                let principal = self.crm.sessions().authenticate(TenantId(claims.tid), session, claims.sub).await?;
-                Caller { principal, session: Some(session) }
-            }
+            Credential::AccessToken(token) => ("session", self.session_caller(token).await),
         };
+        metrics::authentication(kind, caller.is_ok());
+        let caller = caller?;
         request::set_current_user(caller.principal.user_id().to_string());
         let key = match caller.principal.api_key_id() {
             Some(key) => format!("key:{key}"),

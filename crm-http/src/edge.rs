@@ -16,13 +16,14 @@ use std::{
 
 use crm_core::rate_limit::{RateDecision, RateLimiter};
 use poem::{
-    Endpoint, IntoResponse, Middleware, Request, Response,
+    Endpoint, IntoResponse, Middleware, PathPattern, Request, Response,
     http::{HeaderValue, StatusCode, Version, header},
 };
 use tokio::io::{AsyncRead, ReadBuf};
 
 use crate::{
     error::{ApiError, framework_error_response},
+    metrics,
     proxies::TrustedProxies,
     request::{REQUEST, RequestInfo},
 };
@@ -98,6 +99,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
 
     async fn call(&self, mut req: Request) -> poem::Result<Response> {
         let started = Instant::now();
+        let _in_flight = metrics::InFlight::start();
         let body_read = track_body(&mut req);
         let info =
             Arc::new(RequestInfo { id: request_id(&req), user_id: Mutex::new(None), tightest: Mutex::new(None) });
@@ -110,8 +112,12 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         let mut resp = REQUEST
             .scope(info.clone(), async move {
                 if let Some(ip) = ip {
-                    match per_ip.check(&format!("ip:{ip}")).await {
-                        Ok(d) => scoped.record(d),
+                    let key = format!("ip:{ip}");
+                    match per_ip.check(&key).await {
+                        Ok(d) => {
+                            metrics::rate_limit(&key, d.allowed);
+                            scoped.record(d);
+                        }
                         Err(e) => return ApiError::from(e).into_response(),
                     }
                 }
@@ -142,6 +148,8 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         if let Ok(id) = HeaderValue::from_str(&info.id) {
             resp.headers_mut().insert(REQUEST_ID_HEADER, id);
         }
+        let route = resp.data::<PathPattern>().map(|p| &*p.0);
+        metrics::request_done(method.as_str(), route, resp.status().as_u16(), started);
         tracing::info!(
             target: "crm_http::access",
             method = %method,

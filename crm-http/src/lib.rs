@@ -18,6 +18,7 @@ pub mod idempotency;
 pub mod input;
 pub mod limits;
 pub mod live;
+pub mod metrics;
 pub mod offload;
 pub mod output;
 pub mod proxies;

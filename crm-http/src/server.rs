@@ -1,14 +1,21 @@
 //! Running `crm-server`: open the storage, settle the JWT secret and the first tenant,
 //! serve until SIGTERM/SIGINT, and let in-flight requests finish.
 
-use std::{io, path::Path, sync::Arc, time::Duration};
+use std::{io, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
-use crm_core::{Crm, CrmError, TenantId, access::users::Bootstrap, schedule::Schedule, storage::EntityKind};
+use crm_core::{
+    Crm, CrmError, TenantId,
+    access::users::Bootstrap,
+    principal_cache::DEFAULT_PRINCIPAL_CAPACITY,
+    schedule::Schedule,
+    storage::{EntityKind, Storage},
+};
 use crm_jobs::{DeliveryOptions, Mailer};
 use poem::{
     Server,
     listener::{Acceptor, Listener, TcpListener},
 };
+use tokio::task::JoinHandle;
 
 use crate::{
     AppCtx, AppOptions,
@@ -17,6 +24,7 @@ use crate::{
     config::{Command, Config, SameSiteNoneWithoutSecure},
     input::Versions,
     live::{LiveHub, LiveOptions},
+    metrics::MeteredStorage,
     offload::BlockingPool,
     proxies::TrustedProxies,
     storage_url::{StorageUrlError, is_persistent, open_storage},
@@ -188,7 +196,16 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServerErro
 pub async fn run(config: Config) -> Result<(), ServerError> {
     config.cookie_policy()?;
     let persistent = is_persistent(&config.storage);
-    let storage = open_storage(&config.storage, config.storage_timeouts()).await?;
+    let mut storage = open_storage(&config.storage, config.storage_timeouts()).await?;
+    // Metrics cost nothing unless asked for: without a recorder, nothing records.
+    let metrics = match config.metrics_bind {
+        Some(bind) => {
+            crate::metrics::recorder();
+            storage = Arc::new(MeteredStorage::new(storage));
+            Some(serve_metrics(bind, storage.clone()).await?)
+        }
+        None => None,
+    };
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
     let backends = Backends::open(&config, storage).await?;
@@ -198,6 +215,7 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
         .webhook_allow_http(config.webhook_allow_http)
         .event_retention(config.event_retention)
         .report_retention(config.report_retention)
+        .principal_cache(config.principal_cache_ttl, DEFAULT_PRINCIPAL_CAPACITY)
         .jobs(backends.jobs.clone());
     if let Some(sessions) = backends.sessions.clone() {
         crm = crm.session_store(sessions);
@@ -224,7 +242,22 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     if let Some(workers) = workers {
         workers.stop().await;
     }
+    if let Some(metrics) = metrics {
+        metrics.abort();
+    }
     outcome
+}
+
+/// Serves `GET /metrics` on `bind` in the background, apart from the API (so the
+/// scrape needs no credentials and can stay on a private address).
+async fn serve_metrics(bind: SocketAddr, storage: Arc<dyn Storage>) -> Result<JoinHandle<()>, ServerError> {
+    let acceptor = TcpListener::bind(bind).into_acceptor().await.map_err(io_err(format!("bind {bind} (metrics)")))?;
+    tracing::info!(%bind, "metrics: GET /metrics");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = Server::new_with_acceptor(acceptor).run(crate::metrics::routes(storage)).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    }))
 }
 
 /// How the workers reach webhook receivers and the SMTP server.

@@ -27,6 +27,8 @@ where
     let outcomes = join_all(reserved.iter().cloned().map(run)).await;
     let mut done = Vec::with_capacity(reserved.len());
     for (reservation, outcome) in reserved.iter().zip(outcomes) {
+        let label = if outcome.is_ok() { "done" } else { "failed" };
+        metrics::counter!("crm_jobs_total", "queue" => queue_name.to_owned(), "outcome" => label).increment(1);
         match outcome {
             Ok(()) => done.push(reservation.clone()),
             Err(e) => {

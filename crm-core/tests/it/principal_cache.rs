@@ -85,7 +85,8 @@ async fn user_changes_apply_here_at_once_and_elsewhere_within_the_ttl() {
 #[tokio::test]
 async fn api_keys_revoked_elsewhere_stop_within_the_ttl_and_wrong_secrets_never_hit() {
     let w = world().await;
-    let input = NewApiKey { name: "k".into(), owner_id: None, scopes: vec!["*:read".parse().unwrap()], expires_at: None };
+    let input =
+        NewApiKey { name: "k".into(), owner_id: None, scopes: vec!["*:read".parse().unwrap()], expires_at: None };
     let (key, token) = w.crm.api_keys().create(&w.admin, input).await.unwrap();
     let principal = w.crm.api_keys().authenticate(&token).await.unwrap();
     assert_eq!(principal.api_key_uuid(), Some(key.meta.id));
@@ -101,7 +102,8 @@ async fn api_keys_revoked_elsewhere_stop_within_the_ttl_and_wrong_secrets_never_
     assert!(matches!(w.crm.api_keys().authenticate(&token).await, Err(CrmError::Unauthenticated)));
 
     // Through this CRM, at once.
-    let input = NewApiKey { name: "k2".into(), owner_id: None, scopes: vec!["*:read".parse().unwrap()], expires_at: None };
+    let input =
+        NewApiKey { name: "k2".into(), owner_id: None, scopes: vec!["*:read".parse().unwrap()], expires_at: None };
     let (key, token) = w.crm.api_keys().create(&w.admin, input).await.unwrap();
     w.crm.api_keys().authenticate(&token).await.unwrap();
     w.crm.api_keys().revoke(&w.admin, key.meta.id.into(), None).await.unwrap();

@@ -216,6 +216,8 @@ fn help_documents_every_setting() {
         "--login-attempts",
         "--login-backoff-max",
         "--no-workers",
+        "--metrics-bind",
+        "--principal-cache-ttl",
         "--schedule",
         "worker",
         "CRM_JWT_SECRET",

@@ -17,6 +17,7 @@ mod errors;
 mod idempotency;
 mod live;
 mod matrix;
+mod metrics;
 mod openapi;
 mod outage;
 mod report_runs;
