@@ -172,6 +172,18 @@ pub fn sortable(fields: &[Field]) -> impl Iterator<Item = &'static str> + '_ {
     fields.iter().filter(|f| f.sortable).map(|f| f.name)
 }
 
+/// The `(filter, sort)` pairs a listing serves from one sorted index walk: each
+/// equality filter on a field that is not unique (a unique field's equality finds one
+/// record at most: nothing to sort), with each other field listings sort by. Adapters
+/// keep an index per pair, so a filtered and sorted page costs what the default order
+/// does.
+pub fn filtered_sorts(fields: &[Field]) -> impl Iterator<Item = (&Field, &Field)> + '_ {
+    let equalities = fields.iter().filter(|f| f.filters.contains(&Some(FilterOn::Eq)) && !f.unique);
+    equalities.flat_map(move |filter| {
+        fields.iter().filter(move |sort| sort.sortable && sort.name != filter.name).map(move |sort| (filter, sort))
+    })
+}
+
 /// The fields a listing's text search looks into.
 pub fn searchable(fields: &[Field]) -> Vec<&'static str> {
     fields.iter().filter(|f| f.searchable).map(|f| f.name).collect()

@@ -465,23 +465,15 @@ pub fn expected_columns() -> Vec<(&'static str, &'static str, &'static str)> {
 }
 
 /// Every `(table, filter field, sort field)` whose listing a composite
-/// `(tenant_id, filter, sort NULLS FIRST, id)` index must serve: each equality filter a
-/// kind's declarations offer (on a field that is not unique), with each field its
-/// listings sort by.
+/// `(tenant_id, filter, sort NULLS FIRST, id)` index must serve: the core's
+/// [`crm_core::fields::filtered_sorts`] of each kind.
 pub fn expected_sort_indexes() -> Vec<(&'static str, &'static str, &'static str)> {
-    use crm_core::fields::FilterOn;
-    let mut expected = Vec::new();
-    for (kind, table) in crate::schema::TABLE_NAMES {
-        let fields = crm_core::fields_of(*kind);
-        // A unique field's equality finds one record at most: nothing to sort.
-        let equalities = fields.iter().filter(|f| f.filters.contains(&Some(FilterOn::Eq)) && !f.unique);
-        for filter in equalities {
-            for sort in fields.iter().filter(|f| f.sortable && f.name != filter.name) {
-                expected.push((*table, filter.name, sort.name));
-            }
-        }
-    }
-    expected
+    crate::schema::TABLE_NAMES
+        .iter()
+        .flat_map(|(kind, table)| {
+            crm_core::fields::filtered_sorts(crm_core::fields_of(*kind)).map(move |(f, s)| (*table, f.name, s.name))
+        })
+        .collect()
 }
 
 /// The kinds the mapping has a table for, by name.
