@@ -21,7 +21,7 @@ use poem_openapi::{
 };
 use schemars::JsonSchema;
 use serde::{Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 pub use crate::api::schema::{Data, Pagination};
 use crate::{api::schema, error::ApiError};
@@ -83,10 +83,11 @@ impl Shape for Outcome {
     const DESCRIPTION: &'static str = "The result.";
 }
 
-/// A successful response whose `data` is `T` (or a page of `T`), shaped by `S`.
+/// A successful response whose `data` is `T` (or a page of `T`), shaped by `S`: its
+/// body already written, straight from the typed data (no intermediate JSON tree).
 #[derive(Debug)]
 pub struct Success<T, S> {
-    body: Map<String, Value>,
+    body: Vec<u8>,
     etag: Option<String>,
     _described_as: PhantomData<fn() -> (T, S)>,
 }
@@ -100,16 +101,20 @@ pub type Listed<T> = Success<T, PageOfRecords>;
 /// A result that is not a record.
 pub type Done<T> = Success<T, Outcome>;
 
+/// The one success envelope, as written.
+#[derive(Serialize)]
+struct Envelope<D> {
+    success: bool,
+    data: D,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pagination: Option<Value>,
+}
+
 impl<T, S> Success<T, S> {
-    fn new(data: Value, pagination: Option<&Pagination>, etag: Option<String>) -> Self {
-        let mut body = Map::new();
-        body.insert("success".into(), Value::Bool(true));
-        body.insert("data".into(), data);
-        // An `Object` always has a JSON form; `None` is for types that may have none.
-        if let Some(pagination) = pagination.and_then(ToJSON::to_json) {
-            body.insert("pagination".into(), pagination);
-        }
-        Self { body, etag, _described_as: PhantomData }
+    fn new(data: impl Serialize, pagination: Option<&Pagination>, etag: Option<String>) -> Result<Self, ApiError> {
+        let envelope = Envelope { success: true, data, pagination: pagination.and_then(ToJSON::to_json) };
+        let body = serde_json::to_vec(&envelope).map_err(|e| ApiError::internal(&e))?;
+        Ok(Self { body, etag, _described_as: PhantomData })
     }
 }
 
@@ -143,7 +148,7 @@ impl<T: JsonSchema, S: Shape> ApiResponse for Success<T, S> {
 
 impl<T: Send, S: Shape + Send> IntoResponse for Success<T, S> {
     fn into_response(self) -> Response {
-        let mut response = poem::web::Json(Value::Object(self.body)).into_response();
+        let mut response = Response::builder().content_type("application/json; charset=utf-8").body(self.body);
         response.set_status(S::STATUS);
         if let Some(etag) = self.etag.and_then(|e| HeaderValue::from_str(&e).ok()) {
             response.headers_mut().insert(header::ETAG, etag);
@@ -199,61 +204,69 @@ pub fn etag(version: u64) -> String {
 /// A record as JSON without the fields the core declares secret (password and key
 /// hashes), plus its version.
 pub fn record_json<E: Entity>(record: &E) -> Result<(Value, u64), ApiError> {
-    let mut value = serde_json::to_value(record).map_err(|e| ApiError::internal(&e))?;
-    if let Value::Object(map) = &mut value {
-        for secret in E::SECRET_FIELDS {
-            map.remove(*secret);
-        }
-    }
+    let value = serde_json::to_value(Public(record)).map_err(|e| ApiError::internal(&e))?;
     Ok((value, record.meta().version))
 }
 
-fn value<T: Serialize>(result: &T) -> Result<Value, ApiError> {
-    serde_json::to_value(result).map_err(|e| ApiError::internal(&e))
+/// A record as the API writes it: the entity itself, or, for the few kinds with secret
+/// fields, its JSON without them.
+struct Public<'a, E>(&'a E);
+
+impl<E: Entity> Serialize for Public<'_, E> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if E::SECRET_FIELDS.is_empty() {
+            return self.0.serialize(serializer);
+        }
+        let mut value = serde_json::to_value(self.0).map_err(serde::ser::Error::custom)?;
+        if let Value::Object(map) = &mut value {
+            for secret in E::SECRET_FIELDS {
+                map.remove(*secret);
+            }
+        }
+        value.serialize(serializer)
+    }
 }
 
 /// One record, `200` with its `ETag`.
 pub fn one<E: Entity>(record: &E) -> Result<One<E>, ApiError> {
-    let (data, version) = record_json(record)?;
-    Ok(Success::new(data, None, Some(etag(version))))
+    Success::new(Public(record), None, Some(etag(record.meta().version)))
 }
 
 /// A new record, `201` with its `ETag`.
 pub fn created<E: Entity>(record: &E) -> Result<Created<E>, ApiError> {
-    let (data, version) = record_json(record)?;
-    Ok(Success::new(data, None, Some(etag(version))))
+    Success::new(Public(record), None, Some(etag(record.meta().version)))
 }
 
 /// A new record presented with more than its own fields (`T`), `201` with the record's
 /// `ETag`.
 pub fn created_as<T: Serialize>(data: &T, version: u64) -> Result<Created<T>, ApiError> {
-    Ok(Success::new(value(data)?, None, Some(etag(version))))
+    Success::new(data, None, Some(etag(version)))
 }
 
 /// A record presented with more than its own fields (`T`), `200` with the record's
 /// `ETag`.
 pub fn one_as<T: Serialize>(data: &T, version: u64) -> Result<One<T>, ApiError> {
-    Ok(Success::new(value(data)?, None, Some(etag(version))))
+    Success::new(data, None, Some(etag(version)))
 }
 
 /// A result that is not one record.
 pub fn done<T: Serialize>(result: &T) -> Result<Done<T>, ApiError> {
-    Ok(Success::new(value(result)?, None, None))
+    Success::new(result, None, None)
 }
 
 /// A result described in the spec as `T` and written from `data`, which serializes as
 /// `T` would (the core's value behind a schema-only mirror).
 pub fn done_as<T, D: Serialize>(data: &D) -> Result<Done<T>, ApiError> {
-    Ok(Success::new(value(data)?, None, None))
+    Success::new(data, None, None)
 }
 
 /// A page of records with its pagination.
 pub fn page<E: Entity>(found: Page<E>, asked: &PageRequest) -> Result<Listed<E>, ApiError> {
-    let items = found.items.iter().map(|r| record_json(r).map(|(v, _)| v)).collect::<Result<Vec<_>, _>>()?;
     let pagination = Pagination {
         next_cursor: found.next.as_ref().map(|c| c.encode()),
         limit: asked.limit.unwrap_or(PageRequest::DEFAULT_LIMIT) as u64,
         total: found.total,
     };
-    Ok(Success::new(Value::Array(items), Some(&pagination), None))
+    let items: Vec<Public<'_, E>> = found.items.iter().map(Public).collect();
+    Success::new(items, Some(&pagination), None)
 }
