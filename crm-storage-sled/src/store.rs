@@ -5,7 +5,9 @@
 //! ([`crate::locks`]). On a runtime worker that would park the worker and every task
 //! queued behind it, so each contract method hands its synchronous half (the
 //! `*_blocking` functions of [`crate::shared`], [`crate::listing`], [`crate::commit`] and
-//! [`crate::outbox`]) to tokio's blocking pool and awaits it.
+//! [`crate::outbox`]) to tokio's blocking pool and awaits it. Point reads of a few keys
+//! are the exception: a key's lookup takes no lock and at most one page read, less than
+//! the hop to the pool costs, so they run on the calling task.
 //!
 //! A caller that drops the future does not stop that half: a commit still runs to the
 //! end of its sled transaction (applied whole or not at all) and is simply not
@@ -36,12 +38,16 @@ use crate::{
     shared::Shared,
 };
 
+/// Point reads of up to this many keys run on the calling task (see `get`); more go to
+/// the blocking pool.
+const INLINE_READS: usize = 8;
+
 /// The sled adapter. Cheap to clone; every clone (and every open of the same
 /// directory in this process) shares one `sled::Db`.
 ///
-/// Its [`Storage`] methods run their sled calls on tokio's blocking pool, so they must
-/// be called inside a tokio runtime (either flavor); outside one they fail with
-/// [`StorageError::Unavailable`].
+/// Its [`Storage`] methods (but point reads) run their sled calls on tokio's blocking
+/// pool, so they must be called inside a tokio runtime (either flavor); outside one they
+/// fail with [`StorageError::Unavailable`].
 ///
 /// Layout: per entity kind a records tree (`records/<kind>`: `tenant ‖ id` → entry), an
 /// index tree (`index/<kind>`: `tenant ‖ field ‖ 0 ‖ value ‖ id`, one entry per indexed
@@ -175,7 +181,10 @@ impl Storage for SledStorage {
     }
 
     async fn get(&self, tenant: TenantId, kind: EntityKind, id: Uuid) -> Result<Option<StoredRecord>, StorageError> {
-        self.on_blocking_pool(move |shared| shared.get_blocking(tenant, kind, id)).await
+        // One key: a lookup in sled's page cache, or one page read on a miss. A hop to
+        // the blocking pool (a thread woken, a result sent back) cost more than the
+        // read itself: the by-id request path does it inline.
+        self.shared.get_blocking(tenant, kind, id)
     }
 
     async fn get_many(
@@ -184,6 +193,9 @@ impl Storage for SledStorage {
         kind: EntityKind,
         ids: &[Uuid],
     ) -> Result<Vec<StoredRecord>, StorageError> {
+        if ids.len() <= INLINE_READS {
+            return self.shared.get_many_blocking(tenant, kind, ids);
+        }
         let ids = ids.to_vec();
         self.on_blocking_pool(move |shared| shared.get_many_blocking(tenant, kind, &ids)).await
     }
