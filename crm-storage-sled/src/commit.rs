@@ -6,8 +6,9 @@
 //!    unique-key holders, referrers, counters): the same rules, errors and precedence as
 //!    every other adapter. Nothing has been written if it refuses.
 //! 3. Plan the key changes ([`Writes`]): an update or delete reads the stored entry's
-//!    index data back and removes exactly the index, unique and reference keys it wrote;
-//!    a written record adds its own; counters and outbox events are plain puts.
+//!    index data back and removes exactly the index (single-field and sorted), unique
+//!    and reference keys it wrote; a written record adds its own; counters and outbox
+//!    events are plain puts.
 //! 4. Apply every change in one transaction over the touched trees, removals before
 //!    insertions. sled recovers a transaction whole or not at all after a crash.
 //!
@@ -73,6 +74,7 @@ fn writes_of(shared: &Shared, tenant: TenantId, batch: &WriteBatch) -> Result<Wr
 pub(crate) enum TreeRef {
     Records(EntityKind),
     Index(EntityKind),
+    Sorted(EntityKind),
     Uniques(EntityKind),
     References,
     Counters,
@@ -84,6 +86,7 @@ impl TreeRef {
         Ok(match self {
             Self::Records(kind) => shared.kind(kind)?.records.clone(),
             Self::Index(kind) => shared.kind(kind)?.index.clone(),
+            Self::Sorted(kind) => shared.kind(kind)?.sorted.clone(),
             Self::Uniques(kind) => shared.kind(kind)?.uniques.clone(),
             Self::References => shared.references.clone(),
             Self::Counters => shared.counters.clone(),
@@ -118,10 +121,13 @@ impl Writes {
         Ok(())
     }
 
-    /// Adds the index, unique and reference entries of a record.
+    /// Adds the index (single-field and sorted), unique and reference entries of a record.
     pub(crate) fn index(&mut self, tenant: TenantId, kind: EntityKind, id: Uuid, index: &IndexData) {
         for (field, value) in &index.fields {
             self.put(TreeRef::Index(kind), keys::index_key(tenant, field, value, id), Vec::new());
+        }
+        for key in sorted_keys(tenant, kind, id, index) {
+            self.put(TreeRef::Sorted(kind), key, Vec::new());
         }
         for (field, value) in &index.uniques {
             self.put(TreeRef::Uniques(kind), keys::unique_key(tenant, field, value), id.as_bytes().to_vec());
@@ -132,7 +138,8 @@ impl Writes {
         }
     }
 
-    /// Removes the index, unique and reference entries the stored record wrote.
+    /// Removes the index (single-field and sorted), unique and reference entries the
+    /// stored record wrote.
     fn unindex(&mut self, shared: &Shared, tenant: TenantId, kind: EntityKind, id: Uuid) -> Result<(), StorageError> {
         let Some(bytes) = shared.entry_blocking(tenant, kind, id)? else {
             return Ok(());
@@ -140,6 +147,9 @@ impl Writes {
         let old = Entry::parse(&bytes)?.index()?;
         for (field, value) in &old.fields {
             self.remove(TreeRef::Index(kind), keys::index_key(tenant, field, value, id));
+        }
+        for key in sorted_keys(tenant, kind, id, &old) {
+            self.remove(TreeRef::Sorted(kind), key);
         }
         for (field, value) in &old.uniques {
             self.remove(TreeRef::Uniques(kind), keys::unique_key(tenant, field, value));
@@ -182,6 +192,20 @@ impl Writes {
             TransactionError::Abort(()) => StorageError::Backend { source: "the sled transaction aborted".into() },
         })
     }
+}
+
+/// A record's sorted index keys: one per `(filter, sort)` pair of its kind, a field the
+/// record lacks counting as `Null` (as filters see it), so every record the filter
+/// matches is in the walk.
+pub(crate) fn sorted_keys<'a>(
+    tenant: TenantId,
+    kind: EntityKind,
+    id: Uuid,
+    index: &'a IndexData,
+) -> impl Iterator<Item = Vec<u8>> + 'a {
+    keys::sorted_pairs(kind).iter().map(move |&(filter, sort)| {
+        keys::sorted_key(tenant, (filter, index.field(filter)), (sort, index.field(sort)), id)
+    })
 }
 
 /// Committed state as `check_batch` sees it; read under the tenant's commit lock.

@@ -229,7 +229,7 @@ fn load(shared: &Shared, input: impl BufRead) -> Result<DumpStats, DumpError> {
 fn wipe(shared: &Shared) -> Result<(), StorageError> {
     for &kind in EntityKind::ALL {
         let trees = shared.kind(kind)?;
-        for tree in [&trees.records, &trees.index, &trees.uniques] {
+        for tree in [&trees.records, &trees.index, &trees.uniques, &trees.sorted] {
             tree.clear().map_err(backend)?;
         }
     }

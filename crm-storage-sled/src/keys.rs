@@ -5,8 +5,13 @@
 //! if `a < b`, and equal values (`1.0` and `1.00`) encode identically. Every encoding is
 //! also prefix-free, so the record id can follow it in a key.
 
+use std::{collections::HashMap, sync::OnceLock};
+
 use chrono::Datelike;
-use crm_core::{TenantId, storage::FieldValue};
+use crm_core::{
+    TenantId,
+    storage::{EntityKind, FieldValue},
+};
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
@@ -57,6 +62,40 @@ pub(crate) fn index_value_prefix(tenant: TenantId, field: &str, value: &FieldVal
 /// `tenant ‖ field ‖ 0 ‖ value ‖ id`: one index entry (its value is empty).
 pub(crate) fn index_key(tenant: TenantId, field: &str, value: &FieldValue, id: Uuid) -> Vec<u8> {
     let mut key = index_value_prefix(tenant, field, value);
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// The `(filter, sort)` field pairs of `kind` that have a sorted index
+/// ([`crm_core::fields::filtered_sorts`]), computed once per process.
+pub(crate) fn sorted_pairs(kind: EntityKind) -> &'static [(&'static str, &'static str)] {
+    static PAIRS: OnceLock<HashMap<EntityKind, Vec<(&'static str, &'static str)>>> = OnceLock::new();
+    let pairs = PAIRS.get_or_init(|| {
+        let of = |kind| crm_core::fields::filtered_sorts(crm_core::fields_of(kind)).map(|(f, s)| (f.name, s.name));
+        EntityKind::ALL.iter().map(|&kind| (kind, of(kind).collect())).collect()
+    });
+    pairs.get(&kind).map_or(&[], Vec::as_slice)
+}
+
+/// `tenant ‖ filter ‖ 0 ‖ filter value ‖ sort ‖ 0`: the prefix of the sorted index
+/// entries of the records whose `filter` field holds `value`, ordered by `sort`.
+pub(crate) fn sorted_prefix(tenant: TenantId, filter: &str, value: &FieldValue, sort: &str) -> Vec<u8> {
+    let mut key = index_value_prefix(tenant, filter, value);
+    key.extend_from_slice(sort.as_bytes());
+    key.push(NAME_END);
+    key
+}
+
+/// `tenant ‖ filter ‖ 0 ‖ filter value ‖ sort ‖ 0 ‖ sort value ‖ id`: one sorted index
+/// entry in its kind's `sorted` tree (its value is empty).
+pub(crate) fn sorted_key(
+    tenant: TenantId,
+    (filter, filter_value): (&str, &FieldValue),
+    (sort, sort_value): (&str, &FieldValue),
+    id: Uuid,
+) -> Vec<u8> {
+    let mut key = sorted_prefix(tenant, filter, filter_value, sort);
+    encode_value(sort_value, &mut key);
     key.extend_from_slice(id.as_bytes());
     key
 }

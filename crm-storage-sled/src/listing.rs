@@ -1,12 +1,14 @@
 //! Listings, counts and aggregates: which index a query walks, and the rows it keeps.
 //!
-//! A listing picks a [`Plan`]: walk the sort field's index (within the range its
-//! filters allow), walk an equality's entries (already in id order), collect a set's
-//! or range's entries and put them in id order or sort them, or walk every record of the
-//! tenant in id order. Each candidate's stored index data is then checked against every
-//! filter and the text search, so a plan only has to find a superset. A walk stops at
-//! `limit + 1` rows (the extra one says a next page exists) unless the rows must be
-//! sorted first. Text search has no index: it scans, bounded by the limit.
+//! A listing picks a [`Plan`]: walk the sorted index of an equality and the sort field
+//! (`sorted/<kind>`, within the range the filters allow on the sort field), walk the
+//! sort field's index (within that range), walk an equality's entries (already in id
+//! order), collect a set's or range's entries and put them in id order or sort them, or
+//! walk every record of the tenant in id order. Each candidate's stored index data is
+//! then checked against every filter and the text search, so a plan only has to find a
+//! superset. A walk stops at `limit + 1` rows (the extra one says a next page exists)
+//! unless the rows must be sorted first. Text search has no index: it scans, bounded by
+//! the limit.
 //!
 //! Every function here reads many keys in many sled calls; they run under the tenant's
 //! read lock ([`crate::locks`]), so they never see half of a commit, and on tokio's
@@ -43,8 +45,8 @@ pub(crate) fn list_blocking(
 
 /// Whether a listing may read every candidate rather than stop after a page: a text
 /// search or a total reads every candidate, and so does a sort over a filter's selection.
-pub(crate) fn may_scan(query: &ListQuery) -> bool {
-    query.with_total || query.search.is_some() || matches!(Plan::choose(query), Plan::SortSelection(_))
+pub(crate) fn may_scan(kind: EntityKind, query: &ListQuery) -> bool {
+    query.with_total || query.search.is_some() || matches!(Plan::choose(kind, query), Plan::SortSelection(_))
 }
 
 /// The groups of an aggregate query.
@@ -62,11 +64,24 @@ pub(crate) fn aggregate_blocking(
     aggregation.finish()
 }
 
-/// A candidate row of a listing: its id, stored value and sort value.
+/// A candidate row of a listing: its id, stored value and sort value (`None`: not read
+/// yet, as the walk proved the match without decoding the index data; only the page's
+/// last row needs it, for the cursor).
 struct Row {
     id: Uuid,
     bytes: IVec,
-    sort_value: FieldValue,
+    sort_value: Option<FieldValue>,
+}
+
+impl Row {
+    /// The row's value of the listing's sort field.
+    fn sort_value(&self, sort: Option<&str>) -> Result<FieldValue, StorageError> {
+        match (&self.sort_value, sort) {
+            (Some(value), _) => Ok(value.clone()),
+            (None, Some(field)) => Ok(Entry::parse(&self.bytes)?.index()?.field(field).clone()),
+            (None, None) => Ok(FieldValue::Null),
+        }
+    }
 }
 
 /// The ids a walk yields, in the walk's order.
@@ -115,6 +130,10 @@ impl<'q> Driver<'q> {
 
 /// How a listing finds its rows.
 enum Plan<'q> {
+    /// Walk the sorted index of an equality and the sort field: the records whose
+    /// `filter` field equals `value`, in `sort` order (within the range the filters
+    /// allow on it).
+    SortedEq { filter: &'static str, value: &'q FieldValue, sort: &'static str },
     /// Walk the sort field's index (within the range its filters allow).
     SortIndex(&'static str),
     /// Collect what a filter's index selects, then sort it by the sort field.
@@ -126,7 +145,20 @@ enum Plan<'q> {
 }
 
 impl<'q> Plan<'q> {
-    fn choose(query: &'q ListQuery) -> Self {
+    fn choose(kind: EntityKind, query: &'q ListQuery) -> Self {
+        if let Some(sort) = query.sort.field {
+            // An equality with a sorted index for this sort: a page costs what an id-order page does.
+            let pairs = keys::sorted_pairs(kind);
+            let sorted = query.filters.iter().find_map(|f| match &f.op {
+                FilterOp::Eq(value) if pairs.contains(&(f.field, sort)) => {
+                    Some(Self::SortedEq { filter: f.field, value, sort })
+                }
+                _ => None,
+            });
+            if let Some(plan) = sorted {
+                return plan;
+            }
+        }
         match (query.sort.field, Driver::choose(&query.filters)) {
             // Sorted by a field with no selective filter, or within a range of that field.
             (Some(field), None) => Self::SortIndex(field),
@@ -161,25 +193,50 @@ fn after_value(prefix: Vec<u8>, bound: fn(Vec<u8>) -> Bound<Vec<u8>>) -> Bound<V
     keys::prefix_end(&prefix).map_or(Bound::Unbounded, bound)
 }
 
+/// The keys bounding the entries `prefix ‖ value ‖ id` with values in `(lower, upper)`.
+fn value_bounds_under(
+    prefix: &[u8],
+    lower: Bound<&FieldValue>,
+    upper: Bound<&FieldValue>,
+) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
+    let at = |value: &FieldValue| {
+        let mut key = prefix.to_vec();
+        keys::encode_value(value, &mut key);
+        key
+    };
+    let lower = match lower {
+        Bound::Included(v) => Bound::Included(at(v)),
+        Bound::Excluded(v) => after_value(at(v), Bound::Included),
+        Bound::Unbounded => Bound::Included(prefix.to_vec()),
+    };
+    let upper = match upper {
+        Bound::Included(v) => after_value(at(v), Bound::Excluded),
+        Bound::Excluded(v) => Bound::Excluded(at(v)),
+        Bound::Unbounded => keys::prefix_end(prefix).map_or(Bound::Unbounded, Bound::Excluded),
+    };
+    (lower, upper)
+}
+
 /// Which stored values are rows of a listing, and their sort values.
 struct RowTest<'q> {
     query: &'q ListQuery,
-    /// In id order under a lone equality, the index entry already proves the match (the
-    /// read lock keeps index and records in step): the index data need not be decoded.
+    /// Under a lone equality, walked in its own entries (in id order, or in the sort
+    /// order of its sorted index), the index entry already proves the match (the read
+    /// lock keeps index and records in step): the index data need not be decoded.
     proven: bool,
 }
 
 impl<'q> RowTest<'q> {
-    fn new(query: &'q ListQuery) -> Self {
-        let proven = query.sort.field.is_none()
-            && query.search.is_none()
-            && matches!(query.filters.as_slice(), [Filter { op: FilterOp::Eq(_), .. }]);
-        Self { query, proven }
+    fn new(query: &'q ListQuery, plan: &Plan<'_>) -> Self {
+        let lone_eq =
+            query.search.is_none() && matches!(query.filters.as_slice(), [Filter { op: FilterOp::Eq(_), .. }]);
+        let walks_its_entries = query.sort.field.is_none() || matches!(plan, Plan::SortedEq { .. });
+        Self { query, proven: lone_eq && walks_its_entries }
     }
 
     fn row(&self, id: Uuid, bytes: IVec) -> Result<Option<Row>, StorageError> {
         if self.proven {
-            return Ok(Some(Row { id, sort_value: FieldValue::Null, bytes }));
+            return Ok(Some(Row { id, sort_value: None, bytes }));
         }
         let index = Entry::parse(&bytes)?.index()?;
         let query = self.query;
@@ -187,24 +244,28 @@ impl<'q> RowTest<'q> {
             return Ok(None);
         }
         let sort_value = query.sort.field.map_or(FieldValue::Null, |f| index.field(f).clone());
-        Ok(Some(Row { id, sort_value, bytes }))
+        Ok(Some(Row { id, sort_value: Some(sort_value), bytes }))
     }
 }
 
 impl Reader<'_> {
     /// A listing's page: its total, its rows, and the cursor after the last one.
     fn page(&self, kind: EntityKind, query: &ListQuery) -> Result<Page<StoredRecord>, StorageError> {
-        let (total, mut rows) = match self.first_page_with_total(query)? {
+        let (total, mut rows) = match self.first_page_with_total(kind, query)? {
             Some((total, rows)) => (Some(total), rows),
-            None if query.with_total => (Some(self.count(&query.filters, query.search.as_ref())?), self.rows(query)?),
-            None => (None, self.rows(query)?),
+            None if query.with_total => {
+                (Some(self.count(&query.filters, query.search.as_ref())?), self.rows(kind, query)?)
+            }
+            None => (None, self.rows(kind, query)?),
         };
         let next = if rows.len() > query.limit {
             rows.truncate(query.limit);
-            rows.last().map(|row| Cursor { value: row.sort_value.clone(), id: row.id })
+            rows.last()
+                .map(|row| Ok::<_, StorageError>(Cursor { value: row.sort_value(query.sort.field)?, id: row.id }))
         } else {
             None
         };
+        let next = next.transpose()?;
         let items =
             rows.iter().map(|row| Entry::parse(&row.bytes)?.to_stored(kind, row.id)).collect::<Result<Vec<_>, _>>()?;
         Ok(Page { items, next, total })
@@ -216,7 +277,17 @@ impl Reader<'_> {
 
     /// Ids in one field's index, in `(value, id)` order, between two index keys.
     fn index_ids(&self, lower: Bound<Vec<u8>>, upper: Bound<Vec<u8>>, descending: bool) -> Ids<'_> {
-        let range = self.trees.index.range::<Vec<u8>, _>((lower, upper));
+        Self::ids_between(&self.trees.index, lower, upper, descending)
+    }
+
+    /// Ids at the end of the keys of `tree` between two keys, in key order (or reversed).
+    fn ids_between<'t>(
+        tree: &'t sled::Tree,
+        lower: Bound<Vec<u8>>,
+        upper: Bound<Vec<u8>>,
+        descending: bool,
+    ) -> Ids<'t> {
+        let range = tree.range::<Vec<u8>, _>((lower, upper));
         let ids = move |item: sled::Result<(IVec, IVec)>| {
             let (key, _) = item.map_err(backend)?;
             keys::trailing_id(&key).ok_or_else(|| corrupt("an index key without a record id"))
@@ -231,18 +302,7 @@ impl Reader<'_> {
         lower: Bound<&FieldValue>,
         upper: Bound<&FieldValue>,
     ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-        let prefix = keys::index_field_prefix(self.tenant, field);
-        let lower = match lower {
-            Bound::Included(v) => Bound::Included(keys::index_value_prefix(self.tenant, field, v)),
-            Bound::Excluded(v) => after_value(keys::index_value_prefix(self.tenant, field, v), Bound::Included),
-            Bound::Unbounded => Bound::Included(prefix.clone()),
-        };
-        let upper = match upper {
-            Bound::Included(v) => after_value(keys::index_value_prefix(self.tenant, field, v), Bound::Excluded),
-            Bound::Excluded(v) => Bound::Excluded(keys::index_value_prefix(self.tenant, field, v)),
-            Bound::Unbounded => keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded),
-        };
-        (lower, upper)
+        value_bounds_under(&keys::index_field_prefix(self.tenant, field), lower, upper)
     }
 
     /// The ids a driver selects, in id order, strictly after `after` in the listing's direction.
@@ -311,11 +371,16 @@ impl Reader<'_> {
     }
 
     /// The listing's rows, at most `limit + 1` (the extra one says a next page exists).
-    fn rows(&self, query: &ListQuery) -> Result<Vec<Row>, StorageError> {
+    fn rows(&self, kind: EntityKind, query: &ListQuery) -> Result<Vec<Row>, StorageError> {
         let wanted = query.limit.saturating_add(1);
-        let test = RowTest::new(query);
+        let plan = Plan::choose(kind, query);
+        let test = RowTest::new(query, &plan);
         let descending = query.sort.descending;
-        match Plan::choose(query) {
+        match plan {
+            Plan::SortedEq { filter, value, sort } => {
+                let prefix = keys::sorted_prefix(self.tenant, filter, value, sort);
+                self.rows_by_sorted_walk(&self.trees.sorted, &prefix, query, sort, &test, wanted)
+            }
             Plan::SortIndex(field) => self.rows_by_sort_index(query, field, &test, wanted),
             Plan::SortSelection(driver) => self.rows_sorted(&driver, query, &test, wanted),
             // Id order within a filter's selection.
@@ -331,19 +396,25 @@ impl Reader<'_> {
     /// A first page and its total from one walk, when the page's walk would visit the
     /// same candidates as the count (id order, no cursor): a search with a total then
     /// reads every record once, not twice. `None` for other listings.
-    fn first_page_with_total(&self, query: &ListQuery) -> Result<Option<(u64, Vec<Row>)>, StorageError> {
+    fn first_page_with_total(
+        &self,
+        kind: EntityKind,
+        query: &ListQuery,
+    ) -> Result<Option<(u64, Vec<Row>)>, StorageError> {
         if !query.with_total || query.after.is_some() {
             return Ok(None);
         }
         let descending = query.sort.descending;
-        let candidates: Candidates<'_> = match Plan::choose(query) {
+        let plan = Plan::choose(kind, query);
+        let test = RowTest::new(query, &plan);
+        let candidates: Candidates<'_> = match plan {
             Plan::All => Box::new(self.all_rows(None, descending).map(|row| row.map(|(id, b)| (id, Some(b))))),
             Plan::IdSelection(driver) => Box::new(
                 self.driven_ids(&driver, None, descending)?.map(|id| id.and_then(|id| Ok((id, self.record(id)?)))),
             ),
-            Plan::SortIndex(_) | Plan::SortSelection(_) => return Ok(None),
+            Plan::SortedEq { .. } | Plan::SortIndex(_) | Plan::SortSelection(_) => return Ok(None),
         };
-        let (wanted, test) = (query.limit.saturating_add(1), RowTest::new(query));
+        let wanted = query.limit.saturating_add(1);
         let (mut total, mut rows) = (0, Vec::new());
         for candidate in candidates {
             if let (id, Some(bytes)) = candidate?
@@ -383,14 +454,31 @@ impl Reader<'_> {
         test: &RowTest<'_>,
         wanted: usize,
     ) -> Result<Vec<Row>, StorageError> {
+        let prefix = keys::index_field_prefix(self.tenant, field);
+        self.rows_by_sorted_walk(&self.trees.index, &prefix, query, field, test, wanted)
+    }
+
+    /// Walks the entries `prefix ‖ sort value ‖ id` of `tree` in the listing's direction
+    /// from the cursor, within the filters' range of the sort field.
+    fn rows_by_sorted_walk(
+        &self,
+        tree: &sled::Tree,
+        prefix: &[u8],
+        query: &ListQuery,
+        sort: &str,
+        test: &RowTest<'_>,
+        wanted: usize,
+    ) -> Result<Vec<Row>, StorageError> {
         let descending = query.sort.descending;
-        let (lower_value, upper_value) = range_bounds(&query.filters, field);
-        let (mut lower, mut upper) = self.value_bounds(field, lower_value, upper_value);
+        let (lower_value, upper_value) = range_bounds(&query.filters, sort);
+        let (mut lower, mut upper) = value_bounds_under(prefix, lower_value, upper_value);
         if let Some(cursor) = &query.after {
-            let at = keys::index_key(self.tenant, field, &cursor.value, cursor.id);
+            let mut at = prefix.to_vec();
+            keys::encode_value(&cursor.value, &mut at);
+            at.extend_from_slice(cursor.id.as_bytes());
             if descending { upper = Bound::Excluded(at) } else { lower = Bound::Excluded(at) }
         }
-        self.rows_of(self.index_ids(lower, upper, descending), test, wanted)
+        self.rows_of(Self::ids_between(tree, lower, upper, descending), test, wanted)
     }
 
     /// Collects a filter's whole selection, sorts it by the sort field and keeps the
@@ -403,13 +491,16 @@ impl Reader<'_> {
         wanted: usize,
     ) -> Result<Vec<Row>, StorageError> {
         let descending = query.sort.descending;
+        // A sorting plan's test is never `proven`: every row carries its sort value.
         let mut rows = self.rows_of(self.driven_ids(driver, None, false)?, test, usize::MAX)?;
         rows.sort_unstable_by(|a, b| {
             let ord = a.sort_value.cmp(&b.sort_value).then(a.id.cmp(&b.id));
             if descending { ord.reverse() } else { ord }
         });
         if let Some(cursor) = &query.after {
-            rows.retain(|row| cursor.compare(&row.sort_value, row.id, descending).is_gt());
+            rows.retain(|row| {
+                cursor.compare(row.sort_value.as_ref().unwrap_or(&FieldValue::Null), row.id, descending).is_gt()
+            });
         }
         rows.truncate(wanted);
         Ok(rows)
@@ -469,5 +560,42 @@ impl Reader<'_> {
             }
         })?;
         Ok(count)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crm_core::storage::Sort;
+
+    use super::*;
+
+    fn company_contacts(sort: Option<&'static str>) -> ListQuery {
+        let company = FieldValue::Uuid(Uuid::from_u128(1));
+        ListQuery {
+            filters: vec![Filter::eq("company_id", company)],
+            sort: Sort { field: sort, descending: true },
+            ..ListQuery::default()
+        }
+    }
+
+    #[test]
+    fn an_equality_with_a_sort_walks_its_sorted_index_without_scanning() {
+        let query = company_contacts(Some("created_at"));
+        let plan = Plan::choose(EntityKind::Contact, &query);
+        assert!(matches!(plan, Plan::SortedEq { filter: "company_id", sort: "created_at", .. }));
+        assert!(!may_scan(EntityKind::Contact, &query));
+        // The lone equality proves the match: no index data is decoded per row.
+        assert!(RowTest::new(&query, &plan).proven);
+    }
+
+    #[test]
+    fn a_pair_without_a_sorted_index_sorts_the_selection() {
+        // `lead_id` is indexed but no listing filters on it by equality.
+        let query = ListQuery {
+            filters: vec![Filter::eq("lead_id", FieldValue::Uuid(Uuid::from_u128(1)))],
+            ..company_contacts(Some("created_at"))
+        };
+        assert!(matches!(Plan::choose(EntityKind::Contact, &query), Plan::SortSelection(_)));
+        assert!(may_scan(EntityKind::Contact, &query));
     }
 }

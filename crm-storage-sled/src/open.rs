@@ -17,11 +17,14 @@ use std::{
 
 use crate::{
     keys::{FORMAT_VERSION_KEY, IMPORTING_KEY},
+    migrate::{OLDEST_MIGRATED, migrate},
     shared::Shared,
 };
 
 /// The format this build writes and reads, stored in every data directory at creation.
-pub const FORMAT_VERSION: u32 = 1;
+/// An older format is migrated when the store opens (2 added the sorted index of every
+/// equality filter and sort pair); a newer or unknown one is refused.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// When a commit is acknowledged relative to reaching the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,7 +78,7 @@ pub enum OpenError {
         /// The directory.
         path: PathBuf,
     },
-    /// It was written in a format this build cannot read.
+    /// It was written in a format this build cannot read or migrate (a newer one).
     #[error(
         "the data directory {path} holds crm-rs sled format {found}, but this build reads format {expected}; \
          export it with the build that wrote it and import it here"
@@ -186,7 +189,8 @@ fn corrupt(path: &Path, e: impl std::fmt::Display) -> OpenError {
     OpenError::Corrupt { path: path.to_owned(), detail: e.to_string() }
 }
 
-/// Writes the format version into a new store, or checks the one an existing store has.
+/// Writes the format version into a new store, or checks the one an existing store has
+/// and migrates an older one.
 fn check_format(path: &Path, db: &sled::Db) -> Result<(), OpenError> {
     let meta = db.open_tree("meta").map_err(|e| corrupt(path, e))?;
     match meta.get(FORMAT_VERSION_KEY).map_err(|e| corrupt(path, e))? {
@@ -194,7 +198,7 @@ fn check_format(path: &Path, db: &sled::Db) -> Result<(), OpenError> {
             let found = <[u8; 4]>::try_from(found.as_ref())
                 .map(u32::from_be_bytes)
                 .map_err(|_| corrupt(path, "its format version is unreadable"))?;
-            if found != FORMAT_VERSION {
+            if !(OLDEST_MIGRATED..=FORMAT_VERSION).contains(&found) {
                 return Err(OpenError::FormatVersion { path: path.to_owned(), found, expected: FORMAT_VERSION });
             }
             if meta.contains_key(IMPORTING_KEY).map_err(|e| corrupt(path, e))? {
@@ -202,6 +206,10 @@ fn check_format(path: &Path, db: &sled::Db) -> Result<(), OpenError> {
                     path: path.to_owned(),
                     reason: "an import into it was interrupted; remove the directory and import again".into(),
                 });
+            }
+            if found < FORMAT_VERSION {
+                // Before any handle exists: nothing else reads or writes the store meanwhile.
+                migrate(db, found).map_err(|e| corrupt(path, format_args!("migrating it from format {found}: {e}")))?;
             }
             Ok(())
         }

@@ -32,6 +32,19 @@ pub(crate) struct KindTrees {
     pub(crate) index: Tree,
     /// `tenant ‖ field ‖ 0 ‖ value` → the id of the record holding the unique key.
     pub(crate) uniques: Tree,
+    /// `tenant ‖ filter ‖ 0 ‖ value ‖ sort ‖ 0 ‖ value ‖ id` → nothing, one key per
+    /// [`keys::sorted_pairs`] pair of a record: a filtered listing's sorted walk.
+    pub(crate) sorted: Tree,
+}
+
+/// The name of `kind`'s records tree.
+pub(crate) fn records_tree_name(kind: EntityKind) -> String {
+    format!("records/{kind}")
+}
+
+/// The name of `kind`'s sorted index tree (format 2 on).
+pub(crate) fn sorted_tree_name(kind: EntityKind) -> String {
+    format!("sorted/{kind}")
 }
 
 /// One open data directory.
@@ -66,9 +79,10 @@ impl Shared {
         for &kind in EntityKind::ALL {
             let name = kind.as_str();
             let trees = KindTrees {
-                records: db.open_tree(format!("records/{name}"))?,
+                records: db.open_tree(records_tree_name(kind))?,
                 index: db.open_tree(format!("index/{name}"))?,
                 uniques: db.open_tree(format!("uniques/{name}"))?,
+                sorted: db.open_tree(sorted_tree_name(kind))?,
             };
             kinds.insert(kind, trees);
         }

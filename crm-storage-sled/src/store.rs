@@ -51,8 +51,10 @@ const INLINE_READS: usize = 8;
 ///
 /// Layout: per entity kind a records tree (`records/<kind>`: `tenant ‖ id` → entry), an
 /// index tree (`index/<kind>`: `tenant ‖ field ‖ 0 ‖ value ‖ id`, one entry per indexed
-/// field of every record) and a uniques tree (`uniques/<kind>`: `tenant ‖ field ‖ 0 ‖
-/// value` → id); plus `references` (who points at whom), `counters`, `outbox` and `meta`.
+/// field of every record), a sorted index tree (`sorted/<kind>`: `tenant ‖ filter ‖ 0 ‖
+/// value ‖ sort ‖ 0 ‖ value ‖ id`, one entry per equality filter and sort pair the core
+/// declares) and a uniques tree (`uniques/<kind>`: `tenant ‖ field ‖ 0 ‖ value` → id);
+/// plus `references` (who points at whom), `counters`, `outbox` and `meta`.
 #[derive(Clone)]
 pub struct SledStorage {
     shared: Arc<Shared>,
@@ -206,7 +208,7 @@ impl Storage for SledStorage {
         kind: EntityKind,
         query: &ListQuery,
     ) -> Result<Page<StoredRecord>, StorageError> {
-        let permit = if may_scan(query) { Some(self.scan_permit().await?) } else { None };
+        let permit = if may_scan(kind, query) { Some(self.scan_permit().await?) } else { None };
         let query = query.clone();
         self.on_blocking_pool(move |shared| {
             let _permit = permit;

@@ -11,6 +11,7 @@ mod killed_worker;
 mod lease_suite;
 mod open;
 mod session_store_suite;
+mod sorted;
 
 mod conformance_sled {
     use std::sync::Arc;
