@@ -4,11 +4,6 @@ use clap::Parser;
 use crm_http::config::{Config, LogFormat};
 use tracing_subscriber::EnvFilter;
 
-/// A request allocates and frees many small buffers on every worker thread; mimalloc's
-/// per-thread heaps serve that with less CPU and less fragmentation than glibc's.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let config = Config::parse();
