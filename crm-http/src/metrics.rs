@@ -15,7 +15,10 @@
 //!   `process_resident_memory_bytes` and `process_open_fds`.
 
 use std::{
-    sync::{Arc, OnceLock},
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
     time::Instant,
 };
 
@@ -30,13 +33,20 @@ use crm_core::{
 };
 use metrics::{Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use poem::{Route, get, handler, web::Data};
+use poem::{EndpointExt as _, Route, get, handler, web::Data};
 use uuid::Uuid;
 
 /// Latency buckets, in seconds: from a cache hit to a slow query.
 const BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Whether [`recorder`] ran: until then the request path skips building labels.
+static ENABLED: AtomicBool = AtomicBool::new(false);
+
+fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
 
 /// The process's Prometheus recorder, installed at the first call. Metrics recorded
 /// before it exist nowhere, so servers call it before building anything that records.
@@ -49,6 +59,7 @@ pub fn recorder() -> &'static PrometheusHandle {
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed: /metrics shows only its own view");
         }
+        ENABLED.store(true, Ordering::Relaxed);
         handle
     })
 }
@@ -57,8 +68,6 @@ pub fn recorder() -> &'static PrometheusHandle {
 pub fn routes(storage: Arc<dyn Storage>) -> Route {
     Route::new().at("/metrics", get(scrape.data(storage)))
 }
-
-use poem::EndpointExt as _;
 
 #[handler]
 async fn scrape(Data(storage): Data<&Arc<dyn Storage>>) -> String {
@@ -93,6 +102,9 @@ fn resident_bytes() -> Option<u64> {
 
 /// Records one request's outcome (called by the edge once the response is known).
 pub(crate) fn request_done(method: &str, route: Option<&str>, status: u16, started: Instant) {
+    if !enabled() {
+        return;
+    }
     let labels = [
         ("method", method.to_owned()),
         ("route", route.unwrap_or("unmatched").to_owned()),
@@ -106,9 +118,11 @@ pub(crate) fn request_done(method: &str, route: Option<&str>, status: u16, start
 pub(crate) struct InFlight;
 
 impl InFlight {
-    pub(crate) fn start() -> Self {
-        gauge!("crm_http_requests_in_flight").increment(1.0);
-        Self
+    pub(crate) fn start() -> Option<Self> {
+        enabled().then(|| {
+            gauge!("crm_http_requests_in_flight").increment(1.0);
+            Self
+        })
     }
 }
 
@@ -120,11 +134,17 @@ impl Drop for InFlight {
 
 /// Counts an authentication's outcome, by the kind of credential presented.
 pub(crate) fn authentication(credential: &'static str, ok: bool) {
+    if !enabled() {
+        return;
+    }
     counter!("crm_authentications_total", "credential" => credential, "outcome" => outcome(ok)).increment(1);
 }
 
 /// Counts a rate limit's decision; `key` is the limited key (`ip:…`, `user:…`, `key:…`).
 pub(crate) fn rate_limit(key: &str, allowed: bool) {
+    if !enabled() {
+        return;
+    }
     let limit = match key.split_once(':') {
         Some(("ip", _)) => "ip",
         Some(("user", _)) => "user",
