@@ -191,27 +191,30 @@ impl KindState {
                 }
                 None => Vec::new(),
             },
-            // Sorted by a field within an equality filter: order the posting list.
+            // Sorted by a field within an equality filter: the rows after the cursor,
+            // of which only the page's are put in order (a selection, then a sort of
+            // the page), so a page costs one pass over the posting list.
             (Some(_), Some(_)) => {
                 let field = sort.field.unwrap_or_default();
+                let order = |(va, a): &(&FieldValue, &Arc<Record>), (vb, b): &(&FieldValue, &Arc<Record>)| {
+                    let ord = va.cmp(vb).then(a.id.cmp(&b.id));
+                    if sort.descending { ord.reverse() } else { ord }
+                };
                 let mut candidates: Vec<(&FieldValue, &Arc<Record>)> = self
                     .eq_candidates(&query.filters)
                     .unwrap_or_default()
                     .iter()
                     .filter_map(|id| self.records.get(id))
-                    .filter(matches)
                     .map(|r| (r.field(field), r))
-                    .collect();
-                candidates.sort_unstable_by(|(va, a), (vb, b)| {
-                    let ord = va.cmp(vb).then(a.id.cmp(&b.id));
-                    if sort.descending { ord.reverse() } else { ord }
-                });
-                candidates
-                    .into_iter()
                     .filter(|(v, r)| query.after.as_ref().is_none_or(|c| c.compare(v, r.id, sort.descending).is_gt()))
-                    .map(|(_, r)| r)
-                    .take(wanted)
-                    .collect()
+                    .filter(|(_, r)| matches(r))
+                    .collect();
+                if candidates.len() > wanted {
+                    candidates.select_nth_unstable_by(wanted - 1, order);
+                    candidates.truncate(wanted);
+                }
+                candidates.sort_unstable_by(order);
+                candidates.into_iter().map(|(_, r)| r).collect()
             }
             // No equality filter: walk the sort order (the id map or the field's index).
             (None, None) => {
