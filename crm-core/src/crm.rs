@@ -7,6 +7,7 @@
 //! entries and notifications.
 
 use std::{
+    collections::HashMap,
     future::Future,
     pin::Pin,
     sync::Arc,
@@ -341,6 +342,12 @@ impl Crm {
     /// Loads a record of `tenant`, if it exists.
     pub(crate) async fn fetch_opt<E: Entity>(&self, tenant: TenantId, id: Id<E>) -> Result<Option<E>> {
         self.storage.get(tenant, E::KIND, id.uuid()).await?.map(from_stored).transpose()
+    }
+
+    /// Loads those of `ids` that exist in `tenant`, in one storage call, by id.
+    pub(crate) async fn fetch_many<E: Entity>(&self, tenant: TenantId, ids: &[Uuid]) -> Result<HashMap<Uuid, E>> {
+        let stored = self.storage.get_many(tenant, E::KIND, ids).await?;
+        stored.into_iter().map(|s| Ok((s.id, from_stored(s)?))).collect()
     }
 
     /// Loads a record the principal may read; records it may not see are `NotFound`,

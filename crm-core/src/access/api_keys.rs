@@ -192,7 +192,8 @@ impl ApiKeys<'_> {
             tracing::warn!(target: "crm_core::security", "api_key.authentication_failed: a malformed API key");
             return Err(CrmError::Unauthenticated);
         };
-        let credential = Credential::ApiKey(hash_token(token));
+        let digest = hash_token(token);
+        let credential = Credential::ApiKey(digest.clone());
         let cache = &self.crm.principals;
         if let Some(principal) = cache.get(&credential, self.crm.now()) {
             return Ok(principal);
@@ -204,7 +205,7 @@ impl ApiKeys<'_> {
             return Err(self.failed(tenant, None, "unknown_key").await);
         };
         let key: ApiKey = from_stored(stored)?;
-        let refusal = if key.secret_hash != hash_token(token) {
+        let refusal = if key.secret_hash != digest {
             Some("wrong_secret")
         } else if key.revoked {
             Some("revoked")

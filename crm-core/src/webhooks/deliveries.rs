@@ -167,42 +167,49 @@ impl WebhookEndpoints<'_> {
         let mut planned = Vec::new();
         for tenant in tenants {
             let endpoints = self.active_endpoints(tenant).await?;
+            // Every (event, endpoint) to deliver, and the deliveries an earlier pass (a
+            // replay) already planned for them, read in one call.
+            let targets: Vec<(&OutboxEvent, &WebhookEndpoint)> = events
+                .iter()
+                .filter(|e| e.tenant_id == tenant)
+                .flat_map(|event| {
+                    endpoints.iter().filter(|e| e.wants(&event.name)).map(move |endpoint| (event, endpoint))
+                })
+                .collect();
+            let ids: Vec<Uuid> =
+                targets.iter().map(|(event, endpoint)| delivery_id(event.id, endpoint.meta.id)).collect();
+            let mut earlier = self.crm.fetch_many::<WebhookDelivery>(tenant, &ids).await?;
             let mut batch = WriteBatch::default();
             let mut checked = std::collections::HashSet::new();
-            for event in events.iter().filter(|e| e.tenant_id == tenant) {
-                let message = WebhookEnvelope::of(event);
-                for endpoint in endpoints.iter().filter(|e| e.wants(&event.name)) {
-                    let id = delivery_id(event.id, endpoint.meta.id);
-                    if let Some(earlier) = self.crm.fetch_opt::<WebhookDelivery>(tenant, Id::from_uuid(id)).await? {
-                        if earlier.status == DeliveryState::Pending {
-                            planned.push(earlier);
-                        }
-                        continue;
+            for ((event, endpoint), id) in targets.into_iter().zip(ids) {
+                if let Some(earlier) = earlier.remove(&id) {
+                    if earlier.status == DeliveryState::Pending {
+                        planned.push(earlier);
                     }
-                    let delivery = WebhookDelivery {
-                        meta: Meta { id, ..Meta::new(tenant, self.crm.now()) },
-                        endpoint_id: endpoint.id(),
-                        event_id: event.id,
-                        event_type: event.name.clone(),
-                        status: DeliveryState::Pending,
-                        attempts: 0,
-                        response_status: None,
-                        latency_ms: None,
-                        last_attempt_at: None,
-                        next_attempt_at: Some(self.crm.now()),
-                        last_error: None,
-                        redelivery: false,
-                        message: message.clone(),
-                    };
-                    // Checked with the deliveries: an endpoint changed meanwhile is a conflict.
-                    if checked.insert(endpoint.meta.id) {
-                        let (kind, id, version) =
-                            (EntityKind::WebhookEndpoint, endpoint.meta.id, endpoint.meta.version);
-                        batch.ops.push(WriteOp::Check { kind, id, version });
-                    }
-                    batch.ops.push(WriteOp::Insert(to_record(&delivery)?));
-                    planned.push(delivery);
+                    continue;
                 }
+                let delivery = WebhookDelivery {
+                    meta: Meta { id, ..Meta::new(tenant, self.crm.now()) },
+                    endpoint_id: endpoint.id(),
+                    event_id: event.id,
+                    event_type: event.name.clone(),
+                    status: DeliveryState::Pending,
+                    attempts: 0,
+                    response_status: None,
+                    latency_ms: None,
+                    last_attempt_at: None,
+                    next_attempt_at: Some(self.crm.now()),
+                    last_error: None,
+                    redelivery: false,
+                    message: WebhookEnvelope::of(event),
+                };
+                // Checked with the deliveries: an endpoint changed meanwhile is a conflict.
+                if checked.insert(endpoint.meta.id) {
+                    let (kind, id, version) = (EntityKind::WebhookEndpoint, endpoint.meta.id, endpoint.meta.version);
+                    batch.ops.push(WriteOp::Check { kind, id, version });
+                }
+                batch.ops.push(WriteOp::Insert(to_record(&delivery)?));
+                planned.push(delivery);
             }
             if !batch.is_empty() {
                 self.crm.storage.commit(tenant, batch).await?;
