@@ -16,7 +16,7 @@ use crm_core::webhooks::signing::{DEFAULT_TOLERANCE, SignedHeaders, WebhookSecre
 use crm_jobs::testing::{Answer, Received, Receiver, SmtpSink};
 use serde_json::{Value, json};
 
-use crate::binary::{banner_tenant, http, http_as, sign_in, start_with, stop};
+use crate::binary::{banner_tenant, data, http, http_as, sign_in, start_with, stop};
 
 /// A webhook receiver on 127.0.0.1 answering 204, on a runtime of its own (these tests
 /// are synchronous): keep the runtime as long as the receiver.
@@ -48,10 +48,6 @@ fn live_events(addr: &str, token: &str) -> Arc<Mutex<Vec<String>>> {
         lines.first().map(|status| assert!(status.contains(" 200 "), "{status}"))
     });
     lines
-}
-
-fn data(body: &str) -> Value {
-    serde_json::from_str::<Value>(body).unwrap()["data"].clone()
 }
 
 fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {

@@ -31,6 +31,11 @@ pub(crate) fn http_as(addr: &str, method: &str, path: &str, body: &str, token: O
     (status, body)
 }
 
+/// The `data` of a JSON response body.
+pub(crate) fn data(body: &str) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(body).unwrap_or_else(|e| panic!("not JSON ({e}): {body}"))["data"].clone()
+}
+
 /// A running `crm-server` and the address it printed.
 pub(crate) struct Running {
     pub(crate) child: std::process::Child,

@@ -6,7 +6,7 @@ use std::{collections::BTreeMap, net::TcpListener};
 use crm_core::storage::memory::MemoryStorage;
 use crm_http::metrics::MeteredStorage;
 
-use crate::binary::{http, http_as, sign_in, start_with, stop};
+use crate::binary::{data, http, http_as, sign_in, start_with, stop};
 
 /// The decorator is the storage it wraps (and names itself after it): the whole suite,
 /// around memory.
@@ -50,15 +50,15 @@ fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
 
 #[test]
 fn the_scrape_parses_and_its_counters_move() {
-    let data = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let metrics_addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let running = start_with("memory://", data.path(), &["--metrics-bind", &metrics_addr]);
+    let running = start_with("memory://", dir.path(), &["--metrics-bind", &metrics_addr]);
     let (status, body) = sign_in(&running.addr);
     assert_eq!(status, 200, "{body}");
-    let token = body.split("\"access_token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let token = data(&body)["access_token"].as_str().unwrap().to_owned();
     let (status, body) = http_as(&running.addr, "POST", "/api/v1/companies", r#"{"name":"Metered Ltd"}"#, Some(&token));
     assert_eq!(status, 201, "{body}");
-    let id = body.split("\"id\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let id = data(&body)["meta"]["id"].as_str().unwrap().to_owned();
     let path = format!("/api/v1/companies/{id}");
     assert_eq!(http_as(&running.addr, "GET", &path, "", Some(&token)).0, 200);
     assert_eq!(http_as(&running.addr, "GET", &path, "", Some("not-a-token")).0, 401);

@@ -7,7 +7,7 @@ use std::{path::Path, process::Command};
 use crm_cache_redis::testing::{TestRedis, shared_server};
 use serde_json::Value;
 
-use crate::binary::{Running, banner_tenant, http, http_as, sign_in, start_with, stop};
+use crate::binary::{Running, banner_tenant, data, http, http_as, sign_in, start_with, stop};
 
 const SECRET: &str = "one-secret-for-every-instance-0123456789";
 
@@ -39,7 +39,7 @@ fn json(body: &str) -> Value {
 }
 
 fn field(body: &str, name: &str) -> String {
-    json(body)["data"][name].as_str().unwrap_or_else(|| panic!("no {name}: {body}")).to_owned()
+    data(body)[name].as_str().unwrap_or_else(|| panic!("no {name}: {body}")).to_owned()
 }
 
 #[test]
