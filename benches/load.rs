@@ -195,7 +195,7 @@ fn contact_with_audit(admin: &Principal, input: &Value) -> (crm_core::storage::R
         lead_id: None,
     };
     let record = to_record(&contact).expect("contact record");
-    let mut after = (*record.data).clone();
+    let mut after = record.data.to_value();
     if let Some(fields) = after.as_object_mut() {
         fields.remove("meta");
     }

@@ -50,8 +50,8 @@ use chrono::{DateTime, Utc};
 use crm_core::{
     TenantId,
     storage::{
-        AggregateQuery, AggregateRow, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError, StoredRecord,
-        StreamedEvent, WriteBatch, WriteOp,
+        AggregateQuery, AggregateRow, Document, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError,
+        StoredRecord, StreamedEvent, WriteBatch, WriteOp,
     },
 };
 use redis::{Script, aio::ConnectionManager};
@@ -200,7 +200,7 @@ struct Entry {
     kind: EntityKind,
     id: Uuid,
     version: u64,
-    data: Arc<serde_json::Value>,
+    data: Document,
 }
 
 /// A [`Storage`] whose point reads go through a Redis cache. See the module docs for

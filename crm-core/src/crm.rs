@@ -527,7 +527,7 @@ impl Tx<'_> {
     /// Creates a record (audited as `<kind>.created`).
     pub(crate) fn insert<E: Entity>(&mut self, entity: &E) -> Result<()> {
         let record = to_record(entity)?;
-        self.audit::<E>(entity.meta().id, "created", json!({ "after": redact::<E>(&record.data) }))?;
+        self.audit::<E>(entity.meta().id, "created", json!({ "after": redact::<E>(&record.data.to_value()) }))?;
         self.batch.ops.push(WriteOp::Insert(record));
         Ok(())
     }
@@ -538,7 +538,7 @@ impl Tx<'_> {
         let update = stamp_update(before, after, self.now)?;
         let WriteOp::Update { record, .. } = &update else { unreachable!("stamp_update makes updates") };
         let old = serde_json::to_value(before).map_err(|e| CrmError::Internal(e.to_string()))?;
-        let changes = diff(&redact::<E>(&old), &redact::<E>(&record.data));
+        let changes = diff(&redact::<E>(&old), &redact::<E>(&record.data.to_value()));
         self.audit::<E>(record.id, action, json!({ "changes": changes }))?;
         self.batch.ops.push(update);
         Ok(())

@@ -8,7 +8,7 @@ use crate::{
     error::{CrmError, Result},
     fields::{CREATED_AT, Field, UPDATED_AT},
     id::{Id, Meta},
-    storage::{EntityKind, FieldValue, Record, Reference, StoredRecord, UniqueKey},
+    storage::{Document, EntityKind, FieldValue, Record, Reference, StoredRecord, UniqueKey},
 };
 
 /// A stored domain type. Implementations declare what the storage indexes, which keys
@@ -78,10 +78,12 @@ pub fn reference<E: Entity>(field: &'static str, id: Id<E>) -> Reference {
 /// (PostgreSQL cannot store NUL at all), so none accepts one.
 pub fn to_record<E: Entity>(entity: &E) -> Result<Record> {
     let meta = entity.meta();
-    let data = serde_json::to_value(entity).map_err(|e| CrmError::Internal(format!("encode {}: {e}", E::KIND)))?;
-    let mut v = crate::error::Validator::new();
-    refuse_control_characters(&data, "", &mut v);
-    v.finish()?;
+    let data = Document::encode(entity).map_err(|e| CrmError::Internal(format!("encode {}: {e}", E::KIND)))?;
+    if may_hold_control_characters(data.as_str()) {
+        let mut v = crate::error::Validator::new();
+        refuse_control_characters(&data.to_value(), "", &mut v);
+        v.finish()?;
+    }
     let mut fields = Vec::with_capacity(E::FIELDS.len());
     entity.index(&mut fields);
     let uniques = unique_keys(E::FIELDS, &fields);
@@ -89,7 +91,7 @@ pub fn to_record<E: Entity>(entity: &E) -> Result<Record> {
         kind: E::KIND,
         id: meta.id,
         version: meta.version,
-        data: std::sync::Arc::new(data),
+        data,
         fields,
         uniques,
         references: entity.references(),
@@ -110,10 +112,22 @@ fn unique_keys(declared: &[Field], values: &[(&'static str, FieldValue)]) -> Vec
 
 /// Reads an entity back from a stored record.
 pub fn from_stored<E: Entity>(stored: StoredRecord) -> Result<E> {
-    let mut entity = E::deserialize(&*stored.data)
-        .map_err(|e| CrmError::Internal(format!("decode {} {}: {e}", E::KIND, stored.id)))?;
+    let mut entity =
+        stored.data.decode::<E>().map_err(|e| CrmError::Internal(format!("decode {} {}: {e}", E::KIND, stored.id)))?;
     entity.meta_mut().version = stored.version;
     Ok(entity)
+}
+
+/// Whether compact JSON text may hold a control character other than tab and line
+/// breaks: an escape of U+0000–U+001F other than `\t`, `\n`, `\r`, or a raw U+007F–U+009F.
+/// False positives (an escaped backslash before `u00`) only cost the exact walk below.
+fn may_hold_control_characters(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    bytes.windows(2).any(|pair| match pair {
+        [b'\\', b'u' | b'b' | b'f'] => true,
+        [0xC2, second] => (0x80..=0x9F).contains(second),
+        _ => false,
+    }) || bytes.contains(&0x7F)
 }
 
 /// Names every string in `value` holding a control character other than tab and line
@@ -136,5 +150,42 @@ fn refuse_control_characters(value: &serde_json::Value, path: &str, v: &mut crat
             }
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// A refused character: what the exact walk over a document's strings looks for.
+    fn refused(c: char) -> bool {
+        c.is_control() && !matches!(c, '\t' | '\n' | '\r')
+    }
+
+    proptest! {
+        /// The quick scan of the JSON text never misses a string the exact walk refuses.
+        #[test]
+        fn the_text_scan_finds_every_refused_character(text in "(?s).{0,24}", c in any::<char>()) {
+            let with = format!("{text}{c}");
+            let json = serde_json::to_string(&serde_json::json!({ "field": with, "list": [text] }))
+                .expect("strings encode");
+            if with.chars().any(refused) {
+                prop_assert!(may_hold_control_characters(&json), "missed in {json:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_text_scan_passes_ordinary_text() {
+        for text in ["plain", "tab\tand\nnewline\r", "Zoë 東京 😀", "quote \" and \\ slash", "\u{A0}\u{2028}"] {
+            let json = serde_json::to_string(&serde_json::json!({ "field": text })).expect("strings encode");
+            assert!(!may_hold_control_characters(&json), "{json:?}");
+        }
+        for text in ["nul\0", "bell\u{7}", "del\u{7F}", "c1\u{85}", "c1\u{9F}"] {
+            let json = serde_json::to_string(&serde_json::json!({ "field": text })).expect("strings encode");
+            assert!(may_hold_control_characters(&json), "{json:?}");
+        }
     }
 }

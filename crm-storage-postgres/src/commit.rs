@@ -440,7 +440,7 @@ async fn update_record(
     let mut qb = QueryBuilder::<Postgres>::new(format!("UPDATE {} SET version = ", p.table.name));
     qb.push_bind(p.version);
     qb.push(", data = ");
-    qb.push_bind(sqlx::types::Json(&*record.data));
+    qb.push_bind(sqlx::types::Json(&record.data));
     for (col, value) in p.table.written_columns().zip(&p.values) {
         qb.push(format!(", \"{}\" = ", col.field));
         value.clone().push(&mut qb);
@@ -536,7 +536,7 @@ async fn insert_rows(conn: &mut PgConnection, tenant: Uuid, rows: &[&Prepared<'_
         for p in chunk {
             ids.push(p.record.id);
             versions.push(p.version);
-            data.push(sqlx::types::Json(&*p.record.data));
+            data.push(sqlx::types::Json(&p.record.data));
             for (array, value) in arrays.iter_mut().zip(&p.values) {
                 array.add(value.clone())?;
             }
@@ -659,7 +659,6 @@ async fn append_to_outbox(conn: &mut PgConnection, tenant: Uuid, events: &[Outbo
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use crm_core::storage::Reference;
 
@@ -670,7 +669,7 @@ mod tests {
             kind: EntityKind::Contact,
             id,
             version: 1,
-            data: Arc::new(serde_json::Value::Null),
+            data: crm_core::storage::Document::null(),
             fields: Vec::new(),
             uniques: Vec::new(),
             references: vec![Reference { field: "company_id", kind: EntityKind::Company, id: company }],

@@ -6,10 +6,8 @@
 //! [`StorageError::Backend`] naming the value and where it was found, never replaced by
 //! a default.
 
-use std::sync::Arc;
-
 use chrono::{DateTime, Timelike, Utc};
-use crm_core::storage::{EntityKind, StorageError, StoredRecord};
+use crm_core::storage::{Document, EntityKind, StorageError, StoredRecord};
 use sqlx::{Row, postgres::PgRow};
 use uuid::Uuid;
 
@@ -22,7 +20,7 @@ pub(crate) fn stored(kind: EntityKind, row: &PgRow) -> Result<StoredRecord, Stor
         kind,
         id,
         version: version(kind, id, row.try_get(1).map_err(map)?)?,
-        data: Arc::new(row.try_get::<serde_json::Value, _>(2).map_err(map)?),
+        data: row.try_get::<sqlx::types::Json<Document>, _>(2).map_err(map)?.0,
     })
 }
 

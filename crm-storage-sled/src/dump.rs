@@ -5,7 +5,7 @@ use std::io::{self, BufRead, Write};
 
 use crm_core::{
     TenantId,
-    storage::{EntityKind, OutboxEvent, StorageError},
+    storage::{Document, EntityKind, OutboxEvent, StorageError},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -123,8 +123,14 @@ fn export_blocking(shared: &Shared, out: impl Write) -> Result<DumpStats, DumpEr
                 .and_then(|(t, rest)| Some((t, Uuid::from_slice(rest).ok()?)))
                 .ok_or_else(|| corrupt(format_args!("a {kind} record key is not tenant ‖ id")))?;
             let entry = Entry::parse(&value)?;
-            let record =
-                RecordLine { tenant, kind, id, version: entry.version, data: entry.data()?, index: entry.index()? };
+            let record = RecordLine {
+                tenant,
+                kind,
+                id,
+                version: entry.version,
+                data: entry.data()?.to_value(),
+                index: entry.index()?,
+            };
             write_line(&mut out, &Line::Record(record))?;
             stats.records += 1;
         }
@@ -197,7 +203,7 @@ fn load(shared: &Shared, input: impl BufRead) -> Result<DumpStats, DumpError> {
                 return Err(DumpError::Parse { line: number, message: "a second header".into() });
             }
             Line::Record(r) => {
-                let value = entry::encode(r.version, &r.data, &r.index)?;
+                let value = entry::encode(r.version, &Document::from(&r.data), &r.index)?;
                 writes.put(TreeRef::Records(r.kind), keys::record_key(r.tenant, r.id), value);
                 writes.index(r.tenant, r.kind, r.id, &r.index);
                 stats.records += 1;

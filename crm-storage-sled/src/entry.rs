@@ -5,9 +5,7 @@
 //! document; filtering parses only the index data; updates and deletes read the index
 //! data back to remove exactly the index, unique and reference entries the record wrote.
 
-use std::sync::Arc;
-
-use crm_core::storage::{EntityKind, FieldValue, Record, StorageError, StoredRecord};
+use crm_core::storage::{Document, EntityKind, FieldValue, Record, StorageError, StoredRecord};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -41,15 +39,15 @@ impl IndexData {
 }
 
 /// Encodes a record's stored value.
-pub(crate) fn encode(version: u64, data: &serde_json::Value, index: &IndexData) -> Result<Vec<u8>, StorageError> {
-    let document = serde_json::to_vec(data).map_err(backend)?;
+pub(crate) fn encode(version: u64, data: &Document, index: &IndexData) -> Result<Vec<u8>, StorageError> {
+    let document = data.as_str().as_bytes();
     let index = serde_json::to_vec(index).map_err(backend)?;
     let length = u32::try_from(document.len())
         .map_err(|_| StorageError::Invalid(format!("a document of {} bytes is too large", document.len())))?;
     let mut out = Vec::with_capacity(HEADER + document.len() + index.len());
     out.extend_from_slice(&version.to_be_bytes());
     out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(&document);
+    out.extend_from_slice(document);
     out.extend_from_slice(&index);
     Ok(out)
 }
@@ -78,13 +76,14 @@ impl<'a> Entry<'a> {
     }
 
     /// The document.
-    pub(crate) fn data(&self) -> Result<serde_json::Value, StorageError> {
-        serde_json::from_slice(self.document).map_err(backend)
+    pub(crate) fn data(&self) -> Result<Document, StorageError> {
+        let text = std::str::from_utf8(self.document).map_err(backend)?;
+        Document::from_json(text).map_err(backend)
     }
 
     /// The record as the contract hands it out.
     pub(crate) fn to_stored(&self, kind: EntityKind, id: Uuid) -> Result<StoredRecord, StorageError> {
-        Ok(StoredRecord { kind, id, version: self.version, data: Arc::new(self.data()?) })
+        Ok(StoredRecord { kind, id, version: self.version, data: self.data()? })
     }
 
     /// The index data.
@@ -117,7 +116,7 @@ mod tests {
             uniques: vec![("email".into(), "a@b.test".into())],
             references: vec![("company_id".into(), EntityKind::Company, Uuid::nil())],
         };
-        let data = json!({"name": "Globex", "nested": {"n": [1, 2]}});
+        let data = Document::from(json!({"name": "Globex", "nested": {"n": [1, 2]}}));
         let bytes = encode(7, &data, &index).expect("encodable");
         let entry = Entry::parse(&bytes).expect("parses");
         assert_eq!(entry.version, 7);
@@ -127,7 +126,7 @@ mod tests {
 
     #[test]
     fn truncated_entries_are_errors_not_panics() {
-        let bytes = encode(1, &json!({"a": 1}), &IndexData::default()).expect("encodable");
+        let bytes = encode(1, &Document::from(json!({"a": 1})), &IndexData::default()).expect("encodable");
         for cut in 0..bytes.len() {
             if let Ok(entry) = Entry::parse(&bytes[..cut]) {
                 assert!(entry.index().is_err(), "a value cut at {cut} bytes must not decode");

@@ -317,7 +317,7 @@ mod tests {
             kind: EntityKind::Company,
             id: Uuid::from_u128(n),
             version: 1,
-            data: Arc::new(json!({ "n": n })),
+            data: crm_core::storage::Document::from(json!({ "n": n })),
             fields: vec![("n", FieldValue::Int(n as i64))],
             uniques: Vec::new(),
             references: Vec::new(),

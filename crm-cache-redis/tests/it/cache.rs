@@ -35,7 +35,7 @@ async fn rename(w: &World, c: &Company, name: &str) -> Company {
 
 /// The name stored in a record read back, with its version.
 fn name_and_version(r: &StoredRecord) -> (String, u64) {
-    (r.data["name"].as_str().unwrap().to_owned(), r.version)
+    (r.data.to_value()["name"].as_str().unwrap().to_owned(), r.version)
 }
 
 async fn read(s: &dyn Storage, tenant: TenantId, id: Uuid) -> Option<(String, u64)> {

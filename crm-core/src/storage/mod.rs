@@ -7,10 +7,11 @@
 //! handful of methods and never knows an entity's Rust type.
 
 mod check;
+mod document;
 pub mod memory;
 mod query;
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::{fmt, str::FromStr};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -18,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use check::{StateView, check_batch};
+pub use document::Document;
 pub use query::{
     AggregateQuery, AggregateRow, Aggregation, Cursor, FieldValue, Filter, FilterOp, GroupKey, ListQuery, Page, Sort,
     TextSearch, row_matches,
@@ -127,7 +129,7 @@ pub struct Record {
     /// The version this write produces (1 on insert, read version + 1 on update).
     pub version: u64,
     /// The whole entity as JSON (shared: reads hand it out without copying).
-    pub data: Arc<serde_json::Value>,
+    pub data: Document,
     /// Indexed values, by field name, for filters, sorts, search and aggregates.
     pub fields: Vec<(&'static str, FieldValue)>,
     /// Unique keys.
@@ -168,7 +170,7 @@ pub struct StoredRecord {
     /// The current version.
     pub version: u64,
     /// The whole entity as JSON.
-    pub data: Arc<serde_json::Value>,
+    pub data: Document,
 }
 
 /// One operation of a [`WriteBatch`].

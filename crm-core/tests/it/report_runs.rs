@@ -99,7 +99,7 @@ async fn a_requester_who_lost_the_right_gets_a_failed_run() {
     // The demoted manager may not read runs any more either: the run failed, unseen.
     let failed: crm_core::reports::runs::ReportRun = {
         let raw = crm.storage().get(run.meta.tenant_id, crm_core::storage::EntityKind::ReportRun, run.meta.id);
-        serde_json::from_value((*raw.await.unwrap().unwrap().data).clone()).unwrap()
+        raw.await.unwrap().unwrap().data.decode().unwrap()
     };
     assert_eq!(failed.status, RunStatus::Failed);
     assert!(failed.error.unwrap().contains("may not"), "the error says why");

@@ -124,7 +124,7 @@ async fn bcrypt_users_sign_in_and_are_rehashed_to_argon2id() {
     ));
     let (user, _) = users.authenticate(tenant, "legacy@acme.test", "legacy-password").await.unwrap();
     let stored = w.crm.storage().get(tenant, crm_core::storage::EntityKind::User, user.meta.id).await.unwrap().unwrap();
-    let stored_hash = stored.data["password_hash"].as_str().unwrap().to_owned();
+    let stored_hash = stored.data.to_value()["password_hash"].as_str().unwrap().to_owned();
     assert!(stored_hash.starts_with("$argon2id$"), "rehashed on sign-in, got {}", &stored_hash[..10]);
     // The new hash works, and the audit entry of the sign-in does not carry it.
     users.authenticate(tenant, "legacy@acme.test", "legacy-password").await.unwrap();
@@ -192,5 +192,5 @@ async fn simultaneous_sign_ins_of_one_user_all_succeed() {
         }
     }
     let stored = w.crm.storage().get(tenant, crm_core::storage::EntityKind::User, w.user.user_id().uuid()).await;
-    assert!(stored.unwrap().unwrap().data["last_login_at"].is_string());
+    assert!(stored.unwrap().unwrap().data.to_value()["last_login_at"].is_string());
 }

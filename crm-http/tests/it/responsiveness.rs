@@ -103,7 +103,7 @@ async fn serve(server: &Runtime) -> (String, String) {
     // One account per sign-in (simultaneous sign-ins of one account conflict on its
     // last sign-in time), all with the admin's production-cost hash.
     let stored = sled.get(tenant, EntityKind::User, admin.user_id().uuid()).await.unwrap().unwrap();
-    let hash = stored.data["password_hash"].as_str().unwrap().to_owned();
+    let hash = stored.data.to_value()["password_hash"].as_str().unwrap().to_owned();
     assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "a production-cost hash: {hash}");
     for i in 0..SIGN_INS {
         let user = ImportedUser {

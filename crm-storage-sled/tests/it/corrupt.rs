@@ -1,7 +1,7 @@
 //! A value in the store that cannot be what this crate wrote is an error naming it,
 //! never a default in its place.
 
-use std::{path::Path, sync::Arc, thread, time::Duration};
+use std::{path::Path, thread, time::Duration};
 
 use crm_core::{
     TenantId,
@@ -18,7 +18,7 @@ fn company(n: u128, name: &str) -> Record {
         kind: EntityKind::Company,
         id: Uuid::from_u128(n),
         version: 1,
-        data: Arc::new(json!({ "name": name })),
+        data: crm_core::storage::Document::from(json!({ "name": name })),
         fields: Vec::new(),
         uniques: vec![UniqueKey { field: "name", value: name.into() }],
         references: Vec::new(),

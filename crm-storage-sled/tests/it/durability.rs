@@ -9,7 +9,6 @@
 
 use std::{
     io::BufRead,
-    sync::Arc,
     thread,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -38,7 +37,7 @@ fn record(id: Uuid, version: u64, batch: u64) -> Record {
         kind: EntityKind::Company,
         id,
         version,
-        data: Arc::new(json!({ "batch": batch, "padding": "x".repeat(200) })),
+        data: crm_core::storage::Document::from(json!({ "batch": batch, "padding": "x".repeat(200) })),
         fields: vec![("batch", FieldValue::Int(batch as i64))],
         uniques: Vec::new(),
         references: Vec::new(),
@@ -127,7 +126,7 @@ async fn acknowledged_commits_survive_sigkill() {
             let ids: Vec<Uuid> = (0..PER_BATCH).map(|k| record_id(n, k)).collect();
             let found = storage.get_many(TENANT, EntityKind::Company, &ids).await.unwrap();
             assert_eq!(found.len() as u64, PER_BATCH, "round {round}: batch {n} is half-applied");
-            assert!(found.iter().all(|r| r.data["batch"] == json!(n)));
+            assert!(found.iter().all(|r| r.data.to_value()["batch"] == json!(n)));
         }
         let next: Vec<Uuid> = (0..PER_BATCH).map(|k| record_id(committed + 1, k)).collect();
         assert!(storage.get_many(TENANT, EntityKind::Company, &next).await.unwrap().is_empty());

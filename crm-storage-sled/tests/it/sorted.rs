@@ -3,7 +3,7 @@
 //! listing computed naively; after updates and deletes; and after a format 1 store is
 //! migrated at open.
 
-use std::{collections::BTreeMap, path::Path, sync::Arc, thread, time::Duration};
+use std::{collections::BTreeMap, path::Path, thread, time::Duration};
 
 use chrono::{TimeZone, Utc};
 use crm_core::{
@@ -74,7 +74,7 @@ fn record(id: Uuid, version: u64, fields: &[(&'static str, FieldValue)]) -> Reco
         kind: KIND,
         id,
         version,
-        data: Arc::new(json!({ "id": id, "version": version })),
+        data: crm_core::storage::Document::from(json!({ "id": id, "version": version })),
         fields: fields.to_vec(),
         uniques: Vec::new(),
         references: Vec::new(),
