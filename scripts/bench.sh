@@ -7,7 +7,8 @@
 #
 # Knobs (environment): CONTACTS (100000), COMPANIES (100), DURATION (seconds per wrk or
 # pgbench run, 10), CONNECTIONS (wrk connections for reads, 64), STORAGES
-# ("memory sled postgres").
+# ("memory sled postgres"), PROFILE (a directory: each read run is also sampled with
+# `perf record` on crm-server, and its top symbols written next to the data as .txt).
 #
 # Per storage: builds crm-server and crm-bench-load (release), loads the data set
 # (sled and PostgreSQL directly through the storage's bulk path, memory over HTTP),
@@ -27,6 +28,7 @@ COMPANIES=${COMPANIES:-100}
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 STORAGES=${STORAGES:-memory sled postgres}
+PROFILE=${PROFILE:-}
 CREATE_CONNECTIONS=16
 ADMIN_EMAIL=admin@bench.test
 ADMIN_PASSWORD=bench-admin-password-1
@@ -74,6 +76,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- prerequisites
+if [ -n "$PROFILE" ]; then
+  command -v perf >/dev/null || die "PROFILE needs perf (Debian: linux-perf)"
+  mkdir -p "$PROFILE" && PROFILE=$(cd "$PROFILE" && pwd)
+fi
 for n in "$CONTACTS" "$COMPANIES" "$DURATION" "$CONNECTIONS"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "CONTACTS, COMPANIES, DURATION and CONNECTIONS must be positive integers"
 done
@@ -212,10 +218,21 @@ run_wrk() {
   shift 4
   WRK_RUNS=$((WRK_RUNS + 1))
   out=$WORK/wrk-$STORAGE-$name-$WRK_RUNS.txt
+  local perf_pid="" profile=$PROFILE/$STORAGE-$name-$WRK_RUNS
+  if [ -n "$PROFILE" ]; then
+    perf record -q -F 999 -g -p "$SERVER_PID" -o "$profile.data" -- sleep "$secs" >/dev/null 2>&1 &
+    perf_pid=$!
+  fi
   wrk -t2 -c"$conns" -d"${secs}s" --latency "$@" "$BASE$path" >"$out" 2>&1 || {
     cat "$out" >&2
     die "wrk $name failed"
   }
+  if [ -n "$perf_pid" ]; then
+    wait "$perf_pid" || log "perf record failed for $name"
+    perf report -i "$profile.data" --no-children --sort symbol -g none --stdio 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | head -40 >"$profile.txt" || true
+    log "profile of $STORAGE $name: $profile.txt"
+  fi
   local reqs rps p99 non2xx socket
   reqs=$(awk '/ requests in / {print $1}' "$out")
   rps=$(awk '/^Requests\/sec:/ {print $2}' "$out")
