@@ -1,5 +1,19 @@
 //! Applying a [`WriteBatch`] in one transaction.
 //!
+//! Two short ways come first, each for batches of one shape, each all or nothing:
+//!
+//! - [`single`]: inserts, updates and checks (no deletes, no counters; what most service
+//!   calls write) as one statement of data-modifying CTEs, which PostgreSQL runs as its
+//!   own transaction: one round trip, no `BEGIN` or `COMMIT`.
+//! - [`bulk`]: an import (at least a thousand inserts) through binary `COPY` into
+//!   staging tables, checked, then moved into the real tables in one transaction.
+//!
+//! Both run the core's [`check_batch`] before sending anything, on the state their
+//! statements then confirm in the database (see [`Assumed`]). When a short way finds that
+//! state is not there, or the database refuses anything, nothing is written and the
+//! batch takes the full way below, which decides and reports the precise contract
+//! error. Every other batch takes the full way directly:
+//!
 //! 1. Lock and read (`read_state`), always in this order: the batch's counters (created
 //!    at 0 when new, then `FOR UPDATE` in key order); every record it writes, deletes,
 //!    checks or points at, with its version (`FOR NO KEY UPDATE` / `FOR UPDATE` /
@@ -34,8 +48,12 @@ use crate::{
     decode,
     error::{Failure, map},
     schema::{self, ColumnType, Table},
-    values::{Typed, TypedArray},
+    values::{Typed, TypedArray, document},
 };
+
+mod bulk;
+mod copy;
+mod single;
 
 /// A record converted to its table's typed columns, before any database work.
 struct Prepared<'a> {
@@ -137,12 +155,77 @@ impl Lock {
     }
 }
 
+/// What a short way of committing did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Shortcut {
+    /// The batch is committed.
+    Committed,
+    /// Nothing was written (a check did not hold, or the database refused): the full
+    /// way decides.
+    NotTaken,
+}
+
+/// The state a short way of committing confirms in the database before it writes:
+/// the batch's records absent (inserts) or at the version the batch expects (updates,
+/// checks); every other record asked about present (the batch points at it); no
+/// unique key held by another record; no referrers and no counters (those batches go
+/// the full way). Where the database confirms it, [`check_batch`] decides on this
+/// view as on the real state.
+struct Assumed {
+    versions: HashMap<(EntityKind, Uuid), Option<u64>>,
+}
+
+impl Assumed {
+    /// `None` for a batch that deletes or names a record twice.
+    fn of(batch: &WriteBatch) -> Option<Self> {
+        let mut versions = HashMap::with_capacity(batch.ops.len());
+        for op in &batch.ops {
+            let version = match op {
+                WriteOp::Insert(_) => None,
+                WriteOp::Update { expected_version, .. } => Some(*expected_version),
+                WriteOp::Check { version, .. } => Some(*version),
+                WriteOp::Delete { .. } => return None,
+            };
+            if versions.insert(op.target(), version).is_some() {
+                return None;
+            }
+        }
+        Some(Self { versions })
+    }
+}
+
+impl StateView for Assumed {
+    fn version(&self, kind: EntityKind, id: Uuid) -> Result<Option<u64>, StorageError> {
+        Ok(self.versions.get(&(kind, id)).copied().unwrap_or(Some(1)))
+    }
+    fn unique_owner(&self, _: EntityKind, _: &UniqueKey) -> Result<Option<Uuid>, StorageError> {
+        Ok(None)
+    }
+    fn referrers(&self, _: EntityKind, _: Uuid) -> Result<Vec<(EntityKind, Uuid)>, StorageError> {
+        Ok(Vec::new())
+    }
+    fn counter(&self, _: &str) -> Result<u64, StorageError> {
+        Ok(0)
+    }
+}
+
 /// Commits a batch, retrying transient aborts.
 pub(crate) async fn commit(pool: &PgPool, attempts: u32, tenant: Uuid, batch: &WriteBatch) -> Result<(), StorageError> {
     if batch.is_empty() {
         return Ok(());
     }
     let prepared = prepare_all(batch)?;
+    // The short ways first; when one refuses, the full way below decides and reports.
+    let shortcut = if bulk::eligible(batch) {
+        bulk::commit(pool, tenant, batch, &prepared).await?
+    } else if single::eligible(tenant, batch) {
+        single::commit(pool, tenant, batch, &prepared).await?
+    } else {
+        Shortcut::NotTaken
+    };
+    if shortcut == Shortcut::Committed {
+        return Ok(());
+    }
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -440,7 +523,7 @@ async fn update_record(
     let mut qb = QueryBuilder::<Postgres>::new(format!("UPDATE {} SET version = ", p.table.name));
     qb.push_bind(p.version);
     qb.push(", data = ");
-    qb.push_bind(sqlx::types::Json(&record.data));
+    qb.push_bind(document(record));
     for (col, value) in p.table.written_columns().zip(&p.values) {
         qb.push(format!(", \"{}\" = ", col.field));
         value.clone().push(&mut qb);
@@ -525,78 +608,115 @@ const INSERT_CHUNK: usize = 5_000;
 
 /// Inserts records of one table with multi-row statements.
 async fn insert_rows(conn: &mut PgConnection, tenant: Uuid, rows: &[&Prepared<'_>]) -> Result<(), Failure> {
-    let Some(first) = rows.first() else { return Ok(()) };
-    let table = first.table;
-    let columns: Vec<_> = table.written_columns().collect();
     for chunk in rows.chunks(INSERT_CHUNK) {
-        let mut ids = Vec::with_capacity(chunk.len());
-        let mut versions = Vec::with_capacity(chunk.len());
-        let mut data = Vec::with_capacity(chunk.len());
-        let mut arrays: Vec<TypedArray> = columns.iter().map(|c| TypedArray::new(c.ty, chunk.len())).collect();
-        for p in chunk {
-            ids.push(p.record.id);
-            versions.push(p.version);
-            data.push(sqlx::types::Json(&p.record.data));
-            for (array, value) in arrays.iter_mut().zip(&p.values) {
-                array.add(value.clone())?;
-            }
-        }
-        let names: Vec<String> = columns.iter().map(|c| format!("\"{}\"", c.field)).collect();
-        let mut qb = QueryBuilder::<Postgres>::new(format!(
-            "INSERT INTO {} (tenant_id, id, version, data, {}) SELECT ",
-            table.name,
-            names.join(", ")
-        ));
-        qb.push_bind(tenant);
-        qb.push(", * FROM UNNEST(");
-        qb.push_bind(ids);
-        qb.push(", ");
-        qb.push_bind(versions);
-        qb.push(", ");
-        qb.push_bind(data);
-        for array in arrays {
-            qb.push(", ");
-            array.push(&mut qb);
-        }
-        qb.push(")");
+        let mut qb = QueryBuilder::<Postgres>::new("");
+        push_insert(&mut qb, tenant, chunk)?;
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())
 }
 
-/// Records every reference of the written records, in one multi-row statement.
-async fn record_references(conn: &mut PgConnection, tenant: Uuid, prepared: &[Prepared<'_>]) -> Result<(), Failure> {
-    let mut ref_kind = Vec::new();
-    let mut ref_id = Vec::new();
-    let mut ref_field = Vec::new();
-    let mut ref_target_kind = Vec::new();
-    let mut ref_target = Vec::new();
-    for p in prepared {
-        for target in &p.record.references {
-            ref_kind.push(p.record.kind.as_str());
-            ref_id.push(p.record.id);
-            ref_field.push(target.field);
-            ref_target_kind.push(target.kind.as_str());
-            ref_target.push(target.id);
+/// Pushes `INSERT INTO <table> (…) SELECT $tenant, * FROM UNNEST(…)` for records of one
+/// table (nothing for none).
+fn push_insert(qb: &mut QueryBuilder<Postgres>, tenant: Uuid, rows: &[&Prepared<'_>]) -> Result<(), StorageError> {
+    let Some(first) = rows.first() else { return Ok(()) };
+    let table = first.table;
+    let columns: Vec<_> = table.written_columns().collect();
+    let mut ids = Vec::with_capacity(rows.len());
+    let mut versions = Vec::with_capacity(rows.len());
+    let mut data = Vec::with_capacity(rows.len());
+    let mut arrays: Vec<TypedArray> = columns.iter().map(|c| TypedArray::new(c.ty, rows.len())).collect();
+    for p in rows {
+        ids.push(p.record.id);
+        versions.push(p.version);
+        data.push(document(p.record));
+        for (array, value) in arrays.iter_mut().zip(&p.values) {
+            array.add(value.clone())?;
         }
     }
-    if ref_id.is_empty() {
-        return Ok(());
+    qb.push(format!("INSERT INTO {} (tenant_id, id, version, data, {}) SELECT ", table.name, column_list(table)));
+    qb.push_bind(tenant);
+    qb.push(", * FROM UNNEST(");
+    qb.push_bind(ids);
+    qb.push(", ");
+    qb.push_bind(versions);
+    qb.push(", ");
+    qb.push_bind(data);
+    for array in arrays {
+        qb.push(", ");
+        array.push(qb);
     }
-    sqlx::query(
-        "INSERT INTO record_refs (tenant_id, kind, id, field, target_kind, target_id) \
-         SELECT $1, * FROM UNNEST($2::text[], $3::uuid[], $4::text[], $5::text[], $6::uuid[]) \
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(tenant)
-    .bind(&ref_kind)
-    .bind(&ref_id)
-    .bind(&ref_field)
-    .bind(&ref_target_kind)
-    .bind(&ref_target)
-    .execute(&mut *conn)
-    .await?;
+    qb.push(")");
     Ok(())
+}
+
+/// The written columns of a table, quoted, comma-separated.
+fn column_list(table: &Table) -> String {
+    table.written_columns().map(|c| format!("\"{}\"", c.field)).collect::<Vec<_>>().join(", ")
+}
+
+/// Records every reference of the written records, in one multi-row statement.
+async fn record_references(conn: &mut PgConnection, tenant: Uuid, prepared: &[Prepared<'_>]) -> Result<(), Failure> {
+    let mut qb = QueryBuilder::<Postgres>::new("");
+    if push_record_refs(&mut qb, tenant, prepared) {
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// Pushes the `INSERT INTO record_refs … ON CONFLICT DO NOTHING` of every reference of
+/// the written records; `false` (and nothing pushed) when they have none.
+fn push_record_refs(qb: &mut QueryBuilder<Postgres>, tenant: Uuid, prepared: &[Prepared<'_>]) -> bool {
+    let refs = ReferenceRows::of(prepared);
+    if refs.id.is_empty() {
+        return false;
+    }
+    qb.push("INSERT INTO record_refs (tenant_id, kind, id, field, target_kind, target_id) SELECT ");
+    qb.push_bind(tenant);
+    qb.push(", * FROM UNNEST(");
+    refs.push(qb);
+    qb.push(") ON CONFLICT DO NOTHING");
+    true
+}
+
+/// The references of written records as the columns of `record_refs`.
+#[derive(Default)]
+struct ReferenceRows {
+    kind: Vec<&'static str>,
+    id: Vec<Uuid>,
+    field: Vec<&'static str>,
+    target_kind: Vec<&'static str>,
+    target_id: Vec<Uuid>,
+}
+
+impl ReferenceRows {
+    fn of<'p, 'r: 'p>(prepared: impl IntoIterator<Item = &'p Prepared<'r>>) -> Self {
+        let mut rows = Self::default();
+        for p in prepared {
+            for target in &p.record.references {
+                rows.kind.push(p.record.kind.as_str());
+                rows.id.push(p.record.id);
+                rows.field.push(target.field);
+                rows.target_kind.push(target.kind.as_str());
+                rows.target_id.push(target.id);
+            }
+        }
+        rows
+    }
+
+    /// Pushes the five arrays, comma-separated, as `text[], uuid[], text[], text[], uuid[]`.
+    fn push(self, qb: &mut QueryBuilder<Postgres>) {
+        qb.push_bind(self.kind);
+        qb.push("::text[], ");
+        qb.push_bind(self.id);
+        qb.push("::uuid[], ");
+        qb.push_bind(self.field);
+        qb.push("::text[], ");
+        qb.push_bind(self.target_kind);
+        qb.push("::text[], ");
+        qb.push_bind(self.target_id);
+        qb.push("::uuid[]");
+    }
 }
 
 /// Moves each counter by compare-and-set, one statement each: a counter not at the
@@ -620,16 +740,24 @@ async fn move_counters(conn: &mut PgConnection, tenant: Uuid, counters: &[Counte
     Ok(())
 }
 
-/// Appends the batch's events to the outbox in one multi-row statement, with the
-/// nanoseconds a `timestamptz` cannot hold beside it.
+/// Appends the batch's events to the outbox in one multi-row statement.
 async fn append_to_outbox(conn: &mut PgConnection, tenant: Uuid, events: &[OutboxEvent]) -> Result<(), Failure> {
     if events.is_empty() {
         return Ok(());
     }
+    let mut qb = QueryBuilder::<Postgres>::new("");
+    push_outbox(&mut qb, tenant, events)?;
+    qb.build().execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// Pushes the `INSERT INTO outbox` of the events, with the nanoseconds a `timestamptz`
+/// cannot hold beside each; an event of another tenant is invalid.
+fn push_outbox(qb: &mut QueryBuilder<Postgres>, tenant: Uuid, events: &[OutboxEvent]) -> Result<(), StorageError> {
     let mut nanos = Vec::with_capacity(events.len());
     for e in events {
         if e.tenant_id.0 != tenant {
-            return Err(StorageError::Invalid(format!("event {} belongs to another tenant", e.id)).into());
+            return Err(StorageError::Invalid(format!("event {} belongs to another tenant", e.id)));
         }
         // chrono's nanoseconds are below 2·10⁹ (a leap second's included): an `int`.
         let nano = e.occurred_at.nanosecond();
@@ -639,21 +767,26 @@ async fn append_to_outbox(conn: &mut PgConnection, tenant: Uuid, events: &[Outbo
             })?,
         );
     }
-    sqlx::query(
+    qb.push(
         "INSERT INTO outbox (id, tenant_id, name, entity_kind, entity_id, payload, occurred_at, occurred_at_nanos) \
-         SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::jsonb[], \
-         $7::timestamptz[], $8::int[])",
-    )
-    .bind(events.iter().map(|e| e.id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.tenant_id.0).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.entity_kind.as_str()).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.entity_id).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| sqlx::types::Json(&e.payload)).collect::<Vec<_>>())
-    .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
-    .bind(&nanos)
-    .execute(&mut *conn)
-    .await?;
+         SELECT * FROM UNNEST(",
+    );
+    qb.push_bind(events.iter().map(|e| e.id).collect::<Vec<_>>());
+    qb.push("::uuid[], ");
+    qb.push_bind(events.iter().map(|e| e.tenant_id.0).collect::<Vec<_>>());
+    qb.push("::uuid[], ");
+    qb.push_bind(events.iter().map(|e| e.name.as_str()).collect::<Vec<_>>());
+    qb.push("::text[], ");
+    qb.push_bind(events.iter().map(|e| e.entity_kind.as_str()).collect::<Vec<_>>());
+    qb.push("::text[], ");
+    qb.push_bind(events.iter().map(|e| e.entity_id).collect::<Vec<_>>());
+    qb.push("::uuid[], ");
+    qb.push_bind(events.iter().map(|e| sqlx::types::Json(&e.payload)).collect::<Vec<_>>());
+    qb.push("::jsonb[], ");
+    qb.push_bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>());
+    qb.push("::timestamptz[], ");
+    qb.push_bind(nanos);
+    qb.push("::int[])");
     Ok(())
 }
 

@@ -9,11 +9,14 @@
 //!   migrated by a newer binary is refused.
 //! - **Commits** run in one transaction: the touched rows are locked, the core's own batch
 //!   rules ([`crm_core::storage::check_batch`]) run against what the transaction read, then
-//!   the writes go out as multi-row statements (a batch of 100k inserts is the bulk import
-//!   path). Versions are compared again in every `UPDATE … WHERE version = $n`; foreign
-//!   keys and unique constraints back the checks up against concurrent commits.
-//!   Serialization failures, deadlocks and constraint races are retried a bounded number
-//!   of times.
+//!   the writes go out as multi-row statements. Versions are compared again in every
+//!   `UPDATE … WHERE version = $n`; foreign keys and unique constraints back the checks up
+//!   against concurrent commits. Serialization failures, deadlocks and constraint races
+//!   are retried a bounded number of times. Two shapes go a shorter way first: a batch of
+//!   inserts, updates and checks is one statement (one round trip, locks, checks and
+//!   writes together), and an import of a thousand inserts or more goes through binary
+//!   `COPY` into staging tables; when their checks do not hold, nothing is written and
+//!   the batch takes the full way, which reports why.
 //! - **Reads** are single statements on typed columns: keyset pagination on
 //!   `(tenant_id, field, id)` indexes, trigram-indexed text search, `GROUP BY` aggregates.
 //! - **Failures** are the contract's [`StorageError`]s: connection loss is `Unavailable`

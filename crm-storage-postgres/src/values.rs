@@ -1,7 +1,7 @@
 //! Indexed values as typed SQL parameters and back.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use crm_core::storage::{FieldValue, StorageError};
+use crm_core::storage::{Document, FieldValue, Record, StorageError};
 use rust_decimal::Decimal;
 use sqlx::{Postgres, QueryBuilder, Row, postgres::PgRow};
 use uuid::Uuid;
@@ -10,6 +10,18 @@ use crate::{
     error::backend,
     schema::{Column, ColumnType, Table},
 };
+
+/// A record's document as a `jsonb` parameter: the one place a document is bound.
+pub(crate) fn document(record: &Record) -> sqlx::types::Json<&Document> {
+    sqlx::types::Json(&record.data)
+}
+
+/// Appends a record's document as JSON text: the one place a document is written out
+/// for `COPY`.
+pub(crate) fn write_document(record: &Record, out: &mut Vec<u8>) -> Result<(), StorageError> {
+    out.extend_from_slice(record.data.as_str().as_bytes());
+    Ok(())
+}
 
 /// One field's value converted to its column's type (`None` is SQL `NULL`).
 #[derive(Clone, Debug)]

@@ -10,6 +10,7 @@ mod errors;
 mod job_queue_suite;
 mod killed_worker;
 mod lease_suite;
+mod one_statement;
 mod restart;
 mod schema;
 mod search;
