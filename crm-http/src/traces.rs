@@ -209,6 +209,8 @@ mod enabled {
             Err(TracesError::NotBuilt)
         }
 
+        // The signature of the `otlp` build's, so that callers name `S` the same way.
+        #[allow(clippy::extra_unused_type_parameters)]
         pub(super) fn layer<S: tracing::Subscriber>(&self) -> tracing_subscriber::layer::Identity {
             match *self {}
         }
