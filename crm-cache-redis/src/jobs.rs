@@ -33,7 +33,7 @@ use chrono::{DateTime, Utc};
 use crm_core::{
     Clock, CrmError, Result,
     jobs::{
-        DeadLetter, EXPIRED_ERROR, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, check_ack_many,
+        DeadLetter, EXPIRED_ERROR, Failed, Job, JobQueue, NewJob, QueueDepth, Reservation, RetryPolicy, check_ack_many,
         check_new_jobs, check_queue, check_reserve, check_reserve_many, error_text, jitter_random,
     },
     storage::EntityKind,
@@ -203,6 +203,24 @@ redis.call('HSET', ARGV[1], 'a', 0)
 redis.call('HDEL', ARGV[1], 'f')
 redis.call('XADD', KEYS[2], '*', 'j', ARGV[2])
 return 1
+",
+    )
+});
+
+/// A queue's depth (KEYS: stream, delayed, dead; ARGV: now µs): due (stream entries not
+/// delivered, and delayed jobs whose time came), delayed, reserved (the group's pending
+/// entries), dead.
+static DEPTH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local stream, delayed, dead, now = KEYS[1], KEYS[2], KEYS[3], ARGV[1]
+local pending = 0
+local summary = redis.pcall('XPENDING', stream, 'workers')
+-- No stream or no group yet: nothing was ever reserved.
+if not summary.err then pending = summary[1] end
+local ripe = redis.call('ZCOUNT', delayed, '-inf', now)
+local waiting = redis.call('ZCARD', delayed) - ripe
+return {redis.call('XLEN', stream) - pending + ripe, waiting, pending, redis.call('ZCARD', dead)}
 ",
     )
 });
@@ -432,5 +450,18 @@ impl JobQueue for RedisJobQueue {
             .await
             .map_err(|e| crm_error(&e))?;
         if done == 1 { Ok(()) } else { Err(CrmError::NotFound { kind: EntityKind::Job, id }) }
+    }
+    async fn depth(&self, queue: &str) -> Result<QueueDepth> {
+        check_queue(queue)?;
+        let counts: Vec<i64> = DEPTH
+            .key(self.queue_key(queue, "stream"))
+            .key(self.queue_key(queue, "delayed"))
+            .key(self.queue_key(queue, "dead"))
+            .arg(micros(self.clock.now()))
+            .invoke_async(&mut self.connection.clone())
+            .await
+            .map_err(|e| crm_error(&e))?;
+        let count = |i: usize| counts.get(i).map_or(0, |&n| u64::try_from(n).unwrap_or(0));
+        Ok(QueueDepth { due: count(0), delayed: count(1), reserved: count(2), dead: count(3) })
     }
 }

@@ -228,9 +228,25 @@ pub struct Config {
     #[arg(long, global = true, env = "CRM_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
 
+    /// Export traces over OTLP/HTTP (protobuf) to this collector: a span per request
+    /// (method and route template, status) with its storage calls as child spans. A
+    /// base URL (`http://collector:4318`) gets `/v1/traces`; a URL with a path is used
+    /// as given. Needs a binary built with `--features otlp`. Default: no traces.
+    #[arg(long, global = true, env = "CRM_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[arg(long, global = true, env = "CRM_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+}
+
+/// An `--otlp-endpoint` value: an `http` or `https` URL.
+fn parse_otlp_endpoint(raw: &str) -> Result<String, String> {
+    let host = raw.strip_prefix("http://").or_else(|| raw.strip_prefix("https://"));
+    match host {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') => Ok(raw.to_owned()),
+        _ => Err("an OTLP endpoint is an http:// or https:// URL, like http://localhost:4318".into()),
+    }
 }
 
 /// A `--schedule` value.

@@ -26,6 +26,7 @@ use crate::{
     metrics,
     proxies::TrustedProxies,
     request::{REQUEST, RequestInfo},
+    traces::RequestSpan,
 };
 
 /// The header carrying the request id, in and out.
@@ -104,33 +105,33 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         let info =
             Arc::new(RequestInfo { id: request_id(&req), user_id: Mutex::new(None), tightest: Mutex::new(None) });
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
+        let span = RequestSpan::start(method.as_str());
         let ip = self.proxies.client_ip(&req);
         req.set_data(ClientIp(ip));
         let per_ip = self.per_ip.clone();
         let next = &self.next;
         let scoped = info.clone();
-        let mut resp = REQUEST
-            .scope(info.clone(), async move {
-                if let Some(ip) = ip {
-                    let key = format!("ip:{ip}");
-                    match per_ip.check(&key).await {
-                        Ok(d) => {
-                            metrics::rate_limit(&key, d.allowed);
-                            scoped.record(d);
-                        }
-                        Err(e) => return ApiError::from(e).into_response(),
+        let scope = REQUEST.scope(info.clone(), async move {
+            if let Some(ip) = ip {
+                let key = format!("ip:{ip}");
+                match per_ip.check(&key).await {
+                    Ok(d) => {
+                        metrics::rate_limit(&key, d.allowed);
+                        scoped.record(d);
                     }
+                    Err(e) => return ApiError::from(e).into_response(),
                 }
-                let refused = *scoped.tightest.lock().unwrap_or_else(PoisonError::into_inner);
-                if let Some(d) = refused.filter(|d| !d.allowed) {
-                    return ApiError::too_many_requests(d.retry_after_secs()).into_response();
-                }
-                match next.call(req).await {
-                    Ok(out) => out.into_response(),
-                    Err(err) => framework_error_response(err),
-                }
-            })
-            .await;
+            }
+            let refused = *scoped.tightest.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(d) = refused.filter(|d| !d.allowed) {
+                return ApiError::too_many_requests(d.retry_after_secs()).into_response();
+            }
+            match next.call(req).await {
+                Ok(out) => out.into_response(),
+                Err(err) => framework_error_response(err),
+            }
+        });
+        let mut resp = span.wrap(scope).await;
         if let Some(d) = *info.tightest.lock().unwrap_or_else(PoisonError::into_inner) {
             rate_limit_headers(&mut resp, &d);
         }
@@ -150,6 +151,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         }
         let route = resp.data::<PathPattern>().map(|p| &*p.0);
         metrics::request_done(method.as_str(), route, resp.status().as_u16(), started);
+        span.done(method.as_str(), route, resp.status().as_u16());
         tracing::info!(
             target: "crm_http::access",
             method = %method,

@@ -85,11 +85,11 @@ impl<E: Endpoint + 'static> Endpoint for IdempotentEndpoint<E> {
         req.set_body(body);
         req.extensions_mut().insert(caller);
         let run = run_and_keep(self.inner.clone(), req, ctx, ticket);
-        // Spawned, inside the request's scope: dropping this future (a client gone) does
-        // not stop the write or the keeping of its response.
+        // Spawned, inside the request's scope (and span, when traced): dropping this
+        // future (a client gone) does not stop the write or the keeping of its response.
         let spawned = match REQUEST.try_with(Arc::clone) {
-            Ok(info) => tokio::spawn(REQUEST.scope(info, run)),
-            Err(_) => tokio::spawn(run),
+            Ok(info) => tokio::spawn(crate::traces::in_current(REQUEST.scope(info, run))),
+            Err(_) => tokio::spawn(crate::traces::in_current(run)),
         };
         spawned.await.map_err(|e| ApiError::internal(&e).into())
     }

@@ -25,6 +25,7 @@ pub mod proxies;
 pub mod request;
 pub mod server;
 pub mod storage_url;
+pub mod traces;
 pub mod workers;
 
 pub use crate::{

@@ -11,8 +11,12 @@
 //! - `crm_authentications_total` by `credential` and `outcome`;
 //! - `crm_rate_limit_decisions_total` by `limit` (`ip`, `user`, `key`) and `outcome`;
 //! - `crm_jobs_total` by `queue` and `outcome` (from `crm-jobs`), and at each scrape
-//!   `crm_outbox_lag_seconds` (the age of the oldest event not yet relayed, 0 when none),
-//!   `process_resident_memory_bytes` and `process_open_fds`.
+//!   `crm_job_queue_depth` by `queue` (each of [`crm_jobs::QUEUES`]) and `state` (`due`,
+//!   `delayed`, `reserved`, `dead`: [`QueueDepth`]), `crm_outbox_lag_seconds` (the age
+//!   of the oldest event not yet relayed, 0 when none), `process_resident_memory_bytes`
+//!   and `process_open_fds`.
+//!
+//! [`MeteredStorage`] also makes the storage spans of traces ([`crate::traces`]).
 
 use std::{
     sync::{
@@ -26,6 +30,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use crm_core::{
     TenantId,
+    jobs::{JobQueue, QueueDepth},
     storage::{
         AggregateQuery, AggregateRow, EntityKind, ListQuery, OutboxEvent, Page, Storage, StorageError, StoredRecord,
         StreamedEvent, WriteBatch,
@@ -35,6 +40,8 @@ use metrics::{Histogram, counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use poem::{EndpointExt as _, Route, get, handler, web::Data};
 use uuid::Uuid;
+
+use crate::traces::StorageSpan;
 
 /// Latency buckets, in seconds: from a cache hit to a slow query.
 const BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
@@ -64,31 +71,55 @@ pub fn recorder() -> &'static PrometheusHandle {
     })
 }
 
+/// What the scrape samples besides the recorded metrics: the storage (the outbox's
+/// lag) and the job queue (the depth of each of [`crm_jobs::QUEUES`]).
+#[derive(Clone)]
+pub struct Sampled {
+    /// The storage the outbox is read from.
+    pub storage: Arc<dyn Storage>,
+    /// The queue the workers take their jobs from.
+    pub jobs: Arc<dyn JobQueue>,
+}
+
 /// The routes of the metrics listener: `GET /metrics` in the Prometheus text format.
-pub fn routes(storage: Arc<dyn Storage>) -> Route {
-    Route::new().at("/metrics", get(scrape.data(storage)))
+pub fn routes(sampled: Sampled) -> Route {
+    Route::new().at("/metrics", get(scrape.data(sampled)))
 }
 
 #[handler]
-async fn scrape(Data(storage): Data<&Arc<dyn Storage>>) -> String {
-    sample(storage.as_ref()).await;
+async fn scrape(Data(sampled): Data<&Sampled>) -> String {
+    sample(sampled).await;
     recorder().render()
 }
 
-/// Gauges read at scrape time: the relay's lag and the process's resources.
-async fn sample(storage: &dyn Storage) {
-    match storage.outbox_pending(1).await {
+/// Gauges read at scrape time: the relay's lag, the queues' depths and the process's
+/// resources.
+async fn sample(sampled: &Sampled) {
+    match sampled.storage.outbox_pending(1).await {
         Ok(pending) => {
             let lag = pending.first().map_or(0.0, |e| (Utc::now() - e.occurred_at).as_seconds_f64().max(0.0));
             gauge!("crm_outbox_lag_seconds").set(lag);
         }
         Err(e) => tracing::warn!(error = %e, "metrics: the outbox could not be read"),
     }
+    let depths = futures::future::join_all(crm_jobs::QUEUES.map(|queue| sampled.jobs.depth(queue))).await;
+    for (queue, depth) in crm_jobs::QUEUES.into_iter().zip(depths) {
+        match depth {
+            Ok(depth) => record_depth(queue, &depth),
+            Err(e) => tracing::warn!(error = %e, queue, "metrics: the job queue's depth could not be read"),
+        }
+    }
     if let Some(rss) = resident_bytes() {
         gauge!("process_resident_memory_bytes").set(rss as f64);
     }
     if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
         gauge!("process_open_fds").set(fds.count() as f64);
+    }
+}
+
+fn record_depth(queue: &'static str, depth: &QueueDepth) {
+    for (state, count) in depth.by_state() {
+        gauge!("crm_job_queue_depth", "queue" => queue, "state" => state).set(count as f64);
     }
 }
 
@@ -175,8 +206,26 @@ const OPERATIONS: [&str; 12] = [
     "ping",
 ];
 
+/// Each operation's span name, in the order of [`OPERATIONS`].
+const SPAN_NAMES: [&str; 12] = [
+    "storage get",
+    "storage get_many",
+    "storage list",
+    "storage aggregate",
+    "storage counter",
+    "storage commit",
+    "storage outbox_pending",
+    "storage outbox_ack",
+    "storage outbox_stream",
+    "storage outbox_position",
+    "storage outbox_prune",
+    "storage ping",
+];
+
 /// A storage that times every call of the storage it wraps, and counts its errors by
-/// kind; otherwise it is that storage (it runs the conformance suite).
+/// kind; otherwise it is that storage (it runs the conformance suite). With traces on,
+/// each call made while serving a request is a span (`storage get`, with the
+/// `storage.operation` and `storage.adapter` attributes) under the request's.
 pub struct MeteredStorage {
     inner: Arc<dyn Storage>,
     adapter: String,
@@ -185,7 +234,7 @@ pub struct MeteredStorage {
 
 impl MeteredStorage {
     /// Wraps `inner`, labelling its metrics with its name. Install the [`recorder`]
-    /// first: handles taken before it record nowhere.
+    /// first: handles taken before it record nowhere (traces alone need none).
     pub fn new(inner: Arc<dyn Storage>) -> Self {
         let adapter = inner.name().to_owned();
         let timers = OPERATIONS
@@ -200,11 +249,16 @@ impl MeteredStorage {
         op: usize,
         call: impl Future<Output = Result<T, StorageError>>,
     ) -> Result<T, StorageError> {
+        let span = StorageSpan::start(SPAN_NAMES[op], OPERATIONS[op], &self.adapter);
         let started = Instant::now();
-        let result = call.await;
+        let result = span.wrap(call).await;
         self.timers[op].record(started.elapsed());
         if let Err(e) = &result {
             let error = error_kind(e);
+            span.failed(error);
+            if !enabled() {
+                return result;
+            }
             let labels =
                 [("operation", OPERATIONS[op].to_owned()), ("adapter", self.adapter.clone()), ("error", error.into())];
             counter!("crm_storage_errors_total", &labels).increment(1);

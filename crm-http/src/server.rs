@@ -4,11 +4,8 @@
 use std::{io, net::SocketAddr, path::Path, sync::Arc, time::Duration};
 
 use crm_core::{
-    Crm, CrmError, TenantId,
-    access::users::Bootstrap,
-    principal_cache::DEFAULT_PRINCIPAL_CAPACITY,
-    schedule::Schedule,
-    storage::{EntityKind, Storage},
+    Crm, CrmError, TenantId, access::users::Bootstrap, principal_cache::DEFAULT_PRINCIPAL_CAPACITY, schedule::Schedule,
+    storage::EntityKind,
 };
 use crm_jobs::{DeliveryOptions, Mailer};
 use poem::{
@@ -24,7 +21,7 @@ use crate::{
     config::{Command, Config, SameSiteNoneWithoutSecure},
     input::Versions,
     live::{LiveHub, LiveOptions},
-    metrics::MeteredStorage,
+    metrics::{MeteredStorage, Sampled},
     offload::BlockingPool,
     proxies::TrustedProxies,
     storage_url::{StorageUrlError, is_persistent, open_storage},
@@ -197,18 +194,21 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     config.cookie_policy()?;
     let persistent = is_persistent(&config.storage);
     let mut storage = open_storage(&config.storage, config.storage_timeouts()).await?;
-    // Metrics cost nothing unless asked for: without a recorder, nothing records.
-    let metrics = match config.metrics_bind {
-        Some(bind) => {
-            crate::metrics::recorder();
-            storage = Arc::new(MeteredStorage::new(storage));
-            Some(serve_metrics(bind, storage.clone()).await?)
-        }
-        None => None,
-    };
+    // Metrics and traces cost nothing unless asked for: without a recorder nothing
+    // records, and without the decorator no storage call is timed or traced.
+    if config.metrics_bind.is_some() {
+        crate::metrics::recorder();
+    }
+    if config.metrics_bind.is_some() || crate::traces::enabled() {
+        storage = Arc::new(MeteredStorage::new(storage));
+    }
     let hashing = config.hashing_concurrency.unwrap_or_else(BlockingPool::default_limit);
     let offload = BlockingPool::new(tokio::runtime::Handle::current(), hashing);
-    let backends = Backends::open(&config, storage).await?;
+    let backends = Backends::open(&config, storage.clone()).await?;
+    let metrics = match config.metrics_bind {
+        Some(bind) => Some(serve_metrics(bind, Sampled { storage, jobs: backends.jobs.clone() }).await?),
+        None => None,
+    };
     // Services enqueue (emails…) on the queue the workers reserve from.
     let mut crm = Crm::builder(backends.storage.clone())
         .offload(Arc::new(offload))
@@ -250,11 +250,11 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
 
 /// Serves `GET /metrics` on `bind` in the background, apart from the API (so the
 /// scrape needs no credentials and can stay on a private address).
-async fn serve_metrics(bind: SocketAddr, storage: Arc<dyn Storage>) -> Result<JoinHandle<()>, ServerError> {
+async fn serve_metrics(bind: SocketAddr, sampled: Sampled) -> Result<JoinHandle<()>, ServerError> {
     let acceptor = TcpListener::bind(bind).into_acceptor().await.map_err(io_err(format!("bind {bind} (metrics)")))?;
     tracing::info!(%bind, "metrics: GET /metrics");
     Ok(tokio::spawn(async move {
-        if let Err(e) = Server::new_with_acceptor(acceptor).run(crate::metrics::routes(storage)).await {
+        if let Err(e) = Server::new_with_acceptor(acceptor).run(crate::metrics::routes(sampled)).await {
             tracing::error!(error = %e, "the metrics listener stopped");
         }
     }))

@@ -22,3 +22,8 @@ pub use delivery::{DeliveryFailure, DeliveryOptions, DeliveryOutcome, WebhookCli
 pub use mail::{EmailWorker, Mailer};
 pub use relay::{Relay, RelayOptions};
 pub use reports::ReportWorker;
+
+/// The job queues this crate's workers take jobs from: webhook attempts, emails and
+/// report runs (what a queue-depth gauge watches).
+pub const QUEUES: [&str; 3] =
+    [crm_core::webhooks::attempts::WEBHOOK_ATTEMPTS, crm_core::mail::EMAILS, crm_core::reports::runs::REPORTS_QUEUE];

@@ -25,7 +25,7 @@ use super::support::sleep;
 use crate::{
     CrmError, ManualClock,
     crm::Clock,
-    jobs::{Failed, JobQueue, NewJob, Reservation, RetryPolicy, expired_error},
+    jobs::{Failed, JobQueue, NewJob, QueueDepth, Reservation, RetryPolicy, expired_error},
 };
 
 /// The visibility timeout of the cases that let a reservation expire: short, so the
@@ -57,6 +57,7 @@ macro_rules! __job_queue_cases {
             no_job_is_lost,
             payload_roundtrips,
             bad_input_is_refused_naming_the_field,
+            depth_counts_jobs_by_state,
         }
     };
 }
@@ -177,6 +178,10 @@ async fn enqueue(q: &Queue, job: NewJob) -> Uuid {
 
 fn assert_conflict(result: Result<impl std::fmt::Debug, CrmError>, what: &str) {
     assert!(matches!(result, Err(CrmError::Conflict { .. })), "{what}: expected Conflict, got {result:?}");
+}
+
+async fn depth(q: &Queue, name: &str) -> QueueDepth {
+    q.depth(name).await.unwrap_or_else(|e| panic!("the depth of `{name}`: {e}"))
 }
 
 /// Due jobs are reserved earliest due first, then in the order they were enqueued.
@@ -551,4 +556,27 @@ pub async fn killed_workers_job_runs_again(q: Queue, id: Uuid) {
     assert_eq!((again.job.id, again.job.attempts), (id, 2), "the killed worker's job runs again, as attempt 2");
     q.ack(&again).await.unwrap();
     assert!(reserve(&q, KILLED_WORKER_QUEUE, visibility).await.is_none(), "nothing else was queued");
+}
+
+/// `depth` counts a queue's jobs by where they stand (due, delayed, reserved, dead) as
+/// they move, and only that queue's.
+pub async fn depth_counts_jobs_by_state(clock: Arc<ManualClock>, q: Queue) {
+    let (name, other) = (queue("depth"), queue("depth-other"));
+    assert_eq!(depth(&q, &name).await, QueueDepth::default(), "a queue never used holds no job");
+    for i in 0..3 {
+        enqueue(&q, NewJob::new(&name, json!(i)).retry(exact(1, 1, 1))).await;
+    }
+    enqueue(&q, NewJob::new(&name, json!("later")).delayed(Duration::from_secs(60))).await;
+    enqueue(&q, NewJob::new(&other, json!("elsewhere"))).await;
+    let counts = |due, delayed, reserved, dead| QueueDepth { due, delayed, reserved, dead };
+    assert_eq!(depth(&q, &name).await, counts(3, 1, 0, 0), "three jobs due, one delayed");
+    let first = reserve_some(&q, &name, LONG, "a due job").await;
+    let second = reserve_some(&q, &name, LONG, "a second due job").await;
+    assert_eq!(depth(&q, &name).await, counts(1, 1, 2, 0), "two reserved jobs are no longer due");
+    assert_eq!(q.fail(&first, "boom").await.unwrap(), Failed::DeadLettered, "its only attempt failed");
+    q.ack(&second).await.unwrap();
+    assert_eq!(depth(&q, &name).await, counts(1, 1, 0, 1), "a failed last attempt is a dead letter, an ack is gone");
+    advance(&clock, Duration::from_secs(61));
+    assert_eq!(depth(&q, &name).await, counts(2, 0, 0, 1), "a delayed job is due once its delay ended");
+    assert_eq!(depth(&q, &other).await, counts(1, 0, 0, 0), "another queue counts its own jobs only");
 }

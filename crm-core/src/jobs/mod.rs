@@ -298,6 +298,28 @@ pub struct DeadLetter {
     pub failed_at: DateTime<Utc>,
 }
 
+/// How many jobs one queue holds, by where they stand: what a queue-depth gauge shows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QueueDepth {
+    /// Due and waiting for a worker: the backlog.
+    pub due: u64,
+    /// Not due yet: delayed at enqueue, or waiting out the backoff after a failure.
+    pub delayed: u64,
+    /// Held by a worker, including reservations that expired unsettled and that no
+    /// worker took again yet.
+    pub reserved: u64,
+    /// Dead letters, until requeued.
+    pub dead: u64,
+}
+
+impl QueueDepth {
+    /// Each count with its state's name (`due`, `delayed`, `reserved`, `dead`), as a
+    /// gauge labels them.
+    pub fn by_state(&self) -> [(&'static str, u64); 4] {
+        [("due", self.due), ("delayed", self.delayed), ("reserved", self.reserved), ("dead", self.dead)]
+    }
+}
+
 /// Acks reservations one at a time, as [`JobQueue::ack_many`] says: its default, and
 /// what a backend falls back to when its one-round-trip batch lost a race.
 pub async fn ack_each<Q: JobQueue + ?Sized>(queue: &Q, reservations: &[Reservation]) -> Result<Vec<Result<()>>> {
@@ -377,6 +399,11 @@ pub trait JobQueue: Send + Sync + 'static {
     /// Makes a dead letter of `queue` due at once with its attempts counted afresh; a
     /// job that is not a dead letter of that queue is [`CrmError::NotFound`].
     async fn requeue(&self, queue: &str, id: Uuid) -> Result<()>;
+
+    /// How many jobs `queue` holds, by state, "now" being the queue's clock; an unknown
+    /// queue holds none. For metrics: the counts are a snapshot, not necessarily taken
+    /// at one instant together, and cost up to one pass over the queue's jobs.
+    async fn depth(&self, queue: &str) -> Result<QueueDepth>;
 }
 
 /// What happens after a commit, for one outbox event: the relay runs every reaction

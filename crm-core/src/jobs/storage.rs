@@ -16,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{
-    DeadLetter, Failed, Job, JobQueue, NewJob, Reservation, RetryPolicy, SYSTEM_TENANT, ack_each, check_ack_many,
-    check_new_jobs, check_queue, check_reserve, check_reserve_many, error_text, expired_error, jitter_random,
+    DeadLetter, Failed, Job, JobQueue, NewJob, QueueDepth, Reservation, RetryPolicy, SYSTEM_TENANT, ack_each,
+    check_ack_many, check_new_jobs, check_queue, check_reserve, check_reserve_many, error_text, expired_error,
+    jitter_random,
 };
 use crate::{
     authz::Resource,
@@ -26,7 +27,10 @@ use crate::{
     error::{CrmError, Result},
     fields::indexed_fields,
     id::Meta,
-    storage::{EntityKind, FieldValue, Filter, ListQuery, Sort, Storage, StorageError, WriteBatch, WriteOp},
+    storage::{
+        AggregateQuery, EntityKind, FieldValue, Filter, GroupKey, ListQuery, Sort, Storage, StorageError, WriteBatch,
+        WriteOp,
+    },
 };
 
 /// Candidates read per reservation round: enough that racing reservers find one of
@@ -449,5 +453,39 @@ impl JobQueue for StorageJobQueue {
             r.attempts = 0;
         });
         self.update(record.meta.version, &next).await
+    }
+    async fn depth(&self, queue: &str) -> Result<QueueDepth> {
+        check_queue(queue)?;
+        let now = self.clock.now();
+        let by_state = AggregateQuery {
+            filters: vec![Filter::eq("queue", queue)],
+            group_by: vec![GroupKey::Field("state")],
+            ..AggregateQuery::default()
+        };
+        let due = AggregateQuery {
+            filters: vec![
+                Filter::eq("queue", queue),
+                Filter::eq("state", JobState::Ready.as_str()),
+                Filter::lt("due_at", up_to(now)),
+            ],
+            ..AggregateQuery::default()
+        };
+        let (states, due) = futures::future::try_join(
+            self.storage.aggregate(SYSTEM_TENANT, EntityKind::Job, &by_state),
+            self.storage.aggregate(SYSTEM_TENANT, EntityKind::Job, &due),
+        )
+        .await?;
+        let count = |state: JobState| {
+            let key = FieldValue::from(state.as_str());
+            states.iter().find(|row| row.key.first() == Some(&key)).map_or(0, |row| row.count)
+        };
+        // The two reads are not one snapshot: a job due between them is not counted twice.
+        let due = due.first().map_or(0, |row| row.count).min(count(JobState::Ready));
+        Ok(QueueDepth {
+            due,
+            delayed: count(JobState::Ready) - due,
+            reserved: count(JobState::Reserved),
+            dead: count(JobState::Dead),
+        })
     }
 }

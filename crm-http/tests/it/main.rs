@@ -28,6 +28,7 @@ mod sessions;
 mod sign_in;
 mod support;
 mod tenants;
+mod traces;
 mod ts_client;
 mod two_instances;
 mod webhooks;

@@ -1,5 +1,6 @@
 //! `GET /metrics` on `--metrics-bind`, through the real binary: the scrape is valid
-//! Prometheus text, and its counters move with the requests served.
+//! Prometheus text, and its counters and the job queues' depths move with the requests
+//! served.
 
 use std::{collections::BTreeMap, net::TcpListener};
 
@@ -52,7 +53,8 @@ fn value(samples: &BTreeMap<String, f64>, series: &str) -> f64 {
 fn the_scrape_parses_and_its_counters_move() {
     let dir = tempfile::tempdir().unwrap();
     let metrics_addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
-    let running = start_with("memory://", dir.path(), &["--metrics-bind", &metrics_addr]);
+    // No workers: the report run requested below stays in its queue.
+    let running = start_with("memory://", dir.path(), &["--metrics-bind", &metrics_addr, "--no-workers"]);
     let (status, body) = sign_in(&running.addr);
     assert_eq!(status, 200, "{body}");
     let token = data(&body)["access_token"].as_str().unwrap().to_owned();
@@ -84,13 +86,24 @@ fn the_scrape_parses_and_its_counters_move() {
     assert!(value(&first, "process_resident_memory_bytes") > 1e6);
     assert!(value(&first, "process_open_fds") > 0.0);
     assert!(value(&first, "crm_outbox_lag_seconds") >= 0.0);
+    let due_reports = r#"crm_job_queue_depth{queue="reports",state="due"}"#;
+    assert_eq!(value(&first, due_reports), 0.0);
+    for state in ["due", "delayed", "reserved", "dead"] {
+        for queue in ["webhooks", "emails", "reports"] {
+            value(&first, &format!(r#"crm_job_queue_depth{{queue="{queue}",state="{state}"}}"#));
+        }
+    }
 
     // One more read: its counter and the storage's reads move by what was served.
     let gets = r#"crm_storage_call_duration_seconds_count{operation="get",adapter="memory"}"#;
     assert_eq!(http_as(&running.addr, "GET", &path, "", Some(&token)).0, 200);
+    // A report run waits in its queue (no workers here): the queue's depth shows it.
+    let (status, body) = http_as(&running.addr, "POST", "/api/v1/reports/pipeline/runs", "{}", Some(&token));
+    assert_eq!(status, 201, "{body}");
     let second = parse(&http(&metrics_addr, "GET", "/metrics", "").1);
     assert_eq!(value(&second, by_id), 2.0);
     assert!(value(&second, gets) > value(&first, gets));
+    assert_eq!(value(&second, due_reports), 1.0);
     // The API does not serve the scrape.
     assert_eq!(http(&running.addr, "GET", "/metrics", "").0, 404);
     stop(running);
