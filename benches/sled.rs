@@ -75,7 +75,7 @@ fn bulk_insert(
     batch_size: usize,
 ) {
     group.bench_function(name, |b| {
-        b.to_async(&rt).iter_custom(|iters| async move {
+        b.to_async(rt).iter_custom(|iters| async move {
             let mut spent = Duration::ZERO;
             for _ in 0..iters {
                 let dir = tempfile::tempdir().expect("temporary directory");

@@ -203,6 +203,9 @@ impl<'a> Writes<'a> {
     }
 }
 
+/// A key to write in a tree, with its value.
+pub(crate) type KeyWrite = (TreeRef, Vec<u8>, Vec<u8>);
+
 /// Every key a record's index data puts in the index, sorted, uniques and references
 /// trees (with its value).
 pub(crate) fn index_keys(
@@ -211,7 +214,7 @@ pub(crate) fn index_keys(
     kind: EntityKind,
     id: Uuid,
     index: &IndexData,
-) -> Result<Vec<(TreeRef, Vec<u8>, Vec<u8>)>, StorageError> {
+) -> Result<Vec<KeyWrite>, StorageError> {
     let mut keys = Vec::with_capacity(index.fields.len() * 2 + index.uniques.len() + index.references.len());
     for (field, value) in &index.fields {
         if keys::is_indexed(kind, field) {

@@ -85,6 +85,9 @@ impl Row {
     }
 }
 
+/// The keys between two bounds.
+type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
+
 /// The ids a walk yields, in the walk's order.
 type Ids<'a> = Box<dyn Iterator<Item = Result<Uuid, StorageError>> + 'a>;
 
@@ -313,12 +316,7 @@ impl Reader<'_> {
 
     /// The index keys bounding one field's entries with values in `(lower, upper)`;
     /// `None` when the store never named the field (it has no entries).
-    fn value_bounds(
-        &self,
-        field: &str,
-        lower: Bound<&FieldValue>,
-        upper: Bound<&FieldValue>,
-    ) -> Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)> {
+    fn value_bounds(&self, field: &str, lower: Bound<&FieldValue>, upper: Bound<&FieldValue>) -> Option<KeyRange> {
         let field = self.names.id(field)?;
         Some(value_bounds_under(&keys::index_field_prefix(self.tenant, field), lower, upper))
     }
@@ -329,7 +327,7 @@ impl Reader<'_> {
             return Ok(self.equal_ids(field, value, after, descending));
         }
         let mut ids = Vec::new();
-        let mut collect = |bounds: Option<(Bound<Vec<u8>>, Bound<Vec<u8>>)>| -> Result<(), StorageError> {
+        let mut collect = |bounds: Option<KeyRange>| -> Result<(), StorageError> {
             let Some((lower, upper)) = bounds else { return Ok(()) };
             for id in self.index_ids(lower, upper, false) {
                 ids.push(id?);

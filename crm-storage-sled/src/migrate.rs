@@ -23,7 +23,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::{
-    commit::{TreeRef, index_keys},
+    commit::{KeyWrite, TreeRef, index_keys},
     entry::{self, IndexData, backend, corrupt},
     keys::FORMAT_VERSION_KEY,
     names::{NameIds, Names, intern_str},
@@ -123,7 +123,7 @@ fn rebuild_from_legacy(db: &sled::Db) -> Result<(), StorageError> {
     let trees = Trees { kinds: &kinds, references: &references, names: &names };
     for &kind in EntityKind::ALL {
         let legacy = db.open_tree(format!("records/{kind}")).map_err(backend)?;
-        let mut chunk: Vec<(TreeRef, Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut chunk: Vec<KeyWrite> = Vec::new();
         let mut ids = names.writer();
         let mut pending = 0;
         for item in legacy.iter() {
@@ -167,7 +167,7 @@ impl Trees<'_> {
     }
 
     /// Writes one chunk's dictionary entries first, then its keys, tree by tree.
-    fn write(&self, ids: NameIds<'_>, chunk: Vec<(TreeRef, Vec<u8>, Vec<u8>)>) -> Result<(), StorageError> {
+    fn write(&self, ids: NameIds<'_>, chunk: Vec<KeyWrite>) -> Result<(), StorageError> {
         let mut dictionary = sled::Batch::default();
         for (name, number) in ids.entries() {
             dictionary.insert(name, number);

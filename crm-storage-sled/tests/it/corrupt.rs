@@ -42,9 +42,9 @@ fn tamper(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
 
 fn raw(dir: &Path) -> sled::Db {
     let mut attempts = 0;
-    let db = loop {
+    loop {
         match raw_config(dir).open() {
-            Ok(db) => break db,
+            Ok(db) => return db,
             Err(e) if attempts < 200 => {
                 attempts += 1;
                 assert!(e.to_string().contains("lock"), "{e}");
@@ -52,8 +52,7 @@ fn raw(dir: &Path) -> sled::Db {
             }
             Err(e) => panic!("the store stayed locked: {e}"),
         }
-    };
-    db
+    }
 }
 
 fn assert_corrupt(result: Result<impl std::fmt::Debug, StorageError>, names: &str) {

@@ -8,9 +8,11 @@
 //!   size on disk per contact, and the process's resident memory. `CRM_MEASURE_CONTACTS`
 //!   sets the number (default 20,000).
 //! - `bulk_commit`: 100k contact inserts committed in one batch and in batches of 1,000,
-//!   rows per second.
+//!   rows per second (`CRM_MEASURE_BATCHES=100000,1000` sets the batch sizes).
 //! - `concurrent_creates`: contacts created by 16 concurrent callers of one tenant, each
 //!   commit flushed before it returns (the default durability), creates per second.
+//!
+//! `CRM_MEASURE_COMPRESSION=0` measures stores created without compression.
 
 use std::{
     sync::Arc,
@@ -27,7 +29,7 @@ use crm_core::{
     entity::{Entity, to_record},
     storage::{Storage, WriteBatch, WriteOp},
 };
-use crm_storage_sled::{Durability, SledStorage};
+use crm_storage_sled::{Durability, SledOptions, SledStorage};
 
 fn new_contact(i: usize, company: &Company) -> NewContact {
     NewContact {
@@ -63,6 +65,12 @@ async fn companies(crm: &Crm, admin: &Principal, n: usize) -> Vec<Company> {
     companies
 }
 
+/// A new store in `dir`, compressed unless `CRM_MEASURE_COMPRESSION=0`.
+fn open(dir: &std::path::Path) -> SledStorage {
+    let compression = std::env::var("CRM_MEASURE_COMPRESSION").map_or(true, |v| v != "0");
+    SledStorage::open_with(dir, SledOptions { compression, ..SledOptions::default() }).unwrap()
+}
+
 /// The resident memory of this process, in MiB (Linux; 0 elsewhere).
 fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
@@ -79,7 +87,7 @@ fn rss_mib() -> f64 {
 async fn bytes_per_contact() {
     let contacts: usize = std::env::var("CRM_MEASURE_CONTACTS").ok().and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let dir = tempfile::tempdir().unwrap();
-    let storage = SledStorage::open(dir.path()).unwrap();
+    let storage = open(dir.path());
     println!("idle store: {:.1} MiB resident", rss_mib());
     let loading = storage.with_durability(Durability::Background);
     let world = World::new(Arc::new(loading)).await;
@@ -119,9 +127,10 @@ async fn bytes_per_contact() {
 #[ignore = "a measurement to run by hand"]
 async fn bulk_commit() {
     const CONTACTS: usize = 100_000;
-    for batch_size in [CONTACTS, 1_000] {
+    let sizes = std::env::var("CRM_MEASURE_BATCHES").unwrap_or_else(|_| "100000,1000".into());
+    for batch_size in sizes.split(',').map(|n| n.trim().parse::<usize>().unwrap()) {
         let dir = tempfile::tempdir().unwrap();
-        let storage = Arc::new(SledStorage::open(dir.path()).unwrap());
+        let storage = Arc::new(open(dir.path()));
         let world = World::new(storage.clone()).await;
         let company = companies(&world.crm, &world.admin, 1).await.remove(0);
         let ops: Vec<WriteOp> = (0..CONTACTS)
@@ -150,7 +159,7 @@ async fn concurrent_creates() {
     const CALLERS: usize = 16;
     const EACH: usize = 200;
     let dir = tempfile::tempdir().unwrap();
-    let storage = SledStorage::open(dir.path()).unwrap();
+    let storage = open(dir.path());
     let world = Arc::new(World::new(Arc::new(storage)).await);
     let companies = Arc::new(companies(&world.crm, &world.admin, 10).await);
     let started = Instant::now();
