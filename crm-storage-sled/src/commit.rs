@@ -16,7 +16,7 @@
 //! is not a conflict. The commit is durable only once the group-commit thread has
 //! flushed it ([`crate::flusher`]); the caller waits for that outside the lock.
 
-use std::str::FromStr;
+use std::{cell::RefCell, collections::HashMap, str::FromStr};
 
 use crm_core::{
     TenantId,
@@ -31,6 +31,7 @@ use uuid::Uuid;
 use crate::{
     entry::{self, Entry, IndexData, backend, corrupt},
     keys,
+    names::{NameIds, Names},
     shared::Shared,
 };
 
@@ -38,14 +39,14 @@ use crate::{
 /// tenant's lock and on sled.
 pub(crate) fn commit_blocking(shared: &Shared, tenant: TenantId, batch: &WriteBatch) -> Result<(), StorageError> {
     shared.locks.commit(tenant, || {
-        check_batch(&View { shared, tenant }, tenant.0, batch)?;
+        check_batch(&View { shared, tenant, versions: RefCell::default() }, tenant.0, batch)?;
         writes_of(shared, tenant, batch)?.apply(shared)
     })
 }
 
 /// The key changes of a checked batch.
-fn writes_of(shared: &Shared, tenant: TenantId, batch: &WriteBatch) -> Result<Writes, StorageError> {
-    let mut writes = Writes::default();
+fn writes_of<'a>(shared: &'a Shared, tenant: TenantId, batch: &WriteBatch) -> Result<Writes<'a>, StorageError> {
+    let mut writes = Writes::new(shared);
     for op in &batch.ops {
         match op {
             WriteOp::Insert(record) => writes.record(tenant, record)?,
@@ -79,6 +80,7 @@ pub(crate) enum TreeRef {
     References,
     Counters,
     Outbox,
+    Names,
 }
 
 impl TreeRef {
@@ -91,19 +93,26 @@ impl TreeRef {
             Self::References => shared.references.clone(),
             Self::Counters => shared.counters.clone(),
             Self::Outbox => shared.outbox.clone(),
+            Self::Names => shared.names.tree().clone(),
         })
     }
 }
 
 /// A commit's key changes, removals applied before insertions so a key a batch moves
-/// from one record to another ends up with its new holder.
-#[derive(Default)]
-pub(crate) struct Writes {
+/// from one record to another ends up with its new holder; with the dictionary entries
+/// of the names it uses for the first time.
+pub(crate) struct Writes<'a> {
     removals: Vec<(TreeRef, Vec<u8>)>,
     puts: Vec<(TreeRef, Vec<u8>, Vec<u8>)>,
+    ids: NameIds<'a>,
+    names: &'a Names,
 }
 
-impl Writes {
+impl<'a> Writes<'a> {
+    pub(crate) fn new(shared: &'a Shared) -> Self {
+        Self { removals: Vec::new(), puts: Vec::new(), ids: shared.names.writer(), names: &shared.names }
+    }
+
     pub(crate) fn put(&mut self, tree: TreeRef, key: Vec<u8>, value: Vec<u8>) {
         self.puts.push((tree, key, value));
     }
@@ -115,27 +124,31 @@ impl Writes {
     /// Writes a record's entry with its index, unique and reference keys.
     fn record(&mut self, tenant: TenantId, record: &Record) -> Result<(), StorageError> {
         let index = IndexData::of(record);
-        let value = entry::encode(record.version, &record.data, &index)?;
-        self.put(TreeRef::Records(record.kind), keys::record_key(tenant, record.id), value);
-        self.index(tenant, record.kind, record.id, &index);
-        Ok(())
+        let document = entry::document_bytes(&record.data);
+        self.record_entry(tenant, record.kind, record.id, record.version, document, &index)
+    }
+
+    /// Writes an entry from its parts with its index, unique and reference keys.
+    pub(crate) fn record_entry(
+        &mut self,
+        tenant: TenantId,
+        kind: EntityKind,
+        id: Uuid,
+        version: u64,
+        document: &[u8],
+        index: &IndexData,
+    ) -> Result<(), StorageError> {
+        let value = entry::encode(version, document, index, &mut self.ids)?;
+        self.put(TreeRef::Records(kind), keys::record_key(tenant, id), value);
+        self.index(tenant, kind, id, index)
     }
 
     /// Adds the index (single-field and sorted), unique and reference entries of a record.
-    pub(crate) fn index(&mut self, tenant: TenantId, kind: EntityKind, id: Uuid, index: &IndexData) {
-        for (field, value) in &index.fields {
-            self.put(TreeRef::Index(kind), keys::index_key(tenant, field, value, id), Vec::new());
+    fn index(&mut self, tenant: TenantId, kind: EntityKind, id: Uuid, index: &IndexData) -> Result<(), StorageError> {
+        for key in index_keys(&mut self.ids, tenant, kind, id, index)? {
+            self.puts.push(key);
         }
-        for key in sorted_keys(tenant, kind, id, index) {
-            self.put(TreeRef::Sorted(kind), key, Vec::new());
-        }
-        for (field, value) in &index.uniques {
-            self.put(TreeRef::Uniques(kind), keys::unique_key(tenant, field, value), id.as_bytes().to_vec());
-        }
-        for (_, target_kind, target) in &index.references {
-            let key = keys::reference_key(tenant, target_kind.as_str(), *target, kind.as_str(), id);
-            self.put(TreeRef::References, key, Vec::new());
-        }
+        Ok(())
     }
 
     /// Removes the index (single-field and sorted), unique and reference entries the
@@ -144,25 +157,19 @@ impl Writes {
         let Some(bytes) = shared.entry_blocking(tenant, kind, id)? else {
             return Ok(());
         };
-        let old = Entry::parse(&bytes)?.index()?;
-        for (field, value) in &old.fields {
-            self.remove(TreeRef::Index(kind), keys::index_key(tenant, field, value, id));
-        }
-        for key in sorted_keys(tenant, kind, id, &old) {
-            self.remove(TreeRef::Sorted(kind), key);
-        }
-        for (field, value) in &old.uniques {
-            self.remove(TreeRef::Uniques(kind), keys::unique_key(tenant, field, value));
-        }
-        for (_, target_kind, target) in &old.references {
-            let key = keys::reference_key(tenant, target_kind.as_str(), *target, kind.as_str(), id);
-            self.remove(TreeRef::References, key);
+        let old = Entry::parse(&bytes)?.index(&self.names.reader())?;
+        for (tree, key, _) in index_keys(&mut self.ids, tenant, kind, id, &old)? {
+            self.removals.push((tree, key));
         }
         Ok(())
     }
 
     /// Applies every change in one sled transaction: all of it reaches the log, or none.
-    pub(crate) fn apply(self, shared: &Shared) -> Result<(), StorageError> {
+    pub(crate) fn apply(mut self, shared: &Shared) -> Result<(), StorageError> {
+        let pending = std::mem::take(&mut self.ids.pending);
+        for (name, id) in &pending {
+            self.puts.push((TreeRef::Names, name.as_bytes().to_vec(), id.to_be_bytes().to_vec()));
+        }
         let mut involved: Vec<TreeRef> = Vec::new();
         let mut slot = |tree: TreeRef| match involved.iter().position(|t| *t == tree) {
             Some(i) => i,
@@ -190,39 +197,84 @@ impl Writes {
         applied.map_err(|e| match e {
             TransactionError::Storage(e) => backend(e),
             TransactionError::Abort(()) => StorageError::Backend { source: "the sled transaction aborted".into() },
-        })
+        })?;
+        self.names.written(&pending);
+        Ok(())
     }
+}
+
+/// A key to write in a tree, with its value.
+pub(crate) type KeyWrite = (TreeRef, Vec<u8>, Vec<u8>);
+
+/// Every key a record's index data puts in the index, sorted, uniques and references
+/// trees (with its value).
+pub(crate) fn index_keys(
+    ids: &mut NameIds<'_>,
+    tenant: TenantId,
+    kind: EntityKind,
+    id: Uuid,
+    index: &IndexData,
+) -> Result<Vec<KeyWrite>, StorageError> {
+    let mut keys = Vec::with_capacity(index.fields.len() * 2 + index.uniques.len() + index.references.len());
+    for (field, value) in &index.fields {
+        if keys::is_indexed(kind, field) {
+            keys.push((TreeRef::Index(kind), keys::index_key(tenant, ids.id(field)?, value, id), Vec::new()));
+        }
+    }
+    for key in sorted_keys(ids, tenant, kind, id, index) {
+        keys.push((TreeRef::Sorted(kind), key?, Vec::new()));
+    }
+    for (field, value) in &index.uniques {
+        keys.push((TreeRef::Uniques(kind), keys::unique_key(tenant, ids.id(field)?, value), id.as_bytes().to_vec()));
+    }
+    let by_kind = ids.id(kind.as_str())?;
+    for (_, target_kind, target) in &index.references {
+        let key = keys::reference_key(tenant, ids.id(target_kind.as_str())?, *target, by_kind, id);
+        keys.push((TreeRef::References, key, Vec::new()));
+    }
+    Ok(keys)
 }
 
 /// A record's sorted index keys: one per `(filter, sort)` pair of its kind, a field the
 /// record lacks counting as `Null` (as filters see it), so every record the filter
 /// matches is in the walk.
 pub(crate) fn sorted_keys<'a>(
+    ids: &'a mut NameIds<'_>,
     tenant: TenantId,
     kind: EntityKind,
     id: Uuid,
     index: &'a IndexData,
-) -> impl Iterator<Item = Vec<u8>> + 'a {
+) -> impl Iterator<Item = Result<Vec<u8>, StorageError>> + 'a {
     keys::sorted_pairs(kind).iter().map(move |&(filter, sort)| {
-        keys::sorted_key(tenant, (filter, index.field(filter)), (sort, index.field(sort)), id)
+        let (filter_id, sort_id) = (ids.id(filter)?, ids.id(sort)?);
+        Ok(keys::sorted_key(tenant, (filter_id, index.field(filter)), (sort_id, index.field(sort)), id))
     })
 }
 
 /// Committed state as `check_batch` sees it; read under the tenant's commit lock.
+/// Versions are remembered for the batch: many records of a batch pointing at one
+/// target (a bulk import's company) read it once.
 struct View<'a> {
     shared: &'a Shared,
     tenant: TenantId,
+    versions: RefCell<HashMap<(EntityKind, Uuid), Option<u64>>>,
 }
 
 impl StateView for View<'_> {
     fn version(&self, kind: EntityKind, id: Uuid) -> Result<Option<u64>, StorageError> {
+        if let Some(known) = self.versions.borrow().get(&(kind, id)) {
+            return Ok(*known);
+        }
         let bytes = self.shared.entry_blocking(self.tenant, kind, id)?;
-        bytes.map(|b| Entry::parse(&b).map(|e| e.version)).transpose()
+        let version = bytes.map(|b| Entry::version_of(&b)).transpose()?;
+        self.versions.borrow_mut().insert((kind, id), version);
+        Ok(version)
     }
 
     fn unique_owner(&self, kind: EntityKind, key: &UniqueKey) -> Result<Option<Uuid>, StorageError> {
+        let Some(field) = self.shared.names.id(key.field) else { return Ok(None) };
         let uniques = &self.shared.kind(kind)?.uniques;
-        let holder = uniques.get(keys::unique_key(self.tenant, key.field, &key.value)).map_err(backend)?;
+        let holder = uniques.get(keys::unique_key(self.tenant, field, &key.value)).map_err(backend)?;
         holder
             .map(|id| {
                 Uuid::from_slice(&id)
@@ -232,12 +284,16 @@ impl StateView for View<'_> {
     }
 
     fn referrers(&self, kind: EntityKind, id: Uuid) -> Result<Vec<(EntityKind, Uuid)>, StorageError> {
-        let prefix = keys::referrers_prefix(self.tenant, kind.as_str(), id);
+        let Some(target_kind) = self.shared.names.id(kind.as_str()) else { return Ok(Vec::new()) };
+        let prefix = keys::referrers_prefix(self.tenant, target_kind, id);
         let mut referrers = Vec::new();
         for item in self.shared.references.scan_prefix(&prefix) {
             let (key, _) = item.map_err(backend)?;
-            let parsed = keys::split_referrer(&key[prefix.len()..])
-                .and_then(|(by, by_id)| EntityKind::from_str(by).ok().map(|by| (by, by_id)));
+            let names = self.shared.names.reader();
+            let parsed = keys::split_referrer(&key[prefix.len()..]).and_then(|(by, by_id)| {
+                let by = names.name(by).ok()?;
+                EntityKind::from_str(by).ok().map(|by| (by, by_id))
+            });
             referrers.push(parsed.ok_or_else(|| corrupt(format_args!("a reference key to {kind} {id}")))?);
         }
         Ok(referrers)

@@ -5,7 +5,7 @@ use std::io::{self, BufRead, Write};
 
 use crm_core::{
     TenantId,
-    storage::{Document, EntityKind, OutboxEvent, StorageError},
+    storage::{Document, EntityKind, FieldValue, OutboxEvent, StorageError},
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,6 +14,7 @@ use crate::{
     commit::{TreeRef, Writes},
     entry::{self, Entry, IndexData, backend, corrupt},
     keys::{self, IMPORTING_KEY},
+    names::intern_str,
     shared::{Shared, decode_counter},
     store::SledStorage,
 };
@@ -41,7 +42,35 @@ struct RecordLine {
     version: u64,
     data: serde_json::Value,
     #[serde(flatten)]
-    index: IndexData,
+    index: IndexLine,
+}
+
+/// A record's index data in the dump: names in full.
+#[derive(Serialize, Deserialize)]
+struct IndexLine {
+    fields: Vec<(String, FieldValue)>,
+    uniques: Vec<(String, String)>,
+    references: Vec<(String, EntityKind, Uuid)>,
+}
+
+impl From<IndexData> for IndexLine {
+    fn from(index: IndexData) -> Self {
+        Self {
+            fields: index.fields.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
+            uniques: index.uniques.into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
+            references: index.references.into_iter().map(|(n, k, id)| (n.to_owned(), k, id)).collect(),
+        }
+    }
+}
+
+impl From<IndexLine> for IndexData {
+    fn from(index: IndexLine) -> Self {
+        Self {
+            fields: index.fields.into_iter().map(|(n, v)| (intern_str(&n), v)).collect(),
+            uniques: index.uniques.into_iter().map(|(n, v)| (intern_str(&n), v)).collect(),
+            references: index.references.into_iter().map(|(n, k, id)| (intern_str(&n), k, id)).collect(),
+        }
+    }
 }
 
 /// What an export wrote or an import read.
@@ -123,14 +152,8 @@ fn export_blocking(shared: &Shared, out: impl Write) -> Result<DumpStats, DumpEr
                 .and_then(|(t, rest)| Some((t, Uuid::from_slice(rest).ok()?)))
                 .ok_or_else(|| corrupt(format_args!("a {kind} record key is not tenant ‖ id")))?;
             let entry = Entry::parse(&value)?;
-            let record = RecordLine {
-                tenant,
-                kind,
-                id,
-                version: entry.version,
-                data: entry.data()?.to_value(),
-                index: entry.index()?,
-            };
+            let index = entry.index(&shared.names.reader())?.into();
+            let record = RecordLine { tenant, kind, id, version: entry.version, data: entry.data()?.to_value(), index };
             write_line(&mut out, &Line::Record(record))?;
             stats.records += 1;
         }
@@ -182,7 +205,7 @@ fn load_or_wipe_blocking(shared: &Shared, input: impl BufRead) -> Result<DumpSta
 
 fn load(shared: &Shared, input: impl BufRead) -> Result<DumpStats, DumpError> {
     let mut stats = DumpStats::default();
-    let mut writes = Writes::default();
+    let mut writes = Writes::new(shared);
     let mut pending = 0;
     let mut saw_header = false;
     for (number, line) in input.lines().enumerate() {
@@ -203,9 +226,15 @@ fn load(shared: &Shared, input: impl BufRead) -> Result<DumpStats, DumpError> {
                 return Err(DumpError::Parse { line: number, message: "a second header".into() });
             }
             Line::Record(r) => {
-                let value = entry::encode(r.version, &Document::from(&r.data), &r.index)?;
-                writes.put(TreeRef::Records(r.kind), keys::record_key(r.tenant, r.id), value);
-                writes.index(r.tenant, r.kind, r.id, &r.index);
+                let document = Document::from(&r.data);
+                writes.record_entry(
+                    r.tenant,
+                    r.kind,
+                    r.id,
+                    r.version,
+                    entry::document_bytes(&document),
+                    &r.index.into(),
+                )?;
                 stats.records += 1;
             }
             Line::Counter { tenant, key, value } => {
@@ -220,7 +249,7 @@ fn load(shared: &Shared, input: impl BufRead) -> Result<DumpStats, DumpError> {
         }
         pending += 1;
         if pending == IMPORT_CHUNK {
-            std::mem::take(&mut writes).apply(shared)?;
+            std::mem::replace(&mut writes, Writes::new(shared)).apply(shared)?;
             pending = 0;
         }
     }

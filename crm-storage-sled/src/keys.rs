@@ -4,6 +4,9 @@
 //! [`FieldValue`]s it encodes compare: `encode_value(a) < encode_value(b)` if and only
 //! if `a < b`, and equal values (`1.0` and `1.00`) encode identically. Every encoding is
 //! also prefix-free, so the record id can follow it in a key.
+//!
+//! Format 3 names fields and kinds in keys by their number in the store's dictionary
+//! ([`crate::names`]): two bytes instead of the name and a separator.
 
 use std::{collections::HashMap, sync::OnceLock};
 
@@ -14,9 +17,6 @@ use crm_core::{
 };
 use rust_decimal::Decimal;
 use uuid::Uuid;
-
-/// Separates a name (field, kind) from what follows it; names never contain it.
-const NAME_END: u8 = 0;
 
 /// In `meta`: the data directory's format version (a big-endian u32), written at creation.
 pub(crate) const FORMAT_VERSION_KEY: &[u8] = b"format_version";
@@ -44,23 +44,24 @@ pub(crate) fn trailing_id(key: &[u8]) -> Option<Uuid> {
     Uuid::from_slice(&key[start..]).ok()
 }
 
-/// `tenant ‖ field ‖ 0`: the prefix of one field's index entries.
-pub(crate) fn index_field_prefix(tenant: TenantId, field: &str) -> Vec<u8> {
-    let mut key = tenant_prefix(tenant);
-    key.extend_from_slice(field.as_bytes());
-    key.push(NAME_END);
+/// `tenant ‖ field`: the prefix of one field's index entries. Names are their numbers
+/// in the store's dictionary ([`crate::names`]), two bytes big-endian.
+pub(crate) fn index_field_prefix(tenant: TenantId, field: u16) -> Vec<u8> {
+    let mut key = Vec::with_capacity(64);
+    key.extend_from_slice(tenant.0.as_bytes());
+    key.extend_from_slice(&field.to_be_bytes());
     key
 }
 
-/// `tenant ‖ field ‖ 0 ‖ value`: the prefix of the index entries holding one value.
-pub(crate) fn index_value_prefix(tenant: TenantId, field: &str, value: &FieldValue) -> Vec<u8> {
+/// `tenant ‖ field ‖ value`: the prefix of the index entries holding one value.
+pub(crate) fn index_value_prefix(tenant: TenantId, field: u16, value: &FieldValue) -> Vec<u8> {
     let mut key = index_field_prefix(tenant, field);
     encode_value(value, &mut key);
     key
 }
 
-/// `tenant ‖ field ‖ 0 ‖ value ‖ id`: one index entry (its value is empty).
-pub(crate) fn index_key(tenant: TenantId, field: &str, value: &FieldValue, id: Uuid) -> Vec<u8> {
+/// `tenant ‖ field ‖ value ‖ id`: one index entry (its value is empty).
+pub(crate) fn index_key(tenant: TenantId, field: u16, value: &FieldValue, id: Uuid) -> Vec<u8> {
     let mut key = index_value_prefix(tenant, field, value);
     key.extend_from_slice(id.as_bytes());
     key
@@ -77,21 +78,38 @@ pub(crate) fn sorted_pairs(kind: EntityKind) -> &'static [(&'static str, &'stati
     pairs.get(&kind).map_or(&[], Vec::as_slice)
 }
 
-/// `tenant ‖ filter ‖ 0 ‖ filter value ‖ sort ‖ 0`: the prefix of the sorted index
-/// entries of the records whose `filter` field holds `value`, ordered by `sort`.
-pub(crate) fn sorted_prefix(tenant: TenantId, filter: &str, value: &FieldValue, sort: &str) -> Vec<u8> {
+/// Whether `kind` keeps index entries of `field`: every field but those its
+/// declaration says no listing filters or sorts on (they are only searched or shown),
+/// so their entries would never be read. Undeclared fields are indexed.
+pub(crate) fn is_indexed(kind: EntityKind, field: &str) -> bool {
+    static UNREAD: OnceLock<HashMap<EntityKind, Vec<&'static str>>> = OnceLock::new();
+    let unread = UNREAD.get_or_init(|| {
+        let of = |kind| {
+            crm_core::fields_of(kind)
+                .iter()
+                .filter(|f| !f.sortable && f.filters.iter().all(Option::is_none))
+                .map(|f| f.name)
+                .collect()
+        };
+        EntityKind::ALL.iter().map(|&kind| (kind, of(kind))).collect()
+    });
+    unread.get(&kind).is_none_or(|names| !names.contains(&field))
+}
+
+/// `tenant ‖ filter ‖ filter value ‖ sort`: the prefix of the sorted index entries of
+/// the records whose `filter` field holds `value`, ordered by `sort`.
+pub(crate) fn sorted_prefix(tenant: TenantId, filter: u16, value: &FieldValue, sort: u16) -> Vec<u8> {
     let mut key = index_value_prefix(tenant, filter, value);
-    key.extend_from_slice(sort.as_bytes());
-    key.push(NAME_END);
+    key.extend_from_slice(&sort.to_be_bytes());
     key
 }
 
-/// `tenant ‖ filter ‖ 0 ‖ filter value ‖ sort ‖ 0 ‖ sort value ‖ id`: one sorted index
-/// entry in its kind's `sorted` tree (its value is empty).
+/// `tenant ‖ filter ‖ filter value ‖ sort ‖ sort value ‖ id`: one sorted index entry in
+/// its kind's sorted tree (its value is empty).
 pub(crate) fn sorted_key(
     tenant: TenantId,
-    (filter, filter_value): (&str, &FieldValue),
-    (sort, sort_value): (&str, &FieldValue),
+    (filter, filter_value): (u16, &FieldValue),
+    (sort, sort_value): (u16, &FieldValue),
     id: Uuid,
 ) -> Vec<u8> {
     let mut key = sorted_prefix(tenant, filter, filter_value, sort);
@@ -100,37 +118,39 @@ pub(crate) fn sorted_key(
     key
 }
 
-/// `tenant ‖ field ‖ 0 ‖ value`: a unique key in its kind's uniques tree (its value is
-/// the holder's id).
-pub(crate) fn unique_key(tenant: TenantId, field: &str, value: &str) -> Vec<u8> {
+/// `tenant ‖ field ‖ value`: a unique key in its kind's uniques tree (its value is the
+/// holder's id).
+pub(crate) fn unique_key(tenant: TenantId, field: u16, value: &str) -> Vec<u8> {
     let mut key = index_field_prefix(tenant, field);
     key.extend_from_slice(value.as_bytes());
     key
 }
 
-/// `tenant ‖ target kind ‖ 0 ‖ target id`: the prefix of every reference to a record.
-pub(crate) fn referrers_prefix(tenant: TenantId, target_kind: &str, target: Uuid) -> Vec<u8> {
-    let mut key = tenant_prefix(tenant);
-    key.extend_from_slice(target_kind.as_bytes());
-    key.push(NAME_END);
+/// `tenant ‖ target kind ‖ target id`: the prefix of every reference to a record.
+pub(crate) fn referrers_prefix(tenant: TenantId, target_kind: u16, target: Uuid) -> Vec<u8> {
+    let mut key = Vec::with_capacity(52);
+    key.extend_from_slice(tenant.0.as_bytes());
+    key.extend_from_slice(&target_kind.to_be_bytes());
     key.extend_from_slice(target.as_bytes());
     key
 }
 
-/// `… ‖ referrer kind ‖ 0 ‖ referrer id`: one reference (its value is empty).
-pub(crate) fn reference_key(tenant: TenantId, target_kind: &str, target: Uuid, by_kind: &str, by: Uuid) -> Vec<u8> {
+/// `… ‖ referrer kind ‖ referrer id`: one reference (its value is empty).
+pub(crate) fn reference_key(tenant: TenantId, target_kind: u16, target: Uuid, by_kind: u16, by: Uuid) -> Vec<u8> {
     let mut key = referrers_prefix(tenant, target_kind, target);
-    key.extend_from_slice(by_kind.as_bytes());
-    key.push(NAME_END);
+    key.extend_from_slice(&by_kind.to_be_bytes());
     key.extend_from_slice(by.as_bytes());
     key
 }
 
-/// Splits the part of a reference key after its prefix into the referrer's kind and id.
-pub(crate) fn split_referrer(rest: &[u8]) -> Option<(&str, Uuid)> {
-    let end = rest.iter().position(|b| *b == NAME_END)?;
-    let kind = std::str::from_utf8(&rest[..end]).ok()?;
-    let id = Uuid::from_slice(rest.get(end + 1..)?).ok()?;
+/// Splits the part of a reference key after its prefix into the referrer's kind
+/// (number) and id.
+pub(crate) fn split_referrer(rest: &[u8]) -> Option<(u16, Uuid)> {
+    if rest.len() != 18 {
+        return None;
+    }
+    let kind = u16::from_be_bytes([rest[0], rest[1]]);
+    let id = Uuid::from_slice(&rest[2..]).ok()?;
     Some((kind, id))
 }
 
@@ -318,8 +338,8 @@ mod tests {
     #[test]
     fn referrer_keys_split_back() {
         let (tenant, target, by) = (TenantId(Uuid::now_v7()), Uuid::now_v7(), Uuid::now_v7());
-        let key = reference_key(tenant, "company", target, "contact", by);
-        let prefix = referrers_prefix(tenant, "company", target);
-        assert_eq!(split_referrer(&key[prefix.len()..]), Some(("contact", by)));
+        let key = reference_key(tenant, 3, target, 4, by);
+        let prefix = referrers_prefix(tenant, 3, target);
+        assert_eq!(split_referrer(&key[prefix.len()..]), Some((4, by)));
     }
 }

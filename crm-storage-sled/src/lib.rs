@@ -38,6 +38,7 @@ mod keys;
 mod listing;
 mod locks;
 mod migrate;
+mod names;
 mod open;
 mod outbox;
 mod shared;

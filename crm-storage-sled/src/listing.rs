@@ -29,6 +29,7 @@ use uuid::Uuid;
 use crate::{
     entry::{Entry, IndexData, backend, corrupt},
     keys,
+    names::Names,
     shared::{KindTrees, Shared},
 };
 
@@ -39,7 +40,7 @@ pub(crate) fn list_blocking(
     kind: EntityKind,
     query: &ListQuery,
 ) -> Result<Page<StoredRecord>, StorageError> {
-    let reader = Reader { trees: shared.kind(kind)?, tenant };
+    let reader = Reader { trees: shared.kind(kind)?, names: &shared.names, tenant };
     shared.locks.read(tenant, || reader.page(kind, query))
 }
 
@@ -56,10 +57,10 @@ pub(crate) fn aggregate_blocking(
     kind: EntityKind,
     query: &AggregateQuery,
 ) -> Result<Vec<AggregateRow>, StorageError> {
-    let reader = Reader { trees: shared.kind(kind)?, tenant };
+    let reader = Reader { trees: shared.kind(kind)?, names: &shared.names, tenant };
     let mut aggregation = Aggregation::new(query);
     shared.locks.read(tenant, || {
-        reader.for_each_candidate(&query.filters, |index| aggregation.add(|name| index.field(name)))
+        reader.for_each_candidate(kind, &query.filters, |index| aggregation.add(|name| index.field(name)))
     })?;
     aggregation.finish()
 }
@@ -75,14 +76,17 @@ struct Row {
 
 impl Row {
     /// The row's value of the listing's sort field.
-    fn sort_value(&self, sort: Option<&str>) -> Result<FieldValue, StorageError> {
+    fn sort_value(&self, sort: Option<&str>, names: &Names) -> Result<FieldValue, StorageError> {
         match (&self.sort_value, sort) {
             (Some(value), _) => Ok(value.clone()),
-            (None, Some(field)) => Ok(Entry::parse(&self.bytes)?.index()?.field(field).clone()),
+            (None, Some(field)) => Ok(Entry::parse(&self.bytes)?.index(&names.reader())?.field(field).clone()),
             (None, None) => Ok(FieldValue::Null),
         }
     }
 }
+
+/// The keys between two bounds.
+type KeyRange = (Bound<Vec<u8>>, Bound<Vec<u8>>);
 
 /// The ids a walk yields, in the walk's order.
 type Ids<'a> = Box<dyn Iterator<Item = Result<Uuid, StorageError>> + 'a>;
@@ -93,6 +97,7 @@ type Candidates<'a> = Box<dyn Iterator<Item = Result<(Uuid, Option<IVec>), Stora
 /// Reads one kind of one tenant.
 struct Reader<'a> {
     trees: &'a KindTrees,
+    names: &'a Names,
     tenant: TenantId,
 }
 
@@ -104,23 +109,27 @@ enum Driver<'q> {
     In(&'static str, &'q [FieldValue]),
     /// A range of one field's entries, collected and put in id order.
     Range(&'static str, Bound<&'q FieldValue>, Bound<&'q FieldValue>),
+    /// Every record (a sort by a field that has no index entries).
+    Everything,
 }
 
 impl<'q> Driver<'q> {
-    /// The most selective index the filters allow: an equality, then a set, then a range.
-    fn choose(filters: &'q [Filter]) -> Option<Self> {
-        let eq = filters.iter().find_map(|f| match &f.op {
+    /// The most selective index the filters allow: an equality, then a set, then a
+    /// range. Fields without index entries ([`keys::is_indexed`]) drive nothing.
+    fn choose(kind: EntityKind, filters: &'q [Filter]) -> Option<Self> {
+        let indexed = |f: &&Filter| keys::is_indexed(kind, f.field);
+        let eq = filters.iter().filter(indexed).find_map(|f| match &f.op {
             FilterOp::Eq(v) => Some(Self::Eq(f.field, v)),
             _ => None,
         });
         let set = || {
-            filters.iter().find_map(|f| match &f.op {
+            filters.iter().filter(indexed).find_map(|f| match &f.op {
                 FilterOp::In(vs) => Some(Self::In(f.field, vs)),
                 _ => None,
             })
         };
         let range = || {
-            let first = filters.iter().find(|f| matches!(f.op, FilterOp::Gte(_) | FilterOp::Lt(_)))?;
+            let first = filters.iter().filter(indexed).find(|f| matches!(f.op, FilterOp::Gte(_) | FilterOp::Lt(_)))?;
             let (lower, upper) = range_bounds(filters, first.field);
             Some(Self::Range(first.field, lower, upper))
         };
@@ -159,7 +168,11 @@ impl<'q> Plan<'q> {
                 return plan;
             }
         }
-        match (query.sort.field, Driver::choose(&query.filters)) {
+        match (query.sort.field, Driver::choose(kind, &query.filters)) {
+            // Sorted by a field without index entries: the selection is sorted.
+            (Some(field), driver) if !keys::is_indexed(kind, field) => {
+                Self::SortSelection(driver.unwrap_or(Driver::Everything))
+            }
             // Sorted by a field with no selective filter, or within a range of that field.
             (Some(field), None) => Self::SortIndex(field),
             (Some(field), Some(Driver::Range(range_field, ..))) if range_field == field => Self::SortIndex(field),
@@ -230,15 +243,19 @@ impl<'q> RowTest<'q> {
     fn new(query: &'q ListQuery, plan: &Plan<'_>) -> Self {
         let lone_eq =
             query.search.is_none() && matches!(query.filters.as_slice(), [Filter { op: FilterOp::Eq(_), .. }]);
-        let walks_its_entries = query.sort.field.is_none() || matches!(plan, Plan::SortedEq { .. });
+        let walks_its_entries = match plan {
+            Plan::SortedEq { .. } => true,
+            Plan::IdSelection(Driver::Eq(..)) => query.sort.field.is_none(),
+            _ => false,
+        };
         Self { query, proven: lone_eq && walks_its_entries }
     }
 
-    fn row(&self, id: Uuid, bytes: IVec) -> Result<Option<Row>, StorageError> {
+    fn row(&self, id: Uuid, bytes: IVec, names: &Names) -> Result<Option<Row>, StorageError> {
         if self.proven {
             return Ok(Some(Row { id, sort_value: None, bytes }));
         }
-        let index = Entry::parse(&bytes)?.index()?;
+        let index = Entry::parse(&bytes)?.index(&names.reader())?;
         let query = self.query;
         if !row_matches(|name| index.field(name), &query.filters, query.search.as_ref()) {
             return Ok(None);
@@ -254,14 +271,16 @@ impl Reader<'_> {
         let (total, mut rows) = match self.first_page_with_total(kind, query)? {
             Some((total, rows)) => (Some(total), rows),
             None if query.with_total => {
-                (Some(self.count(&query.filters, query.search.as_ref())?), self.rows(kind, query)?)
+                (Some(self.count(kind, &query.filters, query.search.as_ref())?), self.rows(kind, query)?)
             }
             None => (None, self.rows(kind, query)?),
         };
         let next = if rows.len() > query.limit {
             rows.truncate(query.limit);
-            rows.last()
-                .map(|row| Ok::<_, StorageError>(Cursor { value: row.sort_value(query.sort.field)?, id: row.id }))
+            rows.last().map(|row| {
+                let value = row.sort_value(query.sort.field, self.names)?;
+                Ok::<_, StorageError>(Cursor { value, id: row.id })
+            })
         } else {
             None
         };
@@ -295,14 +314,11 @@ impl Reader<'_> {
         if descending { Box::new(range.rev().map(ids)) } else { Box::new(range.map(ids)) }
     }
 
-    /// The index keys bounding one field's entries with values in `(lower, upper)`.
-    fn value_bounds(
-        &self,
-        field: &str,
-        lower: Bound<&FieldValue>,
-        upper: Bound<&FieldValue>,
-    ) -> (Bound<Vec<u8>>, Bound<Vec<u8>>) {
-        value_bounds_under(&keys::index_field_prefix(self.tenant, field), lower, upper)
+    /// The index keys bounding one field's entries with values in `(lower, upper)`;
+    /// `None` when the store never named the field (it has no entries).
+    fn value_bounds(&self, field: &str, lower: Bound<&FieldValue>, upper: Bound<&FieldValue>) -> Option<KeyRange> {
+        let field = self.names.id(field)?;
+        Some(value_bounds_under(&keys::index_field_prefix(self.tenant, field), lower, upper))
     }
 
     /// The ids a driver selects, in id order, strictly after `after` in the listing's direction.
@@ -311,7 +327,8 @@ impl Reader<'_> {
             return Ok(self.equal_ids(field, value, after, descending));
         }
         let mut ids = Vec::new();
-        let mut collect = |(lower, upper)| -> Result<(), StorageError> {
+        let mut collect = |bounds: Option<KeyRange>| -> Result<(), StorageError> {
+            let Some((lower, upper)) = bounds else { return Ok(()) };
             for id in self.index_ids(lower, upper, false) {
                 ids.push(id?);
             }
@@ -324,6 +341,11 @@ impl Reader<'_> {
                 }
             }
             Driver::Range(field, lower, upper) => collect(self.value_bounds(field, *lower, *upper))?,
+            Driver::Everything => {
+                for row in self.all_rows(None, false) {
+                    ids.push(row?.0);
+                }
+            }
             Driver::Eq(..) => {}
         }
         ids.sort_unstable();
@@ -337,6 +359,7 @@ impl Reader<'_> {
 
     /// The ids of one value's index entries (in id order), walked lazily.
     fn equal_ids(&self, field: &str, value: &FieldValue, after: Option<Uuid>, descending: bool) -> Ids<'_> {
+        let Some(field) = self.names.id(field) else { return Box::new(std::iter::empty()) };
         let prefix = keys::index_value_prefix(self.tenant, field, value);
         let mut lower = Bound::Included(prefix.clone());
         let mut upper = keys::prefix_end(&prefix).map_or(Bound::Unbounded, Bound::Excluded);
@@ -378,7 +401,10 @@ impl Reader<'_> {
         let descending = query.sort.descending;
         match plan {
             Plan::SortedEq { filter, value, sort } => {
-                let prefix = keys::sorted_prefix(self.tenant, filter, value, sort);
+                let (Some(filter), Some(sort_id)) = (self.names.id(filter), self.names.id(sort)) else {
+                    return Ok(Vec::new());
+                };
+                let prefix = keys::sorted_prefix(self.tenant, filter, value, sort_id);
                 self.rows_by_sorted_walk(&self.trees.sorted, &prefix, query, sort, &test, wanted)
             }
             Plan::SortIndex(field) => self.rows_by_sort_index(query, field, &test, wanted),
@@ -418,7 +444,7 @@ impl Reader<'_> {
         let (mut total, mut rows) = (0, Vec::new());
         for candidate in candidates {
             if let (id, Some(bytes)) = candidate?
-                && let Some(row) = test.row(id, bytes)?
+                && let Some(row) = test.row(id, bytes, self.names)?
             {
                 total += 1;
                 if rows.len() < wanted {
@@ -435,7 +461,7 @@ impl Reader<'_> {
         for id in ids {
             let id = id?;
             if let Some(bytes) = self.record(id)?
-                && let Some(row) = test.row(id, bytes)?
+                && let Some(row) = test.row(id, bytes, self.names)?
             {
                 rows.push(row);
                 if rows.len() >= limit {
@@ -454,7 +480,8 @@ impl Reader<'_> {
         test: &RowTest<'_>,
         wanted: usize,
     ) -> Result<Vec<Row>, StorageError> {
-        let prefix = keys::index_field_prefix(self.tenant, field);
+        let Some(field_id) = self.names.id(field) else { return Ok(Vec::new()) };
+        let prefix = keys::index_field_prefix(self.tenant, field_id);
         self.rows_by_sorted_walk(&self.trees.index, &prefix, query, field, test, wanted)
     }
 
@@ -511,7 +538,7 @@ impl Reader<'_> {
         let mut rows = Vec::new();
         for row in self.all_rows(query.after.as_ref().map(|c| c.id), query.sort.descending) {
             let (id, bytes) = row?;
-            if let Some(row) = test.row(id, bytes)? {
+            if let Some(row) = test.row(id, bytes, self.names)? {
                 rows.push(row);
                 if rows.len() >= wanted {
                     break;
@@ -523,19 +550,24 @@ impl Reader<'_> {
 
     /// Calls `f` with the index data of every row the filters' driver selects (or every
     /// row), unfiltered.
-    fn for_each_candidate(&self, filters: &[Filter], mut f: impl FnMut(&IndexData)) -> Result<(), StorageError> {
-        match Driver::choose(filters) {
+    fn for_each_candidate(
+        &self,
+        kind: EntityKind,
+        filters: &[Filter],
+        mut f: impl FnMut(&IndexData),
+    ) -> Result<(), StorageError> {
+        match Driver::choose(kind, filters) {
             Some(driver) => {
                 for id in self.driven_ids(&driver, None, false)? {
                     if let Some(bytes) = self.record(id?)? {
-                        f(&Entry::parse(&bytes)?.index()?);
+                        f(&Entry::parse(&bytes)?.index(&self.names.reader())?);
                     }
                 }
             }
             None => {
                 for row in self.all_rows(None, false) {
                     let (_, bytes) = row?;
-                    f(&Entry::parse(&bytes)?.index()?);
+                    f(&Entry::parse(&bytes)?.index(&self.names.reader())?);
                 }
             }
         }
@@ -543,9 +575,11 @@ impl Reader<'_> {
     }
 
     /// How many rows match the filters and the search, whatever the limit.
-    fn count(&self, filters: &[Filter], search: Option<&TextSearch>) -> Result<u64, StorageError> {
-        // One equality and nothing else: the index entries are the answer.
-        if let ([Filter { field, op: FilterOp::Eq(value) }], None) = (filters, search) {
+    fn count(&self, kind: EntityKind, filters: &[Filter], search: Option<&TextSearch>) -> Result<u64, StorageError> {
+        // One equality on an indexed field and nothing else: the index entries are the answer.
+        if let ([Filter { field, op: FilterOp::Eq(value) }], None) = (filters, search)
+            && keys::is_indexed(kind, field)
+        {
             let mut count = 0;
             for id in self.equal_ids(field, value, None, false) {
                 id?;
@@ -554,7 +588,7 @@ impl Reader<'_> {
             return Ok(count);
         }
         let mut count = 0;
-        self.for_each_candidate(filters, |index| {
+        self.for_each_candidate(kind, filters, |index| {
             if row_matches(|name| index.field(name), filters, search) {
                 count += 1;
             }
@@ -589,10 +623,25 @@ mod tests {
     }
 
     #[test]
-    fn a_pair_without_a_sorted_index_sorts_the_selection() {
-        // `lead_id` is indexed but no listing filters on it by equality.
+    fn fields_no_listing_reads_drive_no_walk() {
+        // `lead_id` is declared without filters or sort: it has no index entries, so a
+        // filter on it is checked row by row.
         let query = ListQuery {
             filters: vec![Filter::eq("lead_id", FieldValue::Uuid(Uuid::from_u128(1)))],
+            ..ListQuery::default()
+        };
+        let plan = Plan::choose(EntityKind::Contact, &query);
+        assert!(matches!(plan, Plan::All));
+        assert!(!RowTest::new(&query, &plan).proven);
+        let sorted = ListQuery { sort: Sort { field: Some("first_name"), descending: false }, ..query };
+        assert!(matches!(Plan::choose(EntityKind::Contact, &sorted), Plan::SortSelection(Driver::Everything)));
+    }
+
+    #[test]
+    fn a_pair_without_a_sorted_index_sorts_the_selection() {
+        // A range on one field sorted by another: no sorted index pairs them.
+        let query = ListQuery {
+            filters: vec![Filter::gte("updated_at", FieldValue::Int(0))],
             ..company_contacts(Some("created_at"))
         };
         assert!(matches!(Plan::choose(EntityKind::Contact, &query), Plan::SortSelection(_)));

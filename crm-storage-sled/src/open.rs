@@ -17,14 +17,15 @@ use std::{
 
 use crate::{
     keys::{FORMAT_VERSION_KEY, IMPORTING_KEY},
-    migrate::{OLDEST_MIGRATED, migrate},
+    migrate::{OLDEST_MIGRATED, drop_legacy_trees, migrate},
     shared::Shared,
 };
 
 /// The format this build writes and reads, stored in every data directory at creation.
 /// An older format is migrated when the store opens (2 added the sorted index of every
-/// equality filter and sort pair); a newer or unknown one is refused.
-pub const FORMAT_VERSION: u32 = 2;
+/// equality filter and sort pair; 3 stores index data in binary and names fields and
+/// kinds by number, in keys and entries); a newer or unknown one is refused.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// When a commit is acknowledged relative to reaching the disk.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -44,8 +45,14 @@ pub enum Durability {
 pub struct SledOptions {
     /// The flush policy (default: [`Durability::Flush`]).
     pub durability: Durability,
-    /// sled's page cache size in bytes (default 256 MiB).
+    /// sled's page cache size in bytes (default 64 MiB). It bounds most of the memory
+    /// the store holds besides the process's own: a store of 100k contacts (with their
+    /// audit entries) serves its listings from it.
     pub cache_capacity: u64,
+    /// Whether a new store compresses what it writes to disk (zstd, default on): index
+    /// pages and JSON documents shrink to a fraction. A store keeps the choice it was
+    /// created with (sled refuses to reopen it with another), whatever this says.
+    pub compression: bool,
     /// How long to wait for a lock held by a store of this process that is shutting down
     /// (default 2 s). Another process's lock is reported as [`OpenError::Locked`].
     pub lock_wait: Duration,
@@ -62,7 +69,8 @@ impl Default for SledOptions {
         let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
         Self {
             durability: Durability::Flush,
-            cache_capacity: 256 << 20,
+            cache_capacity: 64 << 20,
+            compression: true,
             lock_wait: Duration::from_secs(2),
             scan_concurrency: NonZeroUsize::new(cores / 2).unwrap_or(NonZeroUsize::MIN),
         }
@@ -134,7 +142,11 @@ pub(crate) fn open_shared(path: &Path, options: &SledOptions) -> Result<Arc<Shar
     if let Some(shared) = open.get(&canonical).and_then(Weak::upgrade) {
         return Ok(shared);
     }
-    let config = sled::Config::new().path(&canonical).cache_capacity(options.cache_capacity);
+    let config = sled::Config::new()
+        .path(&canonical)
+        .cache_capacity(options.cache_capacity)
+        .use_compression(compressed(&canonical, options))
+        .compression_factor(COMPRESSION_LEVEL);
     let db = open_db(&canonical, &config, options.lock_wait)?;
     check_format(&canonical, &db)?;
     let shared = Arc::new(
@@ -147,11 +159,30 @@ pub(crate) fn open_shared(path: &Path, options: &SledOptions) -> Result<Arc<Shar
 
 /// A store in a fresh temporary directory, removed when the store is dropped.
 pub(crate) fn open_temporary(options: &SledOptions) -> Result<Arc<Shared>, OpenError> {
-    let config = sled::Config::new().temporary(true).cache_capacity(options.cache_capacity);
+    let config = sled::Config::new()
+        .temporary(true)
+        .cache_capacity(options.cache_capacity)
+        .use_compression(options.compression)
+        .compression_factor(COMPRESSION_LEVEL);
     let path = config.path.clone();
     let db = open_db(&path, &config, Duration::ZERO)?;
     check_format(&path, &db)?;
     Ok(Arc::new(Shared::new(db, None, options.scan_concurrency).map_err(|e| corrupt(&path, e))?))
+}
+
+/// zstd's level: its fastest, as every write compresses its log messages. Higher levels
+/// gained little on sled's small messages.
+const COMPRESSION_LEVEL: i32 = 1;
+
+/// Whether to open the store in `path` compressed: as it was created (sled keeps its
+/// settings in the directory's `conf` file and refuses others), or as `options` say for
+/// a new store.
+fn compressed(path: &Path, options: &SledOptions) -> bool {
+    // The settings' text is followed by a checksum.
+    match std::fs::read(path.join("conf")) {
+        Ok(conf) => String::from_utf8_lossy(&conf).lines().any(|line| line.trim() == "use_compression: true"),
+        Err(_) => options.compression,
+    }
 }
 
 fn open_db(path: &Path, config: &sled::Config, lock_wait: Duration) -> Result<sled::Db, OpenError> {
@@ -210,6 +241,9 @@ fn check_format(path: &Path, db: &sled::Db) -> Result<(), OpenError> {
             if found < FORMAT_VERSION {
                 // Before any handle exists: nothing else reads or writes the store meanwhile.
                 migrate(db, found).map_err(|e| corrupt(path, format_args!("migrating it from format {found}: {e}")))?;
+            } else {
+                // A migration that stopped after writing the version leaves the old trees.
+                drop_legacy_trees(db).map_err(|e| corrupt(path, e))?;
             }
             Ok(())
         }

@@ -22,29 +22,43 @@ use crate::{
     flusher::Flusher,
     keys,
     locks::Locks,
+    names::Names,
 };
 
-/// The trees of one entity kind.
+/// The trees of one entity kind. Field names in keys are their numbers in the store's
+/// dictionary ([`crate::names`]).
 pub(crate) struct KindTrees {
     /// `tenant ‖ id` → the record's entry ([`crate::entry`]).
     pub(crate) records: Tree,
-    /// `tenant ‖ field ‖ 0 ‖ value ‖ id` → nothing, one key per indexed field of a record.
+    /// `tenant ‖ field ‖ value ‖ id` → nothing, one key per indexed field of a record
+    /// ([`keys::is_indexed`]).
     pub(crate) index: Tree,
-    /// `tenant ‖ field ‖ 0 ‖ value` → the id of the record holding the unique key.
+    /// `tenant ‖ field ‖ value` → the id of the record holding the unique key.
     pub(crate) uniques: Tree,
-    /// `tenant ‖ filter ‖ 0 ‖ value ‖ sort ‖ 0 ‖ value ‖ id` → nothing, one key per
+    /// `tenant ‖ filter ‖ value ‖ sort ‖ value ‖ id` → nothing, one key per
     /// [`keys::sorted_pairs`] pair of a record: a filtered listing's sorted walk.
     pub(crate) sorted: Tree,
 }
 
-/// The name of `kind`'s records tree.
-pub(crate) fn records_tree_name(kind: EntityKind) -> String {
-    format!("records/{kind}")
+/// The names of a kind's trees in format 3: records, index, uniques, sorted.
+pub(crate) fn kind_tree_names(kind: EntityKind) -> [String; 4] {
+    [format!("r/{kind}"), format!("i/{kind}"), format!("u/{kind}"), format!("s/{kind}")]
 }
 
-/// The name of `kind`'s sorted index tree (format 2 on).
-pub(crate) fn sorted_tree_name(kind: EntityKind) -> String {
-    format!("sorted/{kind}")
+/// The references tree's name in format 3.
+pub(crate) const REFERENCES_TREE: &str = "refs";
+
+impl KindTrees {
+    /// Opens (or creates) the format 3 trees of `kind`.
+    pub(crate) fn open(db: &sled::Db, kind: EntityKind) -> sled::Result<Self> {
+        let [records, index, uniques, sorted] = kind_tree_names(kind);
+        Ok(Self {
+            records: db.open_tree(records)?,
+            index: db.open_tree(index)?,
+            uniques: db.open_tree(uniques)?,
+            sorted: db.open_tree(sorted)?,
+        })
+    }
 }
 
 /// One open data directory.
@@ -53,7 +67,7 @@ pub(crate) struct Shared {
     /// The data directory; `None` for a temporary store.
     pub(crate) path: Option<PathBuf>,
     kinds: HashMap<EntityKind, KindTrees>,
-    /// `tenant ‖ target kind ‖ 0 ‖ target id ‖ referrer kind ‖ 0 ‖ referrer id` → nothing.
+    /// `tenant ‖ target kind ‖ target id ‖ referrer kind ‖ referrer id` → nothing.
     pub(crate) references: Tree,
     /// `tenant ‖ name` → the counter's value (a big-endian u64).
     pub(crate) counters: Tree,
@@ -65,6 +79,8 @@ pub(crate) struct Shared {
     pub(crate) stream: Tree,
     /// The format version and the import marker ([`keys::FORMAT_VERSION_KEY`]).
     pub(crate) meta: Tree,
+    /// The dictionary of field and kind names ([`crate::names`]).
+    pub(crate) names: Names,
     pub(crate) flusher: Flusher,
     pub(crate) locks: Locks,
     /// One permit per scanning read that may run ([`crate::SledOptions::scan_concurrency`]).
@@ -73,21 +89,26 @@ pub(crate) struct Shared {
 
 impl Shared {
     /// Opens every tree of `db` and starts its flushing thread.
-    pub(crate) fn new(db: sled::Db, path: Option<PathBuf>, scan_concurrency: NonZeroUsize) -> sled::Result<Self> {
-        let flusher = Flusher::start(db.clone())?;
+    pub(crate) fn new(db: sled::Db, path: Option<PathBuf>, scan_concurrency: NonZeroUsize) -> Result<Self, String> {
+        let names = Names::load(&db).map_err(|e| e.to_string())?;
+        let flusher = Flusher::start(db.clone()).map_err(|e| e.to_string())?;
+        Self::open_trees(db, path, scan_concurrency, names, flusher).map_err(|e| e.to_string())
+    }
+
+    fn open_trees(
+        db: sled::Db,
+        path: Option<PathBuf>,
+        scan_concurrency: NonZeroUsize,
+        names: Names,
+        flusher: Flusher,
+    ) -> sled::Result<Self> {
         let mut kinds = HashMap::new();
         for &kind in EntityKind::ALL {
-            let name = kind.as_str();
-            let trees = KindTrees {
-                records: db.open_tree(records_tree_name(kind))?,
-                index: db.open_tree(format!("index/{name}"))?,
-                uniques: db.open_tree(format!("uniques/{name}"))?,
-                sorted: db.open_tree(sorted_tree_name(kind))?,
-            };
-            kinds.insert(kind, trees);
+            kinds.insert(kind, KindTrees::open(&db, kind)?);
         }
         Ok(Self {
-            references: db.open_tree("references")?,
+            names,
+            references: db.open_tree(REFERENCES_TREE)?,
             counters: db.open_tree("counters")?,
             outbox: db.open_tree("outbox")?,
             acked: db.open_tree("outbox_acked")?,

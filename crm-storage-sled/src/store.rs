@@ -49,12 +49,13 @@ const INLINE_READS: usize = 8;
 /// pool, so they must be called inside a tokio runtime (either flavor); outside one they
 /// fail with [`StorageError::Unavailable`].
 ///
-/// Layout: per entity kind a records tree (`records/<kind>`: `tenant ‖ id` → entry), an
-/// index tree (`index/<kind>`: `tenant ‖ field ‖ 0 ‖ value ‖ id`, one entry per indexed
-/// field of every record), a sorted index tree (`sorted/<kind>`: `tenant ‖ filter ‖ 0 ‖
-/// value ‖ sort ‖ 0 ‖ value ‖ id`, one entry per equality filter and sort pair the core
-/// declares) and a uniques tree (`uniques/<kind>`: `tenant ‖ field ‖ 0 ‖ value` → id);
-/// plus `references` (who points at whom), `counters`, `outbox` and `meta`.
+/// Layout (format 3; names of fields and kinds are numbers from the store's dictionary):
+/// per entity kind a records tree (`r/<kind>`: `tenant ‖ id` → entry), an index tree
+/// (`i/<kind>`: `tenant ‖ field ‖ value ‖ id`, one entry per indexed field of every
+/// record), a sorted index tree (`s/<kind>`: `tenant ‖ filter ‖ value ‖ sort ‖ value ‖ id`,
+/// one entry per equality filter and sort pair the core declares) and a uniques tree
+/// (`u/<kind>`: `tenant ‖ field ‖ value` → id); plus `refs` (who points at whom),
+/// `names` (the dictionary), `counters`, `outbox` and `meta`.
 #[derive(Clone)]
 pub struct SledStorage {
     shared: Arc<Shared>,

@@ -25,13 +25,26 @@ fn company(n: u128, name: &str) -> Record {
     }
 }
 
+/// The number the store's dictionary gives `name` (two bytes, as keys hold it).
+fn name_number(dir: &Path, name: &str) -> Vec<u8> {
+    let db = raw(dir);
+    let number = db.open_tree("names").unwrap().get(name).unwrap().expect("the name is in the dictionary");
+    number.to_vec()
+}
+
 /// Overwrites one key with raw sled once the store's handles are gone (sled releases
 /// its directory lock shortly after the last `Db` drops).
 fn tamper(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
+    let db = raw(dir);
+    db.open_tree(tree).unwrap().insert(key, value).unwrap();
+    db.flush().unwrap();
+}
+
+fn raw(dir: &Path) -> sled::Db {
     let mut attempts = 0;
-    let db = loop {
-        match sled::open(dir) {
-            Ok(db) => break db,
+    loop {
+        match raw_config(dir).open() {
+            Ok(db) => return db,
             Err(e) if attempts < 200 => {
                 attempts += 1;
                 assert!(e.to_string().contains("lock"), "{e}");
@@ -39,9 +52,7 @@ fn tamper(dir: &Path, tree: &str, key: &[u8], value: &[u8]) {
             }
             Err(e) => panic!("the store stayed locked: {e}"),
         }
-    };
-    db.open_tree(tree).unwrap().insert(key, value).unwrap();
-    db.flush().unwrap();
+    }
 }
 
 fn assert_corrupt(result: Result<impl std::fmt::Debug, StorageError>, names: &str) {
@@ -78,11 +89,20 @@ async fn a_unique_key_held_by_no_id_is_an_error() {
     storage.commit(TENANT, insert).await.unwrap();
     drop(storage);
 
-    let key = [TENANT.0.as_bytes().as_slice(), b"name\0globex"].concat();
-    tamper(dir.path(), "uniques/company", &key, b"not an id");
+    // `tenant ‖ field number ‖ value` (keys.rs), the number from the store's dictionary.
+    let field = name_number(dir.path(), "name");
+    let key = [TENANT.0.as_bytes().as_slice(), &field, b"globex"].concat();
+    tamper(dir.path(), "u/company", &key, b"not an id");
     let storage = SledStorage::open(dir.path()).unwrap();
     // Read as "nobody holds it", the key would be taken a second time.
     let duplicate = WriteBatch { ops: vec![WriteOp::Insert(company(2, "globex"))], ..WriteBatch::default() };
     assert_corrupt(storage.commit(TENANT, duplicate).await, "is not an id");
     assert!(storage.get(TENANT, EntityKind::Company, Uuid::from_u128(2)).await.unwrap().is_none());
+}
+
+/// sled's settings for a store in `dir`: compressed if it was created so (its `conf`).
+fn raw_config(dir: &Path) -> sled::Config {
+    let compressed =
+        std::fs::read(dir.join("conf")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("use_compression: true"));
+    sled::Config::new().path(dir).use_compression(compressed)
 }

@@ -9,6 +9,7 @@ mod durability;
 mod job_queue_suite;
 mod killed_worker;
 mod lease_suite;
+mod measure;
 mod open;
 mod session_store_suite;
 mod sorted;

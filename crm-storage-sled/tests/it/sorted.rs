@@ -1,7 +1,7 @@
 //! Sorted listings within an equality filter (the sorted index, `sorted/<kind>`): every
 //! `(filter, sort, direction)` listing, paged with cursors to its end, equals the same
-//! listing computed naively; after updates and deletes; and after a format 1 store is
-//! migrated at open.
+//! listing computed naively; after updates and deletes; and after a format 1 or 2 store
+//! is migrated at open.
 
 use std::{collections::BTreeMap, path::Path, thread, time::Duration};
 
@@ -11,7 +11,8 @@ use crm_core::{
     fields::filtered_sorts,
     fields_of,
     storage::{
-        EntityKind, FieldValue, Filter, ListQuery, Record, Sort, Storage, TextSearch, WriteBatch, WriteOp, row_matches,
+        EntityKind, FieldValue, Filter, ListQuery, Record, Sort, Storage, StorageError, TextSearch, WriteBatch,
+        WriteOp, row_matches,
     },
 };
 use crm_storage_sled::{FORMAT_VERSION, OpenError, SledStorage};
@@ -256,7 +257,7 @@ async fn filtered_sorted_listings_page_like_a_naive_sort() {
 /// directory lock shortly after the last `Db` drops).
 fn raw(dir: &Path) -> sled::Db {
     for _ in 0..200 {
-        match sled::open(dir) {
+        match raw_config(dir).open() {
             Ok(db) => return db,
             Err(e) => {
                 assert!(e.to_string().contains("lock"), "{e}");
@@ -276,60 +277,189 @@ fn set_format_version(db: &sled::Db, version: u32) {
     db.open_tree("meta").unwrap().insert("format_version", &version.to_be_bytes()).unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_format_1_store_gets_its_sorted_index_at_open() {
-    assert_eq!(FORMAT_VERSION, 2);
-    let dir = tempfile::tempdir().unwrap();
-    let storage = SledStorage::open(dir.path()).unwrap();
-    let mut rng = Rng(0x0F01);
-    // More records than one migration batch holds.
-    let model = populate(&storage, &mut rng, 2_300, 500).await;
-    drop(storage);
+/// `tenant ‖ id`.
+fn record_key(tenant: TenantId, id: Uuid) -> Vec<u8> {
+    [tenant.0.as_bytes().as_slice(), id.as_bytes()].concat()
+}
 
-    // What format 1 was: no sorted trees, version 1. Plus a stale entry from an
-    // interrupted migration, which a format 1 build wrote around: it claims a record
-    // of company 1 that is not.
-    let db = raw(dir.path());
-    for &kind in EntityKind::ALL {
-        db.drop_tree(format!("sorted/{kind}")).unwrap();
+/// A record's value as formats 1 and 2 stored it: `version (u64 BE) ‖ document length
+/// (u32 BE) ‖ document ‖ index data (JSON)`.
+fn legacy_entry(version: u64, document: &serde_json::Value, index: &serde_json::Value) -> Vec<u8> {
+    let document = serde_json::to_vec(document).unwrap();
+    let index = serde_json::to_vec(index).unwrap();
+    [&version.to_be_bytes()[..], &(document.len() as u32).to_be_bytes(), &document, &index].concat()
+}
+
+fn email_of(id: Uuid) -> String {
+    format!("{id}@migrated.test")
+}
+
+/// Writes a store of format `version` (1 or 2) with raw sled, as those builds laid it
+/// out: `count` contacts in `TENANT` and as many in `NEIGHBOUR` (each with a unique email
+/// and a reference to its company), the companies, a counter, and index trees the
+/// migration must not trust. Returns `TENANT`'s contacts.
+fn write_legacy_store(dir: &Path, version: u32, rng: &mut Rng, count: usize) -> Model {
+    let db = raw(dir);
+    let mut model = Model::default();
+    let companies_tree = db.open_tree("records/company").unwrap();
+    let contacts = db.open_tree("records/contact").unwrap();
+    let none: [u8; 0] = [];
+    for tenant in [TENANT, NEIGHBOUR] {
+        for company in companies() {
+            let FieldValue::Uuid(id) = company else { unreachable!() };
+            let index = json!({"fields": [["name", FieldValue::Text("Co".into())]], "uniques": [], "references": []});
+            companies_tree.insert(record_key(tenant, id), legacy_entry(1, &json!({ "id": id }), &index)).unwrap();
+        }
+        for _ in 0..count {
+            let id = Uuid::from_u128(u128::from(rng.next()) << 64 | u128::from(rng.next()));
+            let fields = random_fields(rng);
+            let references: Vec<serde_json::Value> = match Model::field(&fields, "company_id") {
+                FieldValue::Uuid(company) => vec![json!(["company_id", "company", company])],
+                _ => Vec::new(),
+            };
+            let index = json!({
+                "fields": fields,
+                "uniques": [["email", email_of(id)]],
+                "references": references,
+            });
+            contacts
+                .insert(record_key(tenant, id), legacy_entry(1, &json!({ "id": id, "version": 1 }), &index))
+                .unwrap();
+            if tenant == TENANT {
+                model.0.insert(id, (1, fields));
+            }
+        }
+        let counter = [tenant.0.as_bytes().as_slice(), b"invoices"].concat();
+        db.open_tree("counters").unwrap().insert(counter, &7u64.to_be_bytes()).unwrap();
     }
-    let (outsider, _) = model
-        .0
-        .iter()
-        .find(|(_, (_, f))| Model::field(f, "company_id") != &companies()[0])
-        .expect("a record of another company");
+    // Old index trees with entries of their own: the migration builds from the records alone.
+    db.open_tree("index/contact").unwrap().insert(b"stale", &none).unwrap();
+    db.open_tree("uniques/contact").unwrap().insert(b"stale", &none).unwrap();
+    db.open_tree("references").unwrap().insert(b"stale", &none).unwrap();
+    if version == 2 {
+        db.open_tree("sorted/contact").unwrap().insert(b"stale", &none).unwrap();
+    }
+    // What an interrupted migration to format 3 left: dictionary numbers, and a sorted
+    // entry claiming a record of company 1 that is not.
+    let names = db.open_tree("names").unwrap();
+    names.insert("company_id", &0u16.to_be_bytes()).unwrap();
+    names.insert("created_at", &1u16.to_be_bytes()).unwrap();
+    let (outsider, _) =
+        model.0.iter().find(|(_, (_, f))| Model::field(f, "company_id") != &companies()[0]).expect("another company");
     let FieldValue::Uuid(company) = companies()[0] else { unreachable!() };
-    // `tenant ‖ company_id ‖ 0 ‖ Uuid tag ‖ company ‖ created_at ‖ 0 ‖ Null tag ‖ id` (keys.rs).
+    // `tenant ‖ company_id ‖ Uuid tag ‖ company ‖ created_at ‖ Null tag ‖ id` (keys.rs).
     let stale = [
         TENANT.0.as_bytes().as_slice(),
-        b"company_id\0\x06",
+        &0u16.to_be_bytes(),
+        &[6],
         company.as_bytes(),
-        b"created_at\0\x01",
+        &1u16.to_be_bytes(),
+        &[1],
         outsider.as_bytes(),
     ]
     .concat();
-    db.open_tree("sorted/contact").unwrap().insert(stale, &[]).unwrap();
-    set_format_version(&db, 1);
+    db.open_tree("s/contact").unwrap().insert(stale, &none).unwrap();
+    set_format_version(&db, version);
     db.flush().unwrap();
-    drop(db);
+    model
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn format_1_and_2_stores_are_migrated_at_open() {
+    assert_eq!(FORMAT_VERSION, 3);
+    for version in [1, 2] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = Rng(0x0F01 + u64::from(version));
+        // More records than one migration batch holds.
+        let model = write_legacy_store(dir.path(), version, &mut rng, 2_300);
+
+        let storage = SledStorage::open(dir.path()).unwrap();
+        // Every filtered and sorted listing, paged to its end.
+        assert_listings_match(&storage, &model, 50).await;
+        // Every record reads back whole; the id order and totals hold, per tenant.
+        for (id, (version, _)) in &model.0 {
+            let record = storage.get(TENANT, KIND, *id).await.unwrap().expect("migrated record");
+            assert_eq!((record.version, &record.data.to_value()["id"]), (*version, &json!(id)));
+        }
+        let everything = ListQuery { limit: 700, with_total: true, ..ListQuery::default() };
+        assert_eq!(paged(&storage, &everything).await, model.0.keys().copied().collect::<Vec<_>>());
+        let neighbours = storage.list(NEIGHBOUR, KIND, &everything).await.unwrap();
+        assert_eq!(neighbours.total, Some(2_300));
+        let company = companies()[1].clone();
+        let of_company = ListQuery {
+            filters: vec![Filter::eq("company_id", company.clone())],
+            limit: 5_000,
+            with_total: true,
+            ..ListQuery::default()
+        };
+        let expected: Vec<Uuid> = model.list(&of_company);
+        let listed = storage.list(TENANT, KIND, &of_company).await.unwrap();
+        assert_eq!(listed.items.iter().map(|r| r.id).collect::<Vec<_>>(), expected);
+        assert_eq!(listed.total, Some(expected.len() as u64));
+        assert_eq!(storage.counter(TENANT, "invoices").await.unwrap(), 7);
+
+        // Unique keys and references are still enforced.
+        let (taken, _) = model.0.iter().next().unwrap();
+        let mut duplicate = record(Uuid::now_v7(), 1, &random_fields(&mut rng));
+        duplicate.uniques = vec![crm_core::storage::UniqueKey { field: "email", value: email_of(*taken) }];
+        let refused =
+            storage.commit(TENANT, WriteBatch { ops: vec![WriteOp::Insert(duplicate)], ..WriteBatch::default() });
+        assert!(matches!(refused.await, Err(StorageError::AlreadyExists { .. })), "the email is still taken");
+        let FieldValue::Uuid(company_id) = company else { unreachable!() };
+        let delete = WriteOp::Delete { kind: EntityKind::Company, id: company_id, expected_version: 1 };
+        let refused = storage.commit(TENANT, WriteBatch { ops: vec![delete], ..WriteBatch::default() }).await;
+        assert!(matches!(refused, Err(StorageError::Referenced { .. })), "{refused:?}");
+
+        // Updates of migrated records replace exactly their old entries.
+        let mut model = model;
+        let mut ops = Vec::new();
+        for (n, id) in model.0.keys().copied().collect::<Vec<_>>().into_iter().enumerate().step_by(3) {
+            let fresh = random_fields(&mut rng);
+            ops.push(WriteOp::Update { record: record(id, 2, &fresh), expected_version: 1 });
+            model.0.insert(id, (2, fresh));
+            if n % 2 == 0 {
+                // The freed email can be taken by a new record.
+                let mut taker = record(Uuid::now_v7(), 1, &random_fields(&mut rng));
+                taker.uniques = vec![crm_core::storage::UniqueKey { field: "email", value: email_of(id) }];
+                model.0.insert(taker.id, (1, taker.fields.clone()));
+                ops.push(WriteOp::Insert(taker));
+            }
+        }
+        for chunk in ops.chunks(100) {
+            commit(&storage, TENANT, chunk.to_vec()).await;
+        }
+        assert_listings_match(&storage, &model, 50).await;
+        drop(storage);
+
+        let db = raw(dir.path());
+        assert_eq!(format_version(&db), FORMAT_VERSION, "the migration wrote the new version");
+        let left: Vec<String> = db
+            .tree_names()
+            .iter()
+            .map(|n| String::from_utf8_lossy(n).into_owned())
+            .filter(|n| n.starts_with("records/") || n.starts_with("sorted/") || n == "references")
+            .collect();
+        assert!(left.is_empty(), "the old trees are dropped: {left:?}");
+        drop(db);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_formats_are_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
     let storage = SledStorage::open(dir.path()).unwrap();
-    assert_listings_match(&storage, &model, 50).await;
+    populate(&storage, &mut Rng(0x0F02), 50, 50).await;
     drop(storage);
-    let db = raw(dir.path());
-    assert_eq!(format_version(&db), FORMAT_VERSION, "the migration wrote the new version");
-
-    // A newer or unknown format is still refused, untouched.
-    let mut db = db;
+    let mut db = raw(dir.path());
     for unknown in [0, FORMAT_VERSION + 1] {
         set_format_version(&db, unknown);
         db.flush().unwrap();
-        let sorted_entries = db.open_tree("sorted/contact").unwrap().len();
+        let sorted_entries = db.open_tree("s/contact").unwrap().len();
         drop(db);
         let err = SledStorage::open(dir.path()).expect_err("an unknown format must be refused");
         assert!(matches!(err, OpenError::FormatVersion { found, .. } if found == unknown), "{err:?}");
         db = raw(dir.path());
-        assert_eq!(db.open_tree("sorted/contact").unwrap().len(), sorted_entries, "the refused store is untouched");
+        assert_eq!(db.open_tree("s/contact").unwrap().len(), sorted_entries, "the refused store is untouched");
     }
 }
 
@@ -384,4 +514,11 @@ async fn timing_of_a_sorted_page_against_the_default_order() {
         }
         println!("{label:>12}: {:?} a page", started.elapsed() / rounds);
     }
+}
+
+/// sled's settings for a store in `dir`: compressed if it was created so (its `conf`).
+fn raw_config(dir: &Path) -> sled::Config {
+    let compressed =
+        std::fs::read(dir.join("conf")).is_ok_and(|c| String::from_utf8_lossy(&c).contains("use_compression: true"));
+    sled::Config::new().path(dir).use_compression(compressed)
 }
