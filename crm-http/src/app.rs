@@ -94,11 +94,10 @@ async fn ready(ctx: Data<&Arc<AppCtx>>, redis: Data<&Option<RedisProbe>>) -> Res
 /// The application over `ctx`.
 pub fn build(ctx: Arc<AppCtx>, options: &AppOptions) -> impl Endpoint<Output = Response> + use<> {
     let api = api::service();
-    let allow = allow_on_405(&api.spec());
+    let allow = allow_on_405(api::generated());
     let spec = get(spec_document);
     // Swagger UI embeds the document it shows: the completed one, not poem-openapi's.
-    let docs_html = api.swagger_ui_html().replace(&api.spec(), api::document());
-    let docs = get(poem::endpoint::make_sync(move |_| poem::web::Html(docs_html.clone())));
+    let docs = get(poem::endpoint::make_sync(|_| poem::web::Html(api::swagger_page())));
     // Credentials are allowed for the listed origins only: poem's `Cors` without any
     // origin echoes every `Origin` back, so with none listed it is not installed at all.
     let origins: Vec<&str> = options.cors_origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).collect();

@@ -192,6 +192,11 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, ServerErro
 /// Runs the server (or, with `worker`, the workers alone) until a shutdown signal.
 pub async fn run(config: Config) -> Result<(), ServerError> {
     config.cookie_policy()?;
+    // The API's document (which routes answer 405) is generated while the storage opens
+    // and the first admin's password is hashed, instead of after them.
+    if config.command != Some(Command::Worker) {
+        drop(tokio::task::spawn_blocking(|| crate::api::generated().len()));
+    }
     let persistent = is_persistent(&config.storage);
     let mut storage = open_storage(&config.storage, config.storage_timeouts()).await?;
     // Metrics and traces cost nothing unless asked for: without a recorder nothing

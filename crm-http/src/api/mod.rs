@@ -19,7 +19,7 @@ mod settings;
 mod spec;
 mod system;
 
-pub use self::spec::{IF_MATCH_PATTERN, document};
+pub use self::spec::{IF_MATCH_PATTERN, document, generated, swagger_page};
 
 use poem_openapi::{OpenApi, OpenApiService, Tags};
 

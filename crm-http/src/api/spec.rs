@@ -19,14 +19,28 @@ use super::schema;
 /// sent (`"3"`, weak `W/"3"`) or the bare version.
 pub const IF_MATCH_PATTERN: &str = r#"^(W/)?"?[0-9]+"?$"#;
 
-/// The completed spec, as JSON text (built once).
+/// poem-openapi's own document, as JSON text (generated once: each generation walks
+/// every operation and schema of the API).
+pub fn generated() -> &'static str {
+    static GENERATED: OnceLock<String> = OnceLock::new();
+    GENERATED.get_or_init(|| super::service().spec())
+}
+
+/// The completed spec, as JSON text (built once, at its first use).
 pub fn document() -> &'static str {
     static DOCUMENT: OnceLock<String> = OnceLock::new();
     DOCUMENT.get_or_init(|| {
-        let mut spec: Value = serde_json::from_str(&super::service().spec()).unwrap_or_default();
+        let mut spec: Value = serde_json::from_str(generated()).unwrap_or_default();
         complete(&mut spec);
         serde_json::to_string_pretty(&spec).unwrap_or_default()
     })
+}
+
+/// The Swagger UI page, showing the completed document rather than poem-openapi's
+/// (built once, at the first visit: start-up does not pay for its megabytes).
+pub fn swagger_page() -> &'static str {
+    static PAGE: OnceLock<String> = OnceLock::new();
+    PAGE.get_or_init(|| super::service().swagger_ui_html().replace(generated(), document()))
 }
 
 /// Adds to `spec` what poem-openapi's document leaves out.

@@ -24,7 +24,7 @@
 use std::collections::{BTreeMap, HashSet};
 
 use crm_core::storage::{EntityKind, StorageError, WriteBatch, WriteOp, check_batch};
-use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row};
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row, postgres::PgCopyIn};
 use uuid::Uuid;
 
 use super::{Assumed, Prepared, ReferenceRows, Shortcut, column_list, copy::BinaryRows, push_outbox};
@@ -170,17 +170,7 @@ async fn stage(conn: &mut PgConnection, tenant: Uuid, rows: &[&Prepared<'_>]) ->
         Ok(())
     }
     .await;
-    match sent {
-        Ok(()) => {
-            copy.send(out.finish()).await?;
-            copy.finish().await?;
-            Ok(())
-        }
-        Err(e) => {
-            copy.abort("the rows could not be encoded").await?;
-            Err(e)
-        }
-    }
+    end_copy(copy, out, sent, "the rows could not be encoded").await
 }
 
 /// Refuses staged unique keys held by stored records, then moves the staged rows into
@@ -238,6 +228,17 @@ async fn copy_references(conn: &mut PgConnection, tenant: Uuid, prepared: &[Prep
         Ok(())
     }
     .await;
+    end_copy(copy, out, sent, "the references could not be encoded").await
+}
+
+/// Ends a `COPY`: sends the last rows and the trailer when every row was sent, or
+/// aborts it (naming `why`) and returns the encoding's error.
+async fn end_copy(
+    mut copy: PgCopyIn<&mut PgConnection>,
+    out: BinaryRows,
+    sent: Result<(), Refusal>,
+    why: &str,
+) -> Result<(), Refusal> {
     match sent {
         Ok(()) => {
             copy.send(out.finish()).await?;
@@ -245,7 +246,7 @@ async fn copy_references(conn: &mut PgConnection, tenant: Uuid, prepared: &[Prep
             Ok(())
         }
         Err(e) => {
-            copy.abort("the references could not be encoded").await?;
+            copy.abort(why).await?;
             Err(e)
         }
     }
