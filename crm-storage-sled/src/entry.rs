@@ -382,7 +382,7 @@ mod tests {
         };
         let data = Document::from(json!({"name": "Globex", "nested": {"n": [1, 2]}}));
         let document = document_bytes(&data);
-        let (version, stored, decoded) = round_trip(&names, &index, &document);
+        let (version, stored, decoded) = round_trip(&names, &index, document);
         assert_eq!((version, document_value(&stored).ok(), decoded), (7, Some(data), index));
     }
 
