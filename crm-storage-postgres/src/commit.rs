@@ -192,6 +192,12 @@ impl Assumed {
         }
         Some(Self { versions })
     }
+
+    /// Whether a short way may take the batch: it has an assumed state and
+    /// [`check_batch`] passes on it.
+    fn holds_for(tenant: Uuid, batch: &WriteBatch) -> bool {
+        Self::of(batch).is_some_and(|assumed| check_batch(&assumed, tenant, batch).is_ok())
+    }
 }
 
 impl StateView for Assumed {

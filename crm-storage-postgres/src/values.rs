@@ -16,13 +16,6 @@ pub(crate) fn document(record: &Record) -> sqlx::types::Json<&Document> {
     sqlx::types::Json(&record.data)
 }
 
-/// Appends a record's document as JSON text: the one place a document is written out
-/// for `COPY`.
-pub(crate) fn write_document(record: &Record, out: &mut Vec<u8>) -> Result<(), StorageError> {
-    out.extend_from_slice(record.data.as_str().as_bytes());
-    Ok(())
-}
-
 /// One field's value converted to its column's type (`None` is SQL `NULL`).
 #[derive(Clone, Debug)]
 pub(crate) enum Typed {

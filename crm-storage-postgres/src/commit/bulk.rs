@@ -3,7 +3,7 @@
 //! A batch of at least [`MIN_ROWS`] operations, all inserts, without counters, goes
 //! this way, in one transaction:
 //!
-//! 1. the core's [`check_batch`] runs first on the state the transaction then confirms
+//! 1. the core's [`check_batch`](crm_core::storage::check_batch) runs first on the state the transaction then confirms
 //!    (every inserted id new, every record pointed at present, no unique key held);
 //! 2. the records pointed at from outside the batch are locked `FOR KEY SHARE`; all
 //!    must exist;
@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use crm_core::storage::{EntityKind, StorageError, WriteBatch, WriteOp, check_batch};
+use crm_core::storage::{EntityKind, StorageError, WriteBatch, WriteOp};
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder, Row, postgres::PgCopyIn};
 use uuid::Uuid;
 
@@ -75,9 +75,8 @@ pub(super) async fn commit(
     batch: &WriteBatch,
     prepared: &[Prepared<'_>],
 ) -> Result<Shortcut, StorageError> {
-    match Assumed::of(batch) {
-        Some(assumed) if check_batch(&assumed, tenant, batch).is_ok() => {}
-        _ => return Ok(Shortcut::NotTaken),
+    if !Assumed::holds_for(tenant, batch) {
+        return Ok(Shortcut::NotTaken);
     }
     match import(pool, tenant, batch, prepared).await {
         Ok(()) => Ok(Shortcut::Committed),

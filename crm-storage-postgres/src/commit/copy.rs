@@ -15,7 +15,7 @@
 use crm_core::storage::{Record, StorageError};
 use sqlx::{Encode, Postgres, encode::IsNull, postgres::PgArgumentBuffer};
 
-use crate::values::{Typed, write_document};
+use crate::values::Typed;
 
 /// The signature, flags and header extension length.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -77,7 +77,7 @@ impl BinaryRows {
         let at = self.buf.len();
         self.buf.extend_from_slice(&[0; 4]);
         self.buf.push(1);
-        write_document(record, &mut self.buf)?;
+        self.buf.extend_from_slice(record.data.as_str().as_bytes());
         let len = i32::try_from(self.buf.len() - at - 4)
             .map_err(|_| StorageError::Invalid(format!("{} {}: document larger than 2 GiB", record.kind, record.id)))?;
         self.buf[at..at + 4].copy_from_slice(&len.to_be_bytes());

@@ -16,7 +16,7 @@
 //! expected, an update missed its version or a unique key is held by another record,
 //! the division by zero aborts the whole statement and nothing is written.
 //!
-//! Before anything is sent, the core's [`check_batch`] runs on the state the statement
+//! Before anything is sent, the core's [`check_batch`](crm_core::storage::check_batch) runs on the state the statement
 //! then confirms (the written records at the versions the batch expects, inserted ones
 //! absent, the records pointed at present, no unique key held elsewhere): the batch
 //! is committed only if `check_batch` on the real state passes too, and it writes what
@@ -27,7 +27,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use crm_core::storage::{EntityKind, StorageError, WriteBatch, WriteOp, check_batch};
+use crm_core::storage::{EntityKind, StorageError, WriteBatch, WriteOp};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -46,7 +46,7 @@ const MAX_OPS: usize = 1_000;
 
 /// Whether the batch can go as one statement: only inserts, updates and checks, each
 /// record once, no counters, every kind pointed at has a table, and the batch passes
-/// [`check_batch`] on the state the statement confirms.
+/// [`check_batch`](crm_core::storage::check_batch) on the state the statement confirms.
 pub(super) fn eligible(tenant: Uuid, batch: &WriteBatch) -> bool {
     if !batch.counters.is_empty() || batch.ops.len() > MAX_OPS || batch.events.iter().any(|e| e.tenant_id.0 != tenant) {
         return false;
@@ -57,7 +57,7 @@ pub(super) fn eligible(tenant: Uuid, batch: &WriteBatch) -> bool {
         }
         WriteOp::Delete { .. } | WriteOp::Check { .. } => false,
     });
-    !pointing_nowhere && Assumed::of(batch).is_some_and(|assumed| check_batch(&assumed, tenant, batch).is_ok())
+    !pointing_nowhere && Assumed::holds_for(tenant, batch)
 }
 
 /// Sends the batch as one statement. Errors are only those that leave the outcome
