@@ -332,7 +332,7 @@ impl Crm {
             name: format!("{}.{}", EntityKind::Notification, payload.action()),
             entity_kind: EntityKind::Notification,
             entity_id: record.id,
-            payload: serde_json::to_value(&payload).map_err(|e| CrmError::Internal(e.to_string()))?,
+            payload: tree(&payload)?,
             occurred_at: now,
         });
         batch.ops.push(WriteOp::Insert(record));
@@ -527,7 +527,7 @@ impl Tx<'_> {
     /// Creates a record (audited as `<kind>.created`).
     pub(crate) fn insert<E: Entity>(&mut self, entity: &E) -> Result<()> {
         let record = to_record(entity)?;
-        self.audit::<E>(entity.meta().id, "created", json!({ "after": redact::<E>(&record.data.to_value()) }))?;
+        self.audit::<E>(entity.meta().id, "created", json!({ "after": redact::<E>(&tree(entity)?) }))?;
         self.batch.ops.push(WriteOp::Insert(record));
         Ok(())
     }
@@ -537,8 +537,7 @@ impl Tx<'_> {
     pub(crate) fn update_as<E: Entity>(&mut self, action: &str, before: &E, after: &mut E) -> Result<()> {
         let update = stamp_update(before, after, self.now)?;
         let WriteOp::Update { record, .. } = &update else { unreachable!("stamp_update makes updates") };
-        let old = serde_json::to_value(before).map_err(|e| CrmError::Internal(e.to_string()))?;
-        let changes = diff(&redact::<E>(&old), &redact::<E>(&record.data.to_value()));
+        let changes = diff(&redact::<E>(&tree(before)?), &redact::<E>(&tree(&*after)?));
         self.audit::<E>(record.id, action, json!({ "changes": changes }))?;
         self.batch.ops.push(update);
         Ok(())
@@ -551,8 +550,7 @@ impl Tx<'_> {
 
     /// Deletes a record (audited as `<kind>.deleted` with its last state).
     pub(crate) fn delete<E: Entity>(&mut self, entity: &E) -> Result<()> {
-        let before = serde_json::to_value(entity).map_err(|e| CrmError::Internal(e.to_string()))?;
-        self.audit::<E>(entity.meta().id, "deleted", json!({ "before": redact::<E>(&before) }))?;
+        self.audit::<E>(entity.meta().id, "deleted", json!({ "before": redact::<E>(&tree(entity)?) }))?;
         let meta = entity.meta();
         self.batch.ops.push(WriteOp::Delete { kind: E::KIND, id: meta.id, expected_version: meta.version });
         Ok(())
@@ -572,7 +570,7 @@ impl Tx<'_> {
     /// after the payload's action.
     pub(crate) fn event<E: Entity>(&mut self, entity: &E, payload: &impl EventPayload) -> Result<()> {
         let name = format!("{}.{}", E::KIND, payload.action());
-        let payload = serde_json::to_value(payload).map_err(|e| CrmError::Internal(e.to_string()))?;
+        let payload = tree(payload)?;
         self.batch.events.push(OutboxEvent {
             id: Uuid::now_v7(),
             tenant_id: self.principal.tenant_id(),
@@ -652,6 +650,12 @@ pub(crate) fn stamp_update<E: Entity>(before: &E, after: &mut E, now: DateTime<U
     meta.version = expected_version + 1;
     meta.updated_at = now;
     Ok(WriteOp::Update { record: to_record(after)?, expected_version })
+}
+
+/// A value as a JSON tree, for audit entries and event payloads (an entity is
+/// serialized directly, not re-parsed from its record's text).
+fn tree(value: &impl serde::Serialize) -> Result<Value> {
+    serde_json::to_value(value).map_err(|e| CrmError::Internal(e.to_string()))
 }
 
 /// A JSON object without the entity's secret fields and without its metadata.
