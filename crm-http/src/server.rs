@@ -195,7 +195,9 @@ pub async fn run(config: Config) -> Result<(), ServerError> {
     // The API's document (which routes answer 405) is generated while the storage opens
     // and the first admin's password is hashed, instead of after them.
     if config.command != Some(Command::Worker) {
-        drop(tokio::task::spawn_blocking(|| crate::api::generated().len()));
+        drop(tokio::task::spawn_blocking(|| {
+            crate::api::generated();
+        }));
     }
     let persistent = is_persistent(&config.storage);
     let mut storage = open_storage(&config.storage, config.storage_timeouts()).await?;
