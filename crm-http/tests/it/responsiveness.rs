@@ -1,8 +1,13 @@
 //! Nothing blocks the executor. The server runs in-process on sled with 200k contacts,
 //! production-cost password hashing and crm-server's hashing pool, serving real HTTP on
-//! 127.0.0.1 from a runtime of 2 workers. While 20 sign-ins and 8 scanning listings
-//! (a search that matches nothing, with the total) run, `GET /health` and
+//! 127.0.0.1 from a runtime of 2 workers. While rounds of 20 sign-ins and 8 scanning
+//! listings (a search that matches nothing, with the total) run, `GET /health` and
 //! `GET /api/v1/contacts/{id}` each answer within 50 ms at p99.
+//!
+//! The load lasts at least [`LOAD_FOR`], so each p99 is judged on hundreds of samples:
+//! on a hundred, the p99 is the second-worst answer, and one hiccup of the machine
+//! decides it. The server runtime's own timer lateness is reported beside the probes,
+//! telling a stalled executor apart from slow answers.
 
 use std::{
     sync::{
@@ -47,7 +52,9 @@ const BATCH: usize = 5_000;
 const SIGN_INS: usize = 20;
 const LISTINGS: usize = 8;
 const PROBE_EVERY: Duration = Duration::from_millis(20);
-const MIN_SAMPLES: usize = 100;
+/// Rounds of load start until this much time has passed: about 400 probes each.
+const LOAD_FOR: Duration = Duration::from_secs(8);
+const MIN_SAMPLES: usize = 300;
 const P99_BUDGET: Duration = Duration::from_millis(50);
 /// The set-up (the bulk load, mostly) must be over by then, or the test fails.
 const SET_UP_DEADLINE: Duration = Duration::from_secs(400);
@@ -75,7 +82,8 @@ fn health_and_a_contact_answer_fast_while_sign_ins_and_scans_run() {
 
     // The clients run on their own runtime, so their work never delays the server's.
     let clients = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    clients.block_on(measure(addr, contact_id));
+    let lateness = Lateness::start(&server);
+    clients.block_on(measure(addr, contact_id, &lateness));
     server.shutdown_timeout(Duration::from_secs(10));
     println!("whole test: {:.1} s", started.elapsed().as_secs_f64());
 }
@@ -174,7 +182,7 @@ fn unsaved_contact(admin: &Principal, i: usize) -> Contact {
 }
 
 /// Checks the preconditions, runs the load while probing, and asserts the latencies.
-async fn measure(addr: String, contact_id: String) {
+async fn measure(addr: String, contact_id: String, lateness: &Lateness) {
     let addr = Arc::new(addr);
     let token = sign_in(&addr, EMAIL).await;
     let contact = format!("/api/v1/contacts/{contact_id}");
@@ -204,32 +212,23 @@ async fn measure(addr: String, contact_id: String) {
     });
 
     let load_started = Instant::now();
-    let mut load = tokio::task::JoinSet::new();
-    for i in 0..SIGN_INS {
-        let addr = Arc::clone(&addr);
-        load.spawn(async move {
-            sign_in(&addr, &signer(i)).await;
-        });
-    }
-    for _ in 0..LISTINGS {
-        let (addr, token) = (Arc::clone(&addr), token.clone());
-        load.spawn(async move {
-            let path = format!("/api/v1/contacts?search={NO_MATCH}&total=true");
-            let (status, body) = call(&addr, "GET", &path, Some(&token), None).await;
-            assert_eq!(status, 200, "{body}");
-            assert_eq!(body["pagination"]["total"], json!(0), "the search matches nothing: {body}");
-        });
-    }
+    lateness.reset();
+    let mut rounds = 0;
     let finished = tokio::time::timeout(LOAD_DEADLINE, async {
-        while let Some(done) = load.join_next().await {
-            done.unwrap();
+        while rounds == 0 || load_started.elapsed() < LOAD_FOR {
+            load_round(&addr, &token).await;
+            rounds += 1;
         }
     })
     .await;
     let load_time = load_started.elapsed();
     loaded.store(true, Ordering::SeqCst);
+    let executor = Summary::of("the server runtime's 5 ms timers, late by", lateness.take());
     assert!(finished.is_ok(), "the load did not finish within {LOAD_DEADLINE:?}");
-    println!("load: {SIGN_INS} sign-ins and {LISTINGS} scanning listings in {:.1} s", load_time.as_secs_f64());
+    println!(
+        "load: {rounds} rounds of {SIGN_INS} sign-ins and {LISTINGS} scanning listings in {:.1} s",
+        load_time.as_secs_f64()
+    );
 
     let health = health.await.unwrap();
     let by_id = by_id.await.unwrap();
@@ -237,12 +236,70 @@ async fn measure(addr: String, contact_id: String) {
     println!("{}", Summary::of("a thread's wake-up delay (5 ms sleeps)", machine.join().unwrap()));
     let health = Summary::of("GET /health", health);
     let by_id = Summary::of("GET /api/v1/contacts/{id}", by_id);
+    println!("{executor}");
     for summary in [&health, &by_id] {
         println!("{summary}");
         assert!(summary.samples >= MIN_SAMPLES, "too few samples to judge a p99: {summary}");
     }
     for summary in [&health, &by_id] {
-        assert!(summary.p99 <= P99_BUDGET, "p99 over {P99_BUDGET:?}: {summary}");
+        assert!(summary.p99 <= P99_BUDGET, "p99 over {P99_BUDGET:?}: {summary} ({executor})");
+    }
+}
+
+/// One round of load: the sign-ins and the scanning listings, all at once; returns
+/// when every one has been answered as expected.
+async fn load_round(addr: &Arc<String>, token: &str) {
+    let mut load = tokio::task::JoinSet::new();
+    for i in 0..SIGN_INS {
+        let addr = Arc::clone(addr);
+        load.spawn(async move {
+            sign_in(&addr, &signer(i)).await;
+        });
+    }
+    for _ in 0..LISTINGS {
+        let (addr, token) = (Arc::clone(addr), token.to_owned());
+        load.spawn(async move {
+            let path = format!("/api/v1/contacts?search={NO_MATCH}&total=true");
+            let (status, body) = call(&addr, "GET", &path, Some(&token), None).await;
+            assert_eq!(status, 200, "{body}");
+            assert_eq!(body["pagination"]["total"], json!(0), "the search matches nothing: {body}");
+        });
+    }
+    while let Some(done) = load.join_next().await {
+        done.unwrap();
+    }
+}
+
+/// How late a task on the server runtime wakes from 5 ms sleeps: a stalled executor
+/// shows here whatever the probes' connections do.
+struct Lateness {
+    samples: Arc<std::sync::Mutex<Vec<Duration>>>,
+}
+
+impl Lateness {
+    /// Starts sampling on `server` until the runtime shuts down.
+    fn start(server: &Runtime) -> Self {
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = Arc::clone(&samples);
+        let nap = Duration::from_millis(5);
+        server.spawn(async move {
+            loop {
+                let start = Instant::now();
+                tokio::time::sleep(nap).await;
+                kept.lock().unwrap().push(start.elapsed().saturating_sub(nap));
+            }
+        });
+        Self { samples }
+    }
+
+    /// Forgets what was sampled so far.
+    fn reset(&self) {
+        self.samples.lock().unwrap().clear();
+    }
+
+    /// What was sampled since the last reset.
+    fn take(&self) -> Vec<Duration> {
+        std::mem::take(&mut *self.samples.lock().unwrap())
     }
 }
 
