@@ -4,10 +4,12 @@
 //! listings (a search that matches nothing, with the total) run, `GET /health` and
 //! `GET /api/v1/contacts/{id}` each answer within 50 ms at p99.
 //!
-//! The load lasts at least [`LOAD_FOR`], so each p99 is judged on hundreds of samples:
-//! on a hundred, the p99 is the second-worst answer, and one hiccup of the machine
-//! decides it. The server runtime's own timer lateness is reported beside the probes,
-//! telling a stalled executor apart from slow answers.
+//! The load lasts at least [`LOAD_FOR`], so each p99 is judged on about a thousand
+//! samples. On 150 (a single round) the p99 is the second-worst answer, and a single
+//! 150 ms hiccup of a shared machine, which delays the seven probes sent meanwhile,
+//! decides it; an executor blocked by the load delays probes in every round. The
+//! server runtime's own timer lateness is reported beside the probes, telling a
+//! stalled executor apart from slow answers.
 
 use std::{
     sync::{
@@ -52,9 +54,9 @@ const BATCH: usize = 5_000;
 const SIGN_INS: usize = 20;
 const LISTINGS: usize = 8;
 const PROBE_EVERY: Duration = Duration::from_millis(20);
-/// Rounds of load start until this much time has passed: about 400 probes each.
-const LOAD_FOR: Duration = Duration::from_secs(8);
-const MIN_SAMPLES: usize = 300;
+/// Rounds of load start until this much time has passed: about 1,000 probes each.
+const LOAD_FOR: Duration = Duration::from_secs(20);
+const MIN_SAMPLES: usize = 800;
 const P99_BUDGET: Duration = Duration::from_millis(50);
 /// The set-up (the bulk load, mostly) must be over by then, or the test fails.
 const SET_UP_DEADLINE: Duration = Duration::from_secs(400);
@@ -380,6 +382,8 @@ struct Summary {
     p50: Duration,
     p99: Duration,
     max: Duration,
+    /// How many took longer than [`P99_BUDGET`].
+    over_budget: usize,
 }
 
 impl Summary {
@@ -395,6 +399,7 @@ impl Summary {
             p50: at(0.50),
             p99: at(0.99),
             max: latencies.last().copied().unwrap_or(Duration::MAX),
+            over_budget: latencies.iter().filter(|&&l| l > P99_BUDGET).count(),
         }
     }
 }
@@ -404,12 +409,14 @@ impl std::fmt::Display for Summary {
         let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         write!(
             f,
-            "{}: {} samples, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+            "{}: {} samples, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} over {:?}",
             self.name,
             self.samples,
             ms(self.p50),
             ms(self.p99),
-            ms(self.max)
+            ms(self.max),
+            self.over_budget,
+            P99_BUDGET
         )
     }
 }
