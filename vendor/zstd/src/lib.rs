@@ -49,6 +49,30 @@ fn map_error_code(code: usize) -> io::Error {
     io::Error::new(io::ErrorKind::Other, msg.to_string())
 }
 
+/// Runs `f` with this thread's context in `key`, or with one made by `fresh`
+/// if this thread's is in use (a re-entrant call) or already destroyed (a
+/// call from a thread-local destructor).
+///
+/// PATCHED (see PATCHED.md): added for the one-shot functions, which upstream
+/// make a fresh context on every call.
+pub(crate) fn with_reused<C: 'static, T>(
+    key: &'static std::thread::LocalKey<std::cell::RefCell<C>>,
+    fresh: impl FnOnce() -> C,
+    f: impl FnOnce(&mut C) -> T,
+) -> T {
+    let mut f = Some(f);
+    let reused = key.try_with(|cell| {
+        let mut context = cell.try_borrow_mut().ok()?;
+        let f = f.take()?;
+        Some(f(&mut context))
+    });
+    match (reused, f) {
+        (Ok(Some(result)), _) => result,
+        (_, Some(f)) => f(&mut fresh()),
+        (_, None) => unreachable!("`f` ran but its result was lost"),
+    }
+}
+
 // Some helper functions to write full-cycle tests.
 
 #[cfg(test)]

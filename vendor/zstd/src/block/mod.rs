@@ -10,7 +10,28 @@ mod decompressor;
 pub use self::compressor::Compressor;
 pub use self::decompressor::Decompressor;
 
+use std::cell::RefCell;
 use std::io;
+
+// PATCHED (see PATCHED.md): upstream creates a fresh `ZSTD_CCtx`/`ZSTD_DCtx`
+// on every call of the functions below. Creating a context runs `cpuid` and
+// allocates its workspace, which costs more than compressing a small block.
+// They now reuse one `Compressor` and one `Decompressor` per thread. Both are
+// used without a dictionary, and zstd's one-shot functions start every call
+// from a clean state, so the results are the same as with fresh contexts.
+thread_local! {
+    static COMPRESSOR: RefCell<Compressor> = RefCell::new(Compressor::new());
+    static DECOMPRESSOR: RefCell<Decompressor> =
+        RefCell::new(Decompressor::new());
+}
+
+fn with_compressor<T>(f: impl FnOnce(&mut Compressor) -> T) -> T {
+    crate::with_reused(&COMPRESSOR, Compressor::new, f)
+}
+
+fn with_decompressor<T>(f: impl FnOnce(&mut Decompressor) -> T) -> T {
+    crate::with_reused(&DECOMPRESSOR, Decompressor::new, f)
+}
 
 /// Compresses a single block of data to the given destination buffer.
 ///
@@ -23,14 +44,16 @@ pub fn compress_to_buffer(
     destination: &mut [u8],
     level: i32,
 ) -> io::Result<usize> {
-    Compressor::new().compress_to_buffer(source, destination, level)
+    with_compressor(|compressor| {
+        compressor.compress_to_buffer(source, destination, level)
+    })
 }
 
 /// Compresses a block of data and returns the compressed result.
 ///
 /// A level of `0` uses zstd's default (currently `3`).
 pub fn compress(data: &[u8], level: i32) -> io::Result<Vec<u8>> {
-    Compressor::new().compress(data, level)
+    with_compressor(|compressor| compressor.compress(data, level))
 }
 
 /// Deompress a single block of data to the given destination buffer.
@@ -41,7 +64,9 @@ pub fn decompress_to_buffer(
     source: &[u8],
     destination: &mut [u8],
 ) -> io::Result<usize> {
-    Decompressor::new().decompress_to_buffer(source, destination)
+    with_decompressor(|decompressor| {
+        decompressor.decompress_to_buffer(source, destination)
+    })
 }
 
 /// Decompresses a block of data and returns the decompressed result.
@@ -49,7 +74,7 @@ pub fn decompress_to_buffer(
 /// The decompressed data should be less than `capacity` bytes,
 /// or an error will be returned.
 pub fn decompress(data: &[u8], capacity: usize) -> io::Result<Vec<u8>> {
-    Decompressor::new().decompress(data, capacity)
+    with_decompressor(|decompressor| decompressor.decompress(data, capacity))
 }
 
 #[cfg(test)]
