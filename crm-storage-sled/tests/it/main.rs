@@ -13,6 +13,7 @@ mod measure;
 mod open;
 mod session_store_suite;
 mod sorted;
+mod zstd_reuse;
 
 mod conformance_sled {
     use std::sync::Arc;
