@@ -105,7 +105,7 @@ impl<E: Endpoint> Endpoint for EdgeEndpoint<E> {
         let info =
             Arc::new(RequestInfo { id: request_id(&req), user_id: Mutex::new(None), tightest: Mutex::new(None) });
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
-        let span = RequestSpan::start(method.as_str());
+        let span = RequestSpan::start(method.as_str(), req.headers());
         let ip = self.proxies.client_ip(&req);
         req.set_data(ClientIp(ip));
         let per_ip = self.per_ip.clone();

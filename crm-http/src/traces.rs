@@ -54,9 +54,13 @@ pub fn traces_url(endpoint: &str) -> String {
 mod enabled {
     use std::sync::atomic::{AtomicBool, Ordering};
 
-    use opentelemetry::trace::{TraceContextExt as _, TracerProvider as _};
+    use opentelemetry::{
+        propagation::{Extractor, TextMapPropagator as _},
+        trace::{TraceContextExt as _, TracerProvider as _},
+    };
     use opentelemetry_otlp::{Protocol, WithExportConfig as _};
-    use opentelemetry_sdk::{Resource, trace::SdkTracerProvider};
+    use opentelemetry_sdk::{Resource, propagation::TraceContextPropagator, trace::SdkTracerProvider};
+    use poem::http::HeaderMap;
     use tracing::{Span, field::Empty};
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
     use tracing_subscriber::{Layer, registry::LookupSpan};
@@ -119,11 +123,14 @@ mod enabled {
     pub(crate) struct RequestSpan(Span);
 
     impl RequestSpan {
-        pub(crate) fn start(method: &str) -> Self {
+        /// The span of a request with these headers: the child of the caller's span when
+        /// they carry a valid W3C trace context (`traceparent`, `tracestate`), else the
+        /// root of a new trace.
+        pub(crate) fn start(method: &str, headers: &HeaderMap) -> Self {
             if !enabled() {
                 return Self(Span::none());
             }
-            Self(tracing::info_span!(
+            let span = tracing::info_span!(
                 target: TARGET,
                 "request",
                 otel.name = method,
@@ -132,7 +139,13 @@ mod enabled {
                 http.request.method = method,
                 http.route = Empty,
                 http.response.status_code = Empty,
-            ))
+            );
+            let caller = TraceContextPropagator::new().extract(&Headers(headers));
+            if caller.span().span_context().is_valid() {
+                // Fails only when the span is disabled, and then there is nothing to parent.
+                let _ = span.set_parent(caller);
+            }
+            Self(span)
         }
 
         pub(crate) fn wrap<F: Future>(&self, call: F) -> tracing::instrument::Instrumented<F> {
@@ -152,6 +165,20 @@ mod enabled {
             if status >= 500 {
                 self.0.record("otel.status_code", "error");
             }
+        }
+    }
+
+    /// A request's headers as the propagator reads them (a value that is not visible
+    /// ASCII is absent).
+    struct Headers<'a>(&'a HeaderMap);
+
+    impl Extractor for Headers<'_> {
+        fn get(&self, key: &str) -> Option<&str> {
+            self.0.get(key).and_then(|value| value.to_str().ok())
+        }
+
+        fn keys(&self) -> Vec<&str> {
+            self.0.keys().map(|name| name.as_str()).collect()
         }
     }
 
@@ -224,7 +251,7 @@ mod enabled {
     pub(crate) struct RequestSpan;
 
     impl RequestSpan {
-        pub(crate) fn start(_method: &str) -> Self {
+        pub(crate) fn start(_method: &str, _headers: &poem::http::HeaderMap) -> Self {
             Self
         }
 

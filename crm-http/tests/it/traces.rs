@@ -1,6 +1,7 @@
 //! Traces over OTLP/HTTP through the real binary (`--otlp-endpoint`, feature `otlp`):
 //! a receiver on 127.0.0.1 decodes what the server posts to `/v1/traces`, and finds a
-//! span per request with the storage calls as its children.
+//! span per request with the storage calls as its children, in the caller's trace when
+//! the request carries a W3C `traceparent`.
 
 use std::{
     collections::HashMap,
@@ -18,7 +19,7 @@ use opentelemetry_proto::tonic::{
 };
 use prost::Message as _;
 
-use crate::binary::{data, http, http_as, sign_in, start_with, stop};
+use crate::binary::{data, http_as, http_with, sign_in, start_with, stop};
 
 /// A request the receiver got: its path and body.
 struct Export {
@@ -76,6 +77,16 @@ fn serve(stream: TcpStream, tx: &mpsc::Sender<Export>) {
     }
 }
 
+/// The trace and span of a caller, as its `traceparent` header carries them (the W3C
+/// Trace Context specification's example).
+const CALLER_TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const CALLER_SPAN: &str = "00f067aa0ba902b7";
+
+/// Bytes as lowercase hex, the way trace and span ids are written in headers.
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
     attributes
         .iter()
@@ -118,7 +129,13 @@ fn requests_and_their_storage_calls_are_exported_as_nested_spans() {
     assert_eq!(status, 201, "{body}");
     let id = data(&body)["meta"]["id"].as_str().unwrap().to_owned();
     assert_eq!(http_as(&running.addr, "GET", &format!("/api/v1/companies/{id}"), "", Some(&token)).0, 200);
-    assert_eq!(http(&running.addr, "GET", "/no/such/route", "").0, 404);
+    // A caller's trace context is continued; a malformed one is ignored.
+    let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
+    let traced = [("authorization", format!("Bearer {token}")), ("traceparent", caller)];
+    let traced: Vec<(&str, &str)> = traced.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    assert_eq!(http_with(&running.addr, "GET", "/api/v1/companies", "", &traced).0, 200);
+    let malformed = [("traceparent", "00-not-a-trace-01")];
+    assert_eq!(http_with(&running.addr, "GET", "/no/such/route", "", &malformed).0, 404);
     // A graceful stop exports what is still batched before the process exits.
     stop(running);
 
@@ -147,6 +164,11 @@ fn requests_and_their_storage_calls_are_exported_as_nested_spans() {
     assert_eq!(int(&write.attributes, "http.response.status_code"), Some(201));
     let unmatched = by_name("GET");
     assert_eq!(int(&unmatched.attributes, "http.response.status_code"), Some(404));
+    assert!(unmatched.parent_span_id.is_empty(), "a malformed traceparent starts a new trace");
+    let continued = by_name("GET /api/v1/companies");
+    assert_eq!(hex(&continued.trace_id), CALLER_TRACE, "the caller's trace goes on");
+    assert_eq!(hex(&continued.parent_span_id), CALLER_SPAN, "the caller's span is the parent");
+    assert_ne!(read.trace_id, continued.trace_id, "a request without a traceparent starts its own trace");
 
     // Every storage span is the child of a request span, in the request's trace.
     let requests: HashMap<&[u8], &Span> =
