@@ -142,7 +142,8 @@ mod enabled {
             );
             let caller = TraceContextPropagator::new().extract(&Headers(headers));
             if caller.span().span_context().is_valid() {
-                // Fails only when the span is disabled, and then there is nothing to parent.
+                // Fails only when the span takes no parent (disabled, or no OpenTelemetry
+                // layer, or already started): the request is then traced on its own.
                 let _ = span.set_parent(caller);
             }
             Self(span)
