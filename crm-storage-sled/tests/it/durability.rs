@@ -7,11 +7,7 @@
 //! batch is. `CRM_SLED_CRASH_ROUNDS` sets the number of rounds (default 3; the stress
 //! run is `CRM_SLED_CRASH_ROUNDS=50 cargo nextest run -p crm-storage-sled durability`).
 
-use std::{
-    io::BufRead,
-    thread,
-    time::{Duration, SystemTime, UNIX_EPOCH},
-};
+use std::{io::BufRead, thread, time::Duration};
 
 use crm_core::{
     TenantId,
@@ -22,6 +18,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crm_core::conformance::child;
+
+use crate::rng::Rng;
 
 const TENANT: TenantId = TenantId(Uuid::from_u128(0x0123_4567_89ab_cdef));
 const TALLY: Uuid = Uuid::from_u128(u128::MAX - 1);
@@ -74,27 +72,11 @@ async fn crash_writer_child() {
     }
 }
 
-/// A small xorshift generator: random kill moments without a dependency.
-struct Random(u64);
-
-impl Random {
-    fn seeded() -> Self {
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
-        Self(nanos | 1)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0 % n
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_commits_survive_sigkill() {
     let rounds: u32 = std::env::var("CRM_SLED_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
     let dir = tempfile::tempdir().unwrap();
-    let mut random = Random::seeded();
+    let mut random = Rng::from_clock();
     let mut last_committed = 0;
     for round in 1..=rounds {
         let (mut writer, mut stdout) = child::spawn("durability::crash_writer_child", dir.path());

@@ -11,6 +11,7 @@ mod killed_worker;
 mod lease_suite;
 mod measure;
 mod open;
+mod rng;
 mod session_store_suite;
 mod sorted;
 mod zstd_reuse;

@@ -19,25 +19,12 @@ use crm_storage_sled::{FORMAT_VERSION, OpenError, SledStorage};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::rng::Rng;
+
 const TENANT: TenantId = TenantId(Uuid::from_u128(0x5011ED));
 /// Another tenant with records of the same values: never in `TENANT`'s listings.
 const NEIGHBOUR: TenantId = TenantId(Uuid::from_u128(0x0DD));
 const KIND: EntityKind = EntityKind::Contact;
-
-/// A small deterministic generator (xorshift), so a failure repeats.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn companies() -> Vec<FieldValue> {
     (1..=4).map(|n| FieldValue::Uuid(Uuid::from_u128(0xC0 + n))).collect()
@@ -46,7 +33,7 @@ fn companies() -> Vec<FieldValue> {
 /// A few values per field, with `Null`s and many ties, so order within equal sort
 /// values (by id) and the place of `Null` (first ascending, last descending) matter.
 fn random_fields(rng: &mut Rng) -> Fields {
-    let pick = |rng: &mut Rng, values: &[FieldValue]| values[rng.below(values.len() as u64) as usize].clone();
+    let pick = |rng: &mut Rng, values: &[FieldValue]| values[rng.index(values.len())].clone();
     let mut company = companies();
     company.push(FieldValue::Null);
     let owners = [FieldValue::Uuid(Uuid::from_u128(0xA1)), FieldValue::Uuid(Uuid::from_u128(0xA2))];
@@ -161,7 +148,7 @@ fn queries(limit: usize) -> Vec<ListQuery> {
     let pairs: Vec<(&'static str, &'static str)> =
         filtered_sorts(fields_of(KIND)).map(|(f, s)| (f.name, s.name)).collect();
     assert!(pairs.contains(&("company_id", "created_at")), "the pair the benchmark lists: {pairs:?}");
-    let mut rng = Rng(99);
+    let mut rng = Rng::new(99);
     let mut queries = Vec::new();
     for (filter, sort) in pairs {
         let mut values = vec![FieldValue::Null, FieldValue::Uuid(Uuid::from_u128(0xBAD))];
@@ -211,7 +198,7 @@ async fn assert_listings_match(storage: &SledStorage, model: &Model, limit: usiz
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn filtered_sorted_listings_page_like_a_naive_sort() {
     let storage = SledStorage::temporary().unwrap();
-    let mut rng = Rng(0x5EED);
+    let mut rng = Rng::new(0x5EED);
     let mut model = populate(&storage, &mut rng, 300, 50).await;
     assert_listings_match(&storage, &model, 7).await;
 
@@ -369,7 +356,7 @@ async fn format_1_and_2_stores_are_migrated_at_open() {
     assert_eq!(FORMAT_VERSION, 3);
     for version in [1, 2] {
         let dir = tempfile::tempdir().unwrap();
-        let mut rng = Rng(0x0F01 + u64::from(version));
+        let mut rng = Rng::new(0x0F01 + u64::from(version));
         // More records than one migration batch holds.
         let model = write_legacy_store(dir.path(), version, &mut rng, 2_300);
 
@@ -448,7 +435,7 @@ async fn format_1_and_2_stores_are_migrated_at_open() {
 async fn unknown_formats_are_refused_untouched() {
     let dir = tempfile::tempdir().unwrap();
     let storage = SledStorage::open(dir.path()).unwrap();
-    populate(&storage, &mut Rng(0x0F02), 50, 50).await;
+    populate(&storage, &mut Rng::new(0x0F02), 50, 50).await;
     drop(storage);
     let mut db = raw(dir.path());
     for unknown in [0, FORMAT_VERSION + 1] {

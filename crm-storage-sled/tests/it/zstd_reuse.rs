@@ -4,37 +4,23 @@
 
 use std::io::{self, Read};
 
-/// Deterministic pseudo-random bytes (xorshift64*), no dependency needed.
-struct Rng(u64);
+use crate::rng::Rng;
 
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// `len` bytes: random, repetitive text-like, or a mix, chosen by `kind`.
-    fn data(&mut self, len: usize, kind: usize) -> Vec<u8> {
-        const WORDS: [&[u8]; 8] =
-            [b"contact ", b"company ", b"{\"name\":", b"\"email\":", b"lead, ", b"0042 ", b"\n", b"deal "];
-        let mut out = Vec::with_capacity(len);
-        while out.len() < len {
-            match kind % 3 {
-                0 => out.push(self.next() as u8),
-                1 => out.extend_from_slice(WORDS[self.below(WORDS.len())]),
-                _ if self.below(4) == 0 => out.push(self.next() as u8),
-                _ => out.extend_from_slice(WORDS[self.below(WORDS.len())]),
-            }
+/// `len` bytes: random, repetitive text-like, or a mix, chosen by `kind`.
+fn data(rng: &mut Rng, len: usize, kind: usize) -> Vec<u8> {
+    const WORDS: [&[u8]; 8] =
+        [b"contact ", b"company ", b"{\"name\":", b"\"email\":", b"lead, ", b"0042 ", b"\n", b"deal "];
+    let mut out = Vec::with_capacity(len);
+    while out.len() < len {
+        match kind % 3 {
+            0 => out.push(rng.next() as u8),
+            1 => out.extend_from_slice(WORDS[rng.index(WORDS.len())]),
+            _ if rng.below(4) == 0 => out.push(rng.next() as u8),
+            _ => out.extend_from_slice(WORDS[rng.index(WORDS.len())]),
         }
-        out.truncate(len);
-        out
     }
+    out.truncate(len);
+    out
 }
 
 /// Sizes around the edges that matter: empty, tiny, about a page, and larger than
@@ -64,11 +50,11 @@ fn assert_same(reused: &io::Result<Vec<u8>>, fresh: &io::Result<Vec<u8>>, what: 
 
 #[test]
 fn one_shot_functions_match_fresh_contexts_call_after_call() {
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut rng = Rng::new(0x9E37_79B9_7F4A_7C15);
     let mut frames = Vec::new();
     for round in 0..4 {
         for (i, &len) in SIZES.iter().enumerate() {
-            let data = rng.data(len, i + round);
+            let data = data(&mut rng, len, i + round);
             // sled's level, zstd's default, and a high one: the shared compressor
             // changes level between calls.
             let level = [1, 0, 3, 9][(i + round) % 4];
@@ -103,7 +89,7 @@ fn one_shot_functions_match_fresh_contexts_call_after_call() {
 
     // Concatenated frames decode to the concatenated data, the last frame included.
     for start in 0..frames.len() {
-        let count = 1 + rng.below(5);
+        let count = 1 + rng.index(5);
         let chosen = &frames[start..(start + count).min(frames.len())];
         let input: Vec<u8> = chosen.iter().flat_map(|(_, c)| c.iter().copied()).collect();
         let expected: Vec<u8> = chosen.iter().flat_map(|(d, _)| d.iter().copied()).collect();
@@ -115,8 +101,8 @@ fn one_shot_functions_match_fresh_contexts_call_after_call() {
 
 #[test]
 fn corrupt_input_is_an_error_like_upstream_and_the_next_call_still_works() {
-    let mut rng = Rng(0xD1B5_4A32_D192_ED03);
-    let data = rng.data(50_000, 2);
+    let mut rng = Rng::new(0xD1B5_4A32_D192_ED03);
+    let data = data(&mut rng, 50_000, 2);
     let frame = zstd::block::compress(&data, 1).unwrap();
     let check_next_call = || {
         assert!(zstd::stream::decode_all(&frame[..]).unwrap() == data, "decode_all after an error");
@@ -146,9 +132,9 @@ fn corrupt_input_is_an_error_like_upstream_and_the_next_call_still_works() {
     // Random damage: errors and successes alike must match a fresh decoder's.
     for _ in 0..300 {
         let mut damaged = frame.clone();
-        for _ in 0..1 + rng.below(3) {
-            let at = rng.below(damaged.len());
-            damaged[at] ^= 1 << rng.below(8);
+        for _ in 0..1 + rng.index(3) {
+            let at = rng.index(damaged.len());
+            damaged[at] ^= 1 << rng.index(8);
         }
         assert_same(&zstd::stream::decode_all(&damaged[..]), &fresh_decode(&damaged), "damaged frame");
         let capacity = data.len() * 2;
@@ -183,8 +169,8 @@ impl Read for Reentrant<'_> {
 
 #[test]
 fn a_reentrant_call_uses_a_context_of_its_own() {
-    let mut rng = Rng(42);
-    let (outer, inner) = (rng.data(200_000, 2), rng.data(10_000, 1));
+    let mut rng = Rng::new(42);
+    let (outer, inner) = (data(&mut rng, 200_000, 2), data(&mut rng, 10_000, 1));
     let (outer_frame, inner_frame) =
         (zstd::block::compress(&outer, 1).unwrap(), zstd::block::compress(&inner, 1).unwrap());
     let mut reader = Reentrant { outer: &outer_frame, inner: &inner_frame, expected_inner: &inner, nested_calls: 0 };
@@ -197,10 +183,10 @@ fn threads_each_reuse_their_own_contexts() {
     let threads: Vec<_> = (0..4u64)
         .map(|t| {
             std::thread::spawn(move || {
-                let mut rng = Rng(0x5EED + t);
+                let mut rng = Rng::new(0x5EED + t);
                 for i in 0..200 {
-                    let len = rng.below(40_000);
-                    let data = rng.data(len, i);
+                    let len = rng.index(40_000);
+                    let data = data(&mut rng, len, i);
                     let frame = zstd::block::compress(&data, 1).unwrap();
                     assert!(zstd::stream::decode_all(&frame[..]).unwrap() == data);
                     assert!(zstd::block::decompress(&frame, data.len()).unwrap() == data);
