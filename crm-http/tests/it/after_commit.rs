@@ -16,7 +16,7 @@ use crm_core::webhooks::signing::{DEFAULT_TOLERANCE, SignedHeaders, WebhookSecre
 use crm_jobs::testing::{Answer, Received, Receiver, SmtpSink};
 use serde_json::{Value, json};
 
-use crate::binary::{banner_tenant, data, http, http_as, sign_in, start_with, stop};
+use crate::binary::{access_token, banner_tenant, data, http, http_as, sign_in, start_with, stop};
 
 /// A webhook receiver on 127.0.0.1 answering 204, on a runtime of its own (these tests
 /// are synchronous): keep the runtime as long as the receiver.
@@ -70,8 +70,7 @@ fn a_lead_assignment_reaches_the_webhook_signed_and_the_assignee_by_email() {
     let smtp_url = smtp.url();
     let flags = ["--webhook-allow-http", "--webhook-allow-private", "--smtp-url", &smtp_url];
     let server = start_with("memory://", dir.path(), &[&flags[..], &["--mail-from", "CRM <crm@acme.test>"]].concat());
-    let (_, body) = sign_in(&server.addr);
-    let token = data(&body)["access_token"].as_str().unwrap().to_owned();
+    let token = access_token(&server.addr);
     let call = |method: &str, path: &str, body: Value| {
         let (status, reply) = http_as(&server.addr, method, path, &body.to_string(), Some(&token));
         assert!((200..300).contains(&status), "{method} {path}: {status} {reply}");
@@ -123,9 +122,7 @@ fn a_password_reset_goes_by_email_works_once_and_leaves_no_secret_in_the_log() {
     let smtp_url = smtp.url();
     let server =
         start_with("memory://", dir.path(), &["--smtp-url", &smtp_url, "--public-url", "https://crm.acme.test/"]);
-    let (status, login) = sign_in(&server.addr);
-    assert_eq!(status, 200);
-    let old_token = data(&login)["access_token"].as_str().unwrap().to_owned();
+    let old_token = access_token(&server.addr);
 
     // Known and unknown emails get the same answer; only the known one gets a message.
     let ask = |email: &str| {
@@ -203,8 +200,7 @@ fn two_servers_on_postgresql_deliver_each_event_once_and_a_survivor_takes_the_re
     let first = start_with(&url, dir_a.path(), &flags);
     let tenant = banner_tenant(&first);
     let second = start_with(&url, dir_b.path(), &[&flags[..], &["--tenant-id", &tenant]].concat());
-    let (_, body) = sign_in(&first.addr);
-    let token = data(&body)["access_token"].as_str().unwrap().to_owned();
+    let token = access_token(&first.addr);
     let call = |addr: &str, path: &str, body: Value| {
         let (status, reply) = http_as(addr, "POST", path, &body.to_string(), Some(&token));
         assert!((200..300).contains(&status), "POST {path}: {status} {reply}");

@@ -92,6 +92,13 @@ pub(crate) fn sign_in(addr: &str) -> (u16, String) {
     http(addr, "POST", "/api/v1/auth/login", r#"{"email":"boss@example.com","password":"a-long-password"}"#)
 }
 
+/// Signs the first admin in, which must succeed, and returns the access token.
+pub(crate) fn access_token(addr: &str) -> String {
+    let (status, body) = sign_in(addr);
+    assert_eq!(status, 200, "sign-in: {body}");
+    data(&body)["access_token"].as_str().unwrap_or_else(|| panic!("no access_token: {body}")).to_owned()
+}
+
 #[test]
 fn the_binary_boots_signs_in_and_stops_on_sigterm() {
     let data = tempfile::tempdir().unwrap();
@@ -191,10 +198,7 @@ fn two_servers_share_one_postgresql() {
     let second = start_with(&url, dir_b.path(), &[secret[0], secret[1], "--tenant-id", &tenant]);
 
     // Signed in on one instance, served by the other: sessions live in the database.
-    let (status, body) = sign_in(&first.addr);
-    assert_eq!(status, 200, "{body}");
-    let login: serde_json::Value = serde_json::from_str(&body).unwrap();
-    let token = login["data"]["access_token"].as_str().unwrap().to_owned();
+    let token = access_token(&first.addr);
     let contact = r#"{"first_name":"Shared","last_name":"Row"}"#;
     let (status, body) = http_as(&second.addr, "POST", "/api/v1/contacts", contact, Some(&token));
     assert_eq!(status, 201, "{body}");

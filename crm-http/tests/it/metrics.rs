@@ -7,7 +7,7 @@ use std::{collections::BTreeMap, net::TcpListener};
 use crm_core::storage::memory::MemoryStorage;
 use crm_http::metrics::MeteredStorage;
 
-use crate::binary::{data, http, http_as, sign_in, start_with, stop};
+use crate::binary::{access_token, data, http, http_as, start_with, stop};
 
 /// The decorator is the storage it wraps (and names itself after it): the whole suite,
 /// around memory.
@@ -55,9 +55,7 @@ fn the_scrape_parses_and_its_counters_move() {
     let metrics_addr = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     // No workers: the report run requested below stays in its queue.
     let running = start_with("memory://", dir.path(), &["--metrics-bind", &metrics_addr, "--no-workers"]);
-    let (status, body) = sign_in(&running.addr);
-    assert_eq!(status, 200, "{body}");
-    let token = data(&body)["access_token"].as_str().unwrap().to_owned();
+    let token = access_token(&running.addr);
     let (status, body) = http_as(&running.addr, "POST", "/api/v1/companies", r#"{"name":"Metered Ltd"}"#, Some(&token));
     assert_eq!(status, 201, "{body}");
     let id = data(&body)["meta"]["id"].as_str().unwrap().to_owned();

@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::{
 };
 use prost::Message as _;
 
-use crate::binary::{data, http_as, http_with, sign_in, start_with, stop};
+use crate::binary::{access_token, data, http_as, http_with, start_with, stop};
 
 /// A request the receiver got: its path and body.
 struct Export {
@@ -122,17 +122,14 @@ fn requests_and_their_storage_calls_are_exported_as_nested_spans() {
     let dir = tempfile::tempdir().unwrap();
     let endpoint = format!("http://{receiver_addr}");
     let running = start_with("memory://", dir.path(), &["--otlp-endpoint", &endpoint]);
-    let (status, body) = sign_in(&running.addr);
-    assert_eq!(status, 200, "{body}");
-    let token = data(&body)["access_token"].as_str().unwrap().to_owned();
+    let token = access_token(&running.addr);
     let (status, body) = http_as(&running.addr, "POST", "/api/v1/companies", r#"{"name":"Traced Ltd"}"#, Some(&token));
     assert_eq!(status, 201, "{body}");
     let id = data(&body)["meta"]["id"].as_str().unwrap().to_owned();
     assert_eq!(http_as(&running.addr, "GET", &format!("/api/v1/companies/{id}"), "", Some(&token)).0, 200);
     // A caller's trace context is continued; a malformed one is ignored.
-    let caller = format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01");
-    let traced = [("authorization", format!("Bearer {token}")), ("traceparent", caller)];
-    let traced: Vec<(&str, &str)> = traced.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let (authorization, caller) = (format!("Bearer {token}"), format!("00-{CALLER_TRACE}-{CALLER_SPAN}-01"));
+    let traced = [("authorization", authorization.as_str()), ("traceparent", caller.as_str())];
     assert_eq!(http_with(&running.addr, "GET", "/api/v1/companies", "", &traced).0, 200);
     let malformed = [("traceparent", "00-not-a-trace-01")];
     assert_eq!(http_with(&running.addr, "GET", "/no/such/route", "", &malformed).0, 404);

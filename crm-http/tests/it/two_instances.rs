@@ -7,7 +7,7 @@ use std::{path::Path, process::Command};
 use crm_cache_redis::testing::{TestRedis, shared_server};
 use serde_json::Value;
 
-use crate::binary::{Running, banner_tenant, data, http, http_as, sign_in, start_with, stop};
+use crate::binary::{Running, access_token, banner_tenant, data, http, http_as, sign_in, start_with, stop};
 
 const SECRET: &str = "one-secret-for-every-instance-0123456789";
 
@@ -47,9 +47,7 @@ fn two_instances_enforce_one_per_user_limit_and_one_sign_in_back_off_between_the
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let limits = ["--rate-limit-user", "5", "--login-attempts", "2"];
     let (first, second) = two_servers(&shared_server().url(), (a.path(), b.path()), &limits);
-    let (status, body) = sign_in(&first.addr);
-    assert_eq!(status, 200, "{body}");
-    let token = field(&body, "access_token");
+    let token = access_token(&first.addr);
     let statuses: Vec<u16> = (0..8)
         .map(|i| {
             let server = if i % 2 == 0 { &first } else { &second };
