@@ -190,8 +190,18 @@ fn outcome(ok: bool) -> &'static str {
     if ok { "ok" } else { "refused" }
 }
 
-/// The storage operations, in the order of [`Timers`]' fields.
-const OPERATIONS: [&str; 12] = [
+/// Declares [`OPERATIONS`] and their span names ([`SPAN_NAMES`]) from one list, so the
+/// two cannot drift apart.
+macro_rules! operations {
+    ($($operation:literal),* $(,)?) => {
+        /// The storage operations; an operation's index picks its timer in [`MeteredStorage`].
+        const OPERATIONS: [&str; 12] = [$($operation),*];
+        /// Each operation's span name (`storage <operation>`), in the order of [`OPERATIONS`].
+        const SPAN_NAMES: [&str; 12] = [$(concat!("storage ", $operation)),*];
+    };
+}
+
+operations![
     "get",
     "get_many",
     "list",
@@ -204,22 +214,6 @@ const OPERATIONS: [&str; 12] = [
     "outbox_position",
     "outbox_prune",
     "ping",
-];
-
-/// Each operation's span name, in the order of [`OPERATIONS`].
-const SPAN_NAMES: [&str; 12] = [
-    "storage get",
-    "storage get_many",
-    "storage list",
-    "storage aggregate",
-    "storage counter",
-    "storage commit",
-    "storage outbox_pending",
-    "storage outbox_ack",
-    "storage outbox_stream",
-    "storage outbox_position",
-    "storage outbox_prune",
-    "storage ping",
 ];
 
 /// A storage that times every call of the storage it wraps, and counts its errors by
